@@ -1,0 +1,44 @@
+# Postly MCP — the two commands a newcomer needs: `make run` and `make test`.
+# Everything else (deps, build, bench, lint, fuzz) is a step they call or a tool for developers.
+BUILD    ?= build
+WERROR   ?= OFF
+SANITIZE ?= OFF
+JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS := -DPOSTLY_WERROR=$(WERROR) -DPOSTLY_SANITIZE=$(SANITIZE) $(EXTRA_CMAKE_FLAGS)
+
+.PHONY: all deps test-deps build run test bench lint format fuzz clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+test-deps:
+	@scripts/deps.sh --test
+
+build: deps
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	@scripts/run.sh $(BUILD)
+
+test: build test-deps
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+bench: deps
+	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build build-bench -j $(JOBS)
+	@scripts/bench.sh build-bench
+
+lint: deps
+	@scripts/lint.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+fuzz: deps
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
+
+clean:
+	rm -rf build build-* 
