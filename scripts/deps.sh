@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 build_pkgs=(gcc make cmake pkg-config libssl-dev libjwt-dev liboauth2-dev libjansson-dev
             liblmdb-dev lmdb-utils libevent-dev libcmocka-dev curl ca-certificates)
-test_pkgs=(clang libclang-rt-14-dev nodejs npm chromium)
+test_pkgs=(clang libclang-rt-14-dev chromium)
 lint_pkgs=(clang-format clang-tidy cppcheck)
 
 want=("${build_pkgs[@]}")
@@ -16,6 +16,12 @@ case "${1:-}" in
   --lint) want+=("${lint_pkgs[@]}") ;;
   --bench) want+=("${test_pkgs[@]}" wrk) ;;
 esac
+
+# Node.js and npm: any install that provides both commands will do (Debian's nodejs + npm, or a
+# nodejs package that bundles npm); the conformance suite brings its own Node 22 from npm.
+if [ "${1:-}" = "--test" ] || [ "${1:-}" = "--bench" ]; then
+  command -v node >/dev/null && command -v npm >/dev/null || want+=(nodejs npm)
+fi
 
 missing=()
 for p in "${want[@]}"; do
@@ -31,8 +37,12 @@ fi
 
 # Node.js packages for the tests (real MCP SDK client, conformance suite, playwright-core).
 if [ "${1:-}" = "--test" ] || [ "${1:-}" = "--bench" ]; then
-  if [ -f tests/node/package.json ] && [ ! -d tests/node/node_modules ]; then
-    echo "deps: npm install in tests/node" >&2
-    (cd tests/node && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+  # Reinstalled whenever package-lock.json changes (a stamp holds its hash).
+  stamp=tests/node/node_modules/.postly-lock-sha256
+  want_sum=$(sha256sum tests/node/package-lock.json | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want_sum" ]; then
+    echo "deps: npm ci in tests/node" >&2
+    (cd tests/node && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    echo "$want_sum" > "$stamp"
   fi
 fi
