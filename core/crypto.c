@@ -36,8 +36,7 @@ pl_rc core_hmac_sha256(const void *key, size_t keylen, const void *data, size_t 
     unsigned int outlen = 0;
     if (keylen > (size_t)INT32_MAX)
         return PL_ERR_INVALID;
-    if (!HMAC(EVP_sha256(), key, (int)keylen, data, len, out, &outlen) ||
-        outlen != CORE_SHA256_LEN)
+    if (!HMAC(EVP_sha256(), key, (int)keylen, data, len, out, &outlen) || outlen != CORE_SHA256_LEN)
         return PL_ERR_CRYPTO;
     return PL_OK;
 }

@@ -16,15 +16,15 @@ static void test_b64url_vectors(void **state)
     /* RFC 4648 §10 vectors, unpadded. */
     static const struct {
         const char *raw, *enc;
-    } v[] = {{"", ""},         {"f", "Zg"},         {"fo", "Zm8"},      {"foo", "Zm9v"},
+    } v[] = {{"", ""},           {"f", "Zg"},          {"fo", "Zm8"},         {"foo", "Zm9v"},
              {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"}};
     char out[32];
     uint8_t back[32];
     size_t n;
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
-        assert_int_equal(core_b64url_encode((const uint8_t *)v[i].raw, strlen(v[i].raw), out,
-                                            sizeof out, &n),
-                         PL_OK);
+        assert_int_equal(
+            core_b64url_encode((const uint8_t *)v[i].raw, strlen(v[i].raw), out, sizeof out, &n),
+            PL_OK);
         assert_string_equal(out, v[i].enc);
         assert_int_equal(core_b64url_decode(out, n, back, sizeof back, &n), PL_OK);
         assert_int_equal(n, strlen(v[i].raw));
@@ -93,7 +93,7 @@ static void test_errors_and_clock(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_b64url_vectors),     cmocka_unit_test(test_b64url_rejects),
+        cmocka_unit_test(test_b64url_vectors),       cmocka_unit_test(test_b64url_rejects),
         cmocka_unit_test(test_random_tokens_differ), cmocka_unit_test(test_sha256_hmac_hex),
         cmocka_unit_test(test_errors_and_clock),
     };
