@@ -1,0 +1,446 @@
+#include "store.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/crypto.h"
+
+struct ex_store {
+    MDB_env *env;
+    MDB_dbi dbi[EX_DB__COUNT];
+    char dir[1024];
+    int schema_found;
+    uint8_t cursor_secret[32];
+};
+
+/* Names of the named databases; a row per ex_db (tables over branches). */
+static const char *const db_names[EX_DB__COUNT] = {
+    [EX_DB_META] = "meta",           [EX_DB_WORKSPACES] = "workspaces",
+    [EX_DB_ACCOUNTS] = "accounts",   [EX_DB_DRAFTS] = "drafts",
+    [EX_DB_POSTS] = "posts",         [EX_DB_QUEUE] = "queue",
+    [EX_DB_CLAIMS] = "claims",       [EX_DB_MEDIA] = "media",
+    [EX_DB_UPLOADS] = "uploads",     [EX_DB_CAMPAIGNS] = "campaigns",
+    [EX_DB_ANALYTICS] = "analytics", [EX_DB_IDEMPOTENCY] = "idempotency",
+    [EX_DB_WEBHOOKS] = "webhooks",   [EX_DB_DELIVERIES] = "deliveries",
+    [EX_DB_OUTBOX] = "outbox",
+};
+
+static const char *const platform_names[EX_PLATFORM__COUNT] = {
+    [EX_PLATFORM_FACEBOOK] = "facebook",
+    [EX_PLATFORM_INSTAGRAM] = "instagram",
+    [EX_PLATFORM_PINTEREST] = "pinterest",
+    [EX_PLATFORM_YOUTUBE] = "youtube",
+    [EX_PLATFORM_GOOGLE_BUSINESS] = "google_business",
+    [EX_PLATFORM_LINKEDIN] = "linkedin",
+    [EX_PLATFORM_X] = "x",
+};
+
+const char *ex_platform_name(ex_platform p)
+{
+    if ((int)p < 0 || p >= EX_PLATFORM__COUNT)
+        return "unknown";
+    return platform_names[p];
+}
+
+pl_rc ex_platform_parse(const char *name, ex_platform *out)
+{
+    if (!name)
+        return PL_ERR_INVALID;
+    for (int i = 0; i < EX_PLATFORM__COUNT; i++) {
+        if (strcmp(name, platform_names[i]) == 0) {
+            *out = (ex_platform)i;
+            return PL_OK;
+        }
+    }
+    return PL_ERR_INVALID;
+}
+
+void ex_limits_default(ex_limits *l)
+{
+    l->inline_media_max = 5u * 1024 * 1024;
+    l->chunked_media_max = 512u * 1024 * 1024;
+    l->chunk_max = 8u * 1024 * 1024;
+    l->schedule_max_ahead_ms = 2LL * 366 * 24 * 3600 * 1000;
+    l->grace_ms = 15LL * 60 * 1000;
+    l->lease_ms = 5LL * 60 * 1000;
+    l->max_attempts = 5;
+    l->backoff_base_ms = 30LL * 1000;
+    l->backoff_max_ms = 30LL * 60 * 1000;
+    l->idempotency_ttl_ms = 24LL * 3600 * 1000;
+    l->page_max = 100;
+}
+
+pl_rc ex_err_set(ex_err *err, pl_rc rc, const char *field, const char *fmt, ...)
+{
+    if (!err)
+        return rc;
+    snprintf(err->field, sizeof err->field, "%s", field ? field : "");
+    size_t off = 0;
+    if (field && *field) {
+        int n = snprintf(err->msg, sizeof err->msg, "%s: ", field);
+        off = n > 0 && (size_t)n < sizeof err->msg ? (size_t)n : 0;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg + off, sizeof err->msg - off, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static pl_rc mkdir_p(const char *dir)
+{
+    char buf[1024];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof buf)
+        return PL_ERR_INVALID;
+    memcpy(buf, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char c = buf[i];
+            buf[i] = '\0';
+            if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+                return PL_ERR_IO;
+            buf[i] = c;
+        }
+    }
+    return PL_OK;
+}
+
+/* Upgrade steps: upgrades[v] moves an environment from schema v to v+1 inside one write
+ * transaction. Version 0 is "empty / created before the version record" (nothing to do). */
+typedef pl_rc (*upgrade_fn)(ex_txn *txn);
+static pl_rc upgrade_0_to_1(ex_txn *txn)
+{
+    (void)txn;
+    return PL_OK;
+}
+static const upgrade_fn upgrades[EX_SCHEMA_VERSION] = {upgrade_0_to_1};
+
+static pl_rc init_meta(ex_store *st)
+{
+    ex_txn txn = {0};
+    pl_rc rc = ex_txn_begin(st, 1, &txn);
+    if (rc != PL_OK)
+        return rc;
+    MDB_val v;
+    int found = 0;
+    rc = ex_txn_get_raw(&txn, EX_DB_META, "schema_version", &v);
+    if (rc == PL_OK) {
+        char num[16] = {0};
+        if (v.mv_size == 0 || v.mv_size >= sizeof num) {
+            rc = PL_ERR_STORE;
+            goto out;
+        }
+        memcpy(num, v.mv_data, v.mv_size);
+        char *end = NULL;
+        long n = strtol(num, &end, 10);
+        if (*end != '\0' || n < 0 || n > 1000000) {
+            rc = PL_ERR_STORE;
+            goto out;
+        }
+        found = (int)n;
+    } else if (rc != PL_ERR_NOT_FOUND) {
+        goto out;
+    }
+    st->schema_found = found;
+    if (found > EX_SCHEMA_VERSION) {
+        rc = PL_ERR_UNSUPPORTED;
+        goto out;
+    }
+    for (int s = found; s < EX_SCHEMA_VERSION; s++) {
+        rc = upgrades[s](&txn);
+        if (rc != PL_OK)
+            goto out;
+    }
+    if (found != EX_SCHEMA_VERSION) {
+        char num[16];
+        int len = snprintf(num, sizeof num, "%d", EX_SCHEMA_VERSION);
+        rc = ex_txn_put_raw(&txn, EX_DB_META, "schema_version", num, (size_t)len);
+        if (rc != PL_OK)
+            goto out;
+    }
+    rc = ex_txn_get_raw(&txn, EX_DB_META, "cursor_secret", &v);
+    if (rc == PL_OK && v.mv_size == sizeof st->cursor_secret) {
+        memcpy(st->cursor_secret, v.mv_data, v.mv_size);
+    } else {
+        rc = core_random(st->cursor_secret, sizeof st->cursor_secret);
+        if (rc != PL_OK)
+            goto out;
+        rc = ex_txn_put_raw(&txn, EX_DB_META, "cursor_secret", st->cursor_secret,
+                            sizeof st->cursor_secret);
+        if (rc != PL_OK)
+            goto out;
+    }
+    return ex_txn_commit(&txn);
+out:
+    ex_txn_abort(&txn);
+    return rc;
+}
+
+pl_rc ex_store_open(const char *dir, size_t map_size, unsigned flags, ex_store **out)
+{
+    pl_rc rc = PL_OK;
+    ex_store *st = NULL;
+    MDB_txn *t = NULL;
+    *out = NULL;
+    if (!dir || strlen(dir) >= sizeof st->dir - 16)
+        return PL_ERR_INVALID;
+    rc = mkdir_p(dir);
+    if (rc != PL_OK)
+        return rc;
+    st = calloc(1, sizeof *st);
+    if (!st)
+        return PL_ERR_NOMEM;
+    snprintf(st->dir, sizeof st->dir, "%s", dir);
+    if (mdb_env_create(&st->env) != 0) {
+        rc = PL_ERR_STORE;
+        goto out;
+    }
+    mdb_env_set_maxdbs(st->env, 32);
+    mdb_env_set_maxreaders(st->env, 254);
+    if (mdb_env_set_mapsize(st->env, map_size ? map_size : (size_t)8 << 30) != 0) {
+        rc = PL_ERR_STORE;
+        goto out;
+    }
+    unsigned mflags = (flags & EX_STORE_NOSYNC) ? MDB_NOSYNC : 0;
+    if (mdb_env_open(st->env, dir, mflags, 0600) != 0) {
+        rc = PL_ERR_STORE;
+        goto out;
+    }
+    if (mdb_txn_begin(st->env, NULL, 0, &t) != 0) {
+        rc = PL_ERR_STORE;
+        goto out;
+    }
+    for (int i = 0; i < EX_DB__COUNT; i++) {
+        if (mdb_dbi_open(t, db_names[i], MDB_CREATE, &st->dbi[i]) != 0) {
+            rc = PL_ERR_STORE;
+            goto out;
+        }
+    }
+    if (mdb_txn_commit(t) != 0) {
+        t = NULL;
+        rc = PL_ERR_STORE;
+        goto out;
+    }
+    t = NULL;
+    rc = init_meta(st);
+    if (rc != PL_OK)
+        goto out;
+    char media[1100];
+    snprintf(media, sizeof media, "%s/media", dir);
+    rc = mkdir_p(media);
+    if (rc != PL_OK)
+        goto out;
+    *out = st;
+    st = NULL;
+out:
+    if (t)
+        mdb_txn_abort(t);
+    ex_store_free(st);
+    return rc;
+}
+
+pl_rc ex_store_open_data_dir(const char *data_dir, unsigned flags, ex_store **out)
+{
+    char dir[1024];
+    int n = snprintf(dir, sizeof dir, "%s/exec", data_dir ? data_dir : ".");
+    if (n < 0 || (size_t)n >= sizeof dir)
+        return PL_ERR_TOO_LARGE;
+    return ex_store_open(dir, 0, flags, out);
+}
+
+void ex_store_free(ex_store *st)
+{
+    if (!st)
+        return;
+    if (st->env)
+        mdb_env_close(st->env);
+    core_wipe(st->cursor_secret, sizeof st->cursor_secret);
+    free(st);
+}
+
+const char *ex_store_dir(const ex_store *st)
+{
+    return st->dir;
+}
+
+int ex_store_schema_found(const ex_store *st)
+{
+    return st->schema_found;
+}
+
+const uint8_t *ex_store_cursor_secret(const ex_store *st)
+{
+    return st->cursor_secret;
+}
+
+MDB_dbi ex_store_dbi(const ex_store *st, ex_db db)
+{
+    return st->dbi[db];
+}
+
+pl_rc ex_txn_begin(ex_store *st, int write, ex_txn *txn)
+{
+    memset(txn, 0, sizeof *txn);
+    MDB_txn *t = NULL;
+    int r = mdb_txn_begin(st->env, NULL, write ? 0 : MDB_RDONLY, &t);
+    if (r != 0)
+        return r == MDB_READERS_FULL ? PL_ERR_BUSY : PL_ERR_STORE;
+    txn->st = st;
+    txn->mdb = t;
+    txn->write = write;
+    return PL_OK;
+}
+
+pl_rc ex_txn_commit(ex_txn *txn)
+{
+    if (!txn->mdb)
+        return PL_ERR_INTERNAL;
+    int r = mdb_txn_commit(txn->mdb);
+    txn->mdb = NULL;
+    if (r == MDB_MAP_FULL)
+        return PL_ERR_LIMIT;
+    return r == 0 ? PL_OK : PL_ERR_STORE;
+}
+
+void ex_txn_abort(ex_txn *txn)
+{
+    if (txn && txn->mdb) {
+        mdb_txn_abort(txn->mdb);
+        txn->mdb = NULL;
+    }
+}
+
+static MDB_val kv(const char *key)
+{
+    MDB_val k = {strlen(key), (void *)key};
+    return k;
+}
+
+pl_rc ex_txn_get_raw(ex_txn *txn, ex_db db, const char *key, MDB_val *val)
+{
+    MDB_val k = kv(key);
+    int r = mdb_get(txn->mdb, txn->st->dbi[db], &k, val);
+    if (r == MDB_NOTFOUND)
+        return PL_ERR_NOT_FOUND;
+    return r == 0 ? PL_OK : PL_ERR_STORE;
+}
+
+pl_rc ex_txn_put_raw(ex_txn *txn, ex_db db, const char *key, const void *v, size_t len)
+{
+    if (!txn->write)
+        return PL_ERR_INTERNAL;
+    MDB_val k = kv(key), d = {len, (void *)v};
+    int r = mdb_put(txn->mdb, txn->st->dbi[db], &k, &d, 0);
+    if (r == MDB_MAP_FULL || r == MDB_TXN_FULL)
+        return PL_ERR_LIMIT;
+    return r == 0 ? PL_OK : PL_ERR_STORE;
+}
+
+pl_rc ex_txn_get_json(ex_txn *txn, ex_db db, const char *key, json_t **out)
+{
+    MDB_val v;
+    *out = NULL;
+    pl_rc rc = ex_txn_get_raw(txn, db, key, &v);
+    if (rc != PL_OK)
+        return rc;
+    json_error_t je;
+    json_t *j = json_loadb(v.mv_data, v.mv_size, JSON_REJECT_DUPLICATES, &je);
+    if (!j)
+        return PL_ERR_STORE;
+    *out = j;
+    return PL_OK;
+}
+
+pl_rc ex_txn_put_json(ex_txn *txn, ex_db db, const char *key, const json_t *v)
+{
+    char *s = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!s)
+        return PL_ERR_NOMEM;
+    pl_rc rc = ex_txn_put_raw(txn, db, key, s, strlen(s));
+    free(s);
+    return rc;
+}
+
+pl_rc ex_txn_del(ex_txn *txn, ex_db db, const char *key)
+{
+    if (!txn->write)
+        return PL_ERR_INTERNAL;
+    MDB_val k = kv(key);
+    int r = mdb_del(txn->mdb, txn->st->dbi[db], &k, NULL);
+    if (r == MDB_NOTFOUND)
+        return PL_ERR_NOT_FOUND;
+    return r == 0 ? PL_OK : PL_ERR_STORE;
+}
+
+pl_rc ex_key_build(char *buf, size_t bufsz, const char *ws, const char *kind, const char *id)
+{
+    if (!ws || !kind || !id || !*ws || !*kind || !*id)
+        return PL_ERR_INVALID;
+    if (strchr(ws, '|') || strchr(kind, '|') || strchr(id, '|'))
+        return PL_ERR_INVALID;
+    int n = snprintf(buf, bufsz, "%s|%s|%s", ws, kind, id);
+    if (n < 0 || (size_t)n >= bufsz || n > EX_KEY_MAX)
+        return PL_ERR_TOO_LARGE;
+    return PL_OK;
+}
+
+/* Crockford base32, lower case: sorts like its values and never spells '|'. */
+static const char b32[] = "0123456789abcdefghjkmnpqrstvwxyz";
+
+pl_rc ex_id_new(const core_clock *clock, const char *kind, char *buf, size_t bufsz)
+{
+    if (!kind || strlen(kind) != 3 || bufsz < EX_ID_MAX)
+        return PL_ERR_INVALID;
+    uint8_t rnd[16];
+    pl_rc rc = core_random(rnd, sizeof rnd);
+    if (rc != PL_OK)
+        return rc;
+    uint64_t ms = (uint64_t)core_clock_now_ms(clock) & 0xffffffffffffULL;
+    int n = snprintf(buf, bufsz, "%s_%012llx", kind, (unsigned long long)ms);
+    for (int i = 0; i < 16; i++)
+        buf[n + i] = b32[rnd[i] & 31];
+    buf[n + 16] = '\0';
+    return PL_OK;
+}
+
+int ex_id_valid(const char *s, const char *kind)
+{
+    if (!s || !kind)
+        return 0;
+    size_t kl = strlen(kind);
+    if (strncmp(s, kind, kl) != 0 || s[kl] != '_')
+        return 0;
+    const char *p = s + kl + 1;
+    size_t n = strlen(p);
+    if (n != 28)
+        return 0;
+    for (size_t i = 0; i < 12; i++)
+        if (!strchr("0123456789abcdef", p[i]) || p[i] == '\0')
+            return 0;
+    for (size_t i = 12; i < 28; i++)
+        if (!strchr(b32, p[i]) || p[i] == '\0')
+            return 0;
+    return 1;
+}
+
+int ex_ws_valid(const char *s)
+{
+    if (!s)
+        return 0;
+    size_t n = strlen(s);
+    if (n == 0 || n >= EX_WS_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '_' || c == '-';
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}

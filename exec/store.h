@@ -1,0 +1,205 @@
+/*
+ * exec/store.h — the LMDB environment of the execution layer, its named databases, key
+ * layout, ids, JSON values, transactions, and the context (ex_ctx) every service receives.
+ *
+ * OWNERSHIP OF THE NAMED DATABASES
+ *   store, workspace, account, draft, post, schedule, scheduler, media, campaign, analytics,
+ *   idempotency, cursor  -> this layer's services (every exec/ file except below)
+ *   EX_DB_WEBHOOKS, EX_DB_DELIVERIES, EX_DB_OUTBOX -> exec/webhook.c (webhook subscriptions,
+ *   delivery records, the outbox of events written inside the caller's write transaction
+ *   with ex_webhook_enqueue(txn, ...)). Nobody else writes those three.
+ *
+ * KEY LAYOUT (every object belongs to exactly one workspace)
+ *   "<ws>|<kind>|<id>"  e.g. "wsp_acme|pst|pst_0192f3a1b2c3d4_k3j9..."
+ *   ws is the workspace id from the caller's verified context; kind is the 3-letter id prefix.
+ *   Ids start with a 12-hex-digit millisecond timestamp after the prefix, so a range scan of
+ *   "<ws>|<kind>|" is in creation order, new objects sort after old ones (pagination under
+ *   concurrent inserts has no gaps or duplicates), and one workspace is one contiguous range.
+ *   Secondary indexes use the same prefix idea ("<due_ms 16 hex>|<ws>|<post id>" for the
+ *   schedule queue). Keys are at most EX_KEY_MAX bytes (LMDB's default max key size is 511).
+ *
+ * VALUES are compact JSON (jansson) with a "version" integer on every mutable object.
+ *
+ * THREADS: an ex_store may be used from any thread; a transaction belongs to the thread that
+ * began it (MDB_NOTLS is not used: one read transaction per thread at a time). Several
+ * processes may open the same directory (LMDB serialises writers across processes); do NOT
+ * open the same directory twice in one process (LMDB's locks are per process) — share the
+ * ex_store instead.
+ *
+ * DURABILITY: every state change is one write transaction; ex_txn_commit() returns only once
+ * the data is on disk (MDB_NOSYNC is off) unless EX_STORE_NOSYNC was passed, which tests and
+ * benchmarks may use (documented in docs/exec.md) and production never does.
+ */
+#ifndef POSTLY_EXEC_STORE_H
+#define POSTLY_EXEC_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <lmdb.h>
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+
+/* The schema version this code writes. Stored under key "schema_version" in EX_DB_META. An
+ * environment with an older version is upgraded in ex_store_open() (see docs/exec.md,
+ * "Upgrade path"); a newer one is refused with PL_ERR_UNSUPPORTED. */
+#define EX_SCHEMA_VERSION 1
+
+#define EX_KEY_MAX 256 /* longest key we build, NUL excluded */
+#define EX_ID_MAX  48  /* longest id, NUL included */
+#define EX_WS_MAX  64  /* longest workspace id, NUL included */
+
+typedef enum ex_db {
+    EX_DB_META = 0,    /* "schema_version", "cursor_secret", ... */
+    EX_DB_WORKSPACES,  /* "<ws>" -> workspace */
+    EX_DB_ACCOUNTS,    /* "<ws>|acc|<id>" -> social account */
+    EX_DB_DRAFTS,      /* "<ws>|drf|<id>" -> draft */
+    EX_DB_POSTS,       /* "<ws>|pst|<id>" -> post with its targets */
+    EX_DB_QUEUE,       /* "<due 16 hex>|<ws>|<post id>" -> {} : the schedule queue */
+    EX_DB_CLAIMS,      /* "<ws>|<post id>" -> {owner, lease_until_ms}: scheduler leases */
+    EX_DB_MEDIA,       /* "<ws>|med|<id>" -> medium metadata */
+    EX_DB_UPLOADS,     /* "<ws>|upl|<id>" -> chunked upload in progress */
+    EX_DB_CAMPAIGNS,   /* "<ws>|cmp|<id>" -> campaign */
+    EX_DB_ANALYTICS,   /* "<ws>|<post or account id>|<platform>" -> metrics snapshot */
+    EX_DB_IDEMPOTENCY, /* "<ws>|<operation>|<key>" -> record */
+    EX_DB_WEBHOOKS,    /* owned by exec/webhook.c */
+    EX_DB_DELIVERIES,  /* owned by exec/webhook.c */
+    EX_DB_OUTBOX,      /* owned by exec/webhook.c; written inside the caller's transaction */
+    EX_DB__COUNT
+} ex_db;
+
+typedef struct ex_store ex_store;
+
+/* Flags for ex_store_open. */
+#define EX_STORE_NOSYNC 0x1u /* MDB_NOSYNC: tests and benchmarks only */
+
+/* Opens (creating when missing, mode 0700) the environment in directory dir and every named
+ * database, checks or writes the schema version, and creates the cursor secret on first open.
+ * map_size 0 means the default (8 GiB, sparse). *out is owned by the caller: ex_store_free().
+ * Returns PL_ERR_IO (directory), PL_ERR_STORE (LMDB), PL_ERR_UNSUPPORTED (newer schema). */
+pl_rc ex_store_open(const char *dir, size_t map_size, unsigned flags, ex_store **out);
+
+/* Opens "<data_dir>/exec" (created when missing). */
+pl_rc ex_store_open_data_dir(const char *data_dir, unsigned flags, ex_store **out);
+
+void ex_store_free(ex_store *st);
+
+/* The directory the store was opened in (borrowed, valid until ex_store_free). Media bytes live
+ * in "<dir>/media/". */
+const char *ex_store_dir(const ex_store *st);
+
+/* The schema version found on disk when the store was opened (before any upgrade). */
+int ex_store_schema_found(const ex_store *st);
+
+/* The store's 32-byte secret for cursors (borrowed, valid until ex_store_free). */
+const uint8_t *ex_store_cursor_secret(const ex_store *st);
+
+/* ---- transactions ---- */
+
+typedef struct ex_txn {
+    ex_store *st;
+    MDB_txn *mdb;
+    int write;
+} ex_txn;
+
+/* Begin a write (serialised across threads and processes) or read transaction. */
+pl_rc ex_txn_begin(ex_store *st, int write, ex_txn *txn);
+/* Commit; on failure the transaction is aborted. Either way txn is finished. */
+pl_rc ex_txn_commit(ex_txn *txn);
+/* Abort; accepts a finished or zeroed txn. */
+void ex_txn_abort(ex_txn *txn);
+
+/* The MDB_dbi of a named database, for the owners listed above. */
+MDB_dbi ex_store_dbi(const ex_store *st, ex_db db);
+
+/* Reads key and parses the JSON value. *out is a new reference (json_decref). PL_ERR_NOT_FOUND
+ * when missing. */
+pl_rc ex_txn_get_json(ex_txn *txn, ex_db db, const char *key, json_t **out);
+/* Serialises v compactly and stores it under key (overwriting). Write txn only. */
+pl_rc ex_txn_put_json(ex_txn *txn, ex_db db, const char *key, const json_t *v);
+/* Raw bytes variants (values borrowed from the map, valid until the txn ends). */
+pl_rc ex_txn_get_raw(ex_txn *txn, ex_db db, const char *key, MDB_val *val);
+pl_rc ex_txn_put_raw(ex_txn *txn, ex_db db, const char *key, const void *v, size_t len);
+/* Deletes key; PL_ERR_NOT_FOUND when missing. */
+pl_rc ex_txn_del(ex_txn *txn, ex_db db, const char *key);
+
+/* ---- keys and ids ---- */
+
+/* Builds "<ws>|<kind>|<id>" into buf (EX_KEY_MAX + 1 bytes). PL_ERR_TOO_LARGE when too long,
+ * PL_ERR_INVALID when a part is empty or contains '|'. */
+pl_rc ex_key_build(char *buf, size_t bufsz, const char *ws, const char *kind, const char *id);
+
+/* A new id "<kind>_<12 hex ms><16 base32 random>" (e.g. "pst_0192f3a1b2c3k3j9..."), time
+ * ordered then random. kind is 3 lower-case letters: "pst", "drf", "acc", "med", "cmp", "upl",
+ * "wsp". buf needs EX_ID_MAX bytes. */
+pl_rc ex_id_new(const core_clock *clock, const char *kind, char *buf, size_t bufsz);
+
+/* 1 when s is a syntactically valid id of that kind (prefix, charset, length). */
+int ex_id_valid(const char *s, const char *kind);
+
+/* 1 when s is a valid workspace id: 1..63 chars of [A-Za-z0-9_-]. */
+int ex_ws_valid(const char *s);
+
+/* ---- the context every service receives ---- */
+
+struct ex_connector; /* defined in exec/connector.h (connector engineer) */
+
+/* Platforms of the seed, in a fixed order (also the index of ex_ctx.connectors). */
+typedef enum ex_platform {
+    EX_PLATFORM_FACEBOOK = 0,
+    EX_PLATFORM_INSTAGRAM,
+    EX_PLATFORM_PINTEREST,
+    EX_PLATFORM_YOUTUBE,
+    EX_PLATFORM_GOOGLE_BUSINESS,
+    EX_PLATFORM_LINKEDIN,
+    EX_PLATFORM_X,
+    EX_PLATFORM__COUNT
+} ex_platform;
+
+/* "facebook", "instagram", "pinterest", "youtube", "google_business", "linkedin", "x". */
+const char *ex_platform_name(ex_platform p);
+/* PL_ERR_INVALID for an unknown name. */
+pl_rc ex_platform_parse(const char *name, ex_platform *out);
+
+/* Tunables; ex_limits_default() fills the documented defaults. */
+typedef struct ex_limits {
+    size_t inline_media_max;       /* bytes of an inline (base64) upload, decoded: 5 MiB */
+    size_t chunked_media_max;      /* bytes of a chunked upload: 512 MiB */
+    size_t chunk_max;              /* bytes per append: 8 MiB decoded */
+    int64_t schedule_max_ahead_ms; /* 2 years */
+    int64_t grace_ms;              /* a due post may start this late before its window is missed */
+    int64_t lease_ms;              /* a scheduler's claim lasts this long */
+    int max_attempts;              /* per target, transient failures */
+    int64_t backoff_base_ms;       /* first retry wait; doubles each attempt, +-25% jitter */
+    int64_t backoff_max_ms;
+    int64_t idempotency_ttl_ms; /* >= 24 h */
+    size_t page_max;            /* largest page a listing returns */
+} ex_limits;
+
+void ex_limits_default(ex_limits *l);
+
+/* What services receive. All pointers are borrowed and must outlive every call. A NULL
+ * connector slot means the platform is not available (PL_ERR_UNSUPPORTED). */
+typedef struct ex_ctx {
+    ex_store *store;
+    const core_clock *clock;
+    const core_log *log;
+    const struct ex_connector *connectors[EX_PLATFORM__COUNT];
+    ex_limits limits;
+} ex_ctx;
+
+/* A specific, human-readable error naming the field ("text: 312 code points exceeds X's limit
+ * of 280"). Services fill it on every failure; callers may pass NULL. Never holds secrets. */
+typedef struct ex_err {
+    char field[64];
+    char msg[256];
+} ex_err;
+
+/* Sets err (when non-NULL) and returns rc. */
+pl_rc ex_err_set(ex_err *err, pl_rc rc, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#endif

@@ -1,0 +1,98 @@
+/* tests/exec/test_store.c — the LMDB environment, keys, ids, schema version. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "exec/store.h"
+#include "tests/exec/helpers.h"
+
+static void test_open_reopen_schema(void **state)
+{
+    (void)state;
+    char dir[256];
+    th_tmpdir(dir, sizeof dir);
+    ex_store *st = NULL;
+    assert_int_equal(ex_store_open(dir, 0, EX_STORE_NOSYNC, &st), PL_OK);
+    assert_int_equal(ex_store_schema_found(st), 0);
+    uint8_t secret[32];
+    memcpy(secret, ex_store_cursor_secret(st), 32);
+
+    ex_txn txn;
+    assert_int_equal(ex_txn_begin(st, 1, &txn), PL_OK);
+    json_t *v = json_pack("{s:s,s:i}", "name", "acme", "version", 1);
+    assert_int_equal(ex_txn_put_json(&txn, EX_DB_WORKSPACES, "ws1", v), PL_OK);
+    json_decref(v);
+    assert_int_equal(ex_txn_commit(&txn), PL_OK);
+    ex_store_free(st);
+
+    assert_int_equal(ex_store_open(dir, 0, EX_STORE_NOSYNC, &st), PL_OK);
+    assert_int_equal(ex_store_schema_found(st), EX_SCHEMA_VERSION);
+    assert_memory_equal(secret, ex_store_cursor_secret(st), 32);
+    assert_int_equal(ex_txn_begin(st, 0, &txn), PL_OK);
+    json_t *got = NULL;
+    assert_int_equal(ex_txn_get_json(&txn, EX_DB_WORKSPACES, "ws1", &got), PL_OK);
+    assert_string_equal(json_string_value(json_object_get(got, "name")), "acme");
+    json_decref(got);
+    assert_int_equal(ex_txn_get_json(&txn, EX_DB_WORKSPACES, "ws2", &got), PL_ERR_NOT_FOUND);
+    ex_txn_abort(&txn);
+
+    /* A newer schema on disk is refused, not silently used. */
+    assert_int_equal(ex_txn_begin(st, 1, &txn), PL_OK);
+    assert_int_equal(ex_txn_put_raw(&txn, EX_DB_META, "schema_version", "99", 2), PL_OK);
+    assert_int_equal(ex_txn_commit(&txn), PL_OK);
+    ex_store_free(st);
+    assert_int_equal(ex_store_open(dir, 0, EX_STORE_NOSYNC, &st), PL_ERR_UNSUPPORTED);
+    assert_null(st);
+    th_rmtree(dir);
+}
+
+static void test_ids_and_keys(void **state)
+{
+    (void)state;
+    core_fake_clock fc;
+    core_fake_clock_init(&fc, 1700000000000LL);
+    char a[EX_ID_MAX], b[EX_ID_MAX];
+    assert_int_equal(ex_id_new(&fc.base, "pst", a, sizeof a), PL_OK);
+    core_fake_clock_advance(&fc, 1);
+    assert_int_equal(ex_id_new(&fc.base, "pst", b, sizeof b), PL_OK);
+    assert_true(strcmp(a, b) < 0); /* time ordered */
+    assert_true(ex_id_valid(a, "pst"));
+    assert_false(ex_id_valid(a, "drf"));
+    assert_false(ex_id_valid("pst_123", "pst"));
+    assert_false(ex_id_valid("pst_0000000000000000000000000|", "pst"));
+
+    char key[EX_KEY_MAX + 1];
+    assert_int_equal(ex_key_build(key, sizeof key, "ws", "pst", a), PL_OK);
+    assert_true(strncmp(key, "ws|pst|pst_", 11) == 0);
+    assert_int_equal(ex_key_build(key, sizeof key, "w|s", "pst", a), PL_ERR_INVALID);
+    assert_int_equal(ex_key_build(key, sizeof key, "", "pst", a), PL_ERR_INVALID);
+    assert_true(ex_ws_valid("wsp_acme-1"));
+    assert_false(ex_ws_valid("a|b"));
+    assert_false(ex_ws_valid(""));
+
+    ex_platform p;
+    assert_int_equal(ex_platform_parse("google_business", &p), PL_OK);
+    assert_int_equal(p, EX_PLATFORM_GOOGLE_BUSINESS);
+    assert_string_equal(ex_platform_name(EX_PLATFORM_X), "x");
+    assert_int_equal(ex_platform_parse("myspace", &p), PL_ERR_INVALID);
+
+    ex_err err = {0};
+    assert_int_equal(ex_err_set(&err, PL_ERR_INVALID, "text", "too long by %d", 3), PL_ERR_INVALID);
+    assert_string_equal(err.msg, "text: too long by 3");
+    assert_string_equal(err.field, "text");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_open_reopen_schema),
+        cmocka_unit_test(test_ids_and_keys),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
