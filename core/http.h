@@ -1,0 +1,185 @@
+/*
+ * core/http.h — the thin layer over libevent's evhttp that both daemons (postly-authz,
+ * postly-mcp) serve HTTP with.
+ *
+ * What it adds to evhttp:
+ *  - a route table (method mask + exact path -> handler) instead of branches; an unknown
+ *    path answers 404, a known path with another method 405 with `Allow`;
+ *  - limits set once (body size, header size, idle/read timeout, open connections);
+ *  - request helpers (method, path, query, headers, bounded body, client address) and the
+ *    strict query/form parsing of core/form.h;
+ *  - reply helpers (JSON via jansson, HTML, text, 302/303 redirects, extra headers) and the
+ *    security header sets below, applied per route and per request;
+ *  - exactly one reply per request: a handler either replies, or calls core_http_defer()
+ *    and replies later; a handler that returns without doing either gets a 500 (and a log
+ *    line naming the route: that is a bug). A second reply is ignored and logged.
+ *
+ * Threading: a core_http and every core_http_req belong to the event loop (struct
+ * event_base) they were created on. Every function here must be called from that loop's
+ * thread, including replies to deferred requests (use event_active/evuser triggers from
+ * other threads to get back onto the loop).
+ *
+ * Lifetime: a core_http_req is valid from the handler call until its reply has been sent
+ * (core_http_reply_* returns). Strings returned by the request getters are borrowed and
+ * valid for the same span.
+ */
+#ifndef POSTLY_CORE_HTTP_H
+#define POSTLY_CORE_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "buf.h"
+#include "err.h"
+#include "form.h"
+#include "log.h"
+
+typedef struct core_http core_http;
+typedef struct core_http_req core_http_req;
+
+/* Methods as a bit mask (values match libevent's EVHTTP_REQ_*). */
+enum {
+    CORE_HTTP_GET = 1 << 0,
+    CORE_HTTP_POST = 1 << 1,
+    CORE_HTTP_HEAD = 1 << 2,
+    CORE_HTTP_PUT = 1 << 3,
+    CORE_HTTP_DELETE = 1 << 4,
+    CORE_HTTP_OPTIONS = 1 << 5,
+    CORE_HTTP_PATCH = 1 << 8,
+};
+
+/* Security header sets. Every reply carries X-Content-Type-Options: nosniff. */
+enum {
+    /* Cache-Control: no-store, Pragma: no-cache (RFC 6749 §5.1, RFC 7591 §3.2.1). */
+    CORE_HTTP_SEC_NOSTORE = 1 << 0,
+    /* X-Frame-Options: DENY and Content-Security-Policy: frame-ancestors 'none'
+     * (RFC 9700 §4.16 clickjacking). A page's own CSP (core_http_header_add) is a separate
+     * policy; browsers enforce both. */
+    CORE_HTTP_SEC_NOFRAME = 1 << 1,
+    /* Referrer-Policy: no-referrer (keeps codes and state out of Referer, RFC 9700 §4.2.4). */
+    CORE_HTTP_SEC_NOREFERRER = 1 << 2,
+    /* All of the above: what login, consent and error pages use. */
+    CORE_HTTP_SEC_PAGE = (1 << 0) | (1 << 1) | (1 << 2),
+};
+
+/* A handler. `arg` is the pointer given with the route. It must reply or defer. */
+typedef void (*core_http_handler)(core_http_req *req, void *arg);
+
+typedef struct core_http_route {
+    unsigned methods; /* CORE_HTTP_* mask */
+    const char *path; /* exact match on the raw (undecoded) path, e.g. "/token" */
+    core_http_handler handler;
+    unsigned security; /* CORE_HTTP_SEC_* applied to every reply of this route */
+} core_http_route;
+
+typedef struct core_http_limits {
+    size_t max_body;          /* bytes; larger bodies get 413 from libevent (default 64 KiB) */
+    size_t max_headers;       /* bytes of request line + headers (default 16 KiB) */
+    int timeout_s;            /* read/write timeout per connection (default 30) */
+    unsigned max_connections; /* open connections; over it a request gets 503 and the
+                                 connection is closed (default 1024) */
+} core_http_limits;
+
+typedef struct core_http_config {
+    const char *host;        /* "127.0.0.1", "::1", "0.0.0.0" (borrowed during _new) */
+    uint16_t port;           /* 0 = any free port; read it back with core_http_port() */
+    core_http_limits limits; /* zero fields take the defaults */
+    const core_log *log;     /* borrowed for the server's lifetime; may be NULL */
+} core_http_config;
+
+/* Creates a server on base, binds host:port and starts accepting. *out owns the listener.
+ * PL_ERR_IO when the bind fails (the message in the log names host and port),
+ * PL_ERR_NOMEM. */
+pl_rc core_http_new(struct event_base *base, const core_http_config *cfg, core_http **out);
+
+/* The bound port (the real one when the config asked for 0). */
+uint16_t core_http_port(const core_http *h);
+
+/* Adds n routes from a table (the table and its strings are borrowed for the server's
+ * lifetime: make them static). `arg` is passed to every handler. PL_ERR_EXISTS when a path
+ * is already routed for one of the methods, PL_ERR_NOMEM. */
+pl_rc core_http_routes_add(core_http *h, const core_http_route *table, size_t n, void *arg);
+
+/* Stops listening, closes connections (pending deferred requests are dropped) and frees h.
+ * h may be NULL. */
+void core_http_free(core_http *h);
+
+/* ---- requests ---------------------------------------------------------------------- */
+
+/* The method as a single CORE_HTTP_* bit. */
+unsigned core_http_method(const core_http_req *req);
+
+/* The raw path ("/authorize"), never NULL. */
+const char *core_http_path(const core_http_req *req);
+
+/* The raw query string after '?' (without it), or "" when there is none. */
+const char *core_http_query(const core_http_req *req);
+
+/* The value of the first header called name (case-insensitive), or NULL. */
+const char *core_http_header(const core_http_req *req, const char *name);
+
+/* How many times header `name` appears (a duplicated Host or Authorization is suspect). */
+size_t core_http_header_count(const core_http_req *req, const char *name);
+
+/* The body as one contiguous, NUL-terminated buffer of *len bytes (the NUL is not counted;
+ * the body may itself contain NULs). Bounded by limits.max_body. Borrowed from req. */
+pl_rc core_http_body(core_http_req *req, const char **data, size_t *len);
+
+/* The peer's numeric address ("127.0.0.1", "::1"), never NULL ("" when unknown). */
+const char *core_http_client_addr(const core_http_req *req);
+
+/* Parses the query string with core_form_parse(). The caller frees *out. */
+pl_rc core_http_query_parse(const core_http_req *req, const core_form_limits *lim, core_form *out,
+                            core_form_error *err);
+
+/* Parses an application/x-www-form-urlencoded body. PL_ERR_UNSUPPORTED when the
+ * Content-Type is something else (parameters such as "; charset=UTF-8" are accepted).
+ * The caller frees *out. */
+pl_rc core_http_form_parse(core_http_req *req, const core_form_limits *lim, core_form *out,
+                           core_form_error *err);
+
+/* The request's opaque per-request pointer, for handlers that defer. */
+void core_http_set_data(core_http_req *req, void *data);
+void *core_http_data(const core_http_req *req);
+
+/* ---- replies ----------------------------------------------------------------------- */
+
+/* Adds a response header (name and value are copied). Values with CR or LF are refused
+ * with PL_ERR_INVALID (header injection). Call before the reply. */
+pl_rc core_http_header_add(core_http_req *req, const char *name, const char *value);
+
+/* Adds CORE_HTTP_SEC_* sets for this request's reply (on top of the route's). */
+void core_http_secure(core_http_req *req, unsigned security);
+
+/* The handler will reply later (from the loop thread). */
+void core_http_defer(core_http_req *req);
+
+/* Replies with status and a JSON body (Content-Type: application/json). Takes ownership
+ * of body (json_decref'd here, also on error). body NULL sends an empty object. */
+void core_http_reply_json(core_http_req *req, int status, json_t *body);
+
+/* Replies with an HTML page (text/html; charset=utf-8); html is copied. */
+void core_http_reply_html(core_http_req *req, int status, const char *html, size_t len);
+
+/* Replies with text/plain; charset=utf-8. */
+void core_http_reply_text(core_http_req *req, int status, const char *text);
+
+/* Replies with an empty body of the given status (204, 405 ...). */
+void core_http_reply_empty(core_http_req *req, int status);
+
+/* Redirects (302 or 303; 303 after a POST, RFC 9700 §4.11) to location, which must be an
+ * absolute URL or an absolute path without CR/LF (else a 500 is sent instead). */
+void core_http_reply_redirect(core_http_req *req, int status, const char *location);
+
+/* Sends a JSON error body {"error": code, "error_description": description} (description
+ * may be NULL). The OAuth error shape (RFC 6749 §5.2), also used for plain API errors. */
+void core_http_reply_error(core_http_req *req, int status, const char *code,
+                           const char *description);
+
+/* 1 once the reply has been sent. */
+int core_http_replied(const core_http_req *req);
+
+#endif
