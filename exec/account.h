@@ -1,0 +1,36 @@
+/*
+ * exec/account.h — social accounts of a workspace: platform, display name, state
+ * ("connected" | "needs_reconnect"), the platform's own account id and platform-specific
+ * fields (Pinterest boards, Google Business Profile locations).
+ *
+ * Object: {id "acc_...", workspace_id, platform, display_name, state, remote_account,
+ *          boards: [{id, name}], locations: [{id, name}], version, created_at, updated_at}.
+ * Connecting an account (OAuth with the platform) is outside this layer; ex_account_create is
+ * what that flow (and tests) call once it has a connection.
+ *
+ * JSON in, JSON out as in exec/workspace.h. Any thread.
+ */
+#ifndef POSTLY_EXEC_ACCOUNT_H
+#define POSTLY_EXEC_ACCOUNT_H
+
+#include <jansson.h>
+
+#include "exec/store.h"
+
+/* args {platform, display_name, remote_account?, boards?, locations?}. */
+pl_rc ex_account_create(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
+                        ex_err *err);
+/* args {account_id}. */
+pl_rc ex_account_get(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
+                     ex_err *err);
+/* args {platform?, state?, limit?, cursor?} -> {items, next_cursor}. */
+pl_rc ex_account_list(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
+                      ex_err *err);
+/* Inside the caller's write transaction: sets state ("connected" | "needs_reconnect"). */
+pl_rc ex_account_set_state_txn(const ex_ctx *ctx, ex_txn *txn, const char *ws,
+                               const char *account_id, const char *state);
+/* args {account_id, state, expected_version?}. */
+pl_rc ex_account_set_state(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
+                           ex_err *err);
+
+#endif

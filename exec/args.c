@@ -1,0 +1,177 @@
+#include "args.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/crypto.h"
+
+static pl_rc absent(int required, const char *name, ex_err *err)
+{
+    if (required)
+        return ex_err_set(err, PL_ERR_INVALID, name, "required");
+    return PL_ERR_NOT_FOUND;
+}
+
+pl_rc ex_arg_str(const json_t *args, const char *name, int required, size_t maxlen,
+                 const char **out, ex_err *err)
+{
+    const json_t *v = json_object_get(args, name);
+    if (!v || json_is_null(v))
+        return absent(required, name, err);
+    if (!json_is_string(v))
+        return ex_err_set(err, PL_ERR_INVALID, name, "must be a string");
+    size_t n = json_string_length(v);
+    if (n == 0 && required)
+        return ex_err_set(err, PL_ERR_INVALID, name, "must not be empty");
+    if (n > maxlen)
+        return ex_err_set(err, PL_ERR_TOO_LARGE, name, "%zu bytes exceeds the limit of %zu", n,
+                          maxlen);
+    if (strlen(json_string_value(v)) != n)
+        return ex_err_set(err, PL_ERR_INVALID, name, "must not contain NUL characters");
+    *out = json_string_value(v);
+    return PL_OK;
+}
+
+pl_rc ex_arg_int(const json_t *args, const char *name, int required, int64_t min, int64_t max,
+                 int64_t *out, ex_err *err)
+{
+    const json_t *v = json_object_get(args, name);
+    if (!v || json_is_null(v))
+        return absent(required, name, err);
+    if (!json_is_integer(v))
+        return ex_err_set(err, PL_ERR_INVALID, name, "must be an integer");
+    json_int_t i = json_integer_value(v);
+    if (i < min || i > max)
+        return ex_err_set(err, PL_ERR_INVALID, name, "%lld is outside [%lld, %lld]", (long long)i,
+                          (long long)min, (long long)max);
+    *out = i;
+    return PL_OK;
+}
+
+pl_rc ex_arg_bool(const json_t *args, const char *name, int required, int *out, ex_err *err)
+{
+    const json_t *v = json_object_get(args, name);
+    if (!v || json_is_null(v))
+        return absent(required, name, err);
+    if (!json_is_boolean(v))
+        return ex_err_set(err, PL_ERR_INVALID, name, "must be true or false");
+    *out = json_is_true(v);
+    return PL_OK;
+}
+
+pl_rc ex_arg_object(const json_t *args, const char *name, int required, size_t maxbytes,
+                    const json_t **out, ex_err *err)
+{
+    const json_t *v = json_object_get(args, name);
+    if (!v || json_is_null(v))
+        return absent(required, name, err);
+    if (!json_is_object(v))
+        return ex_err_set(err, PL_ERR_INVALID, name, "must be an object");
+    char *s = json_dumps(v, JSON_COMPACT);
+    if (!s)
+        return ex_err_set(err, PL_ERR_INVALID, name, "cannot be serialised");
+    size_t n = strlen(s);
+    free(s);
+    if (n > maxbytes)
+        return ex_err_set(err, PL_ERR_TOO_LARGE, name, "%zu bytes exceeds the limit of %zu", n,
+                          maxbytes);
+    *out = v;
+    return PL_OK;
+}
+
+pl_rc ex_arg_id_array(const json_t *args, const char *name, int required, size_t maxn,
+                      const char *kind, const json_t **out, ex_err *err)
+{
+    const json_t *v = json_object_get(args, name);
+    if (!v || json_is_null(v))
+        return absent(required, name, err);
+    if (!json_is_array(v))
+        return ex_err_set(err, PL_ERR_INVALID, name, "must be an array of %s ids", kind);
+    size_t n = json_array_size(v);
+    if (n > maxn)
+        return ex_err_set(err, PL_ERR_TOO_LARGE, name, "%zu items exceeds the limit of %zu", n,
+                          maxn);
+    for (size_t i = 0; i < n; i++) {
+        const char *s = json_string_value(json_array_get(v, i));
+        if (!s || !ex_id_valid(s, kind))
+            return ex_err_set(err, PL_ERR_INVALID, name, "item %zu is not a valid %s id", i, kind);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(s, json_string_value(json_array_get(v, j))) == 0)
+                return ex_err_set(err, PL_ERR_INVALID, name, "item %zu repeats %s", i, s);
+    }
+    *out = v;
+    return PL_OK;
+}
+
+pl_rc ex_arg_enum(const json_t *args, const char *name, int required, const char *const *values,
+                  const char **out, ex_err *err)
+{
+    const char *s = NULL;
+    pl_rc rc = ex_arg_str(args, name, required, 64, &s, err);
+    if (rc != PL_OK)
+        return rc;
+    for (size_t i = 0; values[i]; i++) {
+        if (strcmp(s, values[i]) == 0) {
+            *out = values[i];
+            return PL_OK;
+        }
+    }
+    char list[256] = "";
+    size_t off = 0;
+    for (size_t i = 0; values[i] && off < sizeof list; i++) {
+        int n = snprintf(list + off, sizeof list - off, "%s%s", i ? ", " : "", values[i]);
+        if (n < 0)
+            break;
+        off += (size_t)n;
+    }
+    return ex_err_set(err, PL_ERR_INVALID, name, "must be one of: %s", list);
+}
+
+pl_rc ex_args_only(const json_t *args, const char *const *allowed, ex_err *err)
+{
+    if (!json_is_object(args))
+        return ex_err_set(err, PL_ERR_INVALID, "arguments", "must be a JSON object");
+    const char *key;
+    const json_t *val;
+    json_object_foreach((json_t *)args, key, val)
+    {
+        (void)val;
+        int ok = 0;
+        for (size_t i = 0; allowed[i] && !ok; i++)
+            ok = strcmp(key, allowed[i]) == 0;
+        if (!ok) {
+            char shown[64];
+            snprintf(shown, sizeof shown, "%.60s", key);
+            return ex_err_set(err, PL_ERR_INVALID, shown, "unknown argument");
+        }
+    }
+    return PL_OK;
+}
+
+pl_rc ex_json_hash(const json_t *args, const char *skip, uint8_t out[32])
+{
+    json_t *copy = json_deep_copy(args);
+    if (!copy)
+        return PL_ERR_NOMEM;
+    if (skip && json_is_object(copy))
+        json_object_del(copy, skip);
+    char *s = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    json_decref(copy);
+    if (!s)
+        return PL_ERR_NOMEM;
+    core_sha256(s, strlen(s), out);
+    free(s);
+    return PL_OK;
+}
+
+void ex_time_format(int64_t ms, char *buf, size_t bufsz)
+{
+    time_t s = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    int frac = (int)(ms - (int64_t)s * 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    snprintf(buf, bufsz, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+}

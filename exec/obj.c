@@ -1,0 +1,90 @@
+#include "obj.h"
+
+#include <string.h>
+
+#include "exec/args.h"
+
+pl_rc ex_obj_load(ex_txn *txn, ex_db db, const char *ws, const char *kind, const char *id,
+                  const char *field, const char *what, json_t **out, ex_err *err)
+{
+    char key[EX_KEY_MAX + 1];
+    *out = NULL;
+    if (ex_key_build(key, sizeof key, ws, kind, id) != PL_OK)
+        return ex_err_set(err, PL_ERR_NOT_FOUND, field, "no %s %.48s in this workspace", what,
+                          id ? id : "");
+    pl_rc rc = ex_txn_get_json(txn, db, key, out);
+    if (rc == PL_ERR_NOT_FOUND)
+        return ex_err_set(err, PL_ERR_NOT_FOUND, field, "no %s %.48s in this workspace", what, id);
+    if (rc != PL_OK)
+        return ex_err_set(err, rc, field, "store error reading %s", what);
+    return PL_OK;
+}
+
+pl_rc ex_obj_store(ex_txn *txn, ex_db db, const char *ws, const char *kind, const json_t *obj)
+{
+    char key[EX_KEY_MAX + 1];
+    pl_rc rc =
+        ex_key_build(key, sizeof key, ws, kind, json_string_value(json_object_get(obj, "id")));
+    if (rc != PL_OK)
+        return rc;
+    return ex_txn_put_json(txn, db, key, obj);
+}
+
+pl_rc ex_obj_delete(ex_txn *txn, ex_db db, const char *ws, const char *kind, const char *id)
+{
+    char key[EX_KEY_MAX + 1];
+    pl_rc rc = ex_key_build(key, sizeof key, ws, kind, id);
+    if (rc != PL_OK)
+        return rc;
+    return ex_txn_del(txn, db, key);
+}
+
+pl_rc ex_obj_check_version(const json_t *obj, const json_t *args, const char *what, ex_err *err)
+{
+    int64_t want = 0;
+    pl_rc rc = ex_arg_int(args, "expected_version", EX_ARG_OPTIONAL, 1, INT64_MAX, &want, err);
+    if (rc == PL_ERR_NOT_FOUND)
+        return PL_OK;
+    if (rc != PL_OK)
+        return rc;
+    int64_t have = json_integer_value(json_object_get(obj, "version"));
+    if (want != have)
+        return ex_err_set(err, PL_ERR_CONFLICT, "expected_version",
+                          "%lld but the %s is at version %lld (re-read it and retry)",
+                          (long long)want, what, (long long)have);
+    return PL_OK;
+}
+
+void ex_obj_touch(json_t *obj, int64_t now_ms)
+{
+    char t[40];
+    ex_time_format(now_ms, t, sizeof t);
+    json_object_set_new(obj, "version",
+                        json_integer(json_integer_value(json_object_get(obj, "version")) + 1));
+    json_object_set_new(obj, "updated_at", json_string(t));
+}
+
+void ex_obj_init(json_t *obj, const char *id, const char *ws, int64_t now_ms)
+{
+    char t[40];
+    ex_time_format(now_ms, t, sizeof t);
+    json_object_set_new(obj, "id", json_string(id));
+    json_object_set_new(obj, "workspace_id", json_string(ws));
+    json_object_set_new(obj, "version", json_integer(1));
+    json_object_set_new(obj, "created_at", json_string(t));
+    json_object_set_new(obj, "updated_at", json_string(t));
+}
+
+pl_rc ex_arg_id(const json_t *args, const char *field, const char *kind, const char **out,
+                ex_err *err)
+{
+    const char *s = NULL;
+    pl_rc rc = ex_arg_str(args, field, EX_ARG_REQUIRED, EX_ID_MAX, &s, err);
+    if (rc != PL_OK)
+        return rc == PL_ERR_TOO_LARGE ? ex_err_set(err, PL_ERR_INVALID, field, "not a valid id")
+                                      : rc;
+    if (!ex_id_valid(s, kind))
+        return ex_err_set(err, PL_ERR_INVALID, field, "\"%.48s\" is not a valid %s id", s, kind);
+    *out = s;
+    return PL_OK;
+}
