@@ -1,0 +1,1535 @@
+#include "store.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#define PENDING_TTL_MS   (15 * 60 * 1000)
+#define THROTTLE_WIN_MS  (15 * 60 * 1000)
+#define THROTTLE_ACCOUNT 5  /* failures per account per window */
+#define THROTTLE_ADDR    20 /* failures per address per window */
+#define SCRYPT_N_DEFAULT 32768
+#define SCRYPT_R         8
+#define SCRYPT_P         1
+#define SCRYPT_MAXMEM    (256u * 1024 * 1024)
+
+/* The named databases; the first three are also read by directory.c. */
+enum {
+    DB_META,
+    DB_WORKSPACES,
+    DB_MEMBERS,
+    DB_GRANT_STATE,
+    DB_USERS,
+    DB_USERNAMES,
+    DB_CLIENTS,
+    DB_DCR_FP,
+    DB_DCR_COUNT,
+    DB_PENDING,
+    DB_SESSIONS,
+    DB_CODES,
+    DB_GRANTS,
+    DB_USER_GRANTS,
+    DB_REFRESH,
+    DB_CONSENTS,
+    DB_THROTTLE,
+    DB__COUNT
+};
+static const char *const db_names[DB__COUNT] = {
+    "meta",    "workspaces",  "members",   "grant_state", "users",    "usernames",
+    "clients", "dcr_fp",      "dcr_count", "pending",     "sessions", "codes",
+    "grants",  "user_grants", "refresh",   "consents",    "throttle",
+};
+
+struct az_store {
+    MDB_env *env;
+    MDB_dbi db[DB__COUNT];
+    const core_clock *clock;
+    uint64_t scrypt_n;
+    int64_t session_ttl_ms, refresh_grace_ms;
+};
+
+/* ---- small helpers ------------------------------------------------------------------ */
+
+int az_id_valid(const char *s)
+{
+    size_t n = 0;
+    if (!s)
+        return 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (n >= AZ_ID_MAX || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return 0;
+    }
+    return n > 0;
+}
+
+static int64_t now_ms(const az_store *st)
+{
+    return core_clock_now_ms(st->clock);
+}
+
+static void cpy(char *dst, size_t dstsz, const char *src)
+{
+    snprintf(dst, dstsz, "%s", src ? src : "");
+}
+
+static MDB_val sval(const char *s)
+{
+    MDB_val v = {strlen(s), (void *)s};
+    return v;
+}
+
+static pl_rc mrc(int e)
+{
+    switch (e) {
+    case 0:
+        return PL_OK;
+    case MDB_NOTFOUND:
+        return PL_ERR_NOT_FOUND;
+    case MDB_KEYEXIST:
+        return PL_ERR_EXISTS;
+    case MDB_MAP_FULL:
+        return PL_ERR_LIMIT;
+    default:
+        return PL_ERR_STORE;
+    }
+}
+
+static pl_rc wtxn(az_store *st, MDB_txn **t)
+{
+    return mrc(mdb_txn_begin(st->env, NULL, 0, t));
+}
+
+static pl_rc rtxn(az_store *st, MDB_txn **t)
+{
+    return mrc(mdb_txn_begin(st->env, NULL, MDB_RDONLY, t));
+}
+
+/* Commits when rc is PL_OK, aborts otherwise; returns the final rc. */
+static pl_rc finish(MDB_txn *t, pl_rc rc)
+{
+    if (!t)
+        return rc;
+    if (rc != PL_OK) {
+        mdb_txn_abort(t);
+        return rc;
+    }
+    return mrc(mdb_txn_commit(t));
+}
+
+static pl_rc put_json(MDB_txn *t, MDB_dbi db, MDB_val k, json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT);
+    MDB_val v;
+    pl_rc rc;
+    if (!s)
+        return PL_ERR_NOMEM;
+    v.mv_data = s;
+    v.mv_size = strlen(s);
+    rc = mrc(mdb_put(t, db, &k, &v, 0));
+    free(s);
+    return rc;
+}
+
+static pl_rc get_json(MDB_txn *t, MDB_dbi db, MDB_val k, json_t **o)
+{
+    MDB_val v;
+    pl_rc rc = mrc(mdb_get(t, db, &k, &v));
+    *o = NULL;
+    if (rc != PL_OK)
+        return rc;
+    *o = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+    return *o ? PL_OK : PL_ERR_STORE;
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+static int64_t jint(const json_t *o, const char *k)
+{
+    return (int64_t)json_integer_value(json_object_get(o, k));
+}
+
+static pl_rc new_id(const char *prefix, char out[AZ_ID_MAX + 1])
+{
+    char tok[CORE_B64URL_SIZE(16)];
+    pl_rc rc = core_random_token(tok, sizeof tok, 16);
+    if (rc == PL_OK)
+        snprintf(out, AZ_ID_MAX + 1, "%s%s", prefix, tok);
+    return rc;
+}
+
+/* The lookup key of a secret: its SHA-256. */
+static void secret_key(const char *secret, uint8_t out[CORE_SHA256_LEN])
+{
+    core_sha256(secret, strlen(secret), out);
+}
+
+static MDB_val hkey(uint8_t h[CORE_SHA256_LEN])
+{
+    MDB_val v = {CORE_SHA256_LEN, h};
+    return v;
+}
+
+/* ---- open --------------------------------------------------------------------------- */
+
+pl_rc az_store_open(const az_store_cfg *cfg, az_store **out)
+{
+    pl_rc rc = PL_OK;
+    az_store *st = NULL;
+    MDB_txn *t = NULL;
+    char path[4096];
+    MDB_val k = sval("schema"), v;
+
+    *out = NULL;
+    if (!cfg->data_dir ||
+        snprintf(path, sizeof path, "%s/authz", cfg->data_dir) >= (int)sizeof path)
+        return PL_ERR_INVALID;
+    if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST)
+        return PL_ERR_IO;
+    if (mkdir(path, 0700) != 0 && errno != EEXIST)
+        return PL_ERR_IO;
+    st = calloc(1, sizeof *st);
+    if (!st)
+        return PL_ERR_NOMEM;
+    st->clock = cfg->clock;
+    st->scrypt_n = cfg->scrypt_n ? cfg->scrypt_n : SCRYPT_N_DEFAULT;
+    st->session_ttl_ms = cfg->session_ttl_ms ? cfg->session_ttl_ms : 12 * 3600 * 1000;
+    st->refresh_grace_ms = cfg->refresh_grace_ms ? cfg->refresh_grace_ms : 10 * 1000;
+    if (mdb_env_create(&st->env) != 0 || mdb_env_set_maxdbs(st->env, 32) != 0 ||
+        mdb_env_set_mapsize(st->env, cfg->map_size ? cfg->map_size : (size_t)1 << 30) != 0) {
+        rc = PL_ERR_STORE;
+        goto out;
+    }
+    if (mdb_env_open(st->env, path, cfg->nosync ? MDB_NOSYNC : 0, 0600) != 0) {
+        rc = PL_ERR_STORE;
+        goto out;
+    }
+    rc = wtxn(st, &t);
+    if (rc != PL_OK)
+        goto out;
+    for (int i = 0; i < DB__COUNT; i++) {
+        if (mdb_dbi_open(t, db_names[i], MDB_CREATE, &st->db[i]) != 0) {
+            rc = PL_ERR_STORE;
+            goto out;
+        }
+    }
+    if (mdb_get(t, st->db[DB_META], &k, &v) == MDB_NOTFOUND) {
+        v = sval("1");
+        rc = mrc(mdb_put(t, st->db[DB_META], &k, &v, 0));
+    } else if (v.mv_size != 1 || memcmp(v.mv_data, "1", 1) != 0) {
+        rc = PL_ERR_UNSUPPORTED;
+    }
+    rc = finish(t, rc);
+    t = NULL;
+    if (rc != PL_OK)
+        goto out;
+    *out = st;
+    st = NULL;
+out:
+    if (t)
+        mdb_txn_abort(t);
+    az_store_free(st);
+    return rc;
+}
+
+void az_store_free(az_store *st)
+{
+    if (!st)
+        return;
+    if (st->env)
+        mdb_env_close(st->env);
+    free(st);
+}
+
+/* ---- passwords (scrypt) ---------------------------------------------------------------
+ * Stored as "scrypt$<N>$<r>$<p>$<salt b64url>$<hash b64url>", 32-byte salt and hash. */
+
+static pl_rc scrypt_raw(const char *pw, const uint8_t *salt, size_t saltlen, uint64_t n, uint64_t r,
+                        uint64_t p, uint8_t out[32])
+{
+    return EVP_PBE_scrypt(pw, strlen(pw), salt, saltlen, n, r, p, SCRYPT_MAXMEM, out, 32) == 1
+               ? PL_OK
+               : PL_ERR_CRYPTO;
+}
+
+static pl_rc pw_hash(const az_store *st, const char *pw, char *out, size_t outsz)
+{
+    uint8_t salt[32], h[32];
+    char s64[CORE_B64URL_SIZE(32)], h64[CORE_B64URL_SIZE(32)];
+    pl_rc rc = core_random(salt, sizeof salt);
+    if (rc == PL_OK)
+        rc = scrypt_raw(pw, salt, sizeof salt, st->scrypt_n, SCRYPT_R, SCRYPT_P, h);
+    if (rc == PL_OK)
+        rc = core_b64url_encode(salt, 32, s64, sizeof s64, NULL);
+    if (rc == PL_OK)
+        rc = core_b64url_encode(h, 32, h64, sizeof h64, NULL);
+    if (rc == PL_OK &&
+        snprintf(out, outsz, "scrypt$%llu$%d$%d$%s$%s", (unsigned long long)st->scrypt_n, SCRYPT_R,
+                 SCRYPT_P, s64, h64) >= (int)outsz)
+        rc = PL_ERR_TOO_LARGE;
+    core_wipe(h, sizeof h);
+    return rc;
+}
+
+/* PL_OK when pw matches the encoded hash; PL_ERR_DENIED otherwise. */
+static pl_rc pw_verify(const char *enc, const char *pw)
+{
+    unsigned long long n, r, p;
+    char s64[64], h64[64];
+    uint8_t salt[48], want[48], got[32];
+    size_t sl, hl;
+    pl_rc rc = PL_ERR_DENIED;
+    if (sscanf(enc, "scrypt$%llu$%llu$%llu$%63[A-Za-z0-9_-]$%63[A-Za-z0-9_-]", &n, &r, &p, s64,
+               h64) != 5)
+        return PL_ERR_DENIED;
+    if (n < 2 || n > (1u << 20) || r == 0 || r > 32 || p == 0 || p > 4)
+        return PL_ERR_DENIED;
+    if (core_b64url_decode(s64, strlen(s64), salt, sizeof salt, &sl) != PL_OK ||
+        core_b64url_decode(h64, strlen(h64), want, sizeof want, &hl) != PL_OK || hl != 32)
+        return PL_ERR_DENIED;
+    if (scrypt_raw(pw, salt, sl, n, r, p, got) == PL_OK && core_ct_equal(got, want, 32))
+        rc = PL_OK;
+    core_wipe(got, sizeof got);
+    return rc;
+}
+
+/* ---- users ----------------------------------------------------------------------------- */
+
+static int username_valid(const char *u)
+{
+    size_t n = 0;
+    if (!u)
+        return 0;
+    for (; u[n]; n++) {
+        char c = u[n];
+        if (n >= AZ_USERNAME_MAX ||
+            !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '@' || c == '-'))
+            return 0;
+    }
+    return n > 0;
+}
+
+static int password_valid(const char *pw)
+{
+    size_t n = pw ? strlen(pw) : 0;
+    return n >= 8 && n <= AZ_PASSWORD_MAX;
+}
+
+pl_rc az_user_add(az_store *st, const char *username, const char *password,
+                  char uid_out[AZ_ID_MAX + 1])
+{
+    MDB_txn *t = NULL;
+    char uid[AZ_ID_MAX + 1], hash[256];
+    json_t *o = NULL;
+    MDB_val k, v;
+    pl_rc rc;
+    if (!username_valid(username) || !password_valid(password))
+        return PL_ERR_INVALID;
+    rc = new_id("u_", uid);
+    if (rc == PL_OK)
+        rc = pw_hash(st, password, hash, sizeof hash); /* outside the write transaction */
+    if (rc == PL_OK)
+        rc = wtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    k = sval(username);
+    v = sval(uid);
+    rc = mrc(mdb_put(t, st->db[DB_USERNAMES], &k, &v, MDB_NOOVERWRITE));
+    if (rc == PL_OK) {
+        o = json_pack("{s:s,s:s,s:s,s:b,s:I}", "id", uid, "username", username, "pw", hash,
+                      "disabled", 0, "created_ms", (json_int_t)now_ms(st));
+        rc = o ? put_json(t, st->db[DB_USERS], sval(uid), o) : PL_ERR_NOMEM;
+    }
+    json_decref(o);
+    rc = finish(t, rc);
+    if (rc == PL_OK && uid_out)
+        cpy(uid_out, AZ_ID_MAX + 1, uid);
+    return rc;
+}
+
+static pl_rc uid_of(az_store *st, MDB_txn *t, const char *username, char uid[AZ_ID_MAX + 1])
+{
+    MDB_val k, v;
+    pl_rc rc;
+    if (!username_valid(username))
+        return PL_ERR_NOT_FOUND;
+    k = sval(username);
+    rc = mrc(mdb_get(t, st->db[DB_USERNAMES], &k, &v));
+    if (rc == PL_OK) {
+        if (v.mv_size > AZ_ID_MAX)
+            return PL_ERR_STORE;
+        memcpy(uid, v.mv_data, v.mv_size);
+        uid[v.mv_size] = '\0';
+    }
+    return rc;
+}
+
+/* Applies fn to the user record of username in one write transaction. */
+static pl_rc user_update(az_store *st, const char *username, const char *set_key, json_t *val,
+                         int revoke_grants);
+
+pl_rc az_user_passwd(az_store *st, const char *username, const char *password)
+{
+    char hash[256];
+    pl_rc rc;
+    if (!password_valid(password))
+        return PL_ERR_INVALID;
+    rc = pw_hash(st, password, hash, sizeof hash);
+    if (rc != PL_OK)
+        return rc;
+    return user_update(st, username, "pw", json_string(hash), 0);
+}
+
+pl_rc az_user_disable(az_store *st, const char *username, int disabled)
+{
+    return user_update(st, username, "disabled", json_boolean(disabled), disabled);
+}
+
+static void fill_user(const json_t *o, az_user *out)
+{
+    cpy(out->id, sizeof out->id, jstr(o, "id"));
+    cpy(out->username, sizeof out->username, jstr(o, "username"));
+    out->disabled = json_is_true(json_object_get(o, "disabled"));
+    out->created_ms = jint(o, "created_ms");
+}
+
+pl_rc az_user_get(az_store *st, const char *uid, az_user *out)
+{
+    MDB_txn *t = NULL;
+    json_t *o = NULL;
+    pl_rc rc;
+    if (!az_id_valid(uid))
+        return PL_ERR_NOT_FOUND;
+    rc = rtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    rc = get_json(t, st->db[DB_USERS], sval(uid), &o);
+    if (rc == PL_OK)
+        fill_user(o, out);
+    json_decref(o);
+    mdb_txn_abort(t);
+    return rc;
+}
+
+pl_rc az_user_find(az_store *st, const char *username, az_user *out)
+{
+    MDB_txn *t = NULL;
+    char uid[AZ_ID_MAX + 1];
+    pl_rc rc = rtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    rc = uid_of(st, t, username, uid);
+    mdb_txn_abort(t);
+    return rc == PL_OK ? az_user_get(st, uid, out) : rc;
+}
+
+/* Throttle rows: key "u:<username>" or "a:<addr>", value {"n":failures,"t0":window start}. */
+static int throttled(az_store *st, MDB_txn *t, const char *key, unsigned limit, int64_t now)
+{
+    json_t *o = NULL;
+    int hit = 0;
+    if (get_json(t, st->db[DB_THROTTLE], sval(key), &o) == PL_OK)
+        hit = now - jint(o, "t0") < THROTTLE_WIN_MS && jint(o, "n") >= (int64_t)limit;
+    json_decref(o);
+    return hit;
+}
+
+static pl_rc throttle_bump(az_store *st, MDB_txn *t, const char *key, int64_t now)
+{
+    json_t *o = NULL;
+    int64_t n = 0, t0 = now;
+    pl_rc rc;
+    if (get_json(t, st->db[DB_THROTTLE], sval(key), &o) == PL_OK &&
+        now - jint(o, "t0") < THROTTLE_WIN_MS) {
+        n = jint(o, "n");
+        t0 = jint(o, "t0");
+    }
+    json_decref(o);
+    o = json_pack("{s:I,s:I}", "n", (json_int_t)(n + 1), "t0", (json_int_t)t0);
+    rc = o ? put_json(t, st->db[DB_THROTTLE], sval(key), o) : PL_ERR_NOMEM;
+    json_decref(o);
+    return rc;
+}
+
+pl_rc az_user_login(az_store *st, const char *username, const char *password, const char *addr,
+                    char uid_out[AZ_ID_MAX + 1])
+{
+    /* A fixed hash to spend the same scrypt time on unknown users (no user enumeration by
+     * timing). Its parameters follow the store's. */
+    MDB_txn *t = NULL;
+    json_t *o = NULL;
+    char ukey[AZ_USERNAME_MAX + 3], akey[80], uid[AZ_ID_MAX + 1] = "", enc[256] = "";
+    int64_t now = now_ms(st);
+    int disabled = 1;
+    pl_rc rc;
+
+    if (!password || strlen(password) > AZ_PASSWORD_MAX)
+        return PL_ERR_DENIED;
+    snprintf(ukey, sizeof ukey, "u:%.64s", username_valid(username) ? username : "?");
+    snprintf(akey, sizeof akey, "a:%.64s", addr ? addr : "");
+    rc = rtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    if (throttled(st, t, ukey, THROTTLE_ACCOUNT, now) ||
+        throttled(st, t, akey, THROTTLE_ADDR, now)) {
+        mdb_txn_abort(t);
+        return PL_ERR_LIMIT;
+    }
+    if (uid_of(st, t, username, uid) == PL_OK &&
+        get_json(t, st->db[DB_USERS], sval(uid), &o) == PL_OK) {
+        cpy(enc, sizeof enc, jstr(o, "pw"));
+        disabled = json_is_true(json_object_get(o, "disabled"));
+    }
+    json_decref(o);
+    mdb_txn_abort(t);
+    t = NULL;
+    if (!enc[0]) {
+        /* Unknown user: same work as a real check. */
+        char dummy[256];
+        if (pw_hash(st, "not-a-password", dummy, sizeof dummy) == PL_OK)
+            (void)pw_verify(dummy, password);
+        rc = PL_ERR_DENIED;
+    } else {
+        rc = pw_verify(enc, password);
+        if (rc == PL_OK && disabled)
+            rc = PL_ERR_DENIED;
+    }
+    if (wtxn(st, &t) == PL_OK) {
+        pl_rc wrc;
+        if (rc == PL_OK) {
+            MDB_val k = sval(ukey);
+            int e = mdb_del(t, st->db[DB_THROTTLE], &k, NULL);
+            wrc = e == 0 || e == MDB_NOTFOUND ? PL_OK : PL_ERR_STORE;
+        } else {
+            wrc = throttle_bump(st, t, ukey, now);
+            if (wrc == PL_OK)
+                wrc = throttle_bump(st, t, akey, now);
+        }
+        if (finish(t, wrc) != PL_OK && rc == PL_OK)
+            rc = PL_ERR_STORE;
+    }
+    if (rc == PL_OK)
+        cpy(uid_out, AZ_ID_MAX + 1, uid);
+    return rc;
+}
+
+/* ---- workspaces and members ------------------------------------------------------------- */
+
+static int plan_valid(const char *p)
+{
+    return p && *p && strlen(p) < 32 &&
+           strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_-") == strlen(p);
+}
+
+static int name_valid(const char *n)
+{
+    size_t len = n ? strlen(n) : 0;
+    if (len == 0 || len > AZ_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)n[i] < 0x20 || n[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
+pl_rc az_ws_add(az_store *st, const char *id, const char *name, const char *plan)
+{
+    MDB_txn *t = NULL;
+    MDB_val k, v;
+    json_t *o;
+    pl_rc rc;
+    if (!az_id_valid(id) || !name_valid(name) || !plan_valid(plan))
+        return PL_ERR_INVALID;
+    rc = wtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    k = sval(id);
+    if (mdb_get(t, st->db[DB_WORKSPACES], &k, &v) == 0)
+        return finish(t, PL_ERR_EXISTS);
+    o = json_pack("{s:s,s:s,s:s,s:I}", "id", id, "name", name, "plan", plan, "created_ms",
+                  (json_int_t)now_ms(st));
+    rc = o ? put_json(t, st->db[DB_WORKSPACES], k, o) : PL_ERR_NOMEM;
+    json_decref(o);
+    return finish(t, rc);
+}
+
+pl_rc az_ws_set_plan(az_store *st, const char *id, const char *plan)
+{
+    MDB_txn *t = NULL;
+    json_t *o = NULL;
+    pl_rc rc;
+    if (!az_id_valid(id) || !plan_valid(plan))
+        return PL_ERR_INVALID;
+    rc = wtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    rc = get_json(t, st->db[DB_WORKSPACES], sval(id), &o);
+    if (rc == PL_OK)
+        rc = json_object_set_new(o, "plan", json_string(plan)) == 0
+                 ? put_json(t, st->db[DB_WORKSPACES], sval(id), o)
+                 : PL_ERR_NOMEM;
+    json_decref(o);
+    return finish(t, rc);
+}
+
+pl_rc az_ws_get(az_store *st, const char *id, az_dir_workspace *out)
+{
+    MDB_txn *t = NULL;
+    json_t *o = NULL;
+    pl_rc rc;
+    if (!az_id_valid(id))
+        return PL_ERR_NOT_FOUND;
+    rc = rtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    rc = get_json(t, st->db[DB_WORKSPACES], sval(id), &o);
+    if (rc == PL_OK && out) {
+        cpy(out->id, sizeof out->id, jstr(o, "id"));
+        cpy(out->name, sizeof out->name, jstr(o, "name"));
+        cpy(out->plan, sizeof out->plan, jstr(o, "plan"));
+    }
+    json_decref(o);
+    mdb_txn_abort(t);
+    return rc;
+}
+
+static int role_valid(const char *r)
+{
+    static const char *const roles[] = {"owner", "admin", "editor", "viewer"};
+    for (size_t i = 0; r && i < sizeof roles / sizeof roles[0]; i++)
+        if (strcmp(r, roles[i]) == 0)
+            return 1;
+    return 0;
+}
+
+pl_rc az_member_set(az_store *st, const char *uid, const char *ws, const char *role)
+{
+    MDB_txn *t = NULL;
+    MDB_val k, v;
+    char key[2 * AZ_ID_MAX + 2];
+    pl_rc rc;
+    if (!az_id_valid(uid) || !az_id_valid(ws) || !role_valid(role))
+        return PL_ERR_INVALID;
+    rc = wtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    k = sval(uid);
+    if (mdb_get(t, st->db[DB_USERS], &k, &v) != 0)
+        return finish(t, PL_ERR_NOT_FOUND);
+    k = sval(ws);
+    if (mdb_get(t, st->db[DB_WORKSPACES], &k, &v) != 0)
+        return finish(t, PL_ERR_NOT_FOUND);
+    snprintf(key, sizeof key, "%s|%s", uid, ws);
+    k = sval(key);
+    v = sval(role);
+    rc = mrc(mdb_put(t, st->db[DB_MEMBERS], &k, &v, 0));
+    return finish(t, rc);
+}
+
+pl_rc az_member_role(az_store *st, const char *uid, const char *ws, char role[16])
+{
+    MDB_txn *t = NULL;
+    MDB_val k, v;
+    char key[2 * AZ_ID_MAX + 2];
+    pl_rc rc;
+    if (!az_id_valid(uid) || !az_id_valid(ws))
+        return PL_ERR_NOT_FOUND;
+    rc = rtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    snprintf(key, sizeof key, "%s|%s", uid, ws);
+    k = sval(key);
+    rc = mrc(mdb_get(t, st->db[DB_MEMBERS], &k, &v));
+    if (rc == PL_OK)
+        snprintf(role, 16, "%.*s", (int)(v.mv_size < 15 ? v.mv_size : 15), (char *)v.mv_data);
+    mdb_txn_abort(t);
+    return rc;
+}
+
+pl_rc az_user_workspaces(az_store *st, const char *uid, az_dir_membership *out, size_t max,
+                         size_t *n)
+{
+    MDB_txn *t = NULL;
+    MDB_cursor *c = NULL;
+    MDB_val k, v;
+    char prefix[AZ_ID_MAX + 2];
+    size_t plen;
+    pl_rc rc;
+    int e;
+    *n = 0;
+    if (!az_id_valid(uid))
+        return PL_OK;
+    plen = (size_t)snprintf(prefix, sizeof prefix, "%s|", uid);
+    rc = rtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    if (mdb_cursor_open(t, st->db[DB_MEMBERS], &c) != 0) {
+        rc = PL_ERR_STORE;
+        goto out;
+    }
+    k.mv_data = prefix;
+    k.mv_size = plen;
+    for (e = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); e == 0;
+         e = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        json_t *o = NULL;
+        MDB_val wk;
+        if (k.mv_size <= plen || memcmp(k.mv_data, prefix, plen) != 0)
+            break;
+        wk.mv_data = (char *)k.mv_data + plen;
+        wk.mv_size = k.mv_size - plen;
+        if (get_json(t, st->db[DB_WORKSPACES], wk, &o) != PL_OK)
+            continue;
+        if (*n == max) {
+            json_decref(o);
+            rc = PL_ERR_TOO_LARGE;
+            goto out;
+        }
+        cpy(out[*n].ws.id, sizeof out[*n].ws.id, jstr(o, "id"));
+        cpy(out[*n].ws.name, sizeof out[*n].ws.name, jstr(o, "name"));
+        cpy(out[*n].ws.plan, sizeof out[*n].ws.plan, jstr(o, "plan"));
+        snprintf(out[*n].role, sizeof out[*n].role, "%.*s", (int)(v.mv_size < 15 ? v.mv_size : 15),
+                 (char *)v.mv_data);
+        json_decref(o);
+        (*n)++;
+    }
+out:
+    if (c)
+        mdb_cursor_close(c);
+    mdb_txn_abort(t);
+    return rc;
+}
+
+/* ---- clients ----------------------------------------------------------------------------- */
+
+static json_t *client_json(const az_client *c)
+{
+    char hex[2 * CORE_SHA256_LEN + 1] = "";
+    json_t *o, *ru = json_array();
+    for (size_t i = 0; ru && i < c->nredirect; i++)
+        json_array_append_new(ru, json_string(c->redirect_uris[i]));
+    if (c->auth != AZ_AUTH_NONE)
+        core_hex_encode(c->secret_hash, CORE_SHA256_LEN, hex, sizeof hex);
+    o = json_pack("{s:s,s:s,s:o,s:i,s:i,s:s,s:s,s:s,s:s,s:b,s:I,s:I}", "id", c->id, "name", c->name,
+                  "redirect_uris", ru ? ru : json_array(), "kind", (int)c->kind, "auth",
+                  (int)c->auth, "secret_sha256", hex, "cls", c->cls, "scope_hint", c->scope_hint,
+                  "source", c->source, "introspect", c->introspect, "created_ms",
+                  (json_int_t)c->created_ms, "expires_ms", (json_int_t)c->expires_ms);
+    return o;
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    return -1;
+}
+
+static void client_fill(const json_t *o, az_client *c)
+{
+    const json_t *ru = json_object_get(o, "redirect_uris");
+    const char *hex = jstr(o, "secret_sha256");
+    memset(c, 0, sizeof *c);
+    cpy(c->id, sizeof c->id, jstr(o, "id"));
+    cpy(c->name, sizeof c->name, jstr(o, "name"));
+    for (size_t i = 0; i < json_array_size(ru) && i < AZ_MAX_REDIRECTS; i++)
+        cpy(c->redirect_uris[c->nredirect++], AZ_URI_MAX + 1,
+            json_string_value(json_array_get(ru, i)));
+    c->kind = (az_client_kind)jint(o, "kind");
+    c->auth = (az_auth_method)jint(o, "auth");
+    if (strlen(hex) == 2 * CORE_SHA256_LEN)
+        for (size_t i = 0; i < CORE_SHA256_LEN; i++)
+            c->secret_hash[i] = (uint8_t)(hexval(hex[2 * i]) * 16 + hexval(hex[2 * i + 1]));
+    cpy(c->cls, sizeof c->cls, jstr(o, "cls"));
+    cpy(c->scope_hint, sizeof c->scope_hint, jstr(o, "scope_hint"));
+    cpy(c->source, sizeof c->source, jstr(o, "source"));
+    c->introspect = json_is_true(json_object_get(o, "introspect"));
+    c->created_ms = jint(o, "created_ms");
+    c->expires_ms = jint(o, "expires_ms");
+}
+
+pl_rc az_client_put(az_store *st, const az_client *c)
+{
+    MDB_txn *t = NULL;
+    json_t *o;
+    pl_rc rc;
+    if (!c->id[0] || strlen(c->id) > AZ_CLIENT_ID_MAX)
+        return PL_ERR_INVALID;
+    rc = wtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    o = client_json(c);
+    rc = o ? put_json(t, st->db[DB_CLIENTS], sval(c->id), o) : PL_ERR_NOMEM;
+    json_decref(o);
+    return finish(t, rc);
+}
+
+pl_rc az_client_get(az_store *st, const char *id, az_client *out)
+{
+    MDB_txn *t = NULL;
+    json_t *o = NULL;
+    pl_rc rc;
+    if (!id || !*id || strlen(id) > AZ_CLIENT_ID_MAX)
+        return PL_ERR_NOT_FOUND;
+    rc = rtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    rc = get_json(t, st->db[DB_CLIENTS], sval(id), &o);
+    if (rc == PL_OK)
+        client_fill(o, out);
+    json_decref(o);
+    mdb_txn_abort(t);
+    return rc;
+}
+
+/* Counts one registration against key ("s:<addr>", "total") within the window. */
+static pl_rc dcr_count(az_store *st, MDB_txn *t, const char *key, unsigned limit, int64_t win,
+                       int64_t now)
+{
+    json_t *o = NULL;
+    int64_t n = 0, t0 = now;
+    pl_rc rc;
+    if (get_json(t, st->db[DB_DCR_COUNT], sval(key), &o) == PL_OK && now - jint(o, "t0") < win) {
+        n = jint(o, "n");
+        t0 = jint(o, "t0");
+    }
+    json_decref(o);
+    if (n >= (int64_t)limit)
+        return PL_ERR_LIMIT;
+    o = json_pack("{s:I,s:I}", "n", (json_int_t)(n + 1), "t0", (json_int_t)t0);
+    rc = o ? put_json(t, st->db[DB_DCR_COUNT], sval(key), o) : PL_ERR_NOMEM;
+    json_decref(o);
+    return rc;
+}
+
+pl_rc az_client_register(az_store *st, az_client *c, const uint8_t fp[CORE_SHA256_LEN],
+                         const az_dcr_limits *lim, int *reused)
+{
+    MDB_txn *t = NULL;
+    MDB_val k = {CORE_SHA256_LEN, (void *)fp}, v;
+    json_t *o = NULL;
+    char key[80], id[AZ_ID_MAX + 1];
+    int64_t now = now_ms(st);
+    MDB_stat ms;
+    pl_rc rc;
+
+    *reused = 0;
+    rc = wtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    if (mdb_get(t, st->db[DB_DCR_FP], &k, &v) == 0 && v.mv_size <= AZ_ID_MAX) {
+        /* Identical registration from the same source: reuse, new secret if any. */
+        memcpy(id, v.mv_data, v.mv_size);
+        id[v.mv_size] = '\0';
+        if (get_json(t, st->db[DB_CLIENTS], sval(id), &o) == PL_OK) {
+            az_client old;
+            client_fill(o, &old);
+            json_decref(o);
+            o = NULL;
+            memcpy(old.secret_hash, c->secret_hash, sizeof old.secret_hash);
+            *c = old;
+            o = client_json(c);
+            rc = o ? put_json(t, st->db[DB_CLIENTS], sval(c->id), o) : PL_ERR_NOMEM;
+            json_decref(o);
+            *reused = 1;
+            return finish(t, rc);
+        }
+    }
+    snprintf(key, sizeof key, "s:%.64s", c->source);
+    rc = dcr_count(st, t, key, lim->per_source, lim->window_ms, now);
+    if (rc == PL_OK)
+        rc = dcr_count(st, t, "total", lim->total, lim->window_ms, now);
+    if (rc == PL_OK && mdb_stat(t, st->db[DB_DCR_FP], &ms) == 0 &&
+        ms.ms_entries >= lim->max_clients)
+        rc = PL_ERR_LIMIT;
+    if (rc == PL_OK)
+        rc = new_id("c_", id);
+    if (rc != PL_OK)
+        return finish(t, rc);
+    cpy(c->id, sizeof c->id, id);
+    c->created_ms = now;
+    v = sval(c->id);
+    rc = mrc(mdb_put(t, st->db[DB_DCR_FP], &k, &v, 0));
+    o = client_json(c);
+    if (rc == PL_OK)
+        rc = o ? put_json(t, st->db[DB_CLIENTS], sval(c->id), o) : PL_ERR_NOMEM;
+    json_decref(o);
+    return finish(t, rc);
+}
+
+/* ---- pending requests --------------------------------------------------------------------- */
+
+pl_rc az_pending_put(az_store *st, az_pending *p)
+{
+    MDB_txn *t = NULL;
+    json_t *o;
+    pl_rc rc = core_random_token(p->rid, sizeof p->rid, 32);
+    if (rc != PL_OK)
+        return rc;
+    p->created_ms = now_ms(st);
+    rc = wtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I}", "client_id", p->client_id, "redirect_uri",
+                  p->redirect_uri, "state", p->state, "challenge", p->challenge, "resource",
+                  p->resource, "scope", (json_int_t)p->scope, "created_ms",
+                  (json_int_t)p->created_ms);
+    rc = o ? put_json(t, st->db[DB_PENDING], sval(p->rid), o) : PL_ERR_NOMEM;
+    json_decref(o);
+    return finish(t, rc);
+}
+
+pl_rc az_pending_get(az_store *st, const char *rid, az_pending *out)
+{
+    MDB_txn *t = NULL;
+    json_t *o = NULL;
+    pl_rc rc;
+    if (!rid || strlen(rid) != AZ_SECRET_LEN)
+        return PL_ERR_NOT_FOUND;
+    rc = rtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    rc = get_json(t, st->db[DB_PENDING], sval(rid), &o);
+    if (rc == PL_OK) {
+        memset(out, 0, sizeof *out);
+        cpy(out->rid, sizeof out->rid, rid);
+        cpy(out->client_id, sizeof out->client_id, jstr(o, "client_id"));
+        cpy(out->redirect_uri, sizeof out->redirect_uri, jstr(o, "redirect_uri"));
+        cpy(out->state, sizeof out->state, jstr(o, "state"));
+        cpy(out->challenge, sizeof out->challenge, jstr(o, "challenge"));
+        cpy(out->resource, sizeof out->resource, jstr(o, "resource"));
+        out->scope = (uint64_t)jint(o, "scope");
+        out->created_ms = jint(o, "created_ms");
+        if (now_ms(st) - out->created_ms > PENDING_TTL_MS)
+            rc = PL_ERR_EXPIRED;
+    }
+    json_decref(o);
+    mdb_txn_abort(t);
+    return rc;
+}
+
+static pl_rc del_key(az_store *st, int db, MDB_val k)
+{
+    MDB_txn *t = NULL;
+    int e;
+    pl_rc rc = wtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    e = mdb_del(t, st->db[db], &k, NULL);
+    return finish(t, e == 0 || e == MDB_NOTFOUND ? PL_OK : PL_ERR_STORE);
+}
+
+pl_rc az_pending_del(az_store *st, const char *rid)
+{
+    return rid ? del_key(st, DB_PENDING, sval(rid)) : PL_OK;
+}
+
+/* ---- sessions ------------------------------------------------------------------------------ */
+
+pl_rc az_session_new(az_store *st, const char *uid, char sid_out[AZ_SECRET_SIZE], az_session *out)
+{
+    MDB_txn *t = NULL;
+    uint8_t h[CORE_SHA256_LEN];
+    char csrf[CORE_B64URL_SIZE(32)];
+    json_t *o;
+    pl_rc rc;
+    memset(out, 0, sizeof *out);
+    rc = core_random_token(sid_out, AZ_SECRET_SIZE, 32);
+    if (rc == PL_OK)
+        rc = core_random(out->csrf_key, sizeof out->csrf_key);
+    if (rc == PL_OK)
+        rc = core_b64url_encode(out->csrf_key, 32, csrf, sizeof csrf, NULL);
+    if (rc == PL_OK)
+        rc = wtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    cpy(out->uid, sizeof out->uid, uid);
+    out->created_ms = now_ms(st);
+    out->expires_ms = out->created_ms + st->session_ttl_ms;
+    secret_key(sid_out, h);
+    o = json_pack("{s:s,s:s,s:I,s:I}", "uid", out->uid, "csrf", csrf, "created_ms",
+                  (json_int_t)out->created_ms, "expires_ms", (json_int_t)out->expires_ms);
+    rc = o ? put_json(t, st->db[DB_SESSIONS], hkey(h), o) : PL_ERR_NOMEM;
+    json_decref(o);
+    core_wipe(csrf, sizeof csrf);
+    return finish(t, rc);
+}
+
+pl_rc az_session_get(az_store *st, const char *sid, az_session *out)
+{
+    MDB_txn *t = NULL;
+    uint8_t h[CORE_SHA256_LEN];
+    json_t *o = NULL;
+    size_t n = 0;
+    pl_rc rc;
+    if (!sid || strlen(sid) != AZ_SECRET_LEN)
+        return PL_ERR_NOT_FOUND;
+    secret_key(sid, h);
+    rc = rtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    rc = get_json(t, st->db[DB_SESSIONS], hkey(h), &o);
+    if (rc == PL_OK) {
+        const char *csrf = jstr(o, "csrf");
+        memset(out, 0, sizeof *out);
+        cpy(out->uid, sizeof out->uid, jstr(o, "uid"));
+        out->created_ms = jint(o, "created_ms");
+        out->expires_ms = jint(o, "expires_ms");
+        if (core_b64url_decode(csrf, strlen(csrf), out->csrf_key, sizeof out->csrf_key, &n) !=
+                PL_OK ||
+            n != 32)
+            rc = PL_ERR_STORE;
+        else if (now_ms(st) >= out->expires_ms)
+            rc = PL_ERR_NOT_FOUND;
+    }
+    json_decref(o);
+    mdb_txn_abort(t);
+    return rc;
+}
+
+pl_rc az_session_del(az_store *st, const char *sid)
+{
+    uint8_t h[CORE_SHA256_LEN];
+    if (!sid)
+        return PL_OK;
+    secret_key(sid, h);
+    return del_key(st, DB_SESSIONS, hkey(h));
+}
+
+/* ---- grants ------------------------------------------------------------------------------- */
+
+static json_t *grant_json(const az_grant *g)
+{
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I}", "gid", g->gid, "uid", g->uid,
+                     "client_id", g->client_id, "ws", g->ws, "resource", g->resource, "cls", g->cls,
+                     "scope", (json_int_t)g->scope, "created_ms", (json_int_t)g->created_ms,
+                     "last_used_ms", (json_int_t)g->last_used_ms, "revoked_ms",
+                     (json_int_t)g->revoked_ms, "rgen", (json_int_t)g->rgen);
+}
+
+static void grant_fill(const json_t *o, az_grant *g)
+{
+    memset(g, 0, sizeof *g);
+    cpy(g->gid, sizeof g->gid, jstr(o, "gid"));
+    cpy(g->uid, sizeof g->uid, jstr(o, "uid"));
+    cpy(g->client_id, sizeof g->client_id, jstr(o, "client_id"));
+    cpy(g->ws, sizeof g->ws, jstr(o, "ws"));
+    cpy(g->resource, sizeof g->resource, jstr(o, "resource"));
+    cpy(g->cls, sizeof g->cls, jstr(o, "cls"));
+    g->scope = (uint64_t)jint(o, "scope");
+    g->created_ms = jint(o, "created_ms");
+    g->last_used_ms = jint(o, "last_used_ms");
+    g->revoked_ms = jint(o, "revoked_ms");
+    g->rgen = jint(o, "rgen");
+}
+
+static pl_rc grant_load(az_store *st, MDB_txn *t, const char *gid, az_grant *g)
+{
+    json_t *o = NULL;
+    pl_rc rc = az_id_valid(gid) ? get_json(t, st->db[DB_GRANTS], sval(gid), &o) : PL_ERR_NOT_FOUND;
+    if (rc == PL_OK)
+        grant_fill(o, g);
+    json_decref(o);
+    return rc;
+}
+
+/* Writes the grant record, its grant_state row and the user index. */
+static pl_rc grant_save(az_store *st, MDB_txn *t, const az_grant *g)
+{
+    az_grant_state gs = {g->created_ms, g->revoked_ms};
+    MDB_val k = sval(g->gid), v = {sizeof gs, &gs};
+    char ukey[2 * AZ_ID_MAX + 2];
+    json_t *o = grant_json(g);
+    pl_rc rc = o ? put_json(t, st->db[DB_GRANTS], k, o) : PL_ERR_NOMEM;
+    json_decref(o);
+    if (rc == PL_OK)
+        rc = mrc(mdb_put(t, st->db[DB_GRANT_STATE], &k, &v, 0));
+    if (rc == PL_OK) {
+        MDB_val uk, uv = sval(g->gid);
+        snprintf(ukey, sizeof ukey, "%s|%s", g->uid, g->gid);
+        uk = sval(ukey);
+        if (g->revoked_ms) {
+            int e = mdb_del(t, st->db[DB_USER_GRANTS], &uk, NULL);
+            rc = e == 0 || e == MDB_NOTFOUND ? PL_OK : PL_ERR_STORE;
+        } else {
+            rc = mrc(mdb_put(t, st->db[DB_USER_GRANTS], &uk, &uv, 0));
+        }
+    }
+    return rc;
+}
+
+static pl_rc grant_revoke_txn(az_store *st, MDB_txn *t, const char *gid)
+{
+    az_grant g;
+    pl_rc rc = grant_load(st, t, gid, &g);
+    if (rc != PL_OK || g.revoked_ms)
+        return rc;
+    g.revoked_ms = now_ms(st);
+    return grant_save(st, t, &g);
+}
+
+pl_rc az_grant_revoke(az_store *st, const char *gid)
+{
+    MDB_txn *t = NULL;
+    pl_rc rc = wtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    return finish(t, grant_revoke_txn(st, t, gid));
+}
+
+pl_rc az_grant_get(az_store *st, const char *gid, az_grant *g)
+{
+    MDB_txn *t = NULL;
+    pl_rc rc = rtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    rc = grant_load(st, t, gid, g);
+    mdb_txn_abort(t);
+    return rc;
+}
+
+pl_rc az_grant_list(az_store *st, const char *uid, az_grant *out, size_t max, size_t *n)
+{
+    MDB_txn *t = NULL;
+    MDB_cursor *c = NULL;
+    MDB_val k, v;
+    char prefix[AZ_ID_MAX + 2];
+    size_t plen;
+    pl_rc rc;
+    int e;
+    *n = 0;
+    if (!az_id_valid(uid))
+        return PL_OK;
+    plen = (size_t)snprintf(prefix, sizeof prefix, "%s|", uid);
+    rc = rtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    if (mdb_cursor_open(t, st->db[DB_USER_GRANTS], &c) != 0) {
+        mdb_txn_abort(t);
+        return PL_ERR_STORE;
+    }
+    k.mv_data = prefix;
+    k.mv_size = plen;
+    for (e = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); e == 0 && *n < max;
+         e = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        char gid[AZ_ID_MAX + 1];
+        if (k.mv_size <= plen || memcmp(k.mv_data, prefix, plen) != 0 || v.mv_size > AZ_ID_MAX)
+            break;
+        memcpy(gid, v.mv_data, v.mv_size);
+        gid[v.mv_size] = '\0';
+        if (grant_load(st, t, gid, &out[*n]) == PL_OK && !out[*n].revoked_ms)
+            (*n)++;
+    }
+    mdb_cursor_close(c);
+    mdb_txn_abort(t);
+    /* Newest first. */
+    for (size_t i = 1; i < *n; i++)
+        for (size_t j = i; j > 0 && out[j].created_ms > out[j - 1].created_ms; j--) {
+            az_grant tmp = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = tmp;
+        }
+    return PL_OK;
+}
+
+static pl_rc revoke_user_grants(az_store *st, MDB_txn *t, const char *uid)
+{
+    MDB_cursor *c = NULL;
+    MDB_val k, v;
+    char prefix[AZ_ID_MAX + 2], gids[256][AZ_ID_MAX + 1];
+    size_t plen, n = 0;
+    pl_rc rc = PL_OK;
+    int e;
+    plen = (size_t)snprintf(prefix, sizeof prefix, "%s|", uid);
+    if (mdb_cursor_open(t, st->db[DB_USER_GRANTS], &c) != 0)
+        return PL_ERR_STORE;
+    k.mv_data = prefix;
+    k.mv_size = plen;
+    for (e = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); e == 0 && n < 256;
+         e = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size <= plen || memcmp(k.mv_data, prefix, plen) != 0 || v.mv_size > AZ_ID_MAX)
+            break;
+        memcpy(gids[n], v.mv_data, v.mv_size);
+        gids[n++][v.mv_size] = '\0';
+    }
+    mdb_cursor_close(c);
+    for (size_t i = 0; i < n && rc == PL_OK; i++)
+        rc = grant_revoke_txn(st, t, gids[i]);
+    return rc;
+}
+
+static pl_rc user_update(az_store *st, const char *username, const char *set_key, json_t *val,
+                         int revoke_grants)
+{
+    MDB_txn *t = NULL;
+    char uid[AZ_ID_MAX + 1];
+    json_t *o = NULL;
+    pl_rc rc;
+    if (!val)
+        return PL_ERR_NOMEM;
+    rc = wtxn(st, &t);
+    if (rc != PL_OK) {
+        json_decref(val);
+        return rc;
+    }
+    rc = uid_of(st, t, username, uid);
+    if (rc == PL_OK)
+        rc = get_json(t, st->db[DB_USERS], sval(uid), &o);
+    if (rc == PL_OK)
+        rc = json_object_set(o, set_key, val) == 0 ? put_json(t, st->db[DB_USERS], sval(uid), o)
+                                                   : PL_ERR_NOMEM;
+    if (rc == PL_OK && revoke_grants)
+        rc = revoke_user_grants(st, t, uid);
+    json_decref(o);
+    json_decref(val);
+    return finish(t, rc);
+}
+
+/* ---- codes --------------------------------------------------------------------------------- */
+
+pl_rc az_code_issue(az_store *st, const az_code *c, char code_out[AZ_SECRET_SIZE])
+{
+    MDB_txn *t = NULL;
+    uint8_t h[CORE_SHA256_LEN];
+    json_t *o;
+    pl_rc rc = core_random_token(code_out, AZ_SECRET_SIZE, 32);
+    if (rc == PL_OK)
+        rc = wtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    secret_key(code_out, h);
+    o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:s}", "client_id", c->client_id,
+                  "redirect_uri", c->redirect_uri, "challenge", c->challenge, "resource",
+                  c->resource, "ws", c->ws, "uid", c->uid, "cls", c->cls, "scope",
+                  (json_int_t)c->scope, "created_ms", (json_int_t)now_ms(st), "gid", "");
+    rc = o ? put_json(t, st->db[DB_CODES], hkey(h), o) : PL_ERR_NOMEM;
+    json_decref(o);
+    return finish(t, rc);
+}
+
+/* RFC 7636 §4.1: code_verifier = 43*128unreserved. */
+static int verifier_valid(const char *v)
+{
+    size_t n = v ? strlen(v) : 0;
+    return n >= 43 && n <= 128 &&
+           strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~") == n;
+}
+
+/* RFC 7636 §4.6: BASE64URL(SHA256(ASCII(code_verifier))) == code_challenge. */
+static int pkce_ok(const char *verifier, const char *challenge)
+{
+    uint8_t h[CORE_SHA256_LEN];
+    char enc[CORE_B64URL_SIZE(CORE_SHA256_LEN)];
+    size_t n;
+    if (!verifier_valid(verifier) || strlen(challenge) != 43)
+        return 0;
+    core_sha256(verifier, strlen(verifier), h);
+    if (core_b64url_encode(h, sizeof h, enc, sizeof enc, &n) != PL_OK || n != 43)
+        return 0;
+    return core_ct_equal(enc, challenge, 43);
+}
+
+static pl_rc refresh_put(az_store *st, MDB_txn *t, const az_grant *g, char rt[AZ_SECRET_SIZE])
+{
+    uint8_t h[CORE_SHA256_LEN];
+    json_t *o;
+    pl_rc rc = core_random_token(rt, AZ_SECRET_SIZE, 32);
+    if (rc != PL_OK)
+        return rc;
+    secret_key(rt, h);
+    o = json_pack("{s:s,s:I,s:I,s:I,s:b}", "gid", g->gid, "gen", (json_int_t)g->rgen, "created_ms",
+                  (json_int_t)now_ms(st), "rotated_ms", (json_int_t)0, "retried", 0);
+    rc = o ? put_json(t, st->db[DB_REFRESH], hkey(h), o) : PL_ERR_NOMEM;
+    json_decref(o);
+    return rc;
+}
+
+pl_rc az_code_redeem(az_store *st, const char *code, const az_redeem *in, az_grant *g,
+                     char refresh_out[AZ_SECRET_SIZE], const char **why)
+{
+    MDB_txn *t = NULL;
+    uint8_t h[CORE_SHA256_LEN];
+    json_t *o = NULL;
+    int64_t now = now_ms(st);
+    const char *dummy;
+    pl_rc rc;
+
+    if (!why)
+        why = &dummy;
+    *why = "invalid authorization code";
+    if (!code || strlen(code) != AZ_SECRET_LEN)
+        return PL_ERR_NOT_FOUND;
+    secret_key(code, h);
+    rc = wtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    rc = get_json(t, st->db[DB_CODES], hkey(h), &o);
+    if (rc != PL_OK)
+        goto out;
+    if (*jstr(o, "gid")) {
+        /* RFC 6749 §4.1.2, RFC 9700 §4.5: a replayed code revokes what it issued. */
+        *why = "authorization code already used; the grant issued from it is revoked";
+        rc = grant_revoke_txn(st, t, jstr(o, "gid"));
+        rc = finish(t, rc == PL_OK || rc == PL_ERR_NOT_FOUND ? PL_OK : rc);
+        t = NULL;
+        if (rc == PL_OK)
+            rc = PL_ERR_CONFLICT;
+        goto out;
+    }
+    if (now - jint(o, "created_ms") > AZ_CODE_TTL_MS) {
+        *why = "authorization code expired";
+        rc = PL_ERR_EXPIRED;
+        goto out;
+    }
+    if (strcmp(jstr(o, "client_id"), in->client_id ? in->client_id : "") != 0) {
+        *why = "authorization code was issued to another client";
+        rc = PL_ERR_DENIED;
+        goto out;
+    }
+    /* RFC 6749 §4.1.3: redirect_uri required and identical when it was in the request
+     * (always, here). */
+    if (!in->redirect_uri || strcmp(jstr(o, "redirect_uri"), in->redirect_uri) != 0) {
+        *why = "redirect_uri does not match the authorization request";
+        rc = PL_ERR_DENIED;
+        goto out;
+    }
+    if (!in->verifier) {
+        *why = "code_verifier is required (PKCE)";
+        rc = PL_ERR_DENIED;
+        goto out;
+    }
+    if (!pkce_ok(in->verifier, jstr(o, "challenge"))) {
+        *why = "code_verifier does not match the code_challenge";
+        rc = PL_ERR_DENIED;
+        goto out;
+    }
+    /* RFC 8707 §2.2: the resource, when given, must be the one authorized. */
+    if (in->resource && strcmp(in->resource, jstr(o, "resource")) != 0) {
+        *why = "resource does not match the authorization request";
+        rc = PL_ERR_DENIED;
+        goto out;
+    }
+    memset(g, 0, sizeof *g);
+    rc = new_id("g_", g->gid);
+    if (rc != PL_OK)
+        goto out;
+    cpy(g->uid, sizeof g->uid, jstr(o, "uid"));
+    cpy(g->client_id, sizeof g->client_id, jstr(o, "client_id"));
+    cpy(g->ws, sizeof g->ws, jstr(o, "ws"));
+    cpy(g->resource, sizeof g->resource, jstr(o, "resource"));
+    cpy(g->cls, sizeof g->cls, jstr(o, "cls"));
+    g->scope = (uint64_t)jint(o, "scope");
+    g->created_ms = g->last_used_ms = now;
+    g->rgen = 1;
+    rc = grant_save(st, t, g);
+    if (rc == PL_OK)
+        rc = refresh_put(st, t, g, refresh_out);
+    if (rc == PL_OK)
+        rc = json_object_set_new(o, "gid", json_string(g->gid)) == 0
+                 ? put_json(t, st->db[DB_CODES], hkey(h), o)
+                 : PL_ERR_NOMEM;
+    if (rc == PL_OK)
+        *why = NULL;
+    rc = finish(t, rc);
+    t = NULL;
+out:
+    if (t)
+        mdb_txn_abort(t);
+    json_decref(o);
+    return rc;
+}
+
+pl_rc az_refresh_rotate(az_store *st, const char *rt, const char *client_id, const char *resource,
+                        az_grant *g, char refresh_out[AZ_SECRET_SIZE], const char **why)
+{
+    MDB_txn *t = NULL;
+    uint8_t h[CORE_SHA256_LEN];
+    json_t *o = NULL;
+    int64_t now = now_ms(st), gen;
+    const char *dummy;
+    pl_rc rc;
+
+    if (!why)
+        why = &dummy;
+    *why = "invalid refresh token";
+    if (!rt || strlen(rt) != AZ_SECRET_LEN)
+        return PL_ERR_NOT_FOUND;
+    secret_key(rt, h);
+    rc = wtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    rc = get_json(t, st->db[DB_REFRESH], hkey(h), &o);
+    if (rc == PL_OK)
+        rc = grant_load(st, t, jstr(o, "gid"), g);
+    if (rc != PL_OK) {
+        rc = PL_ERR_NOT_FOUND;
+        goto out;
+    }
+    if (g->revoked_ms) {
+        *why = "the grant has been revoked";
+        rc = PL_ERR_DENIED;
+        goto out;
+    }
+    if (strcmp(g->client_id, client_id) != 0) {
+        *why = "refresh token was issued to another client";
+        rc = PL_ERR_DENIED;
+        goto out;
+    }
+    if (resource && strcmp(resource, g->resource) != 0) {
+        *why = "resource does not match the grant";
+        rc = PL_ERR_DENIED;
+        goto out;
+    }
+    gen = jint(o, "gen");
+    if (gen != g->rgen) {
+        /* RFC 9700 §4.14.2: reuse of a rotated token. One retry of the token rotated last,
+         * within the grace period, is a lost response, not an attack. */
+        int grace = gen == g->rgen - 1 && !json_is_true(json_object_get(o, "retried")) &&
+                    now - jint(o, "rotated_ms") <= st->refresh_grace_ms;
+        if (!grace) {
+            *why = "refresh token reuse detected; the grant is revoked";
+            rc = grant_revoke_txn(st, t, g->gid);
+            rc = finish(t, rc);
+            t = NULL;
+            if (rc == PL_OK)
+                rc = PL_ERR_CONFLICT;
+            goto out;
+        }
+        json_object_set_new(o, "retried", json_true());
+    }
+    json_object_set_new(o, "rotated_ms", json_integer(now));
+    rc = put_json(t, st->db[DB_REFRESH], hkey(h), o);
+    /* The token of the current generation (if this was a grace retry) becomes stale too:
+     * it was never delivered. Generations only go up. */
+    g->rgen++;
+    g->last_used_ms = now;
+    if (rc == PL_OK)
+        rc = grant_save(st, t, g);
+    if (rc == PL_OK)
+        rc = refresh_put(st, t, g, refresh_out);
+    if (rc == PL_OK)
+        *why = NULL;
+    rc = finish(t, rc);
+    t = NULL;
+out:
+    if (t)
+        mdb_txn_abort(t);
+    json_decref(o);
+    return rc;
+}
+
+pl_rc az_refresh_grant(az_store *st, const char *rt, az_grant *g, int *current)
+{
+    MDB_txn *t = NULL;
+    uint8_t h[CORE_SHA256_LEN];
+    json_t *o = NULL;
+    pl_rc rc;
+    if (!rt || strlen(rt) != AZ_SECRET_LEN)
+        return PL_ERR_NOT_FOUND;
+    secret_key(rt, h);
+    rc = rtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    rc = get_json(t, st->db[DB_REFRESH], hkey(h), &o);
+    if (rc == PL_OK)
+        rc = grant_load(st, t, jstr(o, "gid"), g);
+    if (rc == PL_OK && current)
+        *current = jint(o, "gen") == g->rgen && !g->revoked_ms;
+    json_decref(o);
+    mdb_txn_abort(t);
+    return rc == PL_OK ? PL_OK : PL_ERR_NOT_FOUND;
+}
+
+/* ---- consents -------------------------------------------------------------------------------- */
+
+pl_rc az_consent_put(az_store *st, const char *uid, const char *client_id, const char *ws,
+                     uint64_t scope)
+{
+    MDB_txn *t = NULL;
+    char key[AZ_ID_MAX + AZ_CLIENT_ID_MAX + 2];
+    json_t *o;
+    pl_rc rc;
+    snprintf(key, sizeof key, "%s|%s", uid, client_id);
+    rc = wtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    o = json_pack("{s:s,s:I,s:I}", "ws", ws, "scope", (json_int_t)scope, "at",
+                  (json_int_t)now_ms(st));
+    rc = o ? put_json(t, st->db[DB_CONSENTS], sval(key), o) : PL_ERR_NOMEM;
+    json_decref(o);
+    return finish(t, rc);
+}
+
+pl_rc az_consent_get(az_store *st, const char *uid, const char *client_id, char ws[AZ_ID_MAX + 1],
+                     uint64_t *scope)
+{
+    MDB_txn *t = NULL;
+    char key[AZ_ID_MAX + AZ_CLIENT_ID_MAX + 2];
+    json_t *o = NULL;
+    pl_rc rc;
+    snprintf(key, sizeof key, "%s|%s", uid, client_id);
+    rc = rtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    rc = get_json(t, st->db[DB_CONSENTS], sval(key), &o);
+    if (rc == PL_OK) {
+        cpy(ws, AZ_ID_MAX + 1, jstr(o, "ws"));
+        *scope = (uint64_t)jint(o, "scope");
+    }
+    json_decref(o);
+    mdb_txn_abort(t);
+    return rc;
+}
+
+/* ---- sweep ----------------------------------------------------------------------------------- */
+
+/* Deletes rows of db whose JSON field `field` + ttl < now (bounded work per call). */
+static pl_rc sweep_db(az_store *st, MDB_txn *t, int db, const char *field, int64_t ttl, int64_t now)
+{
+    MDB_cursor *c = NULL;
+    MDB_val k, v;
+    int e, budget = 10000;
+    if (mdb_cursor_open(t, st->db[db], &c) != 0)
+        return PL_ERR_STORE;
+    for (e = mdb_cursor_get(c, &k, &v, MDB_FIRST); e == 0 && budget-- > 0;
+         e = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        json_t *o = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+        int64_t at = o ? jint(o, field) : 0;
+        json_decref(o);
+        if (at + ttl < now)
+            mdb_cursor_del(c, 0);
+    }
+    mdb_cursor_close(c);
+    return PL_OK;
+}
+
+pl_rc az_store_sweep(az_store *st)
+{
+    MDB_txn *t = NULL;
+    int64_t now = now_ms(st);
+    pl_rc rc = wtxn(st, &t);
+    if (rc != PL_OK)
+        return rc;
+    rc = sweep_db(st, t, DB_PENDING, "created_ms", PENDING_TTL_MS, now);
+    if (rc == PL_OK)
+        rc = sweep_db(st, t, DB_SESSIONS, "expires_ms", 0, now);
+    /* Used codes are kept a while so a late replay still revokes their grant. */
+    if (rc == PL_OK)
+        rc = sweep_db(st, t, DB_CODES, "created_ms", 24 * 3600 * 1000LL, now);
+    if (rc == PL_OK)
+        rc = sweep_db(st, t, DB_THROTTLE, "t0", THROTTLE_WIN_MS, now);
+    return finish(t, rc);
+}
