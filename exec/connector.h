@@ -329,12 +329,31 @@ void ex_connectors_free(ex_connectors *reg);
 typedef struct ex_media_rule {
     uint8_t allowed;                       /* this kind may be attached at all */
     uint16_t max_count;                    /* of this kind in one post */
+    uint64_t min_bytes;                    /* per medium, 0 = no minimum */
     uint64_t max_bytes;                    /* per medium */
     uint32_t min_width, min_height;        /* pixels, 0 = no minimum */
+    uint32_t aspect_min_milli;             /* width/height x 1000, 0 = no bound */
+    uint32_t aspect_max_milli;             /* width/height x 1000, 0 = no bound */
     uint32_t min_duration_ms;              /* video */
     uint32_t max_duration_ms;              /* video, 0 = no maximum */
     const char *mimes[EX_RULES_MIMES_MAX]; /* allowed mime types, NULL-terminated */
 } ex_media_rule;
+
+typedef enum ex_setting_type {
+    EX_SETTING_ENUM = 0, /* a string from values */
+    EX_SETTING_BOOL,     /* true / false */
+    EX_SETTING_STRING,   /* a string of 1..max_len code points */
+    EX_SETTING_STRINGS,  /* an array of at most max_items strings, max_len code points in all */
+} ex_setting_type;
+
+typedef struct ex_setting_rule {
+    const char *name; /* key in ex_target.settings */
+    ex_setting_type type;
+    const char *const *values; /* ENUM: NULL-terminated list */
+    uint32_t max_len;
+    uint32_t max_items;
+    const char *doc; /* one line for the channel schema */
+} ex_setting_rule;
 
 typedef struct ex_rules {
     ex_platform platform;
@@ -342,24 +361,33 @@ typedef struct ex_rules {
     uint32_t text_max_bytes; /* 0 = none (YouTube counts its description in bytes) */
     uint8_t text_required;   /* non-empty text required */
     uint8_t text_or_media;   /* at least one of text and media */
+    uint8_t text_no_angle;   /* '<' and '>' refused in text and title (YouTube) */
     uint16_t media_min;      /* total media */
     uint16_t media_max;      /* total media */
     uint8_t mix_kinds;       /* may different kinds appear in one post */
     ex_media_rule media[EX_MEDIA__COUNT];
+    uint8_t title_allowed;
     uint8_t title_required;
     uint16_t title_min_cp, title_max_cp; /* when a title is given */
     uint8_t board_required;
     uint8_t location_required;
-    uint16_t link_max;           /* bytes; 0 = links not accepted in ex_target.link */
-    uint16_t hashtags_max;       /* 0 = no limit */
-    const char *const *settings; /* names of accepted settings keys, NULL-terminated */
+    uint16_t link_max;               /* bytes; 0 = ex_target.link not accepted */
+    uint16_t hashtags_max;           /* 0 = no limit */
+    uint16_t mentions_max;           /* 0 = no limit */
+    const ex_setting_rule *settings; /* settings_count rows */
+    size_t settings_count;
+    /* Cross-field rules that a row cannot express (Instagram reels need one video, a Google
+     * Business call to action other than CALL needs a link, ...). May be NULL. */
+    void (*extra)(const ex_target *t, ex_problems *problems);
+    const char *sources; /* where the numbers come from (docs/connectors.md has the links) */
 } ex_rules;
 
 /* The rule table row of p (static, never NULL for a valid p). */
 const ex_rules *ex_rules_get(ex_platform p);
 
-/* Checks t against the rules of t->platform, appending every problem found. PL_OK when none,
- * PL_ERR_INVALID otherwise. Settings values are checked by the connector, names here. */
+/* Checks t against the rules of t->platform (text, title, media, account fields, link,
+ * settings names and values, cross-field rules), appending every problem found. PL_OK when
+ * none, PL_ERR_INVALID otherwise. */
 pl_rc ex_rules_check(const ex_target *t, ex_problems *problems);
 
 /* Strict UTF-8 (RFC 3629 §3–4: no overlongs, no surrogates, nothing above U+10FFFF, no
