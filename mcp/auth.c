@@ -1,0 +1,150 @@
+/* Resource-server side of MCP 2025-11-25 basic/authorization: challenges, the policy gate,
+ * and the audit record of every decision. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/crypto.h"
+#include "exec/args.h"
+#include "mcp/mcp_int.h"
+
+void mcp_auth_challenge(const mcp_server *srv, mcp_reply *reply, const char *error,
+                        const char *description)
+{
+    char scope[POL_SCOPE_FORMAT_MAX];
+    int n;
+    if (pol_scope_format(srv->basic_scope, scope, sizeof scope, NULL) != PL_OK)
+        scope[0] = '\0';
+    /* RFC 6750 §3, RFC 9728 §5.1; MCP basic/authorization "Protected Resource Metadata
+     * Discovery Requirements" and "Scope Selection Strategy". */
+    n = snprintf(reply->www_authenticate, sizeof reply->www_authenticate,
+                 "Bearer resource_metadata=\"%s\", scope=\"%s\"", srv->prm_url, scope);
+    if (error && n > 0 && (size_t)n < sizeof reply->www_authenticate)
+        snprintf(reply->www_authenticate + n, sizeof reply->www_authenticate - (size_t)n,
+                 ", error=\"%s\", error_description=\"%s\"", error, description ? description : "");
+    json_decref(reply->body);
+    reply->status = 401;
+    reply->body = json_pack("{s:s, s:s}", "error", error ? error : "unauthorized",
+                            "error_description", description ? description : "");
+}
+
+static mcp_gate_result decide(const mcp_call *c, const char *name, pol_decision *d)
+{
+    const pol_compiled *p = c->srv->deps.policy;
+    uint32_t tool;
+    if (pol_tool_index(p, name, strlen(name), &tool) != PL_OK)
+        return MCP_GATE_NO_ROW;
+    if (pol_decide(p, c->who->scope_mask, c->ws_index, (uint32_t)c->cls, tool, d) != PL_OK)
+        return MCP_GATE_NO_ROW;
+    switch (d->verdict) {
+    case POL_ALLOW:
+        return MCP_GATE_ALLOW;
+    case POL_DENY_SCOPE:
+        return MCP_GATE_STEP_UP;
+    case POL_DENY_POLICY:
+        return MCP_GATE_POLICY;
+    case POL_NEEDS_APPROVAL:
+        return MCP_GATE_APPROVAL;
+    }
+    return MCP_GATE_NO_ROW;
+}
+
+mcp_gate_result mcp_gate_peek(const mcp_call *c, const char *name)
+{
+    pol_decision d;
+    memset(&d, 0, sizeof d);
+    return decide(c, name, &d);
+}
+
+mcp_gate_result mcp_gate(mcp_call *c, const char *name, pol_decision *dout)
+{
+    pol_decision d;
+    mcp_gate_result g;
+    memset(&d, 0, sizeof d);
+    g = decide(c, name, &d);
+    if (dout)
+        *dout = d;
+    if (g == MCP_GATE_STEP_UP) {
+        char want[POL_SCOPE_FORMAT_MAX], need[POL_SCOPE_FORMAT_MAX],
+            desc[POL_SCOPE_FORMAT_MAX + 96];
+        mcp_reply *r = c->reply;
+        /* The token's scopes plus the ones that would help: the client re-authorizes for the
+         * union (MCP basic/authorization "Runtime Insufficient Scope Errors", RFC 6750 §3.1). */
+        if (pol_scope_format((c->who->scope_mask | d.help) & POL_MASK_ALL, want, sizeof want,
+                             NULL) != PL_OK)
+            want[0] = '\0';
+        if (pol_scope_format(d.help & POL_MASK_ALL, need, sizeof need, NULL) != PL_OK)
+            need[0] = '\0';
+        snprintf(desc, sizeof desc, "%s requires the scope %s", name, need);
+        snprintf(r->www_authenticate, sizeof r->www_authenticate,
+                 "Bearer error=\"insufficient_scope\", scope=\"%s\", resource_metadata=\"%s\", "
+                 "error_description=\"%s\"",
+                 want, c->srv->prm_url, desc);
+        json_decref(r->body);
+        r->status = 403;
+        r->body = json_pack("{s:s, s:s, s:s}", "error", "insufficient_scope", "error_description",
+                            desc, "scope", want);
+        c->http_done = 1;
+    }
+    return g;
+}
+
+static const char *rule_id(const pol_compiled *p, uint32_t rule)
+{
+    pol_rule_info ri;
+    if (rule == POL_RULE_NONE || pol_rule_get(p, rule, &ri) != PL_OK)
+        return NULL;
+    return ri.id;
+}
+
+void mcp_audit(mcp_call *c, const char *kind, const char *target, const char *outcome,
+               const pol_decision *d, const json_t *args)
+{
+    FILE *fp = c->srv->deps.audit;
+    const pol_compiled *p = c->srv->deps.policy;
+    json_t *rec, *rules;
+    char when[40], id[40], hash_hex[65];
+    uint8_t rnd[8], h[32];
+    char *line;
+    const char *r;
+
+    if (!fp)
+        return;
+    ex_time_format(core_clock_now_ms(c->srv->deps.clock), when, sizeof when);
+    if (core_random(rnd, sizeof rnd) != PL_OK)
+        memset(rnd, 0, sizeof rnd);
+    c->srv->decision_seq++;
+    {
+        char hex[17];
+        core_hex_encode(rnd, sizeof rnd, hex, sizeof hex);
+        snprintf(id, sizeof id, "dec_%s%06llx", hex,
+                 (unsigned long long)(c->srv->decision_seq & 0xffffff));
+    }
+    rules = json_array();
+    if (d) {
+        if ((r = rule_id(p, d->tool_rule)) != NULL)
+            json_array_append_new(rules, json_string(r));
+        if ((r = rule_id(p, d->rule)) != NULL)
+            json_array_append_new(rules, json_string(r));
+    }
+    rec = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:I}", "time", when, "decision_id",
+        id, "policy_revision", c->srv->deps.policy_revision ? c->srv->deps.policy_revision : "",
+        "workspace", c->who->ws, "subject", c->who->sub, "client", c->who->client_id,
+        "client_class", c->who->cls, "kind", kind, "target", target, "outcome", outcome, "rule_ids",
+        rules, "latency_ms", (json_int_t)(core_clock_now_ms(c->srv->deps.clock) - c->start_ms));
+    if (!rec)
+        return;
+    if (d)
+        json_object_set_new(rec, "verdict", json_string(pol_verdict_name(d->verdict)));
+    /* Arguments only as a hash: never in clear (they may hold customer content). */
+    if (args && ex_json_hash(args, NULL, h) == PL_OK &&
+        core_hex_encode(h, sizeof h, hash_hex, sizeof hash_hex) == PL_OK)
+        json_object_set_new(rec, "args_sha256", json_string(hash_hex));
+    line = json_dumps(rec, JSON_COMPACT);
+    if (line) {
+        fprintf(fp, "%s\n", line);
+        fflush(fp);
+    }
+    free(line);
+    json_decref(rec);
+}

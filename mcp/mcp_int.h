@@ -1,0 +1,120 @@
+/*
+ * mcp/mcp_int.h — private to mcp/: the server struct, the per-request call context, and the
+ * tool / resource / prompt tables shared by server.c, auth.c, tools.c, resources.c and
+ * prompts.c. Not a public contract.
+ */
+#ifndef POSTLY_MCP_INT_H
+#define POSTLY_MCP_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "exec/store.h"
+#include "keys/verify.h"
+#include "mcp/jsonrpc.h"
+#include "mcp/server.h"
+#include "mcp/session.h"
+#include "policy/policy.h"
+
+/* ---- tools as data (STYLE.md §7: a new tool is a row) ---- */
+
+/* A tool's work: validate/translate args, call the execution layer, shape *out (an object,
+ * new reference). Failures fill err (field + message) and return the pl_rc; the caller
+ * turns them into isError results. */
+typedef pl_rc (*mcp_tool_fn)(const ex_ctx *ex, const char *ws, const json_t *args, json_t **out,
+                             ex_err *err);
+
+typedef struct mcp_tool {
+    const char *name;          /* postly_verb_noun; also the policy row name */
+    const char *title;         /* human display name */
+    const char *description;   /* for a model: when to use it, side effects */
+    const char *input_schema;  /* JSON Schema text (parsed and checked at start) */
+    const char *output_schema; /* JSON Schema text of structuredContent */
+    /* MCP 2025-11-25 server/tools "Tool Annotations": all four always explicit. */
+    int read_only, destructive, idempotent, open_world;
+    const char *policy_suffix_arg; /* non-NULL: the policy row is name#<this argument> */
+    mcp_tool_fn fn;
+} mcp_tool;
+
+/* The table (mcp/tools.c). */
+extern const mcp_tool mcp_tools[];
+extern const size_t mcp_tools_count;
+
+/* ---- the server ---- */
+
+struct mcp_server {
+    const mcp_config *cfg;
+    mcp_deps deps;
+    mcp_session_table *sessions;
+    json_t **tool_in;  /* parsed input schemas, one per mcp_tools row */
+    json_t **tool_out; /* parsed output schemas */
+    uint64_t basic_scope;
+    char prm_url[MCP_CFG_URL_MAX + 64];
+    char resource_url[MCP_CFG_URL_MAX];
+    uint64_t decision_seq;
+};
+
+/* Per request: who is calling, where, and how the reply is shaped. */
+typedef struct mcp_call {
+    mcp_server *srv;
+    const key_verified *who;
+    pol_class cls;
+    uint32_t ws_index;
+    mcp_session *session;
+    mcp_reply *reply;
+    int http_done; /* a handler produced an HTTP-level reply (403 step-up, 429) */
+    int64_t start_ms;
+} mcp_call;
+
+/* A method handler: PL_OK with *result (new reference), or an error: err filled (JSON-RPC
+ * error), or c->http_done set (reply already formed). */
+typedef pl_rc (*mcp_method_fn)(mcp_call *c, const json_t *params, json_t **result,
+                               mcp_rpc_error *err);
+
+pl_rc mcp_tools_list(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err);
+pl_rc mcp_tools_call(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err);
+pl_rc mcp_resources_list(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err);
+pl_rc mcp_resources_templates_list(mcp_call *c, const json_t *params, json_t **result,
+                                   mcp_rpc_error *err);
+pl_rc mcp_resources_read(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err);
+pl_rc mcp_prompts_list(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err);
+pl_rc mcp_prompts_get(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err);
+
+/* ---- the policy gate (mcp/auth.c) ---- */
+
+typedef enum mcp_gate_result {
+    MCP_GATE_ALLOW = 0,
+    MCP_GATE_STEP_UP,  /* 403 insufficient_scope formed in c->reply; c->http_done set */
+    MCP_GATE_POLICY,   /* forbidden here by policy: hide and refuse */
+    MCP_GATE_APPROVAL, /* needs a person's approval first */
+    MCP_GATE_NO_ROW    /* the policy has no row for this name: deny */
+} mcp_gate_result;
+
+/* Decides for the policy row `name` and, on DENY_SCOPE, forms the 403 step-up reply. *d (may
+ * be NULL) receives the decision. Writes the decision's audit record when audit is set. */
+mcp_gate_result mcp_gate(mcp_call *c, const char *name, pol_decision *d);
+
+/* Decision without side effects (for listings). */
+mcp_gate_result mcp_gate_peek(const mcp_call *c, const char *name);
+
+/* Forms a 401 reply: WWW-Authenticate with resource_metadata and scope (+ error). */
+void mcp_auth_challenge(const mcp_server *srv, mcp_reply *reply, const char *error,
+                        const char *description);
+
+/* Writes one audit record (JSON line): never the token, arguments only as a hash. */
+void mcp_audit(mcp_call *c, const char *kind, const char *target, const char *outcome,
+               const pol_decision *d, const json_t *args);
+
+/* ---- JSON Schema subset used by the tool table (mcp/schema.c) ---- */
+
+/* Checks that schema uses only the supported keywords and has bounds on every string and
+ * array. PL_ERR_INVALID with a message in errbuf. */
+pl_rc mcp_schema_check(const json_t *schema, int input, char *errbuf, size_t errsz);
+
+/* Validates v against schema. PL_ERR_INVALID with err->field (a JSON path like
+ * "targets[2].text") and err->msg naming the rule. */
+pl_rc mcp_schema_validate(const json_t *schema, const json_t *v, ex_err *err);
+
+#endif

@@ -1,0 +1,560 @@
+#include "mcp/server.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/crypto.h"
+#include "core/http.h"
+#include "mcp/mcp_int.h"
+
+/* MCP 2025-11-25 basic/lifecycle: the revisions we speak, newest first. */
+static const char *const protocol_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26"};
+
+int mcp_protocol_supported(const char *v)
+{
+    size_t i;
+    if (!v)
+        return 0;
+    for (i = 0; i < sizeof protocol_versions / sizeof protocol_versions[0]; i++)
+        if (strcmp(v, protocol_versions[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* MCP 2025-11-25 server/utilities/logging: syslog severities (RFC 5424). */
+static const char *const log_levels[] = {"debug", "info",     "notice", "warning",
+                                         "error", "critical", "alert",  "emergency"};
+
+void mcp_reply_clear(mcp_reply *reply)
+{
+    if (!reply)
+        return;
+    json_decref(reply->body);
+    memset(reply, 0, sizeof *reply);
+}
+
+/* A transport-level refusal: HTTP status and a JSON-RPC error body with id null.
+ * -32000 is the implementation-defined server error (JSON-RPC 2.0 §5.1), as the official
+ * SDKs answer transport errors. */
+static void reply_transport(mcp_reply *r, int status, int code, const char *msg)
+{
+    json_decref(r->body);
+    r->status = status;
+    r->body = mcp_rpc_error_new(NULL, code, msg, NULL);
+}
+
+static void reply_rpc(mcp_reply *r, int status, json_t *body_take)
+{
+    json_decref(r->body);
+    r->status = status;
+    r->body = body_take;
+}
+
+/* ---- methods ---- */
+
+static pl_rc m_initialize(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err)
+{
+    const json_t *pv = json_object_get(params, "protocolVersion");
+    const json_t *caps = json_object_get(params, "capabilities");
+    const json_t *info = json_object_get(params, "clientInfo");
+    const char *version = MCP_PROTOCOL_LATEST;
+    json_t *res;
+
+    if (!json_is_string(pv)) {
+        err->code = MCP_RPC_INVALID_PARAMS;
+        snprintf(err->msg, sizeof err->msg, "params.protocolVersion: required string");
+        return PL_ERR_INVALID;
+    }
+    if (caps && !json_is_object(caps)) {
+        err->code = MCP_RPC_INVALID_PARAMS;
+        snprintf(err->msg, sizeof err->msg, "params.capabilities: must be an object");
+        return PL_ERR_INVALID;
+    }
+    if (!json_is_object(info) || !json_is_string(json_object_get(info, "name"))) {
+        err->code = MCP_RPC_INVALID_PARAMS;
+        snprintf(err->msg, sizeof err->msg,
+                 "params.clientInfo: required object with a string \"name\"");
+        return PL_ERR_INVALID;
+    }
+    /* basic/lifecycle "Version Negotiation": echo a supported version, else offer ours. */
+    if (mcp_protocol_supported(json_string_value(pv)))
+        version = json_string_value(pv);
+    res = json_pack("{s:s, s:{s:{s:b}, s:{s:b, s:b}, s:{s:b}, s:{}}, s:{s:s, s:s, s:s}, s:s}",
+                    "protocolVersion", version, "capabilities", "tools", "listChanged", 0,
+                    "resources", "subscribe", 0, "listChanged", 0, "prompts", "listChanged", 0,
+                    "logging", "serverInfo", "name", "postly-mcp", "title", "Postly", "version",
+                    "0.1.0", "instructions",
+                    "Postly publishes to social networks on the user's behalf. Every call acts "
+                    "in the one workspace the user picked when connecting. Read context with "
+                    "postly_get_workspace and the postly:// resources; write tools change real "
+                    "content. A 403 insufficient_scope answer means the user must grant one "
+                    "more scope.");
+    if (!res)
+        return PL_ERR_NOMEM;
+    *result = res;
+    return PL_OK;
+}
+
+static pl_rc m_ping(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err)
+{
+    *result = json_object();
+    return *result ? PL_OK : PL_ERR_NOMEM;
+}
+
+static pl_rc m_set_level(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err)
+{
+    const char *lv = json_string_value(json_object_get(params, "level"));
+    size_t i;
+    for (i = 0; lv && i < sizeof log_levels / sizeof log_levels[0]; i++) {
+        if (strcmp(lv, log_levels[i]) == 0) {
+            if (c->session)
+                c->session->log_level = (int)i;
+            *result = json_object();
+            return *result ? PL_OK : PL_ERR_NOMEM;
+        }
+    }
+    err->code = MCP_RPC_INVALID_PARAMS;
+    snprintf(err->msg, sizeof err->msg,
+             "params.level: must be one of debug, info, notice, warning, error, critical, "
+             "alert, emergency");
+    return PL_ERR_INVALID;
+}
+
+static const struct {
+    const char *name;
+    mcp_method_fn fn;
+} methods[] = {
+    {"initialize", m_initialize},
+    {"ping", m_ping},
+    {"logging/setLevel", m_set_level},
+    {"tools/list", mcp_tools_list},
+    {"tools/call", mcp_tools_call},
+    {"resources/list", mcp_resources_list},
+    {"resources/templates/list", mcp_resources_templates_list},
+    {"resources/read", mcp_resources_read},
+    {"prompts/list", mcp_prompts_list},
+    {"prompts/get", mcp_prompts_get},
+};
+
+static mcp_method_fn method_find(const char *name)
+{
+    size_t i;
+    for (i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (strcmp(methods[i].name, name) == 0)
+            return methods[i].fn;
+    return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+pl_rc mcp_server_new(const mcp_config *cfg, const mcp_deps *deps, mcp_server **out)
+{
+    mcp_server *srv = NULL;
+    const pol_bundle_info *bundle = NULL;
+    const char *p, *path;
+    size_t i, olen;
+    pl_rc rc;
+    char err[256];
+
+    *out = NULL;
+    if (!cfg || !deps || !deps->verifier || !deps->policy || !cfg->canonical_url[0])
+        return PL_ERR_INVALID;
+    srv = calloc(1, sizeof *srv);
+    if (!srv)
+        return PL_ERR_NOMEM;
+    srv->cfg = cfg;
+    srv->deps = *deps;
+    rc = mcp_session_table_new(deps->clock, cfg->limits.max_sessions, cfg->limits.session_idle_ms,
+                               &srv->sessions);
+    if (rc != PL_OK)
+        goto out;
+    srv->tool_in = calloc(mcp_tools_count + 1, sizeof *srv->tool_in);
+    srv->tool_out = calloc(mcp_tools_count + 1, sizeof *srv->tool_out);
+    if (!srv->tool_in || !srv->tool_out) {
+        rc = PL_ERR_NOMEM;
+        goto out;
+    }
+    for (i = 0; i < mcp_tools_count; i++) {
+        const mcp_tool *t = &mcp_tools[i];
+        json_error_t je;
+        srv->tool_in[i] = json_loads(t->input_schema, 0, &je);
+        srv->tool_out[i] = json_loads(t->output_schema, 0, &je);
+        if (!srv->tool_in[i] || !srv->tool_out[i] ||
+            mcp_schema_check(srv->tool_in[i], 1, err, sizeof err) != PL_OK ||
+            mcp_schema_check(srv->tool_out[i], 0, err, sizeof err) != PL_OK) {
+            core_log_error(deps->log, "tool %s: bad schema: %s", t->name, err);
+            rc = PL_ERR_INVALID;
+            goto out;
+        }
+        if (!t->policy_suffix_arg) {
+            uint32_t idx;
+            if (pol_tool_index(deps->policy, t->name, strlen(t->name), &idx) != PL_OK) {
+                core_log_error(deps->log, "tool %s: the policy has no requirement row for it",
+                               t->name);
+                rc = PL_ERR_INVALID;
+                goto out;
+            }
+        }
+    }
+    /* The basic scope set of the 401 challenge and scopes_supported: the smallest read-only
+     * bundle plus workspace:read, so a client that asks for "everything offered" starts
+     * with read-only access and steps up (MCP 2025-11-25 basic/authorization "Scope
+     * Selection Strategy"). */
+    srv->basic_scope = POL_MASK(POL_SCOPE_WORKSPACE_READ);
+    if (pol_bundle_get(POL_BUNDLE_ANALYTICS_READONLY, &bundle) == PL_OK)
+        srv->basic_scope |= bundle->mask;
+    /* RFC 9728 §3.1: the well-known segment goes between the host and the path. */
+    snprintf(srv->resource_url, sizeof srv->resource_url, "%s", cfg->canonical_url);
+    p = strstr(cfg->canonical_url, "://");
+    p = p ? p + 3 : cfg->canonical_url;
+    path = strchr(p, '/');
+    olen = path ? (size_t)(path - cfg->canonical_url) : strlen(cfg->canonical_url);
+    snprintf(srv->prm_url, sizeof srv->prm_url, "%.*s/.well-known/oauth-protected-resource%s",
+             (int)olen, cfg->canonical_url, path && strcmp(path, "/") != 0 ? path : "");
+    rc = PL_OK;
+out:
+    if (rc != PL_OK)
+        mcp_server_free(srv);
+    else
+        *out = srv;
+    return rc;
+}
+
+void mcp_server_free(mcp_server *srv)
+{
+    size_t i;
+    if (!srv)
+        return;
+    for (i = 0; i < mcp_tools_count; i++) {
+        if (srv->tool_in)
+            json_decref(srv->tool_in[i]);
+        if (srv->tool_out)
+            json_decref(srv->tool_out[i]);
+    }
+    free(srv->tool_in);
+    free(srv->tool_out);
+    mcp_session_table_free(srv->sessions);
+    free(srv);
+}
+
+void mcp_server_tick(mcp_server *srv)
+{
+    if (srv)
+        mcp_session_sweep(srv->sessions, NULL);
+}
+
+size_t mcp_server_tool_count(const mcp_server *srv)
+{
+    return mcp_tools_count;
+}
+
+size_t mcp_server_session_count(const mcp_server *srv)
+{
+    return srv ? mcp_session_count(srv->sessions) : 0;
+}
+
+json_t *mcp_server_prm(const mcp_server *srv)
+{
+    char scope[POL_SCOPE_FORMAT_MAX];
+    json_t *doc, *arr;
+    const char *s, *sp;
+    if (pol_scope_format(srv->basic_scope, scope, sizeof scope, NULL) != PL_OK)
+        return NULL;
+    arr = json_array();
+    for (s = scope; arr && *s; s = *sp ? sp + 1 : sp) {
+        sp = strchr(s, ' ');
+        if (!sp)
+            sp = s + strlen(s);
+        json_array_append_new(arr, json_stringn(s, (size_t)(sp - s)));
+    }
+    /* RFC 9728 §2. */
+    doc = json_pack("{s:s, s:[s], s:o, s:[s], s:s}", "resource", srv->resource_url,
+                    "authorization_servers", srv->cfg->authz_url, "scopes_supported", arr,
+                    "bearer_methods_supported", "header", "resource_name", "Postly MCP");
+    return doc;
+}
+
+/* ---- request checks ---- */
+
+static int list_has(const char list[][MCP_CFG_ENTRY_MAX], size_t n, const char *v)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (strcasecmp(list[i], v) == 0)
+            return 1;
+    return 0;
+}
+
+/* 1 when the query string carries an access_token parameter (RFC 6750 §2.3, which MCP
+ * 2025-11-25 basic/authorization "Token Requirements" forbids). */
+static int query_has_token(const char *q)
+{
+    const char *p = q;
+    while (p && *p) {
+        if (strncmp(p, "access_token=", 13) == 0 || strncmp(p, "access_token&", 13) == 0 ||
+            strcmp(p, "access_token") == 0)
+            return 1;
+        p = strchr(p, '&');
+        if (p)
+            p++;
+    }
+    return 0;
+}
+
+/* Accept must allow application/json (MCP basic/transports: clients list both
+ * application/json and text/event-stream; we answer JSON). Absent Accept is allowed. */
+static int accept_ok(const char *accept)
+{
+    if (!accept || !*accept)
+        return 1;
+    return strstr(accept, "application/json") || strstr(accept, "*/*") ||
+           strstr(accept, "application/*");
+}
+
+static int content_type_json(const char *ct)
+{
+    size_t n = strlen("application/json");
+    if (!ct || strncasecmp(ct, "application/json", n) != 0)
+        return 0;
+    return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+}
+
+static void owner_of(const key_verified *who, uint8_t out[32])
+{
+    char buf[KEY_CLAIM_MAX * 2 + KEY_URL_CLAIM_MAX + 8];
+    int n = snprintf(buf, sizeof buf, "%s%c%s%c%s", who->sub, 0, who->client_id, 0, who->ws);
+    core_sha256(buf, n > 0 ? (size_t)n : 0, out);
+}
+
+/* Verifies the bearer token; on failure forms the reply and returns non-OK. */
+static pl_rc authenticate(mcp_server *srv, const mcp_request *req, key_verified *who,
+                          mcp_reply *reply)
+{
+    const char *a = req->authorization, *tok;
+    key_reason why = KEY_REASON_NONE;
+    pl_rc rc;
+
+    if (query_has_token(req->query)) {
+        reply->status = 400;
+        reply->body = json_pack("{s:s, s:s}", "error", "invalid_request", "error_description",
+                                "access tokens in the query string are refused; send them in "
+                                "the Authorization header");
+        return PL_ERR_DENIED;
+    }
+    if (req->authorization_count > 1) {
+        reply->status = 400;
+        reply->body = json_pack("{s:s, s:s}", "error", "invalid_request", "error_description",
+                                "more than one Authorization header");
+        return PL_ERR_DENIED;
+    }
+    if (!a) {
+        /* RFC 6750 §3.1: no error code when the request had no authentication. */
+        mcp_auth_challenge(srv, reply, NULL, "an access token is required");
+        return PL_ERR_DENIED;
+    }
+    if (strncasecmp(a, "Bearer ", 7) != 0) {
+        mcp_auth_challenge(srv, reply, "invalid_request",
+                           "the Authorization header must use the Bearer scheme");
+        return PL_ERR_DENIED;
+    }
+    tok = a + 7;
+    while (*tok == ' ')
+        tok++;
+    rc = key_verifier_verify(srv->deps.verifier, tok, strlen(tok), who, &why);
+    if (rc == PL_OK) {
+        pol_class cls;
+        if (pol_class_lookup(who->cls, strlen(who->cls), &cls) != PL_OK) {
+            mcp_auth_challenge(srv, reply, "invalid_token", "the token's client class is unknown");
+            return PL_ERR_DENIED;
+        }
+        return PL_OK;
+    }
+    if (key_reason_classify(why) == KEY_CLASS_INVALID_TOKEN) {
+        mcp_auth_challenge(srv, reply, "invalid_token", key_reason_text(why));
+        return PL_ERR_DENIED;
+    }
+    core_log_warn(srv->deps.log, "token verification unavailable: %s", key_reason_name(why));
+    reply->status = 503;
+    reply->retry_after_s = 5;
+    reply->body = json_pack("{s:s, s:s}", "error", "temporarily_unavailable", "error_description",
+                            "the token could not be verified right now");
+    return PL_ERR_IO;
+}
+
+/* Handles one parsed JSON-RPC request with a known session (or initialize). */
+static void dispatch(mcp_call *c, mcp_rpc_msg *msg)
+{
+    mcp_method_fn fn = method_find(msg->method);
+    mcp_rpc_error err;
+    json_t *result = NULL, *empty = NULL;
+    const json_t *params = msg->params;
+    pl_rc rc;
+
+    memset(&err, 0, sizeof err);
+    if (!fn) {
+        char m[160];
+        snprintf(m, sizeof m, "method not found: %.100s", msg->method);
+        reply_rpc(c->reply, 200, mcp_rpc_error_new(msg->id, MCP_RPC_METHOD_NOT_FOUND, m, NULL));
+        return;
+    }
+    if (!params)
+        params = empty = json_object();
+    rc = fn(c, params, &result, &err);
+    json_decref(empty);
+    if (c->http_done) {
+        json_decref(result);
+        return;
+    }
+    if (rc == PL_OK) {
+        reply_rpc(c->reply, 200, mcp_rpc_result_new(msg->id, result));
+        return;
+    }
+    json_decref(result);
+    if (err.code == 0) {
+        err.code = MCP_RPC_INTERNAL_ERROR;
+        snprintf(err.msg, sizeof err.msg, "internal error: %s", pl_strerror(rc));
+    }
+    reply_rpc(c->reply, 200, mcp_rpc_error_new(msg->id, err.code, err.msg, NULL));
+}
+
+pl_rc mcp_server_handle(mcp_server *srv, const mcp_request *req, mcp_reply *reply)
+{
+    const mcp_config *cfg = srv->cfg;
+    mcp_rpc_limits lim = {cfg->limits.max_depth, cfg->limits.max_string};
+    mcp_rpc_msg msg;
+    mcp_rpc_error perr;
+    key_verified who;
+    mcp_call call;
+    mcp_session *session = NULL;
+    uint8_t owner[32];
+    pl_rc rc;
+
+    memset(reply, 0, sizeof *reply);
+    memset(&msg, 0, sizeof msg);
+    memset(&perr, 0, sizeof perr);
+    memset(&call, 0, sizeof call);
+
+    /* MCP 2025-11-25 basic/transports "Security Warning": validate Host and Origin against
+     * allow-lists (DNS rebinding). */
+    if (req->host_count != 1 || !req->host) {
+        reply_transport(reply, 400, -32000, "Bad Request: exactly one Host header is required");
+        goto out;
+    }
+    if (!list_has(cfg->hosts, cfg->n_hosts, req->host)) {
+        reply_transport(reply, 403, -32000, "Forbidden: Host header is not allowed");
+        goto out;
+    }
+    if (req->origin && !list_has(cfg->origins, cfg->n_origins, req->origin)) {
+        reply_transport(reply, 403, -32000, "Forbidden: Origin is not allowed");
+        goto out;
+    }
+    if (authenticate(srv, req, &who, reply) != PL_OK)
+        goto out;
+    owner_of(&who, owner);
+    call.srv = srv;
+    call.who = &who;
+    call.reply = reply;
+    call.start_ms = core_clock_now_ms(srv->deps.clock);
+    pol_class_lookup(who.cls, strlen(who.cls), &call.cls);
+    pol_workspace_index(srv->deps.policy, who.ws, strlen(who.ws), &call.ws_index, NULL);
+
+    if (req->method == CORE_HTTP_GET) {
+        /* basic/transports "Listening for Messages": 405 when no SSE stream is offered. */
+        snprintf(reply->allow, sizeof reply->allow, "POST, DELETE");
+        reply_transport(reply, 405, -32000,
+                        "Method Not Allowed: this server sends no server-initiated messages");
+        goto out;
+    }
+    if (req->method == CORE_HTTP_DELETE) {
+        if (!req->session_id) {
+            reply_transport(reply, 400, -32000, "Bad Request: MCP-Session-Id header is required");
+            goto out;
+        }
+        rc = mcp_session_end(srv->sessions, req->session_id, owner);
+        if (rc != PL_OK) {
+            reply_transport(reply, 404, -32001, "Session not found");
+            goto out;
+        }
+        reply->status = 204;
+        goto out;
+    }
+    if (req->method != CORE_HTTP_POST) {
+        snprintf(reply->allow, sizeof reply->allow, "GET, POST, DELETE");
+        reply_transport(reply, 405, -32000, "Method Not Allowed");
+        goto out;
+    }
+    if (!content_type_json(req->content_type)) {
+        reply_transport(reply, 415, -32000,
+                        "Unsupported Media Type: Content-Type must be application/json");
+        goto out;
+    }
+    if (!accept_ok(req->accept)) {
+        reply_transport(reply, 406, -32000, "Not Acceptable: Accept must include application/json");
+        goto out;
+    }
+    if (req->protocol_version && !mcp_protocol_supported(req->protocol_version)) {
+        reply_transport(reply, 400, -32000,
+                        "Bad Request: unsupported MCP-Protocol-Version (supported: 2025-11-25, "
+                        "2025-06-18, 2025-03-26)");
+        goto out;
+    }
+    if (req->body_len > cfg->limits.max_body) {
+        reply_transport(reply, 413, -32000, "Payload Too Large");
+        goto out;
+    }
+    rc = mcp_rpc_parse(req->body ? req->body : "", req->body_len, &lim, &msg, &perr);
+    if (rc != PL_OK) {
+        reply_rpc(reply, 400, mcp_rpc_error_new(perr.id, perr.code, perr.msg, NULL));
+        json_decref(perr.id);
+        goto out;
+    }
+    if (msg.kind == MCP_RPC_REQUEST && strcmp(msg.method, "initialize") == 0) {
+        char version[16];
+        dispatch(&call, &msg);
+        if (reply->status == 200 && reply->body && json_object_get(reply->body, "result")) {
+            const char *v = json_string_value(
+                json_object_get(json_object_get(reply->body, "result"), "protocolVersion"));
+            snprintf(version, sizeof version, "%s", v ? v : MCP_PROTOCOL_LATEST);
+            rc = mcp_session_create(srv->sessions, owner, version, &session);
+            if (rc != PL_OK) {
+                reply_rpc(reply, 503,
+                          mcp_rpc_error_new(msg.id, MCP_RPC_INTERNAL_ERROR,
+                                            "too many open sessions; try again later", NULL));
+                reply->retry_after_s = 10;
+                goto out;
+            }
+            memcpy(reply->session_id, session->id, sizeof reply->session_id);
+        }
+        goto out;
+    }
+    /* basic/transports "Session Management". */
+    if (!req->session_id) {
+        reply_transport(reply, 400, -32000, "Bad Request: MCP-Session-Id header is required");
+        goto out;
+    }
+    if (mcp_session_find(srv->sessions, req->session_id, owner, &session) != PL_OK) {
+        reply_transport(reply, 404, -32001, "Session not found");
+        goto out;
+    }
+    if (req->protocol_version && strcmp(req->protocol_version, session->protocol_version) != 0) {
+        reply_transport(reply, 400, -32000,
+                        "Bad Request: MCP-Protocol-Version differs from the version negotiated "
+                        "for this session");
+        goto out;
+    }
+    call.session = session;
+    if (msg.kind != MCP_RPC_REQUEST) {
+        if (msg.kind == MCP_RPC_NOTIFICATION &&
+            strcmp(msg.method, "notifications/initialized") == 0)
+            session->initialized = 1;
+        reply->status = 202;
+        goto out;
+    }
+    dispatch(&call, &msg);
+out:
+    mcp_rpc_msg_clear(&msg);
+    if (reply->status == 0)
+        reply_transport(reply, 500, MCP_RPC_INTERNAL_ERROR, "internal error");
+    return PL_OK;
+}

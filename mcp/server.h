@@ -1,0 +1,107 @@
+/*
+ * mcp/server.h — the MCP resource server, independent of the socket layer.
+ *
+ * mcp_server_handle() takes one HTTP request to the MCP endpoint (method, the headers that
+ * matter, body) and produces one mcp_reply (status, headers, JSON body). It applies, in the
+ * order of ARCHITECTURE.md §4: Host/Origin allow-lists, token checks (query-string tokens
+ * refused, bearer token verified locally with keys/), MCP-Protocol-Version and MCP-Session-Id
+ * rules, JSON-RPC parsing with bounds, then the method table. mcp/http.c binds it to
+ * core/http; tests and the fuzz target call it directly.
+ *
+ * Thread: one mcp_server belongs to one event-loop thread (the verifier and the session table
+ * are not synchronised).
+ */
+#ifndef POSTLY_MCP_SERVER_H
+#define POSTLY_MCP_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "mcp/config.h"
+#include "mcp/session.h"
+
+struct key_verifier;
+struct pol_compiled;
+struct ex_ctx;
+struct mcp_directory;
+
+/* Protocol revisions this server speaks, newest first (MCP 2025-11-25 basic/lifecycle
+ * "Version Negotiation"). */
+#define MCP_PROTOCOL_LATEST "2025-11-25"
+/* Assumed when a request carries no MCP-Protocol-Version (basic/transports). */
+#define MCP_PROTOCOL_DEFAULT "2025-03-26"
+
+/* 1 when v names a supported revision. */
+int mcp_protocol_supported(const char *v);
+
+/* What the server borrows; everything must outlive it. */
+typedef struct mcp_deps {
+    const core_clock *clock;
+    const core_log *log;
+    struct key_verifier *verifier;     /* tokens (required) */
+    const struct pol_compiled *policy; /* decisions (required) */
+    const char *policy_revision;       /* shown in the audit log ("sha256:…" of the file) */
+    const struct ex_ctx *ex;           /* the execution layer (required for tools/resources) */
+    FILE *audit;                       /* JSON lines; NULL = no audit log */
+} mcp_deps;
+
+typedef struct mcp_server mcp_server;
+
+/* cfg must already be finished (mcp_config_finish). PL_ERR_INVALID when a tool's schema or
+ * the policy lacks a row for a tool (the server refuses to start rather than guess). */
+pl_rc mcp_server_new(const mcp_config *cfg, const mcp_deps *deps, mcp_server **out);
+void mcp_server_free(mcp_server *srv);
+
+/* One HTTP request. Strings are borrowed for the call; NULL when the header is absent. */
+typedef struct mcp_request {
+    unsigned method;   /* CORE_HTTP_GET / POST / DELETE (core/http.h values) */
+    const char *query; /* raw query string ("" when none) */
+    const char *host;
+    size_t host_count;
+    const char *origin;
+    const char *authorization;
+    size_t authorization_count;
+    const char *accept;
+    const char *content_type;
+    const char *session_id;
+    const char *protocol_version;
+    const char *body;
+    size_t body_len;
+} mcp_request;
+
+#define MCP_WWW_AUTH_MAX 2048
+
+/* One HTTP reply. status 0 never happens after mcp_server_handle. */
+typedef struct mcp_reply {
+    int status;
+    json_t *body;                            /* NULL: no body */
+    char session_id[MCP_SESSION_ID_LEN + 1]; /* non-empty: send MCP-Session-Id */
+    char www_authenticate[MCP_WWW_AUTH_MAX]; /* non-empty: send WWW-Authenticate */
+    char allow[32];                          /* non-empty: send Allow (405) */
+    int retry_after_s;                       /* > 0: send Retry-After */
+} mcp_reply;
+
+/* Handles one request to the MCP endpoint. Always fills *reply (errors become replies) and
+ * returns PL_OK, or PL_ERR_NOMEM when not even an error reply could be built. */
+pl_rc mcp_server_handle(mcp_server *srv, const mcp_request *req, mcp_reply *reply);
+
+/* Releases reply->body and zeroes reply. */
+void mcp_reply_clear(mcp_reply *reply);
+
+/* The RFC 9728 protected resource metadata document (new reference). */
+json_t *mcp_server_prm(const mcp_server *srv);
+
+/* Expires idle sessions (called from a timer). */
+void mcp_server_tick(mcp_server *srv);
+
+/* Number of tools in the table, and the live session count (tests, metrics). */
+size_t mcp_server_tool_count(const mcp_server *srv);
+size_t mcp_server_session_count(const mcp_server *srv);
+
+#endif
