@@ -1,0 +1,20 @@
+/*
+ * exec/events.h — state-change events of the execution layer, written to the webhook outbox
+ * inside the write transaction that makes the change (so an event exists exactly when its
+ * change committed). Types: "post.scheduled", "post.published", "post.failed",
+ * "post.partially_published", "media.ready".
+ *
+ * ex_event_emit() hands the event to exec/webhook.h's ex_webhook_enqueue(); data is borrowed.
+ * Thread: the transaction's.
+ */
+#ifndef POSTLY_EXEC_EVENTS_H
+#define POSTLY_EXEC_EVENTS_H
+
+#include <jansson.h>
+
+#include "exec/store.h"
+
+pl_rc ex_event_emit(const ex_ctx *ctx, ex_txn *txn, const char *ws, const char *type,
+                    const json_t *data);
+
+#endif
