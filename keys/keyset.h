@@ -78,7 +78,7 @@ typedef struct key_keyset_cfg {
     const char *data_dir;         /* the data directory; keys live in <data_dir>/keys (required) */
     const core_clock *clock;      /* NULL: the real clock */
     int64_t max_token_lifetime_s; /* <= 0: KEY_MAX_LIFETIME_DEFAULT_S */
-    int64_t leeway_s;             /* < 0: KEY_LEEWAY_DEFAULT_S */
+    int64_t leeway_s;             /* <= 0: KEY_LEEWAY_DEFAULT_S (a zeroed cfg gets defaults) */
     int create;                   /* 1: create the directory, an active and a next key when
                                      keys.json does not exist yet ("first start");
                                      0: a missing key set is PL_ERR_NOT_FOUND */
