@@ -41,4 +41,71 @@ static inline void th_rmtree(const char *dir)
     rmdir(dir);
 }
 
+/* A test environment: a store in a fresh mkdtemp directory (MDB_NOSYNC: tests only), a fake
+ * clock, the seven sandbox connectors and a ctx. */
+#include "core/clock.h"
+#include "exec/connector.h"
+#include "exec/store.h"
+
+#define TH_T0 1800000000000LL /* 2027-01-15T08:00:00Z */
+
+typedef struct th_env {
+    char dir[256];
+    ex_store *st;
+    core_fake_clock clock;
+    ex_connectors reg;
+    core_log log;
+    ex_ctx ctx;
+} th_env;
+
+static inline void th_env_open_at(th_env *e, const char *dir)
+{
+    memset(&e->ctx, 0, sizeof e->ctx);
+    if (ex_store_open(dir, (size_t)1 << 30, EX_STORE_NOSYNC, &e->st) != PL_OK)
+        abort();
+    if (ex_connectors_init_sandbox(&e->reg) != PL_OK)
+        abort();
+    e->log.fp = NULL;
+    e->log.level = CORE_LOG_OFF;
+    e->log.component = "test";
+    e->ctx.store = e->st;
+    e->ctx.clock = &e->clock.base;
+    e->ctx.log = &e->log;
+    ex_limits_default(&e->ctx.limits);
+    ex_connectors_install(&e->reg, &e->ctx);
+}
+
+static inline void th_env_open(th_env *e)
+{
+    memset(e, 0, sizeof *e);
+    th_tmpdir(e->dir, sizeof e->dir);
+    core_fake_clock_init(&e->clock, TH_T0);
+    th_env_open_at(e, e->dir);
+}
+
+static inline void th_env_close(th_env *e)
+{
+    ex_store_free(e->st);
+    e->st = NULL;
+    ex_connectors_free(&e->reg);
+}
+
+static inline void th_env_free(th_env *e)
+{
+    th_env_close(e);
+    th_rmtree(e->dir);
+}
+
+/* Parses JSON text for arguments (aborts on a typo in a test). */
+static inline json_t *th_json(const char *text)
+{
+    json_error_t je;
+    json_t *j = json_loads(text, 0, &je);
+    if (!j) {
+        fprintf(stderr, "bad test JSON: %s: %s\n", je.text, text);
+        abort();
+    }
+    return j;
+}
+
 #endif
