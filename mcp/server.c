@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "core/crypto.h"
+#include "authz/directory.h"
 #include "core/http.h"
 #include "mcp/mcp_int.h"
 
@@ -367,6 +368,27 @@ static pl_rc authenticate(mcp_server *srv, const mcp_request *req, key_verified 
         if (pol_class_lookup(who->cls, strlen(who->cls), &cls) != PL_OK) {
             mcp_auth_challenge(srv, reply, "invalid_token", "the token's client class is unknown");
             return PL_ERR_DENIED;
+        }
+        if (srv->deps.directory) {
+            /* A disconnected or revoked grant is refused at once: the directory reads the
+             * authorization server's last committed state (authz/directory.h). */
+            rc = az_directory_grant_check(srv->deps.directory, who->gid);
+            if (rc == PL_OK)
+                rc = az_directory_workspace_get(srv->deps.directory, who->ws, NULL);
+            if (rc == PL_ERR_DENIED || rc == PL_ERR_NOT_FOUND) {
+                mcp_auth_challenge(srv, reply, "invalid_token",
+                                   rc == PL_ERR_DENIED ? "the grant behind this token was revoked"
+                                                       : "the token's workspace does not exist");
+                return PL_ERR_DENIED;
+            }
+            if (rc != PL_OK) {
+                reply->status = 503;
+                reply->retry_after_s = 5;
+                reply->body =
+                    json_pack("{s:s, s:s}", "error", "temporarily_unavailable", "error_description",
+                              "the grant could not be checked right now");
+                return PL_ERR_IO;
+            }
         }
         return PL_OK;
     }

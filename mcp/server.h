@@ -29,7 +29,7 @@
 struct key_verifier;
 struct pol_compiled;
 struct ex_ctx;
-struct mcp_directory;
+struct az_directory;
 
 /* Protocol revisions this server speaks, newest first (MCP 2025-11-25 basic/lifecycle
  * "Version Negotiation"). */
@@ -49,6 +49,10 @@ typedef struct mcp_deps {
     const char *policy_revision;       /* shown in the audit log ("sha256:…" of the file) */
     const struct ex_ctx *ex;           /* the execution layer (required for tools/resources) */
     FILE *audit;                       /* JSON lines; NULL = no audit log */
+    /* The authorization server's directory (authz/directory.h): grant liveness on every
+     * request (a disconnected grant is refused at its next call) and workspace:list. NULL
+     * only in unit tests that do not exercise revocation. */
+    struct az_directory *directory;
 } mcp_deps;
 
 typedef struct mcp_server mcp_server;

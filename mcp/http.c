@@ -1,0 +1,119 @@
+#include "mcp/http.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mcp/mcp_int.h"
+
+static int origin_allowed(const mcp_server *srv, const char *origin)
+{
+    size_t i;
+    if (!origin)
+        return 0;
+    for (i = 0; i < srv->cfg->n_origins; i++)
+        if (strcasecmp(srv->cfg->origins[i], origin) == 0)
+            return 1;
+    return 0;
+}
+
+/* CORS for browser-based clients (MCP Inspector) from an allowed Origin only. */
+static void cors(core_http_req *req, const mcp_server *srv)
+{
+    const char *origin = core_http_header(req, "Origin");
+    if (!origin_allowed(srv, origin))
+        return;
+    core_http_header_add(req, "Access-Control-Allow-Origin", origin);
+    core_http_header_add(req, "Vary", "Origin");
+    core_http_header_add(req, "Access-Control-Expose-Headers",
+                         "MCP-Session-Id, MCP-Protocol-Version, WWW-Authenticate, Retry-After");
+}
+
+static void on_mcp(core_http_req *req, void *arg)
+{
+    mcp_server *srv = arg;
+    mcp_request rq;
+    mcp_reply rp;
+    const char *body = NULL;
+    size_t len = 0;
+    char num[16];
+
+    cors(req, srv);
+    if (core_http_method(req) == CORE_HTTP_OPTIONS) {
+        if (origin_allowed(srv, core_http_header(req, "Origin"))) {
+            core_http_header_add(req, "Access-Control-Allow-Methods", "GET, POST, DELETE");
+            core_http_header_add(req, "Access-Control-Allow-Headers",
+                                 "Authorization, Content-Type, Accept, MCP-Session-Id, "
+                                 "MCP-Protocol-Version, Last-Event-ID");
+            core_http_header_add(req, "Access-Control-Max-Age", "600");
+            core_http_reply_empty(req, 204);
+        } else {
+            core_http_reply_json(req, 403,
+                                 json_pack("{s:s, s:s}", "error", "forbidden", "error_description",
+                                           "Origin is not allowed"));
+        }
+        return;
+    }
+    memset(&rq, 0, sizeof rq);
+    rq.method = core_http_method(req);
+    rq.query = core_http_query(req);
+    rq.host = core_http_header(req, "Host");
+    rq.host_count = core_http_header_count(req, "Host");
+    rq.origin = core_http_header(req, "Origin");
+    rq.authorization = core_http_header(req, "Authorization");
+    rq.authorization_count = core_http_header_count(req, "Authorization");
+    rq.accept = core_http_header(req, "Accept");
+    rq.content_type = core_http_header(req, "Content-Type");
+    rq.session_id = core_http_header(req, "MCP-Session-Id");
+    rq.protocol_version = core_http_header(req, "MCP-Protocol-Version");
+    if (rq.method == CORE_HTTP_POST && core_http_body(req, &body, &len) != PL_OK) {
+        core_http_reply_json(req, 413, mcp_rpc_error_new(NULL, -32000, "Payload Too Large", NULL));
+        return;
+    }
+    rq.body = body;
+    rq.body_len = len;
+    mcp_server_handle(srv, &rq, &rp);
+    if (rp.session_id[0])
+        core_http_header_add(req, "MCP-Session-Id", rp.session_id);
+    if (rp.www_authenticate[0])
+        core_http_header_add(req, "WWW-Authenticate", rp.www_authenticate);
+    if (rp.allow[0])
+        core_http_header_add(req, "Allow", rp.allow);
+    if (rp.retry_after_s > 0) {
+        snprintf(num, sizeof num, "%d", rp.retry_after_s);
+        core_http_header_add(req, "Retry-After", num);
+    }
+    if (rp.body) {
+        core_http_reply_json(req, rp.status, rp.body);
+        rp.body = NULL; /* taken */
+    } else {
+        core_http_reply_empty(req, rp.status);
+    }
+    mcp_reply_clear(&rp);
+}
+
+/* RFC 9728 §3: the metadata document, public. */
+static void on_prm(core_http_req *req, void *arg)
+{
+    const mcp_server *srv = arg;
+    json_t *doc = mcp_server_prm(srv);
+    core_http_header_add(req, "Access-Control-Allow-Origin", "*");
+    core_http_header_add(req, "Cache-Control", "max-age=300");
+    if (!doc) {
+        core_http_reply_error(req, 500, "server_error", "metadata unavailable");
+        return;
+    }
+    core_http_reply_json(req, 200, doc);
+}
+
+static const core_http_route routes[] = {
+    {CORE_HTTP_GET | CORE_HTTP_POST | CORE_HTTP_DELETE | CORE_HTTP_OPTIONS, MCP_ENDPOINT_PATH,
+     on_mcp, CORE_HTTP_SEC_NOSTORE},
+    {CORE_HTTP_GET, "/.well-known/oauth-protected-resource" MCP_ENDPOINT_PATH, on_prm, 0},
+    {CORE_HTTP_GET, "/.well-known/oauth-protected-resource", on_prm, 0},
+};
+
+pl_rc mcp_http_attach(core_http *h, mcp_server *srv)
+{
+    return core_http_routes_add(h, routes, sizeof routes / sizeof routes[0], srv);
+}

@@ -1,0 +1,256 @@
+/* postly-mcp: builds one context (config, log, event base, policy, keys, stores) and runs
+ * the MCP resource server until SIGINT/SIGTERM (STYLE.md §6). */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <event2/event.h>
+
+#include "authz/directory.h"
+#include "core/crypto.h"
+#include "core/http.h"
+#include "core/log.h"
+#include "exec/connector.h"
+#include "exec/store.h"
+#include "keys/keyset.h"
+#include "keys/verify.h"
+#include "mcp/config.h"
+#include "mcp/http.h"
+#include "mcp/server.h"
+#include "policy/policy.h"
+
+typedef struct app {
+    struct event_base *base;
+    mcp_server *srv;
+    key_keyset *keys;
+    const core_log *log;
+} app;
+
+static void on_signal(evutil_socket_t fd, short what, void *arg)
+{
+    event_base_loopexit(arg, NULL);
+}
+
+/* Every 10 s: expire idle sessions and pick up key rotations of postly-authz. */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    app *a = arg;
+    key_error kerr;
+    mcp_server_tick(a->srv);
+    if (a->keys && key_keyset_reload(a->keys, &kerr) != PL_OK)
+        core_log_warn(a->log, "key set reload failed: %s", kerr.text);
+}
+
+/* "sha256:<first 16 hex>" of the policy file: the revision written into audit records. */
+static void policy_revision(const char *path, char *out, size_t outsz)
+{
+    FILE *fp = fopen(path, "rb");
+    char *buf = NULL;
+    long n;
+    uint8_t h[CORE_SHA256_LEN];
+    char hex[CORE_SHA256_LEN * 2 + 1];
+    snprintf(out, outsz, "unknown");
+    if (!fp)
+        return;
+    if (fseek(fp, 0, SEEK_END) == 0 && (n = ftell(fp)) >= 0 && n <= (long)POL_FILE_MAX &&
+        fseek(fp, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL &&
+        fread(buf, 1, (size_t)n, fp) == (size_t)n) {
+        core_sha256(buf, (size_t)n, h);
+        core_hex_encode(h, sizeof h, hex, sizeof hex);
+        snprintf(out, outsz, "sha256:%.16s", hex);
+    }
+    free(buf);
+    fclose(fp);
+}
+
+int main(int argc, char **argv)
+{
+    static mcp_config cfg;
+    core_log log = {NULL, CORE_LOG_INFO, "mcp"};
+    core_http_config hcfg;
+    core_http *http = NULL;
+    pol_compiled *policy = NULL;
+    pol_diags diags;
+    key_keyset *keys = NULL;
+    key_keyset_cfg kcfg;
+    key_verifier *verifier = NULL;
+    key_verifier_cfg vcfg;
+    key_error kerr;
+    ex_store *store = NULL;
+    ex_connectors conns;
+    ex_ctx ex;
+    az_directory *dir = NULL;
+    FILE *audit = NULL;
+    mcp_server *srv = NULL;
+    mcp_deps deps;
+    struct event *sigint = NULL, *sigterm = NULL, *tick = NULL;
+    struct timeval every = {10, 0};
+    char err[256], revision[64], audit_path[MCP_CFG_URL_MAX + 32];
+    int want_help = 0, print_port = 0, i, status = 1;
+    app a;
+    pl_rc rc;
+
+    memset(&conns, 0, sizeof conns);
+    memset(&ex, 0, sizeof ex);
+    memset(&a, 0, sizeof a);
+    pol_diags_init(&diags);
+    mcp_config_defaults(&cfg);
+    for (i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--print-port") == 0)
+            print_port = 1;
+    if (mcp_config_parse(&cfg, argc, argv, &want_help, err, sizeof err) != PL_OK) {
+        fprintf(stderr, "postly-mcp: %s\n", err);
+        status = 2;
+        goto out;
+    }
+    if (want_help) {
+        mcp_config_usage(stdout);
+        status = 0;
+        goto out;
+    }
+    log.level = (core_log_level)cfg.log_level;
+    signal(SIGPIPE, SIG_IGN);
+
+    a.base = event_base_new();
+    if (!a.base)
+        goto out;
+    memset(&hcfg, 0, sizeof hcfg);
+    hcfg.host = cfg.listen_host;
+    hcfg.port = (uint16_t)cfg.listen_port;
+    /* The socket layer's cap sits 64 KiB above ours: a body a little over the limit gets the
+     * clear JSON 413 from mcp_server_handle; only a far larger one is cut off by libevent. */
+    hcfg.limits.max_body = cfg.limits.max_body + 65536;
+    hcfg.limits.max_headers = cfg.limits.max_headers;
+    hcfg.limits.timeout_s = cfg.limits.idle_timeout_s;
+    hcfg.limits.max_connections = cfg.limits.max_conns;
+    hcfg.log = &log;
+    if (core_http_new(a.base, &hcfg, &http) != PL_OK) {
+        fprintf(stderr, "postly-mcp: cannot listen on %s:%d\n", cfg.listen_host, cfg.listen_port);
+        goto out;
+    }
+    if (mcp_config_finish(&cfg, core_http_port(http), err, sizeof err) != PL_OK) {
+        fprintf(stderr, "postly-mcp: %s\n", err);
+        goto out;
+    }
+
+    rc = pol_load_file(cfg.policy_file, 0, &diags, &policy);
+    if (rc != PL_OK) {
+        pol_diags_print(&diags, stderr);
+        fprintf(stderr, "postly-mcp: policy %s: %s\n", cfg.policy_file, pl_strerror(rc));
+        goto out;
+    }
+    policy_revision(cfg.policy_file, revision, sizeof revision);
+
+    /* Tokens are verified against the key set in the data directory (single machine); the
+     * key set is reloaded every tick so a rotation by postly-authz is seen. */
+    memset(&kcfg, 0, sizeof kcfg);
+    kcfg.data_dir = cfg.data_dir;
+    kcfg.leeway_s = -1;
+    rc = key_keyset_open(&kcfg, &keys, &kerr);
+    if (rc != PL_OK) {
+        fprintf(stderr, "postly-mcp: key set in %s/keys: %s (%s)\n", cfg.data_dir, pl_strerror(rc),
+                kerr.text);
+        goto out;
+    }
+    memset(&vcfg, 0, sizeof vcfg);
+    vcfg.issuer = cfg.authz_url;
+    vcfg.audience = cfg.canonical_url;
+    vcfg.leeway_s = -1;
+    vcfg.keyset = keys;
+    if (key_verifier_new(&vcfg, &verifier) != PL_OK) {
+        fprintf(stderr, "postly-mcp: cannot create the token verifier\n");
+        goto out;
+    }
+    rc = az_directory_open(cfg.data_dir, &dir);
+    if (rc != PL_OK) {
+        fprintf(stderr,
+                "postly-mcp: authorization-server directory in %s/authz: %s (start postly-authz "
+                "once with the same data directory)\n",
+                cfg.data_dir, pl_strerror(rc));
+        goto out;
+    }
+    rc = ex_store_open_data_dir(cfg.data_dir, 0, &store);
+    if (rc != PL_OK) {
+        fprintf(stderr, "postly-mcp: execution store in %s/exec: %s\n", cfg.data_dir,
+                pl_strerror(rc));
+        goto out;
+    }
+    if (ex_connectors_init_sandbox(&conns) != PL_OK)
+        goto out;
+    ex.store = store;
+    ex.clock = core_clock_real();
+    ex.log = &log;
+    ex_limits_default(&ex.limits);
+    ex_connectors_install(&conns, &ex);
+
+    if (cfg.audit_file[0])
+        snprintf(audit_path, sizeof audit_path, "%s", cfg.audit_file);
+    else
+        snprintf(audit_path, sizeof audit_path, "%s/mcp-audit.jsonl", cfg.data_dir);
+    audit = fopen(audit_path, "a");
+    if (!audit) {
+        fprintf(stderr, "postly-mcp: audit log %s: %s\n", audit_path, strerror(errno));
+        goto out;
+    }
+    chmod(audit_path, 0600);
+
+    memset(&deps, 0, sizeof deps);
+    deps.clock = core_clock_real();
+    deps.log = &log;
+    deps.verifier = verifier;
+    deps.policy = policy;
+    deps.policy_revision = revision;
+    deps.ex = &ex;
+    deps.audit = audit;
+    deps.directory = dir;
+    if (mcp_server_new(&cfg, &deps, &srv) != PL_OK) {
+        fprintf(stderr, "postly-mcp: the tool table and the policy disagree (see log)\n");
+        goto out;
+    }
+    if (mcp_http_attach(http, srv) != PL_OK)
+        goto out;
+    a.srv = srv;
+    a.keys = keys;
+    a.log = &log;
+    sigint = evsignal_new(a.base, SIGINT, on_signal, a.base);
+    sigterm = evsignal_new(a.base, SIGTERM, on_signal, a.base);
+    tick = event_new(a.base, -1, EV_PERSIST, on_tick, &a);
+    if (!sigint || !sigterm || !tick)
+        goto out;
+    event_add(sigint, NULL);
+    event_add(sigterm, NULL);
+    event_add(tick, &every);
+    core_log_info(&log, "listening url=%s policy=%s tools=%zu", cfg.canonical_url, revision,
+                  mcp_server_tool_count(srv));
+    if (print_port) {
+        printf("%d\n", cfg.listen_port);
+        fflush(stdout);
+    }
+    event_base_dispatch(a.base);
+    core_log_info(&log, "stopped");
+    status = 0;
+out:
+    if (tick)
+        event_free(tick);
+    if (sigterm)
+        event_free(sigterm);
+    if (sigint)
+        event_free(sigint);
+    core_http_free(http);
+    mcp_server_free(srv);
+    if (audit)
+        fclose(audit);
+    ex_connectors_free(&conns);
+    ex_store_free(store);
+    az_directory_free(dir);
+    key_verifier_free(verifier);
+    key_keyset_free(keys);
+    pol_compiled_free(policy);
+    pol_diags_free(&diags);
+    if (a.base)
+        event_base_free(a.base);
+    return status;
+}

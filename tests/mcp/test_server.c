@@ -1,0 +1,994 @@
+/*
+ * tests/mcp/test_server.c — postly-mcp over loopback HTTP: the server in-process on port 0
+ * (core/http), real ES256 tokens minted by keys/ and verified by keys/verify, the shipped
+ * policy file, a real LMDB execution store in a mkdtemp directory, and core_http_fetch as the
+ * client on the same event loop. The clock is a fake one (tokens expire without sleeping).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+
+#include "core/http.h"
+#include "core/http_client.h"
+#include "exec/account.h"
+#include "exec/store.h"
+#include "keys/keyset.h"
+#include "keys/token.h"
+#include "keys/verify.h"
+#include "mcp/config.h"
+#include "mcp/http.h"
+#include "mcp/server.h"
+#include "policy/policy.h"
+
+#define ISSUER "http://127.0.0.1:1"
+#define WS     "ws_test"
+
+typedef struct fx {
+    char dir[64];
+    char audit_path[128];
+    core_fake_clock clock;
+    core_log log;
+    struct event_base *base;
+    core_http *http;
+    mcp_config cfg;
+    pol_compiled *policy;
+    key_keyset *keys;
+    key_verifier *verifier;
+    ex_store *store;
+    ex_ctx ex;
+    FILE *audit;
+    mcp_server *srv;
+    uint16_t port;
+    char host[32];
+    char url[96];
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    core_http_config hc;
+    key_keyset_cfg kc;
+    key_verifier_cfg vc;
+    key_error ke;
+    pol_diags d;
+    mcp_deps deps;
+    char path[512], err[256];
+
+    snprintf(f->dir, sizeof f->dir, "/tmp/mcp-test-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    core_fake_clock_init(&f->clock, 1800000000000LL);
+    f->log.level = CORE_LOG_ERROR;
+    f->log.component = "mcp-test";
+    f->base = event_base_new();
+    memset(&hc, 0, sizeof hc);
+    hc.host = "127.0.0.1";
+    hc.port = 0;
+    /* as main.c: the socket layer's cap is above ours, so a body just over our limit gets
+     * our JSON 413 rather than a closed connection */
+    hc.limits.max_body = 65536 + 65536;
+    hc.log = &f->log;
+    assert_int_equal(core_http_new(f->base, &hc, &f->http), PL_OK);
+    f->port = core_http_port(f->http);
+    snprintf(f->host, sizeof f->host, "127.0.0.1:%u", f->port);
+
+    mcp_config_defaults(&f->cfg);
+    f->cfg.listen_port = f->port;
+    snprintf(f->cfg.authz_url, sizeof f->cfg.authz_url, "%s", ISSUER);
+    f->cfg.limits.max_body = 65536;
+    f->cfg.limits.max_depth = 16;
+    f->cfg.limits.max_string = 4096;
+    f->cfg.limits.max_sessions = 64;
+    assert_int_equal(mcp_config_finish(&f->cfg, f->port, err, sizeof err), PL_OK);
+    snprintf(f->url, sizeof f->url, "%s", f->cfg.canonical_url);
+
+    pol_diags_init(&d);
+    snprintf(path, sizeof path, "%s/policy/default.policy", POSTLY_SOURCE_DIR);
+    assert_int_equal(pol_load_file(path, 0, &d, &f->policy), PL_OK);
+    pol_diags_free(&d);
+
+    memset(&kc, 0, sizeof kc);
+    kc.data_dir = f->dir;
+    kc.clock = &f->clock.base;
+    kc.leeway_s = -1;
+    kc.create = 1;
+    assert_int_equal(key_keyset_open(&kc, &f->keys, &ke), PL_OK);
+    memset(&vc, 0, sizeof vc);
+    vc.issuer = ISSUER;
+    vc.audience = f->cfg.canonical_url;
+    vc.leeway_s = 0;
+    vc.clock = &f->clock.base;
+    vc.keyset = f->keys;
+    assert_int_equal(key_verifier_new(&vc, &f->verifier), PL_OK);
+
+    snprintf(path, sizeof path, "%s/exec", f->dir);
+    assert_int_equal(ex_store_open(path, 0, EX_STORE_NOSYNC, &f->store), PL_OK);
+    f->ex.store = f->store;
+    f->ex.clock = &f->clock.base;
+    f->ex.log = &f->log;
+    ex_limits_default(&f->ex.limits);
+
+    snprintf(f->audit_path, sizeof f->audit_path, "%s/audit.jsonl", f->dir);
+    f->audit = fopen(f->audit_path, "a+");
+    memset(&deps, 0, sizeof deps);
+    deps.clock = &f->clock.base;
+    deps.log = &f->log;
+    deps.verifier = f->verifier;
+    deps.policy = f->policy;
+    deps.policy_revision = "sha256:test";
+    deps.ex = &f->ex;
+    deps.audit = f->audit;
+    assert_int_equal(mcp_server_new(&f->cfg, &deps, &f->srv), PL_OK);
+    assert_int_equal(mcp_http_attach(f->http, f->srv), PL_OK);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    char cmd[128];
+    core_http_free(f->http);
+    mcp_server_free(f->srv);
+    fclose(f->audit);
+    ex_store_free(f->store);
+    key_verifier_free(f->verifier);
+    key_keyset_free(f->keys);
+    pol_compiled_free(f->policy);
+    event_base_free(f->base);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+/* ---- helpers ---- */
+
+typedef struct tok_opts {
+    const char *scope, *ws, *cls, *sub, *aud;
+    int64_t lifetime_s;
+} tok_opts;
+
+static void mint(fx *f, const tok_opts *o, char *out, size_t outsz)
+{
+    key_claims c;
+    memset(&c, 0, sizeof c);
+    c.iss = ISSUER;
+    c.sub = o->sub ? o->sub : "usr_alice";
+    c.aud = o->aud ? o->aud : f->cfg.canonical_url;
+    c.client_id = "client-test";
+    c.scope = o->scope;
+    c.ws = o->ws ? o->ws : WS;
+    c.gid = "grt_test";
+    c.cls = o->cls ? o->cls : "preregistered";
+    c.lifetime_s = o->lifetime_s;
+    assert_int_equal(key_token_mint(f->keys, &f->clock.base, &c, out, outsz, NULL, NULL), PL_OK);
+}
+
+static const char *ALL_SCOPES =
+    "workspace:read workspace:list posts:read posts:create posts:update posts:delete "
+    "posts:schedule posts:publish posts:status:read drafts:read drafts:create drafts:update "
+    "drafts:delete media:read media:upload media:update media:delete campaigns:read "
+    "campaigns:create campaigns:update campaigns:delete social_accounts:read "
+    "social_accounts:list analytics:read analytics:facebook:read analytics:instagram:read "
+    "analytics:pinterest:read analytics:youtube:read analytics:gmb:read analytics:linkedin:read "
+    "analytics:x:read";
+
+typedef struct hdrs {
+    const char *v[24];
+    size_t n;
+} hdrs;
+
+static void hadd(hdrs *h, const char *name, const char *value)
+{
+    h->v[h->n++] = name;
+    h->v[h->n++] = value;
+    h->v[h->n] = NULL;
+}
+
+/* Sends method to target with the usual MCP headers (Host, Content-Type, Accept, bearer,
+ * session) unless overridden with NULL; extra headers appended. */
+typedef struct rq {
+    const char *method, *target, *token, *session, *body;
+    const char *host;    /* NULL: the server's */
+    const char *ctype;   /* NULL: application/json */
+    const char *accept;  /* NULL: both */
+    const char *version; /* MCP-Protocol-Version */
+    const char *origin;
+    int no_host_default;
+} rq;
+
+static void send_rq(fx *f, const rq *r, core_http_fetch_resp *resp)
+{
+    core_http_fetch_req q;
+    hdrs h;
+    char auth[KEY_TOKEN_MAX + 16];
+    memset(&h, 0, sizeof h);
+    hadd(&h, "Host", r->host ? r->host : f->host);
+    hadd(&h, "Content-Type", r->ctype ? r->ctype : "application/json");
+    hadd(&h, "Accept", r->accept ? r->accept : "application/json, text/event-stream");
+    if (r->token) {
+        snprintf(auth, sizeof auth, "Bearer %s", r->token);
+        hadd(&h, "Authorization", auth);
+    }
+    if (r->session)
+        hadd(&h, "MCP-Session-Id", r->session);
+    if (r->version)
+        hadd(&h, "MCP-Protocol-Version", r->version);
+    if (r->origin)
+        hadd(&h, "Origin", r->origin);
+    memset(&q, 0, sizeof q);
+    q.method = r->method ? r->method : "POST";
+    q.host = "127.0.0.1";
+    q.port = f->port;
+    q.target = r->target ? r->target : "/mcp";
+    q.headers = h.v;
+    q.body = r->body;
+    q.body_len = r->body ? strlen(r->body) : 0;
+    memset(resp, 0, sizeof *resp);
+    assert_int_equal(core_http_fetch(f->base, &q, resp), PL_OK);
+}
+
+/* Appends s to the NUL-terminated text in b (size sz), truncating. */
+static void append(char *b, size_t sz, const char *s)
+{
+    size_t n = strlen(b);
+    snprintf(b + n, sz - n, "%s", s);
+}
+
+static json_t *body_json(const core_http_fetch_resp *resp)
+{
+    json_error_t je;
+    return json_loadb(resp->body.p ? resp->body.p : "", resp->body.len, 0, &je);
+}
+
+/* initialize + notifications/initialized; returns the session id in sid. */
+static void open_session(fx *f, const char *token, char *sid, size_t sidsz)
+{
+    core_http_fetch_resp r;
+    rq q = {0};
+    q.token = token;
+    q.body = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
+             "\"protocolVersion\":\"2025-11-25\",\"capabilities\":{},\"clientInfo\":{\"name\":"
+             "\"t\",\"version\":\"1\"}}}";
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(core_http_fetch_header(&r, "MCP-Session-Id"));
+    snprintf(sid, sidsz, "%s", core_http_fetch_header(&r, "MCP-Session-Id"));
+    core_http_fetch_resp_free(&r);
+    q.session = sid;
+    q.version = "2025-11-25";
+    q.body = "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}";
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 202);
+    assert_int_equal(r.body.len, 0);
+    core_http_fetch_resp_free(&r);
+}
+
+/* One JSON-RPC request in a session; returns the parsed body and the status. */
+static json_t *call(fx *f, const char *token, const char *sid, const char *body, int *status,
+                    core_http_fetch_resp *keep)
+{
+    core_http_fetch_resp r;
+    rq q = {0};
+    json_t *j;
+    q.token = token;
+    q.session = sid;
+    q.version = "2025-11-25";
+    q.body = body;
+    send_rq(f, &q, &r);
+    *status = r.status;
+    j = body_json(&r);
+    if (keep)
+        *keep = r;
+    else
+        core_http_fetch_resp_free(&r);
+    return j;
+}
+
+static const json_t *result_of(const json_t *j)
+{
+    const json_t *res = json_object_get(j, "result");
+    if (!res) {
+        char *s = json_dumps(j, 0);
+        fail_msg("no result: %s", s ? s : "(null)");
+    }
+    return res;
+}
+
+static int error_code(const json_t *j)
+{
+    return (int)json_integer_value(json_object_get(json_object_get(j, "error"), "code"));
+}
+
+/* ---- tests ---- */
+
+static void test_prm(void **state)
+{
+    fx *f = *state;
+    const char *paths[] = {"/.well-known/oauth-protected-resource/mcp",
+                           "/.well-known/oauth-protected-resource"};
+    size_t i;
+    for (i = 0; i < 2; i++) {
+        core_http_fetch_resp r;
+        rq q = {0};
+        json_t *j, *scopes;
+        q.method = "GET";
+        q.target = paths[i];
+        send_rq(f, &q, &r);
+        assert_int_equal(r.status, 200);
+        j = body_json(&r);
+        assert_string_equal(json_string_value(json_object_get(j, "resource")), f->url);
+        assert_string_equal(
+            json_string_value(json_array_get(json_object_get(j, "authorization_servers"), 0)),
+            ISSUER);
+        assert_string_equal(
+            json_string_value(json_array_get(json_object_get(j, "bearer_methods_supported"), 0)),
+            "header");
+        scopes = json_object_get(j, "scopes_supported");
+        assert_true(json_array_size(scopes) >= 2);
+        assert_string_equal(json_string_value(json_array_get(scopes, 0)), "workspace:read");
+        json_decref(j);
+        core_http_fetch_resp_free(&r);
+    }
+}
+
+static void test_401_challenges(void **state)
+{
+    fx *f = *state;
+    core_http_fetch_resp r;
+    rq q = {0};
+    char tok[KEY_TOKEN_MAX], want[256], target[KEY_TOKEN_MAX + 64];
+    const char *wa;
+    tok_opts o = {0};
+
+    snprintf(want, sizeof want,
+             "Bearer resource_metadata=\"http://%s/.well-known/oauth-protected-resource/mcp\", "
+             "scope=\"workspace:read ",
+             f->host);
+    q.body = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}";
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 401);
+    wa = core_http_fetch_header(&r, "WWW-Authenticate");
+    assert_non_null(wa);
+    assert_memory_equal(wa, want, strlen(want));
+    assert_null(strstr(wa, "error="));
+    core_http_fetch_resp_free(&r);
+
+    /* a presented but bad token: error="invalid_token" */
+    q.token = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.";
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 401);
+    wa = core_http_fetch_header(&r, "WWW-Authenticate");
+    assert_non_null(strstr(wa, "error=\"invalid_token\""));
+    assert_non_null(strstr(wa, "resource_metadata="));
+    core_http_fetch_resp_free(&r);
+
+    /* wrong audience */
+    o.scope = ALL_SCOPES;
+    o.aud = "http://127.0.0.1:1/other";
+    mint(f, &o, tok, sizeof tok);
+    q.token = tok;
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 401);
+    assert_non_null(strstr(core_http_fetch_header(&r, "WWW-Authenticate"), "invalid_token"));
+    core_http_fetch_resp_free(&r);
+
+    /* expired: minted for 60 s, the clock moves 10 minutes */
+    o.aud = NULL;
+    o.lifetime_s = 60;
+    mint(f, &o, tok, sizeof tok);
+    core_fake_clock_advance(&f->clock, 600 * 1000);
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 401);
+    assert_non_null(strstr(core_http_fetch_header(&r, "WWW-Authenticate"), "invalid_token"));
+    core_http_fetch_resp_free(&r);
+
+    /* not Bearer */
+    q.token = NULL;
+    {
+        core_http_fetch_req fq;
+        const char *h[] = {"Host",
+                           f->host,
+                           "Content-Type",
+                           "application/json",
+                           "Authorization",
+                           "Basic dXNlcjpwYXNz",
+                           NULL};
+        memset(&fq, 0, sizeof fq);
+        fq.method = "POST";
+        fq.host = "127.0.0.1";
+        fq.port = f->port;
+        fq.target = "/mcp";
+        fq.headers = h;
+        fq.body = q.body;
+        fq.body_len = strlen(q.body);
+        assert_int_equal(core_http_fetch(f->base, &fq, &r), PL_OK);
+        assert_int_equal(r.status, 401);
+        core_http_fetch_resp_free(&r);
+    }
+
+    /* a token in the query string is refused even with a valid header */
+    o.lifetime_s = 0;
+    mint(f, &o, tok, sizeof tok);
+    snprintf(target, sizeof target, "/mcp?access_token=%s", tok);
+    q.token = tok;
+    q.target = target;
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body.p, "query string"));
+    core_http_fetch_resp_free(&r);
+}
+
+static void test_host_origin(void **state)
+{
+    fx *f = *state;
+    core_http_fetch_resp r;
+    rq q = {0};
+    char tok[KEY_TOKEN_MAX], origin[64];
+    tok_opts o = {0};
+    o.scope = ALL_SCOPES;
+    mint(f, &o, tok, sizeof tok);
+    q.token = tok;
+    q.body = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
+             "\"protocolVersion\":\"2025-11-25\",\"capabilities\":{},\"clientInfo\":{\"name\":"
+             "\"t\",\"version\":\"1\"}}}";
+    q.host = "evil.example.com";
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 403);
+    core_http_fetch_resp_free(&r);
+    q.host = NULL;
+    q.origin = "http://evil.example.com";
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 403);
+    core_http_fetch_resp_free(&r);
+    /* the loopback aliases of the listener are allowed */
+    snprintf(origin, sizeof origin, "http://localhost:%u", f->port);
+    q.origin = origin;
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(core_http_fetch_header(&r, "Access-Control-Allow-Origin"), origin);
+    core_http_fetch_resp_free(&r);
+}
+
+static void test_lifecycle_and_sessions(void **state)
+{
+    fx *f = *state;
+    core_http_fetch_resp r;
+    rq q = {0};
+    char tok[KEY_TOKEN_MAX], tok2[KEY_TOKEN_MAX], sid[64];
+    tok_opts o = {0};
+    json_t *j;
+    int st;
+
+    o.scope = ALL_SCOPES;
+    mint(f, &o, tok, sizeof tok);
+    o.sub = "usr_mallory";
+    mint(f, &o, tok2, sizeof tok2);
+
+    /* version negotiation: a supported older version is echoed, an unknown one answered
+     * with the latest */
+    q.token = tok;
+    q.body = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
+             "\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},\"clientInfo\":{\"name\":"
+             "\"t\",\"version\":\"1\"}}}";
+    send_rq(f, &q, &r);
+    j = body_json(&r);
+    assert_string_equal(json_string_value(json_object_get(result_of(j), "protocolVersion")),
+                        "2025-06-18");
+    assert_true(
+        json_is_object(json_object_get(json_object_get(result_of(j), "capabilities"), "tools")));
+    json_decref(j);
+    core_http_fetch_resp_free(&r);
+    q.body = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
+             "\"protocolVersion\":\"1999-01-01\",\"capabilities\":{},\"clientInfo\":{\"name\":"
+             "\"t\",\"version\":\"1\"}}}";
+    send_rq(f, &q, &r);
+    j = body_json(&r);
+    assert_string_equal(json_string_value(json_object_get(result_of(j), "protocolVersion")),
+                        "2025-11-25");
+    json_decref(j);
+    core_http_fetch_resp_free(&r);
+    /* initialize without clientInfo: -32602 */
+    q.body = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
+             "\"protocolVersion\":\"2025-11-25\"}}";
+    send_rq(f, &q, &r);
+    j = body_json(&r);
+    assert_int_equal(error_code(j), -32602);
+    assert_null(core_http_fetch_header(&r, "MCP-Session-Id"));
+    json_decref(j);
+    core_http_fetch_resp_free(&r);
+
+    open_session(f, tok, sid, sizeof sid);
+    j = call(f, tok, sid, "{\"jsonrpc\":\"2.0\",\"id\":\"p\",\"method\":\"ping\"}", &st, NULL);
+    assert_int_equal(st, 200);
+    assert_true(json_is_object(result_of(j)));
+    assert_string_equal(json_string_value(json_object_get(j, "id")), "p");
+    json_decref(j);
+
+    /* no session header → 400; unknown → 404; another user's session → 404 */
+    q.body = "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\"}";
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 400);
+    core_http_fetch_resp_free(&r);
+    q.session = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 404);
+    core_http_fetch_resp_free(&r);
+    q.session = sid;
+    q.token = tok2;
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 404);
+    core_http_fetch_resp_free(&r);
+    q.token = tok;
+
+    /* MCP-Protocol-Version: unsupported → 400; different from the negotiated one → 400 */
+    q.version = "2024-01-01";
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 400);
+    core_http_fetch_resp_free(&r);
+    q.version = "2025-06-18";
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 400);
+    core_http_fetch_resp_free(&r);
+    /* absent: accepted (2025-03-26 behaviour) */
+    q.version = NULL;
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 200);
+    core_http_fetch_resp_free(&r);
+
+    /* a response from the client → 202, no body */
+    q.body = "{\"jsonrpc\":\"2.0\",\"id\":99,\"result\":{}}";
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 202);
+    assert_int_equal(r.body.len, 0);
+    core_http_fetch_resp_free(&r);
+
+    /* GET → 405 with Allow; PUT → 405 */
+    q.method = "GET";
+    q.body = NULL;
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 405);
+    assert_non_null(core_http_fetch_header(&r, "Allow"));
+    core_http_fetch_resp_free(&r);
+    q.method = "PUT";
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 405);
+    core_http_fetch_resp_free(&r);
+
+    /* DELETE ends the session; the next request gets 404 */
+    q.method = "DELETE";
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 204);
+    core_http_fetch_resp_free(&r);
+    q.method = "POST";
+    q.body = "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"ping\"}";
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 404);
+    core_http_fetch_resp_free(&r);
+
+    /* sessions expire when idle (fake clock) */
+    open_session(f, tok, sid, sizeof sid);
+    core_fake_clock_advance(&f->clock, f->cfg.limits.session_idle_ms);
+    mint(f, &(tok_opts){.scope = ALL_SCOPES}, tok, sizeof tok);
+    q.token = tok;
+    q.session = sid;
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 404);
+    core_http_fetch_resp_free(&r);
+}
+
+static void test_jsonrpc_errors_and_limits(void **state)
+{
+    fx *f = *state;
+    core_http_fetch_resp r;
+    rq q = {0};
+    char tok[KEY_TOKEN_MAX], sid[64], *big;
+    json_t *j;
+    int st;
+    size_t i;
+
+    mint(f, &(tok_opts){.scope = ALL_SCOPES}, tok, sizeof tok);
+    open_session(f, tok, sid, sizeof sid);
+    j = call(f, tok, sid, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"nope/nope\"}", &st, NULL);
+    assert_int_equal(st, 200);
+    assert_int_equal(error_code(j), -32601);
+    json_decref(j);
+    j = call(f, tok, sid, "{\"jsonrpc\":\"2.0\",\"id\":1,", &st, NULL);
+    assert_int_equal(st, 400);
+    assert_int_equal(error_code(j), -32700);
+    assert_true(json_is_null(json_object_get(j, "id")));
+    json_decref(j);
+    j = call(f, tok, sid, "{\"jsonrpc\":\"1.0\",\"id\":5,\"method\":\"ping\"}", &st, NULL);
+    assert_int_equal(st, 400);
+    assert_int_equal(error_code(j), -32600);
+    assert_int_equal(json_integer_value(json_object_get(j, "id")), 5);
+    json_decref(j);
+    j = call(f, tok, sid, "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]", &st, NULL);
+    assert_int_equal(st, 400);
+    assert_int_equal(error_code(j), -32600);
+    json_decref(j);
+    j = call(f, tok, sid,
+             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"logging/setLevel\",\"params\":{"
+             "\"level\":\"warning\"}}",
+             &st, NULL);
+    assert_true(json_is_object(result_of(j)));
+    json_decref(j);
+    j = call(f, tok, sid,
+             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"logging/setLevel\",\"params\":{"
+             "\"level\":\"loud\"}}",
+             &st, NULL);
+    assert_int_equal(error_code(j), -32602);
+    json_decref(j);
+
+    /* JSON depth over the limit (16) → 400 -32600 naming the limit */
+    big = calloc(1, 70000);
+    append(big, 70000, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":{\"a\":");
+    for (i = 0; i < 20; i++)
+        append(big, 70000, "[");
+    for (i = 0; i < 20; i++)
+        append(big, 70000, "]");
+    append(big, 70000, "}}");
+    j = call(f, tok, sid, big, &st, NULL);
+    assert_int_equal(st, 400);
+    assert_int_equal(error_code(j), -32600);
+    assert_non_null(strstr(
+        json_string_value(json_object_get(json_object_get(j, "error"), "message")), "nesting"));
+    json_decref(j);
+    /* a string over max_string (4096) */
+    memset(big, 0, 70000);
+    append(big, 70000, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":{\"a\":\"");
+    memset(big + strlen(big), 'x', 5000);
+    append(big, 70000, "\"}}");
+    j = call(f, tok, sid, big, &st, NULL);
+    assert_int_equal(st, 400);
+    assert_non_null(
+        strstr(json_string_value(json_object_get(json_object_get(j, "error"), "message")), "4096"));
+    json_decref(j);
+    /* a body over max_body (65536) → 413 */
+    memset(big, 'x', 65600);
+    big[0] = '{';
+    j = call(f, tok, sid, big, &st, NULL);
+    assert_int_equal(st, 413);
+    json_decref(j);
+    free(big);
+
+    /* wrong Content-Type → 415; Accept without JSON → 406 */
+    q.token = tok;
+    q.session = sid;
+    q.body = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}";
+    q.ctype = "text/plain";
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 415);
+    core_http_fetch_resp_free(&r);
+    q.ctype = NULL;
+    q.accept = "text/html";
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 406);
+    core_http_fetch_resp_free(&r);
+}
+
+static const json_t *find_tool(const json_t *tools, const char *name)
+{
+    size_t i;
+    const json_t *t;
+    json_array_foreach(tools, i, t)
+    {
+        if (strcmp(json_string_value(json_object_get(t, "name")), name) == 0)
+            return t;
+    }
+    return NULL;
+}
+
+static void test_tools_list(void **state)
+{
+    fx *f = *state;
+    char tok[KEY_TOKEN_MAX], sid[64];
+    json_t *j;
+    const json_t *tools, *t, *ann;
+    int st;
+    size_t i;
+
+    mint(f, &(tok_opts){.scope = "workspace:read"}, tok, sizeof tok);
+    open_session(f, tok, sid, sizeof sid);
+    j = call(f, tok, sid, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", &st, NULL);
+    tools = json_object_get(result_of(j), "tools");
+    /* tools needing scopes the token lacks are listed (obtainable by step-up) */
+    assert_non_null(find_tool(tools, "postly_list_social_accounts"));
+    json_array_foreach(tools, i, t)
+    {
+        ann = json_object_get(t, "annotations");
+        assert_true(json_is_boolean(json_object_get(ann, "readOnlyHint")));
+        assert_true(json_is_boolean(json_object_get(ann, "destructiveHint")));
+        assert_true(json_is_boolean(json_object_get(ann, "idempotentHint")));
+        assert_true(json_is_boolean(json_object_get(ann, "openWorldHint")));
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(t, "inputSchema"), "type")),
+            "object");
+        assert_non_null(json_object_get(t, "outputSchema"));
+        assert_true(strlen(json_string_value(json_object_get(t, "description"))) > 40);
+    }
+    json_decref(j);
+
+    /* in workspace demo-readonly the ceiling is the Full Analytics bundle (which has no
+     * social_accounts:list): the listing tool is hidden (DENY_POLICY) even from a token that
+     * carries the scope, and calling it is refused without a step-up */
+    mint(f, &(tok_opts){.scope = "workspace:read social_accounts:list", .ws = "demo-readonly"}, tok,
+         sizeof tok);
+    open_session(f, tok, sid, sizeof sid);
+    j = call(f, tok, sid, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", &st, NULL);
+    assert_null(find_tool(json_object_get(result_of(j), "tools"), "postly_list_social_accounts"));
+    assert_non_null(find_tool(json_object_get(result_of(j), "tools"), "postly_get_workspace"));
+    json_decref(j);
+    j = call(f, tok, sid,
+             "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"postly_list_social_accounts\",\"arguments\":{}}}",
+             &st, NULL);
+    assert_int_equal(st, 200);
+    assert_int_equal(error_code(j), -32602);
+    assert_non_null(strstr(
+        json_string_value(json_object_get(json_object_get(j, "error"), "message")), "policy"));
+    json_decref(j);
+}
+
+static void test_tools_call(void **state)
+{
+    fx *f = *state;
+    char tok[KEY_TOKEN_MAX], sid[64], body[512];
+    core_http_fetch_resp r;
+    json_t *j, *other = NULL, *acct = NULL, *text;
+    const json_t *res;
+    const char *wa;
+    int st;
+    ex_err xe;
+
+    mint(f, &(tok_opts){.scope = "workspace:read social_accounts:read"}, tok, sizeof tok);
+    open_session(f, tok, sid, sizeof sid);
+
+    /* allowed: structuredContent and the same JSON as text */
+    j = call(f, tok, sid,
+             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"postly_get_workspace\",\"arguments\":{}}}",
+             &st, NULL);
+    res = result_of(j);
+    assert_true(json_is_false(json_object_get(res, "isError")));
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(res, "structuredContent"), "id")), WS);
+    text = json_loads(json_string_value(json_object_get(
+                          json_array_get(json_object_get(res, "content"), 0), "text")),
+                      0, NULL);
+    assert_true(json_equal(text, json_object_get(res, "structuredContent")));
+    json_decref(text);
+    json_decref(j);
+
+    /* an unknown argument is a tool error naming the field */
+    j = call(f, tok, sid,
+             "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"postly_get_workspace\",\"arguments\":{\"colour\":1}}}",
+             &st, NULL);
+    res = result_of(j);
+    assert_true(json_is_true(json_object_get(res, "isError")));
+    assert_non_null(strstr(json_string_value(json_object_get(
+                               json_array_get(json_object_get(res, "content"), 0), "text")),
+                           "colour"));
+    json_decref(j);
+
+    /* unknown tool: -32602 */
+    j = call(f, tok, sid,
+             "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"postly_fly\"}}",
+             &st, NULL);
+    assert_int_equal(error_code(j), -32602);
+    json_decref(j);
+
+    /* lacking social_accounts:list → 403 with the step-up challenge */
+    j = call(f, tok, sid,
+             "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"postly_list_social_accounts\",\"arguments\":{}}}",
+             &st, &r);
+    assert_int_equal(st, 403);
+    wa = core_http_fetch_header(&r, "WWW-Authenticate");
+    assert_non_null(wa);
+    assert_non_null(strstr(wa, "error=\"insufficient_scope\""));
+    assert_non_null(
+        strstr(wa, "scope=\"workspace:read social_accounts:read social_accounts:list\""));
+    assert_non_null(strstr(wa, "resource_metadata=\"http://"));
+    core_http_fetch_resp_free(&r);
+    json_decref(j);
+
+    /* cross-workspace: an account of another workspace is "not found" */
+    other = json_pack("{s:s, s:s}", "platform", "x", "display_name", "Other Co");
+    assert_int_equal(ex_account_create(&f->ex, "ws_other", other, &acct, &xe), PL_OK);
+    snprintf(body, sizeof body,
+             "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"postly_get_social_account\",\"arguments\":{\"account_id\":\"%s\"}}}",
+             json_string_value(json_object_get(acct, "id")));
+    j = call(f, tok, sid, body, &st, NULL);
+    res = result_of(j);
+    assert_true(json_is_true(json_object_get(res, "isError")));
+    assert_non_null(strstr(json_string_value(json_object_get(
+                               json_array_get(json_object_get(res, "content"), 0), "text")),
+                           "not_found"));
+    json_decref(j);
+    snprintf(body, sizeof body,
+             "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"resources/read\",\"params\":{\"uri\":"
+             "\"postly://social-accounts/%s\"}}",
+             json_string_value(json_object_get(acct, "id")));
+    j = call(f, tok, sid, body, &st, NULL);
+    assert_int_equal(error_code(j), -32002);
+    json_decref(j);
+    json_decref(other);
+    json_decref(acct);
+
+    /* the same account in our workspace is found */
+    other = json_pack("{s:s, s:s}", "platform", "linkedin", "display_name", "Us");
+    assert_int_equal(ex_account_create(&f->ex, WS, other, &acct, &xe), PL_OK);
+    snprintf(body, sizeof body,
+             "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"postly_get_social_account\",\"arguments\":{\"account_id\":\"%s\"}}}",
+             json_string_value(json_object_get(acct, "id")));
+    j = call(f, tok, sid, body, &st, NULL);
+    res = result_of(j);
+    assert_true(json_is_false(json_object_get(res, "isError")));
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(res, "structuredContent"), "platform")),
+        "linkedin");
+    json_decref(j);
+    json_decref(other);
+    json_decref(acct);
+}
+
+static void test_resources_and_prompts(void **state)
+{
+    fx *f = *state;
+    char tok[KEY_TOKEN_MAX], sid[64];
+    json_t *j, *in, *acct;
+    const json_t *arr;
+    int st, i;
+    ex_err xe;
+    size_t total = 0;
+    char body[2048];
+    const char *cursor = NULL;
+    char cbuf[1500];
+
+    for (i = 0; i < 60; i++) {
+        in = json_pack("{s:s, s:s}", "platform", "x", "display_name", "Acc");
+        assert_int_equal(ex_account_create(&f->ex, WS, in, &acct, &xe), PL_OK);
+        json_decref(in);
+        json_decref(acct);
+    }
+    mint(f, &(tok_opts){.scope = "workspace:read social_accounts:read"}, tok, sizeof tok);
+    open_session(f, tok, sid, sizeof sid);
+    /* resources/list pages through the workspace and all 60 accounts with opaque cursors */
+    do {
+        if (cursor)
+            snprintf(body, sizeof body,
+                     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/list\",\"params\":{"
+                     "\"cursor\":\"%s\"}}",
+                     cursor);
+        else
+            snprintf(body, sizeof body,
+                     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/list\"}");
+        j = call(f, tok, sid, body, &st, NULL);
+        arr = json_object_get(result_of(j), "resources");
+        total += json_array_size(arr);
+        cursor = json_string_value(json_object_get(result_of(j), "nextCursor"));
+        if (cursor) {
+            snprintf(cbuf, sizeof cbuf, "%s", cursor);
+            cursor = cbuf;
+        }
+        json_decref(j);
+    } while (cursor);
+    assert_int_equal(total, 61);
+    /* a forged cursor is -32602 */
+    j = call(f, tok, sid,
+             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/list\",\"params\":{\"cursor\":"
+             "\"eyJyIjoxLCJjIjoieHh4In0\"}}",
+             &st, NULL);
+    assert_int_equal(error_code(j), -32602);
+    json_decref(j);
+    j = call(f, tok, sid, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/templates/list\"}",
+             &st, NULL);
+    assert_true(json_array_size(json_object_get(result_of(j), "resourceTemplates")) >= 1);
+    json_decref(j);
+    j = call(f, tok, sid,
+             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":{\"uri\":"
+             "\"postly://workspace\"}}",
+             &st, NULL);
+    arr = json_object_get(result_of(j), "contents");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 0), "mimeType")),
+                        "application/json");
+    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(arr, 0), "text")), WS));
+    json_decref(j);
+    j = call(f, tok, sid,
+             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":{\"uri\":"
+             "\"postly://nothing\"}}",
+             &st, NULL);
+    assert_int_equal(error_code(j), -32002);
+    json_decref(j);
+
+    j = call(f, tok, sid, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"prompts/list\"}", &st, NULL);
+    assert_true(json_array_size(json_object_get(result_of(j), "prompts")) >= 3);
+    json_decref(j);
+    j = call(f, tok, sid,
+             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"prompts/get\",\"params\":{\"name\":"
+             "\"postly_plan_campaign_week\",\"arguments\":{\"goal\":\"spring menu\"}}}",
+             &st, NULL);
+    assert_non_null(
+        strstr(json_string_value(json_object_get(
+                   json_object_get(json_array_get(json_object_get(result_of(j), "messages"), 0),
+                                   "content"),
+                   "text")),
+               "spring menu"));
+    json_decref(j);
+    j = call(f, tok, sid,
+             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"prompts/get\",\"params\":{\"name\":"
+             "\"postly_plan_campaign_week\"}}",
+             &st, NULL);
+    assert_int_equal(error_code(j), -32602);
+    json_decref(j);
+}
+
+static void test_audit_never_holds_the_token(void **state)
+{
+    fx *f = *state;
+    char tok[KEY_TOKEN_MAX], sid[64], line[4096];
+    json_t *j;
+    int st, n = 0;
+    mint(f, &(tok_opts){.scope = "workspace:read"}, tok, sizeof tok);
+    open_session(f, tok, sid, sizeof sid);
+    j = call(f, tok, sid,
+             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"postly_get_workspace\",\"arguments\":{}}}",
+             &st, NULL);
+    json_decref(j);
+    j = call(f, tok, sid,
+             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"postly_list_social_accounts\",\"arguments\":{\"platform\":\"x\"}}}",
+             &st, NULL);
+    json_decref(j);
+    fflush(f->audit);
+    rewind(f->audit);
+    while (fgets(line, sizeof line, f->audit)) {
+        json_t *rec = json_loads(line, 0, NULL);
+        assert_non_null(rec);
+        assert_null(strstr(line, tok));
+        assert_null(strstr(line, "\"platform\""));
+        assert_non_null(json_object_get(rec, "decision_id"));
+        assert_string_equal(json_string_value(json_object_get(rec, "policy_revision")),
+                            "sha256:test");
+        if (n == 1) {
+            assert_string_equal(json_string_value(json_object_get(rec, "outcome")), "deny_scope");
+            assert_int_equal(strlen(json_string_value(json_object_get(rec, "args_sha256"))), 64);
+        }
+        n++;
+        json_decref(rec);
+    }
+    assert_int_equal(n, 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_prm, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_401_challenges, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_origin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lifecycle_and_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_jsonrpc_errors_and_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tools_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tools_call, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resources_and_prompts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_never_holds_the_token, setup, teardown),
+    };
+    /* The server closes a connection whose body is over the limit while the client writes. */
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
