@@ -7,7 +7,6 @@
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
-#include <openssl/ec.h>
 #include <openssl/param_build.h>
 
 #include "core/crypto.h"
@@ -87,44 +86,74 @@ out:
     return rc;
 }
 
+/* One DER INTEGER (X.690 §8.3) at *p (end at `end`) into a 32-byte big-endian field. */
+static int der_int(const uint8_t **p, const uint8_t *end, uint8_t out[32])
+{
+    const uint8_t *q = *p;
+    size_t len;
+    if (end - q < 2 || q[0] != 0x02)
+        return 0;
+    len = q[1];
+    q += 2;
+    if (len == 0 || len > 33 || (size_t)(end - q) < len || (q[0] & 0x80))
+        return 0; /* empty, too long, truncated or negative */
+    if (len > 1 && q[0] == 0x00 && !(q[1] & 0x80))
+        return 0; /* not minimal */
+    if (q[0] == 0x00 && len > 1) {
+        q++;
+        len--;
+    }
+    if (len > 32)
+        return 0;
+    memset(out, 0, 32 - len);
+    memcpy(out + 32 - len, q, len);
+    *p = q + len;
+    return 1;
+}
+
 pl_rc key_sig_der_to_jose(const uint8_t *der, size_t derlen, uint8_t rs[64])
 {
-    const unsigned char *p = der;
-    ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)derlen);
-    const BIGNUM *r, *s;
-    pl_rc rc = PL_ERR_CRYPTO;
-
-    if (!sig)
+    const uint8_t *p = der, *end = der + derlen;
+    /* ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER } (RFC 3279 §2.2.3); for P-256 the
+     * whole thing is at most 72 bytes, so the length is always in the short form. */
+    if (derlen < 8 || der[0] != 0x30 || der[1] != derlen - 2 || der[1] > 0x7f)
         return PL_ERR_CRYPTO;
-    ECDSA_SIG_get0(sig, &r, &s);
-    if (BN_bn2binpad(r, rs, 32) == 32 && BN_bn2binpad(s, rs + 32, 32) == 32)
-        rc = PL_OK;
-    ECDSA_SIG_free(sig);
-    return rc;
+    p += 2;
+    if (!der_int(&p, end, rs) || !der_int(&p, end, rs + 32) || p != end)
+        return PL_ERR_CRYPTO;
+    return PL_OK;
+}
+
+/* Appends the minimal DER INTEGER of a 32-byte unsigned big-endian value. */
+static size_t put_int(const uint8_t v[32], uint8_t *out)
+{
+    size_t i = 0, n;
+    while (i < 31 && v[i] == 0)
+        i++;
+    n = 32 - i;
+    out[0] = 0x02;
+    if (v[i] & 0x80) {
+        out[1] = (uint8_t)(n + 1);
+        out[2] = 0x00;
+        memcpy(out + 3, v + i, n);
+        return n + 3;
+    }
+    out[1] = (uint8_t)n;
+    memcpy(out + 2, v + i, n);
+    return n + 2;
 }
 
 pl_rc key_sig_jose_to_der(const uint8_t rs[64], uint8_t *der, size_t dersz, size_t *derlen)
 {
-    ECDSA_SIG *sig = ECDSA_SIG_new();
-    BIGNUM *r = BN_bin2bn(rs, 32, NULL), *s = BN_bin2bn(rs + 32, 32, NULL);
-    unsigned char *p = der;
-    int n;
-    pl_rc rc = PL_ERR_CRYPTO;
-
-    if (!sig || !r || !s || !ECDSA_SIG_set0(sig, r, s))
-        goto out;
-    r = s = NULL; /* owned by sig now */
-    n = i2d_ECDSA_SIG(sig, NULL);
-    if (n <= 0 || (size_t)n > dersz)
-        goto out;
-    n = i2d_ECDSA_SIG(sig, &p);
-    if (n <= 0)
-        goto out;
-    *derlen = (size_t)n;
-    rc = PL_OK;
-out:
-    BN_free(s);
-    BN_free(r);
-    ECDSA_SIG_free(sig);
-    return rc;
+    uint8_t body[70];
+    size_t n;
+    n = put_int(rs, body);
+    n += put_int(rs + 32, body + n);
+    if (n + 2 > dersz)
+        return PL_ERR_TOO_LARGE;
+    der[0] = 0x30;
+    der[1] = (uint8_t)n;
+    memcpy(der + 2, body, n);
+    *derlen = n + 2;
+    return PL_OK;
 }

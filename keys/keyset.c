@@ -50,6 +50,7 @@ struct key_keyset {
     size_t n;
     size_t active; /* index of the active key; n when none */
     uint64_t generation;
+    EVP_MD *sha256; /* fetched once for every signature */
 };
 
 static const char *const state_names[KEY_STATE__COUNT] = {
@@ -680,9 +681,10 @@ pl_rc key_keyset_open(const key_keyset_cfg *cfg, key_keyset **out, key_error *er
         cfg->max_token_lifetime_s > 0 ? cfg->max_token_lifetime_s : KEY_MAX_LIFETIME_DEFAULT_S;
     ks->leeway_s = cfg->leeway_s > 0 ? cfg->leeway_s : KEY_LEEWAY_DEFAULT_S;
     ks->generation = 1;
+    ks->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     ks->data_dir = str_dup(cfg->data_dir);
     ks->dir = path_join(cfg->data_dir, "keys");
-    if (!ks->data_dir || !ks->dir) {
+    if (!ks->data_dir || !ks->dir || !ks->sha256) {
         rc = PL_ERR_NOMEM;
         goto out;
     }
@@ -725,6 +727,7 @@ void key_keyset_free(key_keyset *ks)
     if (!ks)
         return;
     entries_free(ks->keys, ks->n);
+    EVP_MD_free(ks->sha256);
     free(ks->dir);
     free(ks->data_dir);
     free(ks);
@@ -917,7 +920,7 @@ out:
     return rc;
 }
 
-pl_rc key_keyset_signer(const key_keyset *ks, EVP_PKEY **pkey, const char **kid,
+pl_rc key_keyset_signer(const key_keyset *ks, EVP_PKEY **pkey, const EVP_MD **md, const char **kid,
                         const char **header_b64, size_t *header_b64_len)
 {
     const key_entry *e;
@@ -925,6 +928,7 @@ pl_rc key_keyset_signer(const key_keyset *ks, EVP_PKEY **pkey, const char **kid,
         return PL_ERR_STATE;
     e = &ks->keys[ks->active];
     *pkey = e->pkey;
+    *md = ks->sha256;
     *kid = e->info.kid;
     *header_b64 = e->header_b64;
     *header_b64_len = e->header_b64_len;

@@ -13,10 +13,11 @@
 #include "core/err.h"
 #include "keys/keyset.h"
 
-/* The signing key: the active key's private EVP_PKEY and the base64url of its protected
- * header {"alg":"ES256","typ":"at+jwt","kid":"…"} (precomputed once). Borrowed; valid until
- * the next mutating call on ks. PL_ERR_STATE when there is no active key. */
-pl_rc key_keyset_signer(const key_keyset *ks, EVP_PKEY **pkey, const char **kid,
+/* The signing key: the active key's private EVP_PKEY, SHA-256 (fetched once) and the
+ * base64url of its protected header {"alg":"ES256","typ":"at+jwt","kid":"…"} (precomputed
+ * once). Borrowed; valid until the next mutating call on ks. PL_ERR_STATE when there is no
+ * active key. */
+pl_rc key_keyset_signer(const key_keyset *ks, EVP_PKEY **pkey, const EVP_MD **md, const char **kid,
                         const char **header_b64, size_t *header_b64_len);
 
 /* RFC 7638 thumbprint of a P-256 public key given as 32-byte big-endian coordinates. */

@@ -43,12 +43,13 @@ pl_rc key_token_mint(const key_keyset *ks, const core_clock *clock, const key_cl
                      char *out, size_t outsz, size_t *outlen, key_minted *minted)
 {
     EVP_PKEY *pkey = NULL;
+    const EVP_MD *sha256 = NULL;
     const char *kid = NULL, *hdr = NULL;
     size_t hdrlen = 0, paylen, pos, b64len;
     char jti[KEY_JTI_SIZE];
     const char *jti_use;
     json_t *payload = NULL;
-    char *paytext = NULL;
+    char paytext[KEY_TOKEN_MAX];
     EVP_MD_CTX *md = NULL;
     uint8_t der[DER_SIG_MAX], rs[64];
     size_t derlen = sizeof der;
@@ -63,7 +64,7 @@ pl_rc key_token_mint(const key_keyset *ks, const core_clock *clock, const key_cl
         rc = PL_ERR_INVALID;
         goto out;
     }
-    if ((rc = key_keyset_signer(ks, &pkey, &kid, &hdr, &hdrlen)) != PL_OK)
+    if ((rc = key_keyset_signer(ks, &pkey, &sha256, &kid, &hdr, &hdrlen)) != PL_OK)
         goto out;
     if (claims->jti) {
         jti_use = claims->jti;
@@ -86,12 +87,12 @@ pl_rc key_token_mint(const key_keyset *ks, const core_clock *clock, const key_cl
         rc = PL_ERR_INVALID; /* json_pack refuses invalid UTF-8 */
         goto out;
     }
-    paytext = json_dumps(payload, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (!paytext) {
-        rc = PL_ERR_NOMEM;
+    /* into a stack buffer: no allocation for the text (claims within bounds always fit) */
+    paylen = json_dumpb(payload, paytext, sizeof paytext, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (paylen == 0 || paylen > sizeof paytext) {
+        rc = PL_ERR_TOO_LARGE;
         goto out;
     }
-    paylen = strlen(paytext);
 
     /* header_b64 "." payload_b64 "." sig_b64 (RFC 7515 §7.1) */
     if (hdrlen + 1 + CORE_B64URL_SIZE(paylen) + 1 + CORE_B64URL_SIZE(64) > outsz) {
@@ -107,7 +108,7 @@ pl_rc key_token_mint(const key_keyset *ks, const core_clock *clock, const key_cl
     pos += b64len;
 
     md = EVP_MD_CTX_new();
-    if (!md || EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, pkey) != 1 ||
+    if (!md || EVP_DigestSignInit(md, NULL, sha256, NULL, pkey) != 1 ||
         EVP_DigestSign(md, der, &derlen, (const unsigned char *)out, pos) != 1) {
         rc = PL_ERR_CRYPTO;
         goto out;
@@ -132,7 +133,6 @@ out:
     if (rc != PL_OK && out && outsz)
         out[0] = '\0';
     EVP_MD_CTX_free(md);
-    free(paytext);
     json_decref(payload);
     return rc;
 }

@@ -77,6 +77,8 @@ typedef struct vkey {
     size_t kid_len;
     EVP_PKEY *pub;
     char *jwk;                     /* this key alone as a JWK (liboauth2's "jwk" verify type) */
+    char hdr_b64[128];             /* base64url of the exact header we mint for this kid */
+    size_t hdr_b64_len;            /* 0: no fast path for this kid */
     oauth2_cfg_token_verify_t *o2; /* created on first use */
 } vkey;
 
@@ -259,6 +261,24 @@ static int str_is(json_t *o, const char *name, const char *want, int required)
     return json_is_string(s) && strcmp(json_string_value(s), want) == 0;
 }
 
+/* The header keys/token.c writes, byte for byte; a token whose first part is exactly its
+ * base64url needs no JSON parse (alg ES256, typ at+jwt, this kid: all checked by equality). */
+static void canonical_header(vkey *e)
+{
+    char hdr[KID_MAX + 64];
+    int n;
+    e->hdr_b64_len = 0;
+    for (size_t i = 0; i < e->kid_len; i++)
+        if (e->kid[i] == '"' || e->kid[i] == '\\' || (unsigned char)e->kid[i] < 0x20)
+            return; /* would need escaping: no fast path */
+    n = snprintf(hdr, sizeof hdr, "{\"alg\":\"ES256\",\"typ\":\"at+jwt\",\"kid\":\"%s\"}", e->kid);
+    if (n < 0 || (size_t)n >= sizeof hdr || CORE_B64URL_SIZE((size_t)n) > sizeof e->hdr_b64)
+        return;
+    if (core_b64url_encode((const uint8_t *)hdr, (size_t)n, e->hdr_b64, sizeof e->hdr_b64,
+                           &e->hdr_b64_len) != PL_OK)
+        e->hdr_b64_len = 0;
+}
+
 /* Parses a JWKS (RFC 7517 §5) into a key table. Keys that are not EC P-256 signature keys
  * for ES256 are skipped (RFC 7517 §5: ignore what is not understood). */
 static pl_rc jwks_parse(key_verifier *v, const char *json, size_t len, vkey **out, size_t *out_n)
@@ -297,6 +317,7 @@ static pl_rc jwks_parse(key_verifier *v, const char *json, size_t len, vkey **ou
             continue; /* not a point on P-256 */
         e->kid_len = json_string_length(kid);
         memcpy(e->kid, json_string_value(kid), e->kid_len + 1);
+        canonical_header(e);
         one = json_pack("{s:s, s:s, s:O, s:O, s:O}", "kty", "EC", "crv", "P-256", "x",
                         json_object_get(k, "x"), "y", json_object_get(k, "y"), "kid", kid);
         e->jwk = one ? json_dumps(one, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -318,6 +339,14 @@ out:
         keys_free(v, keys, n);
     json_decref(root);
     return rc;
+}
+
+static const vkey *key_by_header(const key_verifier *v, const char *seg, size_t len)
+{
+    for (size_t i = 0; i < v->nkeys; i++)
+        if (v->keys[i].hdr_b64_len == len && memcmp(v->keys[i].hdr_b64, seg, len) == 0)
+            return &v->keys[i];
+    return NULL;
 }
 
 static int same_kids(const vkey *a, size_t na, const vkey *b, size_t nb)
@@ -721,11 +750,17 @@ pl_rc key_verifier_verify(key_verifier *v, const char *token, size_t len, key_ve
         }
         cache_remove(v, hit); /* expired with its token */
     }
-    /* 4. header */
-    if ((r = check_header(token, d1, &kid, &kid_len, &hdr)) != KEY_REASON_NONE)
-        goto out;
-    /* 5. key */
-    k = key_find(v, kid, kid_len);
+    /* 4. header: the exact header we mint, or a full parse */
+    k = key_by_header(v, token, d1);
+    if (k) {
+        kid = k->kid;
+        kid_len = k->kid_len;
+    } else {
+        if ((r = check_header(token, d1, &kid, &kid_len, &hdr)) != KEY_REASON_NONE)
+            goto out;
+        /* 5. key */
+        k = key_find(v, kid, kid_len);
+    }
     if (!k && !v->keyset && now_ms - v->last_fetch_ms >= v->refetch_ms) {
         (void)jwks_refresh(v, now_ms); /* an unknown kid: at most one refetch per interval */
         k = key_find(v, kid, kid_len);

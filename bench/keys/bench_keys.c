@@ -1,0 +1,257 @@
+/*
+ * bench/keys/bench_keys.c — minting and verifying access tokens against raw OpenSSL in the
+ * same run (ARCHITECTURE.md §11):
+ *   uncached verify   <= 1.2 x one raw OpenSSL ES256 verify (EVP_DigestVerify, key loaded)
+ *   cached verify     <= 2 us
+ *   mint              <= 1.3 x one raw OpenSSL ES256 sign (EVP_DigestSign, key loaded)
+ * Rounds of every measurement are interleaved and the median round is reported, so that
+ * drift on a shared machine hits baseline and subject alike. Exit status 0 always: budgets
+ * are reported ("ok"/"OVER"), never asserted.
+ */
+#define _XOPEN_SOURCE 700
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include "core/clock.h"
+#include "keys/keyset.h"
+#include "keys/token.h"
+#include "keys/verify.h"
+
+#define ROUNDS 9
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return v[n / 2];
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static const key_claims claims = {.iss = "https://auth.postly.test",
+                                  .sub = "user-1234567890",
+                                  .aud = "https://mcp.postly.test/mcp",
+                                  .client_id = "https://client.example.com/oauth/metadata.json",
+                                  .scope = "workspace:read posts:read posts:create drafts:read "
+                                           "drafts:create media:read analytics:read",
+                                  .ws = "ws-0123456789abcdef",
+                                  .gid = "grant-0123456789abcdef",
+                                  .cls = "ai"};
+
+typedef struct ctx {
+    key_keyset *ks;
+    key_verifier *v_ossl_1, *v_o2_1, *v_cached;
+    EVP_PKEY *priv, *pub;
+    EVP_MD *sha256; /* fetched once: the fastest way to call OpenSSL 3, for both baselines */
+    EVP_MD_CTX *md;
+    char tok[2][KEY_TOKEN_MAX];
+    size_t toklen[2];
+    unsigned char der[80];
+    size_t derlen;
+    size_t signed_len;
+    int sink;
+} ctx;
+
+typedef void (*op_fn)(ctx *c, int i);
+
+static void op_raw_sign(ctx *c, int i)
+{
+    unsigned char der[80];
+    size_t dl = sizeof der;
+    (void)i;
+    EVP_DigestSignInit(c->md, NULL, c->sha256, NULL, c->priv);
+    c->sink += EVP_DigestSign(c->md, der, &dl, (const unsigned char *)c->tok[0], c->signed_len);
+    EVP_MD_CTX_reset(c->md);
+}
+
+static void op_mint(ctx *c, int i)
+{
+    char out[KEY_TOKEN_MAX];
+    (void)i;
+    c->sink += key_token_mint(c->ks, NULL, &claims, out, sizeof out, NULL, NULL) == PL_OK;
+}
+
+static void op_raw_verify(ctx *c, int i)
+{
+    (void)i;
+    EVP_DigestVerifyInit(c->md, NULL, c->sha256, NULL, c->pub);
+    c->sink += EVP_DigestVerify(c->md, c->der, c->derlen, (const unsigned char *)c->tok[0],
+                                c->signed_len) == 1;
+    EVP_MD_CTX_reset(c->md);
+}
+
+static void verify_with(ctx *c, key_verifier *v, int i)
+{
+    key_verified out;
+    key_reason r;
+    /* two tokens alternating through a one-entry cache: every call is a miss */
+    c->sink += key_verifier_verify(v, c->tok[i & 1], c->toklen[i & 1], &out, &r) == PL_OK;
+}
+
+static void op_verify_openssl(ctx *c, int i)
+{
+    verify_with(c, c->v_ossl_1, i);
+}
+
+static void op_verify_liboauth2(ctx *c, int i)
+{
+    verify_with(c, c->v_o2_1, i);
+}
+
+static void op_verify_cached(ctx *c, int i)
+{
+    key_verified out;
+    key_reason r;
+    (void)i;
+    c->sink += key_verifier_verify(c->v_cached, c->tok[0], c->toklen[0], &out, &r) == PL_OK;
+}
+
+static const struct {
+    const char *name;
+    op_fn fn;
+    int n;
+} ops[] = {
+    {"raw_openssl_sign", op_raw_sign, 2000},
+    {"mint", op_mint, 2000},
+    {"raw_openssl_verify", op_raw_verify, 1000},
+    {"verify_uncached_openssl", op_verify_openssl, 1000},
+    {"verify_uncached_liboauth2", op_verify_liboauth2, 1000},
+    {"verify_cached", op_verify_cached, 200000},
+};
+#define NOPS (sizeof ops / sizeof ops[0])
+
+static key_verifier *verifier(key_keyset *ks, size_t cache, key_sig_backend b)
+{
+    key_verifier_cfg cfg = {.issuer = claims.iss,
+                            .audience = claims.aud,
+                            .leeway_s = 30,
+                            .cache_entries = cache,
+                            .keyset = ks,
+                            .backend = b};
+    key_verifier *v = NULL;
+    if (key_verifier_new(&cfg, &v) != PL_OK)
+        abort();
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    char root[] = "/tmp/postly-bench-keys-XXXXXX", data[64], path[200];
+    key_keyset_cfg kcfg = {0};
+    key_error err;
+    ctx c = {0};
+    double t[NOPS][ROUNDS], med[NOPS];
+    FILE *fp;
+
+    if (!mkdtemp(root))
+        return 1;
+    snprintf(data, sizeof data, "%s/var", root);
+    kcfg.data_dir = data;
+    kcfg.create = 1;
+    if (key_keyset_open(&kcfg, &c.ks, &err) != PL_OK) {
+        fprintf(stderr, "bench_keys: %s\n", err.text);
+        return 1;
+    }
+    snprintf(path, sizeof path, "%s/keys/%s.pem", data, key_keyset_active_kid(c.ks));
+    fp = fopen(path, "r");
+    c.priv = fp ? PEM_read_PrivateKey(fp, NULL, NULL, NULL) : NULL;
+    if (fp)
+        fclose(fp);
+    c.md = EVP_MD_CTX_new();
+    c.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    {
+        /* the verify baseline uses a public-only key, as a resource server has */
+        BIO *b = BIO_new(BIO_s_mem());
+        PEM_write_bio_PUBKEY(b, c.priv);
+        c.pub = PEM_read_bio_PUBKEY(b, NULL, NULL, NULL);
+        BIO_free(b);
+    }
+    if (!c.priv || !c.pub || !c.sha256)
+        return 1;
+    for (int i = 0; i < 2; i++)
+        if (key_token_mint(c.ks, NULL, &claims, c.tok[i], KEY_TOKEN_MAX, &c.toklen[i], NULL) !=
+            PL_OK)
+            return 1;
+    c.signed_len = (size_t)(strrchr(c.tok[0], '.') - c.tok[0]);
+    c.derlen = sizeof c.der;
+    EVP_DigestSignInit(c.md, NULL, EVP_sha256(), NULL, c.priv);
+    EVP_DigestSign(c.md, c.der, &c.derlen, (const unsigned char *)c.tok[0], c.signed_len);
+    EVP_MD_CTX_reset(c.md);
+    c.v_ossl_1 = verifier(c.ks, 1, KEY_SIG_OPENSSL);
+    c.v_o2_1 = verifier(c.ks, 1, KEY_SIG_LIBOAUTH2);
+    c.v_cached = verifier(c.ks, 1024, KEY_SIG_OPENSSL);
+
+    /* warm-up (liboauth2's first call initialises itself) */
+    for (size_t o = 0; o < NOPS; o++)
+        for (int i = 0; i < 50; i++)
+            ops[o].fn(&c, i);
+    /* `bench_keys OP` loops on one operation only (for a profiler) */
+    if (argc > 1) {
+        for (size_t o = 0; o < NOPS; o++)
+            if (strcmp(argv[1], ops[o].name) == 0)
+                for (int i = 0; i < ops[o].n * 20; i++)
+                    ops[o].fn(&c, i);
+        goto out;
+    }
+    for (int r = 0; r < ROUNDS; r++) {
+        for (size_t o = 0; o < NOPS; o++) {
+            double t0 = now_us();
+            for (int i = 0; i < ops[o].n; i++)
+                ops[o].fn(&c, i);
+            t[o][r] = (now_us() - t0) / ops[o].n;
+        }
+    }
+    for (size_t o = 0; o < NOPS; o++)
+        med[o] = median(t[o], ROUNDS);
+
+    printf("bench_keys: token %zu bytes, %d rounds, median per operation\n", c.toklen[0], ROUNDS);
+    for (size_t o = 0; o < NOPS; o++)
+        printf("  %-26s %9.3f us\n", ops[o].name, med[o]);
+    {
+        double mint_ratio = med[1] / med[0], ossl_ratio = med[3] / med[2],
+               o2_ratio = med[4] / med[2];
+        printf("  mint / raw sign                 %.2fx  (budget 1.30x: %s)\n", mint_ratio,
+               mint_ratio <= 1.3 ? "ok" : "OVER");
+        printf("  uncached verify (openssl) / raw %.2fx  (budget 1.20x: %s)\n", ossl_ratio,
+               ossl_ratio <= 1.2 ? "ok" : "OVER");
+        printf("  uncached verify (liboauth2)/raw %.2fx  (budget 1.20x: %s)\n", o2_ratio,
+               o2_ratio <= 1.2 ? "ok" : "OVER");
+        printf("  cached verify                   %.3f us (budget 2 us: %s)\n", med[5],
+               med[5] <= 2.0 ? "ok" : "OVER");
+    }
+    if (c.sink == 0)
+        printf("  (no operation succeeded?)\n");
+out:
+    key_verifier_free(c.v_cached);
+    key_verifier_free(c.v_o2_1);
+    key_verifier_free(c.v_ossl_1);
+    EVP_MD_CTX_free(c.md);
+    EVP_MD_free(c.sha256);
+    EVP_PKEY_free(c.pub);
+    EVP_PKEY_free(c.priv);
+    key_keyset_free(c.ks);
+    nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return 0;
+}
