@@ -883,10 +883,10 @@ pl_rc az_pending_put(az_store *st, az_pending *p)
     rc = wtxn(st, &t);
     if (rc != PL_OK)
         return rc;
-    o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I}", "client_id", p->client_id, "redirect_uri",
+    o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:b,s:I}", "client_id", p->client_id, "redirect_uri",
                   p->redirect_uri, "state", p->state, "challenge", p->challenge, "resource",
-                  p->resource, "scope", (json_int_t)p->scope, "created_ms",
-                  (json_int_t)p->created_ms);
+                  p->resource, "scope", (json_int_t)p->scope, "same_site", p->same_site,
+                  "created_ms", (json_int_t)p->created_ms);
     rc = o ? put_json(t, st->db[DB_PENDING], sval(p->rid), o) : PL_ERR_NOMEM;
     json_decref(o);
     return finish(t, rc);
@@ -912,6 +912,7 @@ pl_rc az_pending_get(az_store *st, const char *rid, az_pending *out)
         cpy(out->challenge, sizeof out->challenge, jstr(o, "challenge"));
         cpy(out->resource, sizeof out->resource, jstr(o, "resource"));
         out->scope = (uint64_t)jint(o, "scope");
+        out->same_site = json_is_true(json_object_get(o, "same_site"));
         out->created_ms = jint(o, "created_ms");
         if (now_ms(st) - out->created_ms > PENDING_TTL_MS)
             rc = PL_ERR_EXPIRED;

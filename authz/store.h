@@ -70,6 +70,7 @@ typedef struct az_pending {
     char challenge[64];
     char resource[AZ_URI_MAX + 1];
     uint64_t scope; /* requested mask */
+    int same_site;  /* the /authorize navigation was same-site (Sec-Fetch-Site) */
     int64_t created_ms;
 } az_pending;
 

@@ -204,6 +204,12 @@ void core_http_reply_html(core_http_req *req, int status, const char *html, size
     send_reply(req, status, html, len, "text/html; charset=utf-8");
 }
 
+void core_http_reply_body(core_http_req *req, int status, const char *ctype, const void *data,
+                          size_t len)
+{
+    send_reply(req, status, data, len, ctype);
+}
+
 void core_http_reply_text(core_http_req *req, int status, const char *text)
 {
     send_reply(req, status, text, strlen(text), "text/plain; charset=utf-8");

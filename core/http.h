@@ -164,6 +164,10 @@ void core_http_reply_json(core_http_req *req, int status, json_t *body);
 /* Replies with an HTML page (text/html; charset=utf-8); html is copied. */
 void core_http_reply_html(core_http_req *req, int status, const char *html, size_t len);
 
+/* Replies with a body of any content type (ctype copied). */
+void core_http_reply_body(core_http_req *req, int status, const char *ctype, const void *data,
+                          size_t len);
+
 /* Replies with text/plain; charset=utf-8. */
 void core_http_reply_text(core_http_req *req, int status, const char *text);
 

@@ -1,0 +1,193 @@
+/* authz/token.c — the token endpoint (RFC 6749 §3.2, §4.1.3, §6; RFC 7636 §4.5-4.6;
+ * RFC 8707 §2.2; RFC 9700 §4.14). Responses carry Cache-Control: no-store (route flag);
+ * errors follow RFC 6749 §5.2. */
+#include "server_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+pl_rc az_mint_access(az_server *s, const az_grant *g, uint64_t scope, char *out, size_t outsz)
+{
+    char sc[POL_SCOPE_FORMAT_MAX];
+    key_claims kc = {0};
+    az_scope_str(scope, sc);
+    kc.iss = s->issuer;
+    kc.sub = g->uid;
+    kc.aud = g->resource;
+    kc.client_id = g->client_id;
+    kc.scope = sc;
+    kc.ws = g->ws;
+    kc.gid = g->gid;
+    kc.cls = g->cls;
+    kc.lifetime_s = s->cfg.access_ttl_s;
+    return key_token_mint(s->keys, s->cfg.clock, &kc, out, outsz, NULL, NULL);
+}
+
+static void token_error(core_http_req *req, int status, const char *code, const char *desc,
+                        int basic)
+{
+    if (status == 401 && basic)
+        core_http_header_add(req, "WWW-Authenticate", "Basic realm=\"postly\"");
+    core_http_reply_error(req, status, code, desc);
+}
+
+static void token_reply(az_server *s, core_http_req *req, const az_grant *g, uint64_t scope,
+                        const char *rt)
+{
+    char at[KEY_TOKEN_MAX], sc[POL_SCOPE_FORMAT_MAX];
+    json_t *o;
+    if (az_mint_access(s, g, scope, at, sizeof at) != PL_OK) {
+        core_http_reply_error(req, 500, "server_error", "the access token could not be signed");
+        return;
+    }
+    az_scope_str(scope, sc);
+    o = json_pack("{s:s,s:s,s:I,s:s,s:s}", "access_token", at, "token_type", "Bearer", "expires_in",
+                  (json_int_t)s->cfg.access_ttl_s, "refresh_token", rt, "scope", sc);
+    core_http_reply_json(req, 200, o);
+    core_wipe(at, sizeof at);
+}
+
+/* Current membership and policy still allow the grant? Returns what may be issued now. */
+static pl_rc still_grantable(az_server *s, const az_grant *g, uint64_t *mask)
+{
+    char role[16];
+    az_user u;
+    pol_grant pg;
+    pl_rc rc = az_user_get(s->store, g->uid, &u);
+    if (rc != PL_OK || u.disabled)
+        return PL_ERR_DENIED;
+    rc = az_member_role(s->store, g->uid, g->ws, role);
+    if (rc != PL_OK)
+        return PL_ERR_DENIED;
+    rc = az_grantable(s, role, g->ws, g->cls, g->scope, &pg);
+    if (rc != PL_OK)
+        return rc;
+    *mask = pg.grantable;
+    return PL_OK;
+}
+
+static void grant_code(az_server *s, core_http_req *req, const core_form *f,
+                       const az_client_auth *ca)
+{
+    az_redeem in;
+    az_grant g;
+    char rt[AZ_SECRET_SIZE];
+    const char *why = NULL, *code = core_form_get(f, "code");
+    pl_rc rc;
+    if (!code) {
+        token_error(req, 400, "invalid_request", "code is required", 0);
+        return;
+    }
+    in.client_id = ca->client.id;
+    in.redirect_uri = core_form_get(f, "redirect_uri");
+    in.verifier = core_form_get(f, "code_verifier");
+    in.resource = core_form_get(f, "resource");
+    rc = az_code_redeem(s->store, code, &in, &g, rt, &why);
+    if (rc == PL_ERR_CONFLICT)
+        core_log_warn(s->log, "authz: code replay by client %s; grant revoked", ca->client.id);
+    if (rc == PL_ERR_STORE || rc == PL_ERR_NOMEM || rc == PL_ERR_CRYPTO) {
+        token_error(req, 500, "server_error", "the code could not be redeemed", 0);
+        return;
+    }
+    if (rc != PL_OK) {
+        token_error(req, 400, "invalid_grant", why ? why : "invalid authorization code", 0);
+        return;
+    }
+    token_reply(s, req, &g, g.scope, rt);
+    core_wipe(rt, sizeof rt);
+}
+
+static void grant_refresh(az_server *s, core_http_req *req, const core_form *f,
+                          const az_client_auth *ca)
+{
+    const char *rt = core_form_get(f, "refresh_token"), *scope = core_form_get(f, "scope");
+    const char *why = NULL;
+    az_grant g;
+    char nrt[AZ_SECRET_SIZE];
+    uint64_t want, now_ok;
+    int current;
+    pl_rc rc;
+    if (!rt) {
+        token_error(req, 400, "invalid_request", "refresh_token is required", 0);
+        return;
+    }
+    /* Check the requested scope before rotating, so a refused narrowing costs nothing. */
+    rc = az_refresh_grant(s->store, rt, &g, &current);
+    if (rc != PL_OK) {
+        token_error(req, 400, "invalid_grant", "invalid refresh token", 0);
+        return;
+    }
+    want = g.scope;
+    if (scope) {
+        /* RFC 6749 §6: the scope may be narrowed, never widened. */
+        if (pol_scope_parse_list(scope, strlen(scope), &want, NULL) != PL_OK || want == 0) {
+            token_error(req, 400, "invalid_scope", "scope is malformed or names an unknown scope",
+                        0);
+            return;
+        }
+        if (want & ~g.scope) {
+            token_error(req, 400, "invalid_scope", "scope exceeds the scope originally granted", 0);
+            return;
+        }
+    }
+    rc =
+        az_refresh_rotate(s->store, rt, ca->client.id, core_form_get(f, "resource"), &g, nrt, &why);
+    if (rc == PL_ERR_CONFLICT)
+        core_log_warn(s->log, "authz: refresh token reuse, grant %s revoked", g.gid);
+    if (rc == PL_ERR_STORE || rc == PL_ERR_NOMEM || rc == PL_ERR_CRYPTO) {
+        token_error(req, 500, "server_error", "the refresh token could not be rotated", 0);
+        return;
+    }
+    if (rc != PL_OK) {
+        token_error(req, 400, "invalid_grant", why ? why : "invalid refresh token", 0);
+        return;
+    }
+    /* The user may have left the workspace or lost rights since: issue only what is still
+     * grantable, and end the grant when nothing is. */
+    if (still_grantable(s, &g, &now_ok) != PL_OK || (want & now_ok) == 0) {
+        az_grant_revoke(s->store, g.gid);
+        token_error(req, 400, "invalid_grant",
+                    "the user can no longer grant this access; the grant is revoked", 0);
+        core_wipe(nrt, sizeof nrt);
+        return;
+    }
+    token_reply(s, req, &g, want & now_ok, nrt);
+    core_wipe(nrt, sizeof nrt);
+}
+
+void az_h_token(core_http_req *req, void *arg)
+{
+    az_server *s = arg;
+    core_form f = {0};
+    core_form_error fe;
+    az_client_auth ca;
+    const char *gt, *why;
+    pl_rc rc;
+
+    rc = core_http_form_parse(req, NULL, &f, &fe);
+    if (rc != PL_OK) {
+        token_error(req, 400, "invalid_request", fe.msg, 0);
+        goto done;
+    }
+    rc = az_client_authenticate(s, req, &f, &ca, &why);
+    if (rc == PL_ERR_INVALID) {
+        token_error(req, 400, "invalid_request", why, 0);
+        goto done;
+    }
+    if (rc != PL_OK) {
+        token_error(req, 401, "invalid_client", why, ca.used_basic);
+        goto done;
+    }
+    gt = core_form_get(&f, "grant_type");
+    if (!gt)
+        token_error(req, 400, "invalid_request", "grant_type is required", 0);
+    else if (strcmp(gt, "authorization_code") == 0)
+        grant_code(s, req, &f, &ca);
+    else if (strcmp(gt, "refresh_token") == 0)
+        grant_refresh(s, req, &f, &ca);
+    else
+        token_error(req, 400, "unsupported_grant_type",
+                    "grant_type must be authorization_code or refresh_token", 0);
+done:
+    core_form_free(&f);
+}
