@@ -8,6 +8,10 @@
 #include <string.h>
 
 #include "exec/account.h"
+#include "exec/campaign.h"
+#include "exec/connector.h"
+#include "exec/media.h"
+#include "exec/post.h"
 #include "exec/workspace.h"
 #include "mcp/mcp_int.h"
 
@@ -24,6 +28,40 @@ static pl_rc t_get_workspace(const ex_ctx *ex, const char *ws, const json_t *arg
         rc = a ? ex_workspace_ensure(ex, ws, a, out, err) : PL_ERR_NOMEM;
         json_decref(a);
     }
+    return rc;
+}
+
+/* postly_get_channel_schema: the platform rules the sandboxes enforce (exec/connector.h). */
+static pl_rc t_channel_schema(const ex_ctx *ex, const char *ws, const json_t *args, json_t **out,
+                              ex_err *err)
+{
+    ex_platform p;
+    const char *name = json_string_value(json_object_get(args, "platform"));
+    if (!name || ex_platform_parse(name, &p) != PL_OK)
+        return ex_err_set(err, PL_ERR_INVALID, "platform", "platform: unknown network");
+    return ex_rules_to_json(p, out);
+}
+
+/* postly_upload_media_chunk: one tool for the three steps of a chunked upload; "action"
+ * picks the service and is removed before the service checks its arguments. */
+static pl_rc t_upload_chunk(const ex_ctx *ex, const char *ws, const json_t *args, json_t **out,
+                            ex_err *err)
+{
+    const char *action = json_string_value(json_object_get(args, "action"));
+    json_t *rest = json_copy((json_t *)args);
+    pl_rc rc;
+    if (!rest)
+        return PL_ERR_NOMEM;
+    json_object_del(rest, "action");
+    if (action && strcmp(action, "begin") == 0)
+        rc = ex_media_upload_begin(ex, ws, rest, out, err);
+    else if (action && strcmp(action, "append") == 0)
+        rc = ex_media_upload_append(ex, ws, rest, out, err);
+    else if (action && strcmp(action, "finish") == 0)
+        rc = ex_media_upload_finish(ex, ws, rest, out, err);
+    else
+        rc = ex_err_set(err, PL_ERR_INVALID, "action", "action: must be begin, append or finish");
+    json_decref(rest);
     return rc;
 }
 
@@ -44,6 +82,113 @@ static pl_rc t_get_workspace(const ex_ctx *ex, const char *ws, const json_t *arg
 #define S_OBJ_OUT(req)                                                                             \
     "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\"},\"version\":{\"type\":"     \
     "\"integer\"}},\"required\":[" req "]}"
+
+#define S_ID(name, what)                                                                           \
+    "\"" name "\":{\"type\":\"string\",\"maxLength\":48,\"description\":\"" what "\"}"
+#define S_VERSION                                                                                  \
+    "\"expected_version\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":2147483647,"             \
+    "\"description\":\"Optimistic concurrency: the version you read; a mismatch is a "             \
+    "conflict error.\"}"
+#define S_IDEM                                                                                     \
+    "\"idempotency_key\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":128,"                  \
+    "\"description\":\"Any unique string; retrying with the same key and arguments replays the "   \
+    "first result instead of acting twice.\"}"
+#define S_IDS(name, what)                                                                          \
+    "\"" name "\":{\"type\":\"array\",\"maxItems\":20,\"items\":{\"type\":\"string\","             \
+    "\"maxLength\":48},\"description\":\"" what "\"}"
+#define S_POST_CONTENT                                                                                                                                                                                                       \
+    "\"text\":{\"type\":\"string\",\"maxLength\":65536,\"description\":\"Post text; each "                                                                                                                                   \
+    "network's length limit applies (see postly_get_channel_schema).\"},"                                                                                                                                                    \
+    "\"title\":{\"type\":\"string\",\"maxLength\":1024,\"description\":\"Title (YouTube, "                                                                                                                                   \
+    "Pinterest).\"},"                                                                                                                                                                                                        \
+    "\"link\":{\"type\":\"string\",\"maxLength\":2048,\"description\":\"URL to attach.\"}," S_IDS(                                                                                                                           \
+        "media_ids",                                                                                                                                                                                                         \
+        "Media from postly_upload_media (med_...).") ","                                                                                                                                                                     \
+                                                     "\"targets\":{\"type\":\"array\","                                                                                                                                      \
+                                                     "\"maxItems\":20,\"description\":\"Per-"                                                                                                                                \
+                                                     "account targets "                                                                                                                                                      \
+                                                     "with optional overrides; use instead of "                                                                                                                              \
+                                                     "account_ids.\",\"items\":{\"type\":"                                                                                                                                   \
+                                                     "\"object\","                                                                                                                                                           \
+                                                     "\"properties\":{" S_ID(                                                                                                                                                \
+                                                         "account_id",                                                                                                                                                       \
+                                                         "acc_... id") ",\"text\":{\"type\":"                                                                                                                                \
+                                                                       "\"string\","                                                                                                                                         \
+                                                                       "\"maxLength\":65536},"                                                                                                                               \
+                                                                       "\"title\":{\"type\":"                                                                                                                                \
+                                                                       "\"string\",\"maxLength\":"                                                                                                                           \
+                                                                       "1024},\"link\":{\"type\":"                                                                                                                           \
+                                                                       "\"string\",\"maxLength\":"                                                                                                                           \
+                                                                       "2048}," S_IDS(                                                                                                                                       \
+                                                                           "media_ids",                                                                                                                                      \
+                                                                           "override media") ",\""                                                                                                                           \
+                                                                                             "set"                                                                                                                           \
+                                                                                             "tin"                                                                                                                           \
+                                                                                             "gs"                                                                                                                            \
+                                                                                             "\":"                                                                                                                           \
+                                                                                             "{\""                                                                                                                           \
+                                                                                             "typ"                                                                                                                           \
+                                                                                             "e\""                                                                                                                           \
+                                                                                             ":\""                                                                                                                           \
+                                                                                             "obj"                                                                                                                           \
+                                                                                             "ect"                                                                                                                           \
+                                                                                             "\","                                                                                                                           \
+                                                                                             "\"d"                                                                                                                           \
+                                                                                             "esc"                                                                                                                           \
+                                                                                             "rip"                                                                                                                           \
+                                                                                             "tio"                                                                                                                           \
+                                                                                             "n\""                                                                                                                           \
+                                                                                             ":\""                                                                                                                           \
+                                                                                             "Net"                                                                                                                           \
+                                                                                             "wor"                                                                                                                           \
+                                                                                             "k-"                                                                                                                            \
+                                                                                             "spe"                                                                                                                           \
+                                                                                             "cif"                                                                                                                           \
+                                                                                             "ic "                                                                                                                           \
+                                                                                             "set"                                                                                                                           \
+                                                                                             "tin"                                                                                                                           \
+                                                                                             "gs "                                                                                                                           \
+                                                                                             "(se"                                                                                                                           \
+                                                                                             "e "                                                                                                                            \
+                                                                                             "pos"                                                                                                                           \
+                                                                                             "tly"                                                                                                                           \
+                                                                                             "_ge"                                                                                                                           \
+                                                                                             "t_"                                                                                                                            \
+                                                                                             "cha"                                                                                                                           \
+                                                                                             "nne"                                                                                                                           \
+                                                                                             "l_"                                                                                                                            \
+                                                                                             "sch"                                                                                                                           \
+                                                                                             "ema"                                                                                                                           \
+                                                                                             ")."                                                                                                                            \
+                                                                                             "\"}"                                                                                                                           \
+                                                                                             "," S_ID("board_id", "Pinterest board") "," S_ID(                                                                               \
+                                                                                                 "location_id",                                                                                                              \
+                                                                                                 "Google Business location") "},\"required\":[\"account_id\"],"                                                              \
+                                                                                                                             "\"additionalProperties\":false}}," S_IDS(                                                      \
+                                                                                                                                 "account_ids",                                                                              \
+                                                                                                                                 "Social accounts to post to (acc_...); use targets for overrides.") "," S_ID("campaign_id", \
+                                                                                                                                                                                                              "Campaign to attach the post to (cmp_...).")
+#define S_POST_OUT                                                                                 \
+    "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\"},\"status\":{\"type\":"      \
+    "\"string\"},\"version\":{\"type\":\"integer\"},\"targets\":{\"type\":\"array\"}},"            \
+    "\"required\":[\"id\",\"status\"]}"
+#define S_DELETED_OUT                                                                              \
+    "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\"},\"deleted\":{\"type\":"     \
+    "\"boolean\"}},\"required\":[\"id\",\"deleted\"]}"
+#define S_IN(props, req)                                                                           \
+    "{\"type\":\"object\",\"properties\":{" props "},\"required\":[" req                           \
+    "],\"additionalProperties\":false}"
+#define S_SCHEDULED_AT                                                                             \
+    "\"scheduled_at\":{\"type\":\"string\",\"maxLength\":40,\"description\":\"RFC 3339 time "      \
+    "with offset, e.g. 2026-12-01T09:30:00+01:00; must be in the future.\"},"                      \
+    "\"timezone\":{\"type\":\"string\",\"maxLength\":64,\"description\":\"IANA zone name "         \
+    "(default: the workspace's).\"}"
+#define S_CAMPAIGN_FIELDS                                                                          \
+    "\"name\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200},\"goal\":{\"type\":"         \
+    "\"string\",\"maxLength\":2000},\"start_date\":{\"type\":\"string\",\"maxLength\":10,"         \
+    "\"description\":\"YYYY-MM-DD\"},\"end_date\":{\"type\":\"string\",\"maxLength\":10,"          \
+    "\"description\":\"YYYY-MM-DD\"},\"status\":{\"type\":\"string\",\"enum\":[\"planned\","       \
+    "\"active\",\"completed\",\"archived\"]}"
 
 const mcp_tool mcp_tools[] = {
     {"postly_get_workspace", "Get workspace",
@@ -72,6 +217,164 @@ const mcp_tool mcp_tools[] = {
      "\"description\":\"An id from postly_list_social_accounts (acc_...).\"}},\"required\":["
      "\"account_id\"],\"additionalProperties\":false}",
      S_OBJ_OUT("\"id\""), 1, 0, 1, 0, NULL, ex_account_get},
+    {"postly_get_channel_schema", "Get channel rules",
+     "Returns one network's publishing rules: text length (in code points), media counts, "
+     "kinds and mime types, required fields such as Pinterest's board or YouTube's title, and "
+     "its settings. Check it before writing a post for that network. Read-only; needs any "
+     "valid connection.",
+     S_IN("\"platform\":{\"type\":\"string\",\"enum\":" S_PLATFORM_ENUM "}", "\"platform\""),
+     "{\"type\":\"object\"}", 1, 0, 1, 0, NULL, t_channel_schema},
+    /* posts */
+    {"postly_validate_post", "Validate post",
+     "Checks a post against each target network's rules without saving anything: either the "
+     "arguments of postly_create_post or the post_id of a stored post. Returns valid and a list "
+     "of problems naming the target and field. Use before creating or publishing. Read-only.",
+     S_IN(S_POST_CONTENT
+          "," S_ID("post_id", "A stored post to re-check (pst_...).") "," S_SCHEDULED_AT "," S_IDEM,
+          ""),
+     "{\"type\":\"object\",\"properties\":{\"valid\":{\"type\":\"boolean\"},\"problems\":{"
+     "\"type\":\"array\"}},\"required\":[\"valid\",\"problems\"]}",
+     1, 0, 1, 0, NULL, ex_post_validate},
+    {"postly_create_post", "Create post",
+     "Creates a post for one or more social accounts. Without scheduled_at it is saved as a "
+     "draft post (nothing is published); with scheduled_at it is scheduled and will publish "
+     "automatically at that time. Validated against each network's rules first. Pass an "
+     "idempotency_key so a retry does not create a duplicate.",
+     S_IN(S_POST_CONTENT "," S_SCHEDULED_AT "," S_IDEM, ""), S_POST_OUT, 0, 0, 0, 0, NULL,
+     ex_post_create},
+    {"postly_list_posts", "List posts",
+     "Lists posts of this workspace, newest last, filtered by status, campaign, network or a "
+     "time range (on scheduled_at when set, else created_at). Paginated: pass next_cursor back "
+     "as cursor. Read-only.",
+     S_IN("\"status\":{\"type\":\"string\",\"enum\":[\"draft\",\"scheduled\",\"publishing\","
+          "\"published\",\"partially_published\",\"failed\"]}," S_ID(
+              "campaign_id",
+              "cmp_...") ",\"platform\":{\"type\":\"string\",\"enum\":" S_PLATFORM_ENUM
+                         "},\"from\":{\"type\":"
+                         "\"string\",\"maxLength\":40,\"description\":\"RFC "
+                         "3339\"},\"to\":{\"type\":\"string\","
+                         "\"maxLength\":40,\"description\":\"RFC 3339\"}," S_CURSOR,
+          ""),
+     S_PAGE_OUT, 1, 0, 1, 0, NULL, ex_post_list},
+    {"postly_get_post", "Get post",
+     "Returns one post with its targets, per-target status, remote ids and URLs. Read-only.",
+     S_IN(S_ID("post_id", "pst_... id"), "\"post_id\""), S_POST_OUT, 1, 0, 1, 0, NULL, ex_post_get},
+    {"postly_update_post", "Update post",
+     "Changes a draft or scheduled post's text, title, link, media, targets or campaign; "
+     "re-validated against the networks' rules. A post being published cannot be edited. Pass "
+     "expected_version to avoid overwriting someone else's change.",
+     S_IN(S_ID("post_id", "pst_... id") "," S_POST_CONTENT "," S_VERSION, "\"post_id\""),
+     S_POST_OUT, 0, 0, 1, 0, NULL, ex_post_update},
+    {"postly_delete_post", "Delete post",
+     "Deletes a post from Postly (not while it is being published). This cannot be undone. "
+     "Ask the user before calling.",
+     S_IN(S_ID("post_id", "pst_... id") "," S_VERSION, "\"post_id\""), S_DELETED_OUT, 0, 1, 1, 0,
+     NULL, ex_post_delete},
+    {"postly_schedule_post", "Schedule post",
+     "Schedules a draft post (or moves a scheduled one) to publish automatically at "
+     "scheduled_at. Times are RFC 3339 with an offset; past times are refused.",
+     S_IN(S_ID("post_id", "pst_... id") "," S_SCHEDULED_AT "," S_VERSION,
+          "\"post_id\",\"scheduled_at\""),
+     S_POST_OUT, 0, 0, 1, 0, NULL, ex_post_schedule},
+    {"postly_unschedule_post", "Unschedule post",
+     "Takes a scheduled post off the schedule; it goes back to draft and will not publish.",
+     S_IN(S_ID("post_id", "pst_... id") "," S_VERSION, "\"post_id\""), S_POST_OUT, 0, 0, 1, 0, NULL,
+     ex_post_unschedule},
+    {"postly_publish_post", "Publish post now",
+     "Publishes a draft or scheduled post to its social networks immediately. This is public "
+     "and cannot be undone from Postly: confirm with the user first. Pass an idempotency_key so "
+     "a retry after a timeout does not publish twice. Returns the post with per-target results.",
+     S_IN(S_ID("post_id", "pst_... id") "," S_IDEM, "\"post_id\""), S_POST_OUT, 0, 1, 0, 1, NULL,
+     ex_post_publish},
+    {"postly_retry_post", "Retry failed targets",
+     "Publishes again the targets of a post that failed (and, with force, those whose outcome "
+     "is unknown, which may duplicate a post on that network). Public: confirm with the user.",
+     S_IN(S_ID("post_id", "pst_... id") ",\"force\":{\"type\":\"boolean\",\"description\":"
+                                        "\"Also retry unconfirmed targets.\"}," S_IDEM,
+          "\"post_id\""),
+     S_POST_OUT, 0, 1, 0, 1, NULL, ex_post_retry},
+    {"postly_get_post_status", "Get post status",
+     "Returns the publishing status of a post and of each target (attempts, next retry, remote "
+     "URL, error). Use it to follow a scheduled or publishing post. Read-only.",
+     S_IN(S_ID("post_id", "pst_... id"), "\"post_id\""), S_POST_OUT, 1, 0, 1, 0, NULL,
+     ex_post_status},
+    /* media */
+    {"postly_upload_media", "Upload media",
+     "Uploads one image, video or PDF given inline as base64 (up to 5 MiB decoded; use "
+     "postly_upload_media_chunk for larger files). The type is detected from the content. "
+     "Returns the medium; put its id in media_ids of a post.",
+     S_IN("\"data_base64\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":7000000},"
+          "\"filename\":{\"type\":\"string\",\"maxLength\":255},\"mime_type\":{\"type\":"
+          "\"string\",\"maxLength\":100},\"alt_text\":{\"type\":\"string\",\"maxLength\":1500}"
+          "," S_IDEM,
+          "\"data_base64\""),
+     S_OBJ_OUT("\"id\""), 0, 0, 0, 0, NULL, ex_media_upload},
+    {"postly_upload_media_chunk", "Upload media in chunks",
+     "Uploads a large file in steps: action begin (total_bytes, filename) returns an upload_id; "
+     "action append (upload_id, offset, data_base64 up to 8 MiB decoded) adds bytes at offset; "
+     "action finish (upload_id) returns the medium.",
+     S_IN("\"action\":{\"type\":\"string\",\"enum\":[\"begin\",\"append\",\"finish\"]}," S_ID(
+              "upload_id", "upl_... from begin") ",\"offset\":{\"type\":\"integer\",\"minimum\":0,"
+                                                 "\"maximum\":1099511627776},\"total_bytes\":{"
+                                                 "\"type\":\"integer\",\"minimum\":1,"
+                                                 "\"maximum\":1099511627776},\"data_base64\":{"
+                                                 "\"type\":\"string\",\"maxLength\":"
+                                                 "11200000},\"filename\":{\"type\":\"string\","
+                                                 "\"maxLength\":255},\"mime_type\":{"
+                                                 "\"type\":\"string\",\"maxLength\":100},\"alt_"
+                                                 "text\":{\"type\":\"string\","
+                                                 "\"maxLength\":1500}",
+          "\"action\""),
+     "{\"type\":\"object\"}", 0, 0, 0, 0, NULL, t_upload_chunk},
+    {"postly_list_media", "List media",
+     "Lists the workspace's uploaded media, optionally of one kind. Paginated. Read-only.",
+     S_IN("\"kind\":{\"type\":\"string\",\"enum\":[\"image\",\"gif\",\"video\",\"document\"]}"
+          "," S_CURSOR,
+          ""),
+     S_PAGE_OUT, 1, 0, 1, 0, NULL, ex_media_list},
+    {"postly_get_media", "Get media",
+     "Returns one medium's metadata (type, size, dimensions, alt text, posts using it). "
+     "Read-only.",
+     S_IN(S_ID("media_id", "med_... id"), "\"media_id\""), S_OBJ_OUT("\"id\""), 1, 0, 1, 0, NULL,
+     ex_media_get},
+    {"postly_update_media", "Update media", "Changes a medium's alt text or file name.",
+     S_IN(
+         S_ID("media_id",
+              "med_... id") ",\"alt_text\":{\"type\":\"string\",\"maxLength\":"
+                            "1500},\"filename\":{\"type\":\"string\",\"maxLength\":255}," S_VERSION,
+         "\"media_id\""),
+     S_OBJ_OUT("\"id\""), 0, 0, 1, 0, NULL, ex_media_update},
+    {"postly_delete_media", "Delete media",
+     "Deletes a medium. One used by a scheduled or publishing post needs force (the post then "
+     "loses it). Cannot be undone: ask the user first.",
+     S_IN(S_ID("media_id", "med_... id") ",\"force\":{\"type\":\"boolean\"}," S_VERSION,
+          "\"media_id\""),
+     S_DELETED_OUT, 0, 1, 1, 0, NULL, ex_media_delete},
+    /* campaigns */
+    {"postly_create_campaign", "Create campaign",
+     "Creates a campaign (name, goal, dates) that posts can be grouped under via campaign_id. "
+     "Pass an idempotency_key so a retry does not create a duplicate.",
+     S_IN(S_CAMPAIGN_FIELDS "," S_IDEM, "\"name\""), S_OBJ_OUT("\"id\""), 0, 0, 0, 0, NULL,
+     ex_campaign_create},
+    {"postly_list_campaigns", "List campaigns",
+     "Lists the workspace's campaigns, optionally by status. Paginated. Read-only.",
+     S_IN("\"status\":{\"type\":\"string\",\"enum\":[\"planned\",\"active\",\"completed\","
+          "\"archived\"]}," S_CURSOR,
+          ""),
+     S_PAGE_OUT, 1, 0, 1, 0, NULL, ex_campaign_list},
+    {"postly_get_campaign", "Get campaign",
+     "Returns one campaign with its dates, status and number of posts. Read-only.",
+     S_IN(S_ID("campaign_id", "cmp_... id"), "\"campaign_id\""), S_OBJ_OUT("\"id\""), 1, 0, 1, 0,
+     NULL, ex_campaign_get},
+    {"postly_update_campaign", "Update campaign",
+     "Changes a campaign's name, goal, dates or status.",
+     S_IN(S_ID("campaign_id", "cmp_... id") "," S_CAMPAIGN_FIELDS "," S_VERSION, "\"campaign_id\""),
+     S_OBJ_OUT("\"id\""), 0, 0, 1, 0, NULL, ex_campaign_update},
+    {"postly_delete_campaign", "Delete campaign",
+     "Deletes a campaign; its posts are kept and only unlinked. Cannot be undone: ask the user "
+     "first.",
+     S_IN(S_ID("campaign_id", "cmp_... id") "," S_VERSION, "\"campaign_id\""), S_DELETED_OUT, 0, 1,
+     1, 0, NULL, ex_campaign_delete},
 };
 const size_t mcp_tools_count = sizeof mcp_tools / sizeof mcp_tools[0];
 

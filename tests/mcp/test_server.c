@@ -20,6 +20,9 @@
 #include "core/http.h"
 #include "core/http_client.h"
 #include "exec/account.h"
+#include "exec/campaign.h"
+#include "exec/connector.h"
+#include "exec/post.h"
 #include "exec/store.h"
 #include "keys/keyset.h"
 #include "keys/token.h"
@@ -45,6 +48,7 @@ typedef struct fx {
     key_verifier *verifier;
     ex_store *store;
     ex_ctx ex;
+    ex_connectors conns;
     FILE *audit;
     mcp_server *srv;
     uint16_t port;
@@ -115,6 +119,8 @@ static int setup(void **state)
     f->ex.clock = &f->clock.base;
     f->ex.log = &f->log;
     ex_limits_default(&f->ex.limits);
+    assert_int_equal(ex_connectors_init_sandbox(&f->conns), PL_OK);
+    ex_connectors_install(&f->conns, &f->ex);
 
     snprintf(f->audit_path, sizeof f->audit_path, "%s/audit.jsonl", f->dir);
     f->audit = fopen(f->audit_path, "a+");
@@ -140,6 +146,7 @@ static int teardown(void **state)
     mcp_server_free(f->srv);
     fclose(f->audit);
     ex_store_free(f->store);
+    ex_connectors_free(&f->conns);
     key_verifier_free(f->verifier);
     key_keyset_free(f->keys);
     pol_compiled_free(f->policy);
@@ -975,6 +982,303 @@ static void test_audit_never_holds_the_token(void **state)
     assert_int_equal(n, 2);
 }
 
+/* Every tool whose policy row requires scopes: a token with every scope except the required
+ * ones gets 403 insufficient_scope, and the challenge's scope names granted + needed. */
+static void test_scope_matrix(void **state)
+{
+    fx *f = *state;
+    char tok[KEY_TOKEN_MAX], sid[64], all_sid[64], body[512], need[POL_SCOPE_FORMAT_MAX];
+    char have[POL_SCOPE_FORMAT_MAX], alltok[KEY_TOKEN_MAX];
+    json_t *list, *j;
+    const json_t *t;
+    size_t i, checked = 0;
+    int st;
+    uint64_t all_mask = POL_MASK_ALL;
+
+    mint(f, &(tok_opts){.scope = ALL_SCOPES}, alltok, sizeof alltok);
+    open_session(f, alltok, all_sid, sizeof all_sid);
+    list = call(f, alltok, all_sid, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", &st,
+                NULL);
+    assert_true(json_array_size(json_object_get(result_of(list), "tools")) >= 25);
+    json_array_foreach(json_object_get(result_of(list), "tools"), i, t)
+    {
+        const char *name = json_string_value(json_object_get(t, "name"));
+        uint32_t idx;
+        pol_tool_info ti;
+        uint64_t req, tokmask;
+        core_http_fetch_resp r;
+        const char *wa;
+        assert_int_equal(pol_tool_index(f->policy, name, strlen(name), &idx), PL_OK);
+        assert_int_equal(pol_tool_get(f->policy, idx, &ti), PL_OK);
+        req = ti.all | ti.any;
+        if (!req)
+            continue; /* postly_get_channel_schema: any valid token */
+        tokmask = all_mask & ~req;
+        assert_int_equal(pol_scope_format(tokmask, have, sizeof have, NULL), PL_OK);
+        assert_int_equal(
+            pol_scope_format(ti.all ? ti.all : (ti.any & -ti.any), need, sizeof need, NULL), PL_OK);
+        mint(f, &(tok_opts){.scope = have}, tok, sizeof tok);
+        open_session(f, tok, sid, sizeof sid);
+        snprintf(body, sizeof body,
+                 "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+                 "\"%s\",\"arguments\":{}}}",
+                 name);
+        j = call(f, tok, sid, body, &st, &r);
+        if (st != 403)
+            fail_msg("%s: expected 403, got %d", name, st);
+        wa = core_http_fetch_header(&r, "WWW-Authenticate");
+        assert_non_null(wa);
+        assert_non_null(strstr(wa, "error=\"insufficient_scope\""));
+        assert_non_null(strstr(wa, "resource_metadata=\""));
+        /* every needed scope is named in the challenge's scope, with the granted ones */
+        {
+            const char *sc = strstr(wa, "scope=\"");
+            const char *p = need;
+            assert_non_null(sc);
+            while (*p) {
+                char one[64];
+                size_t n = strcspn(p, " ");
+                snprintf(one, sizeof one, "%.*s", (int)n, p);
+                if (!strstr(sc, one))
+                    fail_msg("%s: challenge %s lacks %s", name, wa, one);
+                p += n;
+                while (*p == ' ')
+                    p++;
+            }
+            assert_non_null(strstr(sc, "workspace:list")); /* a granted scope kept */
+        }
+        core_http_fetch_resp_free(&r);
+        json_decref(j);
+        checked++;
+    }
+    assert_true(checked >= 25);
+    json_decref(list);
+}
+
+/* Dynamic clients may never delete (forbid f-dynamic-no-delete): delete tools are hidden and
+ * refused; metadata-document clients need approval for deletes (approve a-cimd-delete). */
+static void test_policy_classes(void **state)
+{
+    fx *f = *state;
+    char tok[KEY_TOKEN_MAX], sid[64];
+    json_t *j;
+    const json_t *tools, *res;
+    int st;
+    mint(f, &(tok_opts){.scope = ALL_SCOPES, .cls = "dynamic"}, tok, sizeof tok);
+    open_session(f, tok, sid, sizeof sid);
+    j = call(f, tok, sid, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", &st, NULL);
+    tools = json_object_get(result_of(j), "tools");
+    assert_null(find_tool(tools, "postly_delete_post"));
+    assert_null(find_tool(tools, "postly_delete_campaign"));
+    assert_null(find_tool(tools, "postly_delete_media"));
+    assert_non_null(find_tool(tools, "postly_create_post"));
+    json_decref(j);
+    j = call(f, tok, sid,
+             "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"postly_delete_post\",\"arguments\":{\"post_id\":\"pst_x\"}}}",
+             &st, NULL);
+    assert_int_equal(st, 200);
+    assert_int_equal(error_code(j), -32602);
+    assert_non_null(
+        strstr(json_string_value(json_object_get(json_object_get(j, "error"), "message")),
+               "f-dynamic-no-delete"));
+    json_decref(j);
+
+    mint(f, &(tok_opts){.scope = ALL_SCOPES, .cls = "cimd"}, tok, sizeof tok);
+    open_session(f, tok, sid, sizeof sid);
+    j = call(f, tok, sid,
+             "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"postly_delete_campaign\",\"arguments\":{\"campaign_id\":\"cmp_x\"}}}",
+             &st, NULL);
+    res = result_of(j);
+    assert_true(json_is_true(json_object_get(res, "isError")));
+    assert_non_null(strstr(json_string_value(json_object_get(
+                               json_array_get(json_object_get(res, "content"), 0), "text")),
+                           "a-cimd-delete"));
+    json_decref(j);
+}
+
+/* Calls tool with args (JSON text) and returns the result object (asserts no JSON-RPC error
+ * and HTTP 200). *is_error gets isError. */
+static json_t *tool(fx *f, const char *tok, const char *sid, const char *name, const char *args,
+                    int *is_error)
+{
+    char *body = malloc(strlen(args) + 256);
+    json_t *j, *res;
+    int st;
+    snprintf(body, strlen(args) + 256,
+             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"%s\","
+             "\"arguments\":%s}}",
+             name, args);
+    j = call(f, tok, sid, body, &st, NULL);
+    free(body);
+    if (st != 200)
+        fail_msg("%s: HTTP %d", name, st);
+    res = json_incref((json_t *)result_of(j));
+    json_decref(j);
+    *is_error = json_is_true(json_object_get(res, "isError"));
+    return res;
+}
+
+static const char *sc_str(const json_t *res, const char *field)
+{
+    return json_string_value(json_object_get(json_object_get(res, "structuredContent"), field));
+}
+
+#define PNG_1X1                                                                                    \
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5Erk"   \
+    "Jggg=="
+
+/* A publishing assistant's day: every post, media and campaign tool on the execution layer,
+ * and each object tool refusing the same ids from another workspace as not found. */
+static void test_workflow_and_isolation(void **state)
+{
+    fx *f = *state;
+    char tok[KEY_TOKEN_MAX], sid[64], args[1024], acc[64], post[64], cmp[64], med[64];
+    json_t *res, *in, *obj;
+    int err;
+    ex_err xe;
+    size_t i;
+
+    in = json_pack("{s:s, s:s}", "platform", "linkedin", "display_name", "Acme");
+    assert_int_equal(ex_account_create(&f->ex, WS, in, &obj, &xe), PL_OK);
+    snprintf(acc, sizeof acc, "%s", json_string_value(json_object_get(obj, "id")));
+    json_decref(in);
+    json_decref(obj);
+    mint(f, &(tok_opts){.scope = ALL_SCOPES}, tok, sizeof tok);
+    open_session(f, tok, sid, sizeof sid);
+
+    res = tool(f, tok, sid, "postly_get_channel_schema", "{\"platform\":\"x\"}", &err);
+    assert_false(err);
+    json_decref(res);
+    res = tool(f, tok, sid, "postly_get_channel_schema", "{\"platform\":\"myspace\"}", &err);
+    assert_true(err);
+    json_decref(res);
+
+    res = tool(f, tok, sid, "postly_create_campaign",
+               "{\"name\":\"Spring\",\"goal\":\"launch\",\"idempotency_key\":\"c1\"}", &err);
+    assert_false(err);
+    snprintf(cmp, sizeof cmp, "%s", sc_str(res, "id"));
+    json_decref(res);
+    res = tool(f, tok, sid, "postly_create_campaign",
+               "{\"name\":\"Spring\",\"goal\":\"launch\",\"idempotency_key\":\"c1\"}", &err);
+    assert_string_equal(sc_str(res, "id"), cmp); /* replayed, not duplicated */
+    json_decref(res);
+
+    res = tool(f, tok, sid, "postly_upload_media",
+               "{\"data_base64\":\"" PNG_1X1 "\",\"filename\":\"a.png\"}", &err);
+    if (err)
+        fail_msg("upload: %s", json_dumps(res, 0));
+    snprintf(med, sizeof med, "%s", sc_str(res, "id"));
+    json_decref(res);
+
+    snprintf(args, sizeof args,
+             "{\"account_ids\":[\"%s\"],\"text\":\"Hello from the spring menu\",\"campaign_id\":"
+             "\"%s\",\"idempotency_key\":\"p1\"}",
+             acc, cmp);
+    res = tool(f, tok, sid, "postly_validate_post", args, &err);
+    assert_false(err);
+    json_decref(res);
+    res = tool(f, tok, sid, "postly_create_post", args, &err);
+    if (err)
+        fail_msg("create_post: %s", json_dumps(res, 0));
+    assert_string_equal(sc_str(res, "status"), "draft");
+    snprintf(post, sizeof post, "%s", sc_str(res, "id"));
+    json_decref(res);
+
+    snprintf(args, sizeof args, "{\"post_id\":\"%s\",\"text\":\"Hello again\"}", post);
+    res = tool(f, tok, sid, "postly_update_post", args, &err);
+    assert_false(err);
+    json_decref(res);
+    snprintf(args, sizeof args,
+             "{\"post_id\":\"%s\",\"scheduled_at\":\"2027-03-01T09:00:00+01:00\"}", post);
+    res = tool(f, tok, sid, "postly_schedule_post", args, &err);
+    if (err)
+        fail_msg("schedule: %s", json_dumps(res, 0));
+    assert_string_equal(sc_str(res, "status"), "scheduled");
+    json_decref(res);
+    snprintf(args, sizeof args, "{\"post_id\":\"%s\"}", post);
+    res = tool(f, tok, sid, "postly_unschedule_post", args, &err);
+    assert_string_equal(sc_str(res, "status"), "draft");
+    json_decref(res);
+    snprintf(args, sizeof args, "{\"post_id\":\"%s\",\"idempotency_key\":\"pub1\"}", post);
+    res = tool(f, tok, sid, "postly_publish_post", args, &err);
+    if (err)
+        fail_msg("publish: %s", json_dumps(res, 0));
+    assert_string_equal(sc_str(res, "status"), "published");
+    json_decref(res);
+    snprintf(args, sizeof args, "{\"post_id\":\"%s\"}", post);
+    res = tool(f, tok, sid, "postly_get_post_status", args, &err);
+    assert_string_equal(sc_str(res, "status"), "published");
+    json_decref(res);
+    res = tool(f, tok, sid, "postly_get_post", args, &err);
+    assert_false(err);
+    json_decref(res);
+    res = tool(f, tok, sid, "postly_retry_post", args, &err);
+    json_decref(res); /* nothing failed: the service decides; either answer is a result */
+    res = tool(f, tok, sid, "postly_list_posts", "{\"status\":\"published\"}", &err);
+    assert_int_equal(
+        json_array_size(json_object_get(json_object_get(res, "structuredContent"), "items")), 1);
+    json_decref(res);
+    res = tool(f, tok, sid, "postly_list_campaigns", "{}", &err);
+    assert_false(err);
+    json_decref(res);
+    res = tool(f, tok, sid, "postly_list_media", "{}", &err);
+    assert_false(err);
+    json_decref(res);
+
+    /* an invalid value is a tool error naming the field */
+    res = tool(f, tok, sid, "postly_list_posts", "{\"status\":\"lost\"}", &err);
+    assert_true(err);
+    assert_non_null(strstr(json_string_value(json_object_get(
+                               json_array_get(json_object_get(res, "content"), 0), "text")),
+                           "status"));
+    json_decref(res);
+
+    /* the same ids seen from another workspace: not found, never forbidden */
+    {
+        char otok[KEY_TOKEN_MAX], osid[64];
+        const struct {
+            const char *tool, *field, *id, *extra;
+        } cases[] = {
+            {"postly_get_post", "post_id", post, ""},
+            {"postly_update_post", "post_id", post, ",\"text\":\"x\""},
+            {"postly_delete_post", "post_id", post, ""},
+            {"postly_schedule_post", "post_id", post, ",\"scheduled_at\":\"2027-03-01T09:00:00Z\""},
+            {"postly_unschedule_post", "post_id", post, ""},
+            {"postly_publish_post", "post_id", post, ""},
+            {"postly_retry_post", "post_id", post, ""},
+            {"postly_get_post_status", "post_id", post, ""},
+            {"postly_get_campaign", "campaign_id", cmp, ""},
+            {"postly_update_campaign", "campaign_id", cmp, ",\"name\":\"x\""},
+            {"postly_delete_campaign", "campaign_id", cmp, ""},
+            {"postly_get_media", "media_id", med, ""},
+            {"postly_update_media", "media_id", med, ",\"alt_text\":\"x\""},
+            {"postly_delete_media", "media_id", med, ""},
+            {"postly_get_social_account", "account_id", acc, ""},
+        };
+        mint(f, &(tok_opts){.scope = ALL_SCOPES, .ws = "ws_other"}, otok, sizeof otok);
+        open_session(f, otok, osid, sizeof osid);
+        for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            const char *text;
+            snprintf(args, sizeof args, "{\"%s\":\"%s\"%s}", cases[i].field, cases[i].id,
+                     cases[i].extra);
+            res = tool(f, otok, osid, cases[i].tool, args, &err);
+            text = json_string_value(
+                json_object_get(json_array_get(json_object_get(res, "content"), 0), "text"));
+            if (!err || !strstr(text, "not_found"))
+                fail_msg("%s from another workspace: %s", cases[i].tool, text);
+            json_decref(res);
+        }
+    }
+
+    /* and from our workspace the deletes work */
+    snprintf(args, sizeof args, "{\"campaign_id\":\"%s\"}", cmp);
+    res = tool(f, tok, sid, "postly_delete_campaign", args, &err);
+    assert_false(err);
+    json_decref(res);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -987,6 +1291,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tools_call, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resources_and_prompts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_never_holds_the_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scope_matrix, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policy_classes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_workflow_and_isolation, setup, teardown),
     };
     /* The server closes a connection whose body is over the limit while the client writes. */
     signal(SIGPIPE, SIG_IGN);
