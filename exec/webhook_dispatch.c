@@ -1,0 +1,665 @@
+/*
+ * exec/webhook_dispatch.c — delivers the outbox (exec/webhook.h): claim due entries with a
+ * lease in one write transaction, POST them with libevent's HTTP client (timeouts, bounded
+ * concurrency), record each attempt and schedule the next with exponential backoff and
+ * jitter. Everything here runs on the dispatcher's event-loop thread.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "core/crypto.h"
+#include "exec/args.h"
+#include "exec/obj.h"
+#include "exec/webhook.h"
+#include "exec/webhook_int.h"
+
+#define CLAIM_SCAN_MAX    256         /* due queue entries looked at per kick */
+#define RESPONSE_BODY_MAX (64 * 1024) /* a receiver's answer is read and dropped */
+#define RESPONSE_HEAD_MAX (16 * 1024)
+#define ERROR_TEXT_MAX    96
+#define USER_AGENT        "Postly-Webhooks/1.0"
+
+typedef struct job {
+    struct job *prev, *next;
+    ex_webhook_dispatcher *d;
+    char ws[EX_WS_MAX];
+    char dlv[EX_ID_MAX];
+    char webhook_id[EX_ID_MAX];
+    char event_id[EX_ID_MAX];
+    int64_t lease_due; /* the due of the queue entry this claim holds */
+    int64_t started_ms;
+    char *url, *secret, *body; /* owned; secret wiped on free */
+    struct evhttp_connection *conn;
+    int err_kind; /* -1, or an enum evhttp_request_error */
+} job;
+
+struct ex_webhook_dispatcher {
+    struct event_base *base;
+    struct evdns_base *dns;
+    ex_store *st;
+    const core_clock *clock;
+    const core_log *log;
+    ex_webhook_options o;
+    struct event *timer;  /* polls the queue */
+    struct event *reaper; /* frees finished connections, then refills the free slots */
+    job *jobs;            /* in flight */
+    int in_flight;
+    struct evhttp_connection **dead;
+    size_t ndead, capdead;
+    ex_webhook_stats stats;
+};
+
+void ex_webhook_options_default(ex_webhook_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->max_in_flight = 8;
+    o->timeout_ms = 10 * 1000;
+    o->max_attempts = 12;
+    o->backoff_base_ms = 30 * 1000;
+    o->backoff_max_ms = 6LL * 3600 * 1000;
+    o->poll_ms = 1000;
+    o->lease_ms = 60 * 1000;
+}
+
+/* ---- jobs ---- */
+
+static void job_free(job *j)
+{
+    if (!j)
+        return;
+    if (j->secret) {
+        core_wipe(j->secret, strlen(j->secret));
+        free(j->secret);
+    }
+    free(j->url);
+    free(j->body);
+    free(j);
+}
+
+static void job_link(ex_webhook_dispatcher *d, job *j)
+{
+    j->prev = NULL;
+    j->next = d->jobs;
+    if (d->jobs)
+        d->jobs->prev = j;
+    d->jobs = j;
+    d->in_flight++;
+}
+
+static void job_unlink(ex_webhook_dispatcher *d, job *j)
+{
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        d->jobs = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    j->prev = j->next = NULL;
+    d->in_flight--;
+}
+
+/* ---- backoff ---- */
+
+/* Wait after the n-th failed attempt: base * 2^(n-1), at most max, times a jitter factor in
+ * [0.8, 1.2] derived from the delivery id and n (deterministic, so tests can bound it, and
+ * different deliveries to one receiver spread out instead of retrying in lockstep). */
+static int64_t backoff_ms(const ex_webhook_options *o, const char *dlv, int n)
+{
+    int64_t b = o->backoff_base_ms;
+    for (int i = 1; i < n && b < o->backoff_max_ms; i++)
+        b *= 2;
+    if (b > o->backoff_max_ms)
+        b = o->backoff_max_ms;
+    char buf[64];
+    uint8_t h[CORE_SHA256_LEN];
+    int len = snprintf(buf, sizeof buf, "%s|%d", dlv, n);
+    core_sha256(buf, len > 0 ? (size_t)len : 0, h);
+    unsigned f = 800 + (unsigned)(((unsigned)h[0] << 8 | h[1]) % 401);
+    return b / 1000 * f + (b % 1000) * f / 1000;
+}
+
+/* ---- recording an attempt ---- */
+
+static int is_2xx(int code)
+{
+    return code >= 200 && code < 300;
+}
+
+/* Appends the attempt, moves the delivery on (delivered / retry later / failed) when this
+ * dispatcher still holds its claim, and commits. */
+static void record_attempt(ex_webhook_dispatcher *d, job *j, int code, const char *error)
+{
+    ex_txn txn = {0};
+    json_t *dl = NULL, *last, *att = NULL;
+    char key[EX_KEY_MAX + 1], at[40];
+    int64_t now = core_clock_now_ms(d->clock);
+    pl_rc rc;
+    if ((rc = ex_txn_begin(d->st, 1, &txn)) != PL_OK)
+        goto out;
+    if ((rc = ex_obj_load(&txn, EX_DB_DELIVERIES, j->ws, EX_WH_KIND_DELIVERY, j->dlv, "", "", &dl,
+                          NULL)) != PL_OK)
+        goto out; /* purged meanwhile: nothing to record */
+    ex_time_format(now, at, sizeof at);
+    att = json_pack("{s:s, s:i, s:I, s:s?}", "at", at, "status_code", code, "latency_ms",
+                    (json_int_t)(now - j->started_ms), "error", error);
+    last = json_object_get(dl, "last");
+    if (!att || !json_is_array(last)) {
+        rc = PL_ERR_NOMEM;
+        goto out;
+    }
+    json_array_append(last, att);
+    while (json_array_size(last) > EX_WEBHOOK_ATTEMPTS_KEPT)
+        json_array_remove(last, 0);
+    int attempts = (int)json_integer_value(json_object_get(dl, "attempts")) + 1;
+    json_object_set_new(dl, "attempts", json_integer(attempts));
+    json_object_set_new(dl, "last_error", error ? json_string(error) : json_null());
+    d->stats.attempts++;
+
+    const char *status = json_string_value(json_object_get(dl, "status"));
+    int mine = status && strcmp(status, "delivering") == 0 &&
+               json_integer_value(json_object_get(dl, "next_attempt_ms")) == j->lease_due;
+    if (mine) {
+        if ((rc = ex_wh_queue_key(j->lease_due, j->ws, j->dlv, key, sizeof key)) != PL_OK)
+            goto out;
+        rc = ex_txn_del(&txn, EX_DB_OUTBOX, key);
+        if (rc != PL_OK && rc != PL_ERR_NOT_FOUND)
+            goto out;
+        if (is_2xx(code)) {
+            json_object_set_new(dl, "status", json_string("delivered"));
+            json_object_set_new(dl, "delivered_at", json_string(at));
+            json_object_set_new(dl, "next_attempt_at", json_null());
+            d->stats.delivered++;
+        } else if (attempts >= d->o.max_attempts) {
+            json_object_set_new(dl, "status", json_string("failed"));
+            json_object_set_new(dl, "next_attempt_at", json_null());
+            d->stats.failed++;
+        } else {
+            int64_t next = now + backoff_ms(&d->o, j->dlv, attempts);
+            char when[40];
+            ex_time_format(next, when, sizeof when);
+            json_object_set_new(dl, "status", json_string("pending"));
+            json_object_set_new(dl, "next_attempt_ms", json_integer(next));
+            json_object_set_new(dl, "next_attempt_at", json_string(when));
+            if ((rc = ex_wh_queue_key(next, j->ws, j->dlv, key, sizeof key)) != PL_OK ||
+                (rc = ex_txn_put_raw(&txn, EX_DB_OUTBOX, key, "", 0)) != PL_OK)
+                goto out;
+            d->stats.retried++;
+        }
+    }
+    if ((rc = ex_obj_store(&txn, EX_DB_DELIVERIES, j->ws, EX_WH_KIND_DELIVERY, dl)) != PL_OK)
+        goto out;
+    rc = ex_txn_commit(&txn);
+out:
+    if (rc != PL_OK)
+        core_log_error(d->log, "webhook delivery=%s record failed: %s", j->dlv, pl_strerror(rc));
+    else if (!is_2xx(code))
+        core_log_warn(d->log, "webhook=%s delivery=%s event=%s attempt failed status=%d error=%s",
+                      j->webhook_id, j->dlv, j->event_id, code, error ? error : "-");
+    ex_txn_abort(&txn);
+    json_decref(att);
+    json_decref(dl);
+}
+
+/* Marks a delivery failed without an attempt (its webhook is gone or disabled). */
+static pl_rc fail_unsendable(ex_txn *txn, json_t *dl, const char *why)
+{
+    json_object_set_new(dl, "status", json_string("failed"));
+    json_object_set_new(dl, "last_error", json_string(why));
+    json_object_set_new(dl, "next_attempt_at", json_null());
+    return ex_obj_store(txn, EX_DB_DELIVERIES,
+                        json_string_value(json_object_get(dl, "workspace_id")), EX_WH_KIND_DELIVERY,
+                        dl);
+}
+
+/* ---- claiming ---- */
+
+typedef struct due_key {
+    char text[EX_KEY_MAX + 1];
+} due_key;
+
+typedef struct collect_state {
+    int64_t now;
+    due_key *keys;
+    size_t n, cap;
+} collect_state;
+
+static int collect_due(const MDB_val *k, const MDB_val *v, void *arg)
+{
+    collect_state *cs = arg;
+    (void)v;
+    if (k->mv_size < 17 || k->mv_size > EX_KEY_MAX || cs->n >= cs->cap)
+        return 1;
+    char hex[17];
+    memcpy(hex, k->mv_data, 16);
+    hex[16] = '\0';
+    if ((int64_t)strtoull(hex, NULL, 16) > cs->now)
+        return 1; /* the queue is in due order: nothing later is due */
+    memcpy(cs->keys[cs->n].text, k->mv_data, k->mv_size);
+    cs->keys[cs->n].text[k->mv_size] = '\0';
+    cs->n++;
+    return 0;
+}
+
+static char *dup_str(const json_t *o, const char *name)
+{
+    const char *s = json_string_value(json_object_get(o, name));
+    return s ? strdup(s) : NULL;
+}
+
+/* Claims up to `slots` due deliveries; *out gets a NULL-linked list of jobs (not yet in
+ * flight). */
+static pl_rc claim(ex_webhook_dispatcher *d, int slots, job **out)
+{
+    collect_state cs = {0};
+    ex_txn txn = {0};
+    job *list = NULL;
+    pl_rc rc;
+    int claimed = 0;
+    *out = NULL;
+    cs.now = core_clock_now_ms(d->clock);
+    cs.cap = CLAIM_SCAN_MAX;
+    cs.keys = calloc(cs.cap, sizeof *cs.keys);
+    if (!cs.keys)
+        return PL_ERR_NOMEM;
+    if ((rc = ex_txn_begin(d->st, 1, &txn)) != PL_OK)
+        goto out;
+    if ((rc = ex_wh_scan(&txn, EX_DB_OUTBOX, "", 0, NULL, collect_due, &cs)) != PL_OK)
+        goto out;
+    for (size_t i = 0; i < cs.n && claimed < slots; i++) {
+        char *text = cs.keys[i].text;
+        char *ws = text + 17, *bar = strchr(ws, '|');
+        json_t *dl = NULL, *w = NULL;
+        if (text[16] != '|' || !bar) {
+            ex_txn_del(&txn, EX_DB_OUTBOX, text); /* not ours: drop it */
+            continue;
+        }
+        *bar = '\0';
+        const char *id = bar + 1;
+        char wsbuf[EX_WS_MAX];
+        snprintf(wsbuf, sizeof wsbuf, "%s", ws);
+        *bar = '|';
+        rc = ex_obj_load(&txn, EX_DB_DELIVERIES, wsbuf, EX_WH_KIND_DELIVERY, id, "", "", &dl, NULL);
+        const char *status = dl ? json_string_value(json_object_get(dl, "status")) : NULL;
+        if (rc != PL_OK || !status ||
+            (strcmp(status, "pending") != 0 && strcmp(status, "delivering") != 0)) {
+            json_decref(dl);
+            if (rc != PL_OK && rc != PL_ERR_NOT_FOUND)
+                goto out;
+            if ((rc = ex_txn_del(&txn, EX_DB_OUTBOX, text)) != PL_OK)
+                goto out;
+            continue;
+        }
+        const char *wid = json_string_value(json_object_get(dl, "webhook_id"));
+        rc = ex_obj_load(&txn, EX_DB_WEBHOOKS, wsbuf, EX_WH_KIND_WEBHOOK, wid ? wid : "", "", "",
+                         &w, NULL);
+        if (rc != PL_OK || !json_is_true(json_object_get(w, "active"))) {
+            if (rc != PL_OK && rc != PL_ERR_NOT_FOUND) {
+                json_decref(dl);
+                goto out;
+            }
+            rc = fail_unsendable(&txn, dl, rc == PL_OK ? "webhook disabled" : "webhook deleted");
+            if (rc == PL_OK)
+                rc = ex_txn_del(&txn, EX_DB_OUTBOX, text);
+            json_decref(w);
+            json_decref(dl);
+            if (rc != PL_OK)
+                goto out;
+            d->stats.failed++;
+            continue;
+        }
+        /* The claim: move the queue entry to the end of a lease. Another dispatcher sees it
+         * again only if this one dies before recording the attempt. */
+        int64_t lease_due = cs.now + d->o.timeout_ms + d->o.lease_ms;
+        char key[EX_KEY_MAX + 1];
+        job *j = calloc(1, sizeof *j);
+        if (!j || (rc = ex_txn_del(&txn, EX_DB_OUTBOX, text)) != PL_OK ||
+            (rc = ex_wh_queue_key(lease_due, wsbuf, id, key, sizeof key)) != PL_OK ||
+            (rc = ex_txn_put_raw(&txn, EX_DB_OUTBOX, key, "", 0)) != PL_OK) {
+            job_free(j);
+            json_decref(w);
+            json_decref(dl);
+            rc = rc == PL_OK ? PL_ERR_NOMEM : rc;
+            goto out;
+        }
+        json_object_set_new(dl, "status", json_string("delivering"));
+        json_object_set_new(dl, "next_attempt_ms", json_integer(lease_due));
+        rc = ex_obj_store(&txn, EX_DB_DELIVERIES, wsbuf, EX_WH_KIND_DELIVERY, dl);
+        j->d = d;
+        j->err_kind = -1;
+        j->lease_due = lease_due;
+        snprintf(j->ws, sizeof j->ws, "%s", wsbuf);
+        snprintf(j->dlv, sizeof j->dlv, "%s", id);
+        snprintf(j->webhook_id, sizeof j->webhook_id, "%s", wid);
+        snprintf(j->event_id, sizeof j->event_id, "%s",
+                 json_string_value(json_object_get(dl, "event_id"))
+                     ? json_string_value(json_object_get(dl, "event_id"))
+                     : "");
+        j->url = dup_str(w, "url");
+        j->secret = dup_str(w, "secret");
+        j->body = dup_str(dl, "body");
+        j->next = list;
+        list = j;
+        json_decref(w);
+        json_decref(dl);
+        if (rc != PL_OK || !j->url || !j->secret || !j->body) {
+            rc = rc == PL_OK ? PL_ERR_NOMEM : rc;
+            goto out;
+        }
+        claimed++;
+    }
+    rc = ex_txn_commit(&txn);
+out:
+    ex_txn_abort(&txn);
+    free(cs.keys);
+    if (rc != PL_OK) {
+        while (list) {
+            job *n = list->next;
+            job_free(list);
+            list = n;
+        }
+        core_log_error(d->log, "webhook claim failed: %s", pl_strerror(rc));
+        return rc;
+    }
+    *out = list;
+    return PL_OK;
+}
+
+/* ---- HTTP ---- */
+
+static const char *const request_errors[] = {
+    "timeout",                      /* EVREQ_HTTP_TIMEOUT */
+    "connection closed or refused", /* EVREQ_HTTP_EOF */
+    "invalid response header",      /* EVREQ_HTTP_INVALID_HEADER */
+    "network error",                /* EVREQ_HTTP_BUFFER_ERROR */
+    "cancelled",                    /* EVREQ_HTTP_REQUEST_CANCEL */
+    "response too large",           /* EVREQ_HTTP_DATA_TOO_LONG */
+};
+
+static void on_error(enum evhttp_request_error e, void *arg)
+{
+    job *j = arg;
+    j->err_kind = (int)e;
+}
+
+static void bury(ex_webhook_dispatcher *d, struct evhttp_connection *conn)
+{
+    if (!conn)
+        return;
+    if (d->ndead == d->capdead) {
+        size_t ncap = d->capdead ? d->capdead * 2 : 16;
+        struct evhttp_connection **nd = realloc(d->dead, ncap * sizeof *nd);
+        if (!nd) {
+            /* Cannot defer: leak rather than free a connection libevent is still inside. */
+            core_log_error(d->log, "webhook: out of memory, leaking a connection");
+            return;
+        }
+        d->dead = nd;
+        d->capdead = ncap;
+    }
+    d->dead[d->ndead++] = conn;
+}
+
+static void on_done(struct evhttp_request *req, void *arg)
+{
+    job *j = arg;
+    ex_webhook_dispatcher *d = j->d;
+    int code = req ? evhttp_request_get_response_code(req) : 0;
+    char err[ERROR_TEXT_MAX];
+    const char *error = NULL;
+    if (j->err_kind >= 0 && (size_t)j->err_kind < sizeof request_errors / sizeof request_errors[0])
+        error = request_errors[j->err_kind];
+    else if (code == 0)
+        error = "connection failed";
+    else if (!is_2xx(code)) {
+        snprintf(err, sizeof err, "HTTP %d", code);
+        error = err;
+    }
+    job_unlink(d, j);
+    /* The connection cannot be freed inside its own callback: the reaper does it. */
+    bury(d, j->conn);
+    j->conn = NULL;
+    record_attempt(d, j, code, error);
+    job_free(j);
+    event_active(d->reaper, EV_TIMEOUT, 1);
+}
+
+/* Starts one request; on a failure before anything was sent the attempt is recorded at once. */
+static void start(ex_webhook_dispatcher *d, job *j)
+{
+    struct evhttp_uri *u = evhttp_uri_parse(j->url);
+    struct evhttp_request *req = NULL;
+    struct bufferevent *bev = NULL;
+    struct evkeyvalq *h;
+    char host[300], hosthdr[320], path[EX_WEBHOOK_URL_MAX + 2], ts[24], sig[80];
+    const char *fail = NULL;
+    int64_t now = core_clock_now_ms(d->clock);
+    j->started_ms = now;
+    if (!u) {
+        fail = "invalid url";
+        goto out;
+    }
+    const char *scheme = evhttp_uri_get_scheme(u), *hst = evhttp_uri_get_host(u);
+    const char *p = evhttp_uri_get_path(u), *q = evhttp_uri_get_query(u);
+    int https = scheme && strcasecmp(scheme, "https") == 0;
+    int port = evhttp_uri_get_port(u);
+    size_t hl = hst ? strlen(hst) : 0;
+    if (!hl || hl + 1 > sizeof host) {
+        fail = "invalid url";
+        goto out;
+    }
+    memcpy(host, hst, hl + 1);
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = '\0';
+    }
+    if (strchr(host, ':'))
+        snprintf(hosthdr, sizeof hosthdr, "[%s]", host); /* RFC 7230 §5.4: an IPv6 literal */
+    else
+        snprintf(hosthdr, sizeof hosthdr, "%s", host);
+    if (port > 0) {
+        size_t n = strlen(hosthdr);
+        snprintf(hosthdr + n, sizeof hosthdr - n, ":%d", port);
+    } else {
+        port = https ? 443 : 80;
+    }
+    snprintf(path, sizeof path, "%s%s%s", p && *p ? p : "/", q ? "?" : "", q ? q : "");
+    if (https) {
+        bev = d->o.tls ? d->o.tls(d->base, host, d->o.tls_arg) : NULL;
+        if (!bev) {
+            fail = "tls_unavailable";
+            goto out;
+        }
+    }
+    j->conn =
+        evhttp_connection_base_bufferevent_new(d->base, d->dns, bev, host, (unsigned short)port);
+    if (!j->conn) {
+        if (bev)
+            bufferevent_free(bev);
+        fail = "cannot create connection";
+        goto out;
+    }
+    struct timeval tv = {(time_t)(d->o.timeout_ms / 1000),
+                         (suseconds_t)(d->o.timeout_ms % 1000 * 1000)};
+    evhttp_connection_set_timeout_tv(j->conn, &tv);
+    evhttp_connection_set_retries(j->conn, 0);
+    evhttp_connection_set_max_body_size(j->conn, RESPONSE_BODY_MAX);
+    evhttp_connection_set_max_headers_size(j->conn, RESPONSE_HEAD_MAX);
+    req = evhttp_request_new(on_done, j);
+    if (!req) {
+        fail = "out of memory";
+        goto out;
+    }
+    evhttp_request_set_error_cb(req, on_error);
+    size_t blen = strlen(j->body);
+    snprintf(ts, sizeof ts, "%lld", (long long)(now / 1000));
+    if (ex_webhook_sign(j->secret, now / 1000, j->body, blen, sig, sizeof sig) != PL_OK) {
+        fail = "signing failed";
+        goto out;
+    }
+    h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Host", hosthdr);
+    evhttp_add_header(h, "User-Agent", USER_AGENT);
+    evhttp_add_header(h, "Content-Type", "application/json");
+    evhttp_add_header(h, "Connection", "close");
+    evhttp_add_header(h, "Postly-Webhook-Id", j->event_id);
+    evhttp_add_header(h, "Postly-Webhook-Timestamp", ts);
+    evhttp_add_header(h, "Postly-Webhook-Signature", sig);
+    evbuffer_add(evhttp_request_get_output_buffer(req), j->body, blen);
+    job_link(d, j);
+    if (evhttp_make_request(j->conn, req, EVHTTP_REQ_POST, path) != 0) {
+        job_unlink(d, j); /* the request was taken off the connection's queue: ours to free */
+        fail = "cannot send request";
+        goto out;
+    }
+    req = NULL;
+out:
+    core_wipe(sig, sizeof sig);
+    if (u)
+        evhttp_uri_free(u);
+    if (fail) {
+        if (req)
+            evhttp_request_free(req);
+        if (j->conn)
+            evhttp_connection_free(j->conn); /* not inside a libevent callback: safe */
+        j->conn = NULL;
+        record_attempt(d, j, 0, fail);
+        job_free(j);
+    }
+}
+
+/* ---- the dispatcher ---- */
+
+static void reap(ex_webhook_dispatcher *d)
+{
+    for (size_t i = 0; i < d->ndead; i++)
+        evhttp_connection_free(d->dead[i]);
+    d->ndead = 0;
+}
+
+pl_rc ex_webhook_dispatcher_kick(ex_webhook_dispatcher *d, int *started)
+{
+    job *list = NULL;
+    int n = 0;
+    pl_rc rc = PL_OK;
+    if (started)
+        *started = 0;
+    if (!d)
+        return PL_ERR_INVALID;
+    reap(d);
+    int slots = d->o.max_in_flight - d->in_flight;
+    if (slots <= 0)
+        return PL_OK;
+    rc = claim(d, slots, &list);
+    while (list) {
+        job *next = list->next;
+        list->next = NULL;
+        start(d, list);
+        n++;
+        list = next;
+    }
+    if (started)
+        *started = n;
+    return rc;
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ex_webhook_dispatcher_kick(arg, NULL);
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    /* A finished request freed a slot: refill it with what is due. */
+    ex_webhook_dispatcher_kick(arg, NULL);
+}
+
+pl_rc ex_webhook_dispatcher_new(struct event_base *base, ex_store *st, const core_clock *clock,
+                                const core_log *log, const ex_webhook_options *opt,
+                                ex_webhook_dispatcher **out)
+{
+    ex_webhook_dispatcher *d;
+    if (!base || !st || !out)
+        return PL_ERR_INVALID;
+    *out = NULL;
+    d = calloc(1, sizeof *d);
+    if (!d)
+        return PL_ERR_NOMEM;
+    d->base = base;
+    d->st = st;
+    d->clock = clock;
+    d->log = log;
+    if (opt)
+        d->o = *opt;
+    else
+        ex_webhook_options_default(&d->o);
+    if (d->o.max_in_flight < 1 || d->o.max_in_flight > 1024 || d->o.timeout_ms < 1 ||
+        d->o.max_attempts < 1 || d->o.backoff_base_ms < 1 ||
+        d->o.backoff_max_ms < d->o.backoff_base_ms || d->o.poll_ms < 1 || d->o.lease_ms < 0) {
+        free(d);
+        return PL_ERR_INVALID;
+    }
+    d->dns =
+        evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    d->timer = event_new(base, -1, EV_PERSIST, on_timer, d);
+    d->reaper = event_new(base, -1, 0, on_reap, d);
+    if (!d->timer || !d->reaper) {
+        ex_webhook_dispatcher_free(d);
+        return PL_ERR_NOMEM;
+    }
+    struct timeval tv = {(time_t)(d->o.poll_ms / 1000), (suseconds_t)(d->o.poll_ms % 1000 * 1000)};
+    event_add(d->timer, &tv);
+    *out = d;
+    return PL_OK;
+}
+
+void ex_webhook_dispatcher_free(ex_webhook_dispatcher *d)
+{
+    if (!d)
+        return;
+    /* Requests in flight are dropped without callbacks; their claims come back when the
+     * lease ends and another dispatcher (or this one, restarted) sends them again. */
+    while (d->jobs) {
+        job *j = d->jobs;
+        job_unlink(d, j);
+        if (j->conn)
+            evhttp_connection_free(j->conn);
+        job_free(j);
+    }
+    reap(d);
+    free(d->dead);
+    if (d->timer)
+        event_free(d->timer);
+    if (d->reaper)
+        event_free(d->reaper);
+    if (d->dns)
+        evdns_base_free(d->dns, 0);
+    free(d);
+}
+
+int ex_webhook_dispatcher_in_flight(const ex_webhook_dispatcher *d)
+{
+    return d ? d->in_flight : 0;
+}
+
+void ex_webhook_dispatcher_stats(const ex_webhook_dispatcher *d, ex_webhook_stats *out)
+{
+    if (!out)
+        return;
+    if (!d)
+        memset(out, 0, sizeof *out);
+    else
+        *out = d->stats;
+}

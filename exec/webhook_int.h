@@ -1,0 +1,51 @@
+/*
+ * exec/webhook_int.h — what exec/webhook.c and exec/webhook_dispatch.c share; not a public
+ * header.
+ *
+ * RECORDS
+ *   EX_DB_WEBHOOKS   "<ws>|whk|<id>" -> {id, workspace_id, url, events, description, active,
+ *                                        secret, version, created_at, updated_at}
+ *   EX_DB_DELIVERIES "<ws>|dlv|<id>" -> {id, workspace_id, webhook_id, event_id, type, body
+ *                                        (the exact bytes sent), status, attempts,
+ *                                        next_attempt_ms, next_attempt_at, created_at,
+ *                                        delivered_at, last_error, last: [{at, status_code,
+ *                                        latency_ms, error}] (the latest EX_WEBHOOK_ATTEMPTS_KEPT)}
+ *   EX_DB_OUTBOX     "<due ms, 16 hex>|<ws>|<dlv id>" -> "" : the delivery queue, in due order.
+ *                    Invariant: a delivery that is pending or delivering has exactly one queue
+ *                    entry and its key's due equals the record's next_attempt_ms (for a
+ *                    delivering one: the end of the claim's lease).
+ */
+#ifndef POSTLY_EXEC_WEBHOOK_INT_H
+#define POSTLY_EXEC_WEBHOOK_INT_H
+
+#include <jansson.h>
+#include <lmdb.h>
+
+#include "exec/store.h"
+#include "exec/webhook.h"
+
+#define EX_WH_KIND_WEBHOOK     "whk"
+#define EX_WH_KIND_DELIVERY    "dlv"
+#define EX_WH_KIND_EVENT       "evt"
+#define EX_WH_DESCRIPTION_MAX  200
+#define EX_WH_LIST_SCAN_BUDGET 5000
+
+/* Called per record; return <0 on error, >0 to stop, 0 to go on. */
+typedef int (*ex_wh_scan_fn)(const MDB_val *k, const MDB_val *v, void *arg);
+
+/* Walks the keys of db that start with prefix, forwards, or backwards when reverse (from the
+ * last key below `upper` when upper is non-NULL, else from the end of the range). */
+pl_rc ex_wh_scan(ex_txn *txn, ex_db db, const char *prefix, int reverse, const char *upper,
+                 ex_wh_scan_fn fn, void *arg);
+
+/* "<due 16 hex>|<ws>|<dlv id>" into buf. */
+pl_rc ex_wh_queue_key(int64_t due_ms, const char *ws, const char *dlv_id, char *buf, size_t bufsz);
+
+/* A delivery record as the API shows it (no body, no internal fields); new reference. */
+json_t *ex_wh_delivery_present(const json_t *d);
+
+/* Checks a receiver URL against the policy (NULL = strict); err names field. */
+pl_rc ex_wh_url_check(const char *url, const ex_webhook_url_policy *policy, const char *field,
+                      ex_err *err);
+
+#endif
