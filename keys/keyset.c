@@ -50,7 +50,8 @@ struct key_keyset {
     size_t n;
     size_t active; /* index of the active key; n when none */
     uint64_t generation;
-    EVP_MD *sha256; /* fetched once for every signature */
+    EVP_MD *sha256;                        /* fetched once for every signature */
+    uint8_t state_digest[CORE_SHA256_LEN]; /* of the keys.json last loaded or written */
 };
 
 static const char *const state_names[KEY_STATE__COUNT] = {
@@ -589,6 +590,22 @@ out:
     return rc;
 }
 
+/* SHA-256 of keys.json as it is on disk now (reload skips the work when it is unchanged). */
+static pl_rc state_digest(const char *dir, uint8_t out[CORE_SHA256_LEN], key_error *err)
+{
+    char *path = path_join(dir, STATE_FILE), *text = NULL;
+    size_t len = 0;
+    pl_rc rc;
+    if (!path)
+        return PL_ERR_NOMEM;
+    rc = read_private(path, STATE_MAX, &text, &len, err);
+    if (rc == PL_OK)
+        core_sha256(text, len, out);
+    free(text);
+    free(path);
+    return rc;
+}
+
 /* ---- the key set ---- */
 
 static int64_t now_s(const key_keyset *ks)
@@ -705,13 +722,15 @@ pl_rc key_keyset_open(const key_keyset_cfg *cfg, key_keyset **out, key_error *er
             rc = fail(err, PL_ERR_NOT_FOUND, "%s: missing (run: postly-keys init)", state_path);
             goto out;
         }
-        rc = initialise(ks, err);
+        if ((rc = initialise(ks, err)) == PL_OK)
+            rc = state_digest(ks->dir, ks->state_digest, err);
         goto out;
     }
     if ((rc = load_state(ks->dir, &keys, &n, &active, err)) != PL_OK)
         goto out;
     adopt(ks, keys, n, active);
     ks->generation = 1;
+    rc = state_digest(ks->dir, ks->state_digest, err);
 out:
     lock_release(lock);
     free(state_path);
@@ -742,12 +761,22 @@ pl_rc key_keyset_reload(key_keyset *ks, key_error *err)
 
     if (!ks)
         return PL_ERR_INVALID;
+    uint8_t digest[CORE_SHA256_LEN];
+
     if ((rc = lock_take(ks->dir, LOCK_SH, &lock, err)) != PL_OK)
         return rc;
-    rc = load_state(ks->dir, &keys, &n, &active, err);
+    /* Servers call this every few seconds: when keys.json has not changed, neither has the
+     * key set (private files are named by their thumbprint and never rewritten). */
+    if ((rc = state_digest(ks->dir, digest, err)) != PL_OK)
+        goto out;
+    if (memcmp(digest, ks->state_digest, sizeof digest) == 0)
+        goto out;
+    if ((rc = load_state(ks->dir, &keys, &n, &active, err)) != PL_OK)
+        goto out;
+    adopt(ks, keys, n, active);
+    memcpy(ks->state_digest, digest, sizeof digest);
+out:
     lock_release(lock);
-    if (rc == PL_OK)
-        adopt(ks, keys, n, active);
     return rc;
 }
 
@@ -795,6 +824,7 @@ pl_rc key_keyset_rotate(key_keyset *ks, char new_active[KEY_KID_SIZE], key_error
     if (new_active)
         memcpy(new_active, keys[next].info.kid, KEY_KID_SIZE);
     adopt(ks, keys, n, next);
+    (void)state_digest(ks->dir, ks->state_digest, NULL);
     keys = NULL;
     n = 0;
 out:
@@ -845,6 +875,7 @@ pl_rc key_keyset_prune(key_keyset *ks, size_t *removed, key_error *err)
             unlink_pem(ks->dir, keys[i].info.kid);
 adopt:
     adopt(ks, keys, n, active);
+    (void)state_digest(ks->dir, ks->state_digest, NULL);
     keys = NULL;
     n = 0;
     if (removed)

@@ -290,6 +290,18 @@ static void test_rotate_persists_and_reload(void **state)
     /* and the pruned set still opens */
     assert_int_equal(key_keyset_reload(f->ks, &err), PL_OK);
     assert_int_equal(key_keyset_count(f->ks), 5);
+
+    /* a reload that meets a corrupt state file fails, names it, and keeps what it had */
+    {
+        char path[512], kid[KEY_KID_SIZE];
+        snprintf(kid, sizeof kid, "%s", key_keyset_active_kid(f->ks));
+        snprintf(path, sizeof path, "%s/keys.json", f->dir);
+        write_file(path, "{\"version\":1,\"keys\":", 0600);
+        assert_int_equal(key_keyset_reload(f->ks, &err), PL_ERR_PARSE);
+        assert_non_null(strstr(err.text, path));
+        assert_string_equal(key_keyset_active_kid(f->ks), kid);
+        assert_int_equal(key_keyset_count(f->ks), 5);
+    }
 }
 
 static void test_state_names(void **state)
