@@ -20,8 +20,9 @@ static const char usage[] =
     "                    default http://127.0.0.1:8081/mcp)\n"
     "  --web DIR         page templates, CSS and JS (default: the source tree's web/)\n"
     "  --policy FILE     policy file for roles, ceilings and client classes\n"
+    "                    (default: the source tree's policy/default.policy; 'none' = built-in)\n"
     "  --demo            on first start create user 'demo' (password printed once) and\n"
-    "                    workspaces 'demo' and 'demo-lab'\n"
+    "                    workspaces 'demo' and 'demo-readonly'\n"
     "  --log-level LVL   debug, info, warn, error (default info)\n";
 
 static int parse_port(const char *s, uint16_t *out)
@@ -54,6 +55,9 @@ int main(int argc, char **argv)
     pl_rc rc;
 
     cfg.data_dir = "var";
+#ifdef POSTLY_DEFAULT_POLICY
+    cfg.policy_path = POSTLY_DEFAULT_POLICY;
+#endif
     cfg.host = "127.0.0.1";
     cfg.port = 8080;
     for (int i = 1; i < argc; i++) {
@@ -91,7 +95,7 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--web") == 0)
             cfg.web_dir = v;
         else if (strcmp(a, "--policy") == 0)
-            cfg.policy_path = v;
+            cfg.policy_path = strcmp(v, "none") == 0 ? NULL : v;
         else if (strcmp(a, "--log-level") == 0) {
             int l = core_log_level_parse(v);
             if (l < 0) {

@@ -220,14 +220,14 @@ pl_rc az_demo_seed(az_store *st, char *password_out, size_t password_size)
             rc = PL_OK;
     }
     if (rc == PL_OK) {
-        rc = az_ws_add(st, "demo-lab", "Demo Lab (viewer)", "free");
+        rc = az_ws_add(st, "demo-readonly", "Demo Read-only", "free");
         if (rc == PL_ERR_EXISTS)
             rc = PL_OK;
     }
     if (rc == PL_OK)
         rc = az_member_set(st, uid, "demo", "owner");
     if (rc == PL_OK)
-        rc = az_member_set(st, uid, "demo-lab", "viewer");
+        rc = az_member_set(st, uid, "demo-readonly", "editor");
     if (rc == PL_OK)
         snprintf(password_out, password_size, "%s", pw);
     core_wipe(pw, sizeof pw);

@@ -72,7 +72,9 @@ void az_server_free(az_server *s);
 
 /* First-start demo data: user "demo" with a generated password (written to password_out,
  * shown once by the caller), workspace "demo" (plan "pro") with demo as owner, and a second
- * workspace "demo-lab" where demo is a viewer. PL_ERR_EXISTS when the user exists. */
+ * workspace "demo-readonly" where demo is an editor (the default policy caps that workspace
+ * at the analytics bundles, so the consent page shows ceiling reasons). PL_ERR_EXISTS when the user
+ * exists. */
 pl_rc az_demo_seed(az_store *st, char *password_out, size_t password_size);
 
 #endif
