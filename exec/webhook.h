@@ -135,7 +135,7 @@ typedef struct bufferevent *(*ex_webhook_tls_fn)(struct event_base *base, const 
 typedef struct ex_webhook_options {
     int max_in_flight;       /* concurrent requests, default 8 */
     int64_t timeout_ms;      /* connect + request + response, default 10 s */
-    int max_attempts;        /* default 8 (the last about 11 hours after the first) */
+    int max_attempts;        /* default 12 (the last about 14.5 hours after the first) */
     int64_t backoff_base_ms; /* wait after the first failure, default 30 s; doubles */
     int64_t backoff_max_ms;  /* default 6 h */
     int64_t poll_ms;         /* how often the queue is scanned, default 1 s (real time) */
