@@ -81,6 +81,8 @@ pl_rc mcp_resources_templates_list(mcp_call *c, const json_t *params, json_t **r
 pl_rc mcp_resources_read(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err);
 pl_rc mcp_prompts_list(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err);
 pl_rc mcp_prompts_get(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err);
+pl_rc mcp_completion_complete(mcp_call *c, const json_t *params, json_t **result,
+                              mcp_rpc_error *err);
 
 /* ---- the policy gate (mcp/auth.c) ---- */
 

@@ -184,3 +184,60 @@ pl_rc mcp_prompts_get(mcp_call *c, const json_t *params, json_t **result, mcp_rp
     }
     return PL_OK;
 }
+
+/* MCP 2025-11-25 server/utilities/completion: suggestions for prompt arguments whose values
+ * come from a fixed set (networks, periods, tones). Unknown references and free-text
+ * arguments get an empty list: completion is a hint, never an error for the user. */
+static const struct {
+    const char *arg;
+    const char *values[8];
+} completions[] = {
+    {"platform",
+     {"facebook", "instagram", "pinterest", "youtube", "google_business", "linkedin", "x", NULL}},
+    {"platforms",
+     {"facebook", "instagram", "pinterest", "youtube", "google_business", "linkedin", "x", NULL}},
+    {"period", {"last 7 days", "last 30 days", "this month", "last month", NULL}},
+    {"tone", {"friendly", "formal", "playful", "informative", NULL}},
+};
+
+pl_rc mcp_completion_complete(mcp_call *c, const json_t *params, json_t **result,
+                              mcp_rpc_error *err)
+{
+    const json_t *ref = json_object_get(params, "ref");
+    const json_t *arg = json_object_get(params, "argument");
+    const char *type = json_string_value(json_object_get(ref, "type"));
+    const char *pname = json_string_value(json_object_get(ref, "name"));
+    const char *aname = json_string_value(json_object_get(arg, "name"));
+    const char *value = json_string_value(json_object_get(arg, "value"));
+    json_t *values = json_array();
+    size_t i, j, plen;
+    int known_prompt = 0;
+
+    err->code = MCP_RPC_INVALID_PARAMS;
+    if (!type || (strcmp(type, "ref/prompt") != 0 && strcmp(type, "ref/resource") != 0)) {
+        json_decref(values);
+        snprintf(err->msg, sizeof err->msg,
+                 "params.ref.type: must be \"ref/prompt\" or \"ref/resource\"");
+        return PL_ERR_INVALID;
+    }
+    if (!aname || !value) {
+        json_decref(values);
+        snprintf(err->msg, sizeof err->msg,
+                 "params.argument: required object with string \"name\" and \"value\"");
+        return PL_ERR_INVALID;
+    }
+    for (i = 0; pname && strcmp(type, "ref/prompt") == 0 && i < N_PROMPTS; i++)
+        if (strcmp(prompts[i].name, pname) == 0)
+            known_prompt = 1;
+    plen = strlen(value);
+    for (i = 0; known_prompt && i < sizeof completions / sizeof completions[0]; i++) {
+        if (strcmp(completions[i].arg, aname) != 0)
+            continue;
+        for (j = 0; j < 8 && completions[i].values[j]; j++)
+            if (strncmp(completions[i].values[j], value, plen) == 0)
+                json_array_append_new(values, json_string(completions[i].values[j]));
+    }
+    *result = json_pack("{s:{s:o, s:I, s:b}}", "completion", "values", values, "total",
+                        (json_int_t)json_array_size(values), "hasMore", 0);
+    return *result ? PL_OK : PL_ERR_NOMEM;
+}

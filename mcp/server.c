@@ -81,11 +81,11 @@ static pl_rc m_initialize(mcp_call *c, const json_t *params, json_t **result, mc
     /* basic/lifecycle "Version Negotiation": echo a supported version, else offer ours. */
     if (mcp_protocol_supported(json_string_value(pv)))
         version = json_string_value(pv);
-    res = json_pack("{s:s, s:{s:{s:b}, s:{s:b, s:b}, s:{s:b}, s:{}}, s:{s:s, s:s, s:s}, s:s}",
+    res = json_pack("{s:s, s:{s:{s:b}, s:{s:b, s:b}, s:{s:b}, s:{}, s:{}}, s:{s:s, s:s, s:s}, s:s}",
                     "protocolVersion", version, "capabilities", "tools", "listChanged", 0,
                     "resources", "subscribe", 0, "listChanged", 0, "prompts", "listChanged", 0,
-                    "logging", "serverInfo", "name", "postly-mcp", "title", "Postly", "version",
-                    "0.1.0", "instructions",
+                    "logging", "completions", "serverInfo", "name", "postly-mcp", "title", "Postly",
+                    "version", "0.1.0", "instructions",
                     "Postly publishes to social networks on the user's behalf. Every call acts "
                     "in the one workspace the user picked when connecting. Read context with "
                     "postly_get_workspace and the postly:// resources; write tools change real "
@@ -136,6 +136,7 @@ static const struct {
     {"resources/read", mcp_resources_read},
     {"prompts/list", mcp_prompts_list},
     {"prompts/get", mcp_prompts_get},
+    {"completion/complete", mcp_completion_complete},
 };
 
 static mcp_method_fn method_find(const char *name)
@@ -559,12 +560,9 @@ pl_rc mcp_server_handle(mcp_server *srv, const mcp_request *req, mcp_reply *repl
         reply_transport(reply, 404, -32001, "Session not found");
         goto out;
     }
-    if (req->protocol_version && strcmp(req->protocol_version, session->protocol_version) != 0) {
-        reply_transport(reply, 400, -32000,
-                        "Bad Request: MCP-Protocol-Version differs from the version negotiated "
-                        "for this session");
-        goto out;
-    }
+    /* A supported MCP-Protocol-Version other than the negotiated one is accepted, as the
+     * reference SDKs do (basic/transports only requires refusing unsupported ones, checked
+     * above): each revision we speak answers these methods the same way. */
     call.session = session;
     if (msg.kind != MCP_RPC_REQUEST) {
         if (msg.kind == MCP_RPC_NOTIFICATION &&

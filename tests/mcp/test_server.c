@@ -537,14 +537,14 @@ static void test_lifecycle_and_sessions(void **state)
     core_http_fetch_resp_free(&r);
     q.token = tok;
 
-    /* MCP-Protocol-Version: unsupported → 400; different from the negotiated one → 400 */
+    /* MCP-Protocol-Version: unsupported → 400; another supported one is accepted */
     q.version = "2024-01-01";
     send_rq(f, &q, &r);
     assert_int_equal(r.status, 400);
     core_http_fetch_resp_free(&r);
-    q.version = "2025-06-18";
+    q.version = "2025-03-26";
     send_rq(f, &q, &r);
-    assert_int_equal(r.status, 400);
+    assert_int_equal(r.status, 200);
     core_http_fetch_resp_free(&r);
     /* absent: accepted (2025-03-26 behaviour) */
     q.version = NULL;
@@ -939,6 +939,21 @@ static void test_resources_and_prompts(void **state)
     j = call(f, tok, sid,
              "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"prompts/get\",\"params\":{\"name\":"
              "\"postly_plan_campaign_week\"}}",
+             &st, NULL);
+    assert_int_equal(error_code(j), -32602);
+    json_decref(j);
+    j = call(f, tok, sid,
+             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"completion/complete\",\"params\":{"
+             "\"ref\":{\"type\":\"ref/prompt\",\"name\":\"postly_analytics_report\"},"
+             "\"argument\":{\"name\":\"platform\",\"value\":\"li\"}}}",
+             &st, NULL);
+    arr = json_object_get(json_object_get(result_of(j), "completion"), "values");
+    assert_int_equal(json_array_size(arr), 1);
+    assert_string_equal(json_string_value(json_array_get(arr, 0)), "linkedin");
+    json_decref(j);
+    j = call(f, tok, sid,
+             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"completion/complete\",\"params\":{"
+             "\"ref\":{\"type\":\"ref/nothing\"},\"argument\":{\"name\":\"a\",\"value\":\"\"}}}",
              &st, NULL);
     assert_int_equal(error_code(j), -32602);
     json_decref(j);
