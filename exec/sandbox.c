@@ -241,11 +241,10 @@ pl_rc ex_sandbox_test_value(const ex_target *t, ex_outcome_kind *kind, uint32_t 
 {
     parsed_value pv = {0};
     ex_problems scratch;
-    ex_problems *pr = problems ? problems : &scratch;
     if (!t)
         return PL_ERR_INVALID;
-    if (!problems)
-        ex_problems_reset(&scratch);
+    ex_problems_reset(&scratch);
+    ex_problems *pr = problems ? problems : &scratch;
     if (!scan_markers("text", t->text, t->text ? t->text_len : 0, &pv, pr) ||
         !scan_markers("title", t->title, t->title ? strlen(t->title) : 0, &pv, pr))
         return PL_ERR_INVALID;

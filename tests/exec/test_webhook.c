@@ -473,7 +473,7 @@ static void test_enqueue_outbox(void **state)
     assert_string_equal(e0, e1); /* one event, two subscribers */
     json_decref(l);
 
-    core_fake_clock_advance(&f->clock, 1); /* ids order by millisecond, then at random */
+    core_fake_clock_advance(&f->clock, 1);  /* ids order by millisecond, then at random */
     enqueue(f, WS, "media.ready", "pst_2"); /* only b wants it */
     l = deliveries(f, a);
     assert_int_equal(json_array_size(json_object_get(l, "items")), 1);
