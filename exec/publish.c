@@ -227,6 +227,17 @@ static pl_rc emit_final(const ex_ctx *ctx, ex_txn *txn, const char *ws, const js
     return rc;
 }
 
+static pl_rc emit_unconfirmed(const ex_ctx *ctx, ex_txn *txn, const char *ws, const json_t *post)
+{
+    json_t *copy = json_deep_copy(post);
+    if (!copy)
+        return PL_ERR_NOMEM;
+    ex_post_present(copy);
+    pl_rc rc = ex_event_emit(ctx, txn, ws, "post.unconfirmed", copy);
+    json_decref(copy);
+    return rc;
+}
+
 static pl_rc claim_key(char *buf, size_t n, const char *ws, const char *post_id)
 {
     int r = snprintf(buf, n, "%s|%s", ws, post_id);
@@ -464,6 +475,7 @@ pl_rc ex_pub_record(const ex_ctx *ctx, ex_pub_job *job, json_t **post_out, ex_er
         goto out;
     int64_t now = core_clock_now_ms(ctx->clock);
     json_t *ts = json_object_get(post, "targets");
+    size_t unconfirmed = 0;
     for (size_t k = 0; k < job->n; k++) {
         json_t *t = json_array_get(ts, job->idx[k]);
         const char *st = str(t, "status");
@@ -474,6 +486,7 @@ pl_rc ex_pub_record(const ex_ctx *ctx, ex_pub_job *job, json_t **post_out, ex_er
             continue;
         int reconnect = 0;
         apply_outcome(ctx, t, job->tb[k].idem_key, job->call_rc[k], &job->out[k], now, &reconnect);
+        unconfirmed += streq(str(t, "status"), "unconfirmed");
         if (reconnect) {
             rc = ex_account_set_state_txn(ctx, &txn, job->ws, str(t, "account_id"),
                                           "needs_reconnect");
@@ -493,6 +506,8 @@ pl_rc ex_pub_record(const ex_ctx *ctx, ex_pub_job *job, json_t **post_out, ex_er
     }
     ex_obj_touch(post, now);
     rc = emit_final(ctx, &txn, job->ws, post);
+    if (rc == PL_OK && unconfirmed)
+        rc = emit_unconfirmed(ctx, &txn, job->ws, post);
     if (rc == PL_OK)
         rc = ex_obj_store(&txn, EX_DB_POSTS, job->ws, "pst", post);
     if (rc != PL_OK)
@@ -571,6 +586,8 @@ pl_rc ex_pub_recover_txn(const ex_ctx *ctx, ex_txn *txn, size_t max, size_t *n)
                 ex_obj_touch(post, now);
                 rc = emit_final(ctx, txn, ws, post);
             }
+            if (rc == PL_OK)
+                rc = emit_unconfirmed(ctx, txn, ws, post);
             if (rc == PL_OK)
                 rc = ex_obj_store(txn, EX_DB_POSTS, ws, "pst", post);
             (*n)++;
