@@ -91,6 +91,20 @@ static pol_compiled *load(const char *path)
     return p;
 }
 
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            printf("\\%c", *c);
+        else if (*c < 0x20 || *c == 0x7f)
+            printf("\\u%04x", *c);
+        else
+            putchar(*c);
+    }
+    putchar('"');
+}
+
 static int cmd_scopes(int argc, char **argv)
 {
     int bad = 0;
@@ -102,12 +116,14 @@ static int cmd_scopes(int argc, char **argv)
     for (unsigned i = 0; i < pol_scope_count(); i++) {
         const pol_scope_info *s;
         pol_scope_get(i, &s);
-        if (json)
-            printf("%s{\"bit\":%u,\"name\":\"%s\",\"category\":\"%s\",\"destructive\":%s,"
-                   "\"description\":\"%s\"}",
-                   i ? "," : "", s->bit, s->name, pol_category_name(s->category),
-                   s->destructive ? "true" : "false", s->description);
-        else
+        if (json) {
+            printf("%s{\"bit\":%u,\"name\":", i ? "," : "", s->bit);
+            json_str(s->name);
+            printf(",\"category\":\"%s\",\"destructive\":%s,\"description\":",
+                   pol_category_name(s->category), s->destructive ? "true" : "false");
+            json_str(s->description);
+            putchar('}');
+        } else
             printf("%u %s\n", s->bit, s->name);
     }
     if (json)
@@ -142,20 +158,6 @@ static int cmd_summary(int argc, char **argv)
 static const char *sev_name(pol_severity s)
 {
     return s == POL_SEV_WARNING ? "warning" : "error";
-}
-
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            printf("\\%c", *c);
-        else if (*c < 0x20 || *c == 0x7f)
-            printf("\\u%04x", *c);
-        else
-            putchar(*c);
-    }
-    putchar('"');
 }
 
 static int cmd_check(int argc, char **argv)

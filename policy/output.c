@@ -188,7 +188,8 @@ pl_rc pol_summary_write(const pol_compiled *p, const char *name, FILE *out)
         kinds[p->rules[i].kind]++;
     fprintf(out, "policy %s\n", name ? name : "<policy>");
     fprintf(out, "  scopes      %u registered, %u destructive, %u required by a tool\n",
-            POL_SCOPE_COUNT, popcount(POL_MASK_DESTRUCTIVE), popcount(required & POL_MASK_ALL));
+            (unsigned)POL_SCOPE_COUNT, popcount(POL_MASK_DESTRUCTIVE),
+            popcount(required & POL_MASK_ALL));
     fprintf(out, "  bundles     %u (4 recommended)\n", pol_bundle_row_count(p));
     for (uint32_t i = 0; i < pol_bundle_row_count(p); i++) {
         pol_bundle_row b;
