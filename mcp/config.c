@@ -23,6 +23,7 @@ void mcp_config_defaults(mcp_config *cfg)
     cfg->limits.idle_timeout_s = 60;
     cfg->limits.max_sessions = 10000;
     cfg->limits.session_idle_ms = 30 * 60 * 1000;
+    cfg->limits.max_rate_buckets = 100000;
     cfg->log_level = CORE_LOG_INFO;
 }
 

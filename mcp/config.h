@@ -27,6 +27,7 @@ typedef struct mcp_limits {
     int idle_timeout_s;      /* a connection idle this long is closed */
     size_t max_sessions;     /* live MCP sessions */
     int64_t session_idle_ms; /* an MCP session unused this long ends */
+    size_t max_rate_buckets; /* live token buckets of the rate rules */
 } mcp_limits;
 
 typedef struct mcp_config {

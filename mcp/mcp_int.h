@@ -14,6 +14,7 @@
 #include "exec/store.h"
 #include "keys/verify.h"
 #include "mcp/jsonrpc.h"
+#include "mcp/rate.h"
 #include "mcp/server.h"
 #include "mcp/session.h"
 #include "policy/policy.h"
@@ -54,6 +55,7 @@ struct mcp_server {
     char prm_url[MCP_CFG_URL_MAX + 64];
     char resource_url[MCP_CFG_URL_MAX];
     uint64_t decision_seq;
+    mcp_rate *rate;
 };
 
 /* Per request: who is calling, where, and how the reply is shaped. */
@@ -64,7 +66,8 @@ typedef struct mcp_call {
     uint32_t ws_index;
     mcp_session *session;
     mcp_reply *reply;
-    int http_done; /* a handler produced an HTTP-level reply (403 step-up, 429) */
+    int http_done;    /* a handler produced an HTTP-level reply (403 step-up, 429) */
+    const json_t *id; /* the request's id (borrowed) */
     int64_t start_ms;
 } mcp_call;
 
@@ -97,6 +100,10 @@ typedef enum mcp_gate_result {
 /* Decides for the policy row `name` and, on DENY_SCOPE, forms the 403 step-up reply. *d (may
  * be NULL) receives the decision. Writes the decision's audit record when audit is set. */
 mcp_gate_result mcp_gate(mcp_call *c, const char *name, pol_decision *d);
+
+/* Charges the rate buckets for a call to policy row `name`. PL_OK, or PL_ERR_LIMIT with a
+ * 429 reply (Retry-After, JSON-RPC error naming the rule) formed and c->http_done set. */
+pl_rc mcp_rate_charge(mcp_call *c, const char *name, const json_t *id);
 
 /* Decision without side effects (for listings). */
 mcp_gate_result mcp_gate_peek(const mcp_call *c, const char *name);

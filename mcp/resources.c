@@ -269,6 +269,10 @@ pl_rc mcp_resources_read(mcp_call *c, const json_t *params, json_t **result, mcp
         not_found(err, uri);
         return PL_ERR_NOT_FOUND;
     }
+    if (mcp_rate_charge(c, d->policy, c->id) != PL_OK) {
+        mcp_audit(c, "resource", d->policy, "rate_limited", &dec, NULL);
+        return PL_ERR_LIMIT;
+    }
     memset(&xe, 0, sizeof xe);
     rc = d->read(c->srv->deps.ex, c->who->ws, var, &out, &xe);
     if (rc == PL_ERR_NOT_FOUND || rc == PL_ERR_INVALID) {

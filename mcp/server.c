@@ -171,6 +171,9 @@ pl_rc mcp_server_new(const mcp_config *cfg, const mcp_deps *deps, mcp_server **o
                                &srv->sessions);
     if (rc != PL_OK)
         goto out;
+    rc = mcp_rate_new(deps->policy, deps->clock, cfg->limits.max_rate_buckets, &srv->rate);
+    if (rc != PL_OK)
+        goto out;
     srv->tool_in = calloc(mcp_tools_count + 1, sizeof *srv->tool_in);
     srv->tool_out = calloc(mcp_tools_count + 1, sizeof *srv->tool_out);
     if (!srv->tool_in || !srv->tool_out) {
@@ -237,6 +240,7 @@ void mcp_server_free(mcp_server *srv)
     free(srv->tool_in);
     free(srv->tool_out);
     mcp_session_table_free(srv->sessions);
+    mcp_rate_free(srv->rate);
     free(srv);
 }
 
@@ -423,6 +427,7 @@ static void dispatch(mcp_call *c, mcp_rpc_msg *msg)
     }
     if (!params)
         params = empty = json_object();
+    c->id = msg->id;
     rc = fn(c, params, &result, &err);
     json_decref(empty);
     if (c->http_done) {

@@ -545,6 +545,10 @@ pl_rc mcp_tools_call(mcp_call *c, const json_t *params, json_t **result, mcp_rpc
         json_decref(empty);
         return PL_ERR_DENIED;
     }
+    if (mcp_rate_charge(c, pname, c->id) != PL_OK) {
+        mcp_audit(c, "tool", pname, "rate_limited", &d, args);
+        goto out; /* 429 with Retry-After already formed */
+    }
     if (mcp_schema_validate(c->srv->tool_in[idx], args, &xe) != PL_OK) {
         res = tool_error("invalid", xe.field, xe.msg);
         mcp_audit(c, "tool", pname, "invalid_arguments", &d, args);

@@ -1294,6 +1294,47 @@ static void test_workflow_and_isolation(void **state)
     json_decref(res);
 }
 
+/* rate r-all: 600/min, burst 120, per client. The 121st call in the same instant gets 429
+ * with Retry-After naming the rule; a second later 10 tokens have refilled. */
+static void test_rate_limit(void **state)
+{
+    fx *f = *state;
+    char tok[KEY_TOKEN_MAX], sid[64];
+    const char *body = "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/call\",\"params\":{"
+                       "\"name\":\"postly_get_workspace\",\"arguments\":{}}}";
+    core_http_fetch_resp r;
+    json_t *j;
+    int st, i;
+    mint(f, &(tok_opts){.scope = ALL_SCOPES}, tok, sizeof tok);
+    open_session(f, tok, sid, sizeof sid);
+    for (i = 0; i < 120; i++) {
+        j = call(f, tok, sid, body, &st, NULL);
+        assert_int_equal(st, 200);
+        json_decref(j);
+    }
+    j = call(f, tok, sid, body, &st, &r);
+    assert_int_equal(st, 429);
+    assert_string_equal(core_http_fetch_header(&r, "Retry-After"), "1");
+    assert_non_null(strstr(
+        json_string_value(json_object_get(json_object_get(j, "error"), "message")), "r-all"));
+    assert_int_equal(json_integer_value(json_object_get(j, "id")), 9);
+    core_http_fetch_resp_free(&r);
+    json_decref(j);
+    /* other methods are not tool calls: not limited */
+    j = call(f, tok, sid, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}", &st, NULL);
+    assert_int_equal(st, 200);
+    json_decref(j);
+    core_fake_clock_advance(&f->clock, 1000);
+    for (i = 0; i < 10; i++) {
+        j = call(f, tok, sid, body, &st, NULL);
+        assert_int_equal(st, 200);
+        json_decref(j);
+    }
+    j = call(f, tok, sid, body, &st, NULL);
+    assert_int_equal(st, 429);
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1309,6 +1350,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scope_matrix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_classes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_workflow_and_isolation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
     };
     /* The server closes a connection whose body is over the limit while the client writes. */
     signal(SIGPIPE, SIG_IGN);
