@@ -80,16 +80,14 @@ static char *dupn(parser *ps, const char *s, size_t n)
     return r;
 }
 
-static int grow(parser *ps, void **v, uint32_t *cap, uint32_t n, size_t size, uint32_t max)
+static int grow(parser *ps, void **v, uint32_t *cap, uint32_t n, size_t size, uint32_t max,
+                const char *what)
 {
     if (n < *cap)
         return 0;
-    if (n >= max) {
-        char lim[32];
-        int l = snprintf(lim, sizeof lim, "%u", max);
-        return fatal(ps, PL_ERR_TOO_LARGE, POL_D_TOO_LARGE, 1, "more than %.*s rules or tools", l,
-                     lim);
-    }
+    if (n >= max)
+        return fatal(ps, PL_ERR_TOO_LARGE, POL_D_TOO_LARGE, 1, "more than %u %s in one file", max,
+                     what);
     uint32_t nc = *cap ? *cap * 2 : 64;
     if (nc > max)
         nc = max;
@@ -444,7 +442,7 @@ static src_rule *new_rule(parser *ps, pol_rule_kind kind, const tok *idt)
     if (check_name(ps, idt->k, idt->kl, idt->col, POL_ID_MAX, id_char, "rule id") < 0)
         return NULL;
     if (grow(ps, (void **)&p->rules_src, &p->cap_rules_src, p->n_rules_src, sizeof(src_rule),
-             POL_RULES_MAX) < 0)
+             POL_RULES_MAX, "rules") < 0)
         return NULL;
     src_rule *r = &p->rules_src[p->n_rules_src];
     memset(r, 0, sizeof *r);
@@ -519,7 +517,7 @@ static int st_bundle(parser *ps, tok *t, size_t n)
         check_name(ps, idt->k, idt->kl, idt->col, POL_ID_MAX, id_char, "bundle id") < 0)
         return -1;
     if (grow(ps, (void **)&p->bundles, &p->cap_bundles, p->n_bundles, sizeof(bundle_src),
-             POL_BUNDLES_MAX - POL_BUNDLE_COUNT) < 0)
+             POL_BUNDLES_MAX - POL_BUNDLE_COUNT, "bundle lines") < 0)
         return -1;
     bundle_src *b = &p->bundles[p->n_bundles];
     memset(b, 0, sizeof *b);
@@ -726,7 +724,8 @@ static int st_tool(parser *ps, tok *t, size_t n)
     if (unused_keys(ps, t, n) < 0 ||
         check_name(ps, nm->k, nm->kl, nm->col, POL_NAME_MAX, tool_char, "tool name") < 0)
         return -1;
-    if (grow(ps, (void **)&p->tsrc_tmp, &p->cap_tmp, p->n_tmp, sizeof(tool_src), POL_TOOLS_MAX) < 0)
+    if (grow(ps, (void **)&p->tsrc_tmp, &p->cap_tmp, p->n_tmp, sizeof(tool_src), POL_TOOLS_MAX,
+             "tool rows") < 0)
         return -1;
     tool_row *rows = realloc(p->trow_tmp, (size_t)p->cap_tmp * sizeof *rows);
     if (!rows)

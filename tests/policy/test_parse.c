@@ -324,13 +324,41 @@ static void test_many_rules(void **state)
     free(t);
 }
 
+/* Table bounds: the 1025th tool row and the 61st bundle line are clear errors. */
+static void test_table_bounds(void **state)
+{
+    (void)state;
+    size_t cap = 64 * 1100, len = 0;
+    char *t = malloc(cap);
+    assert_non_null(t);
+    for (unsigned i = 0; i <= POL_TOOLS_MAX; i++)
+        len += (size_t)snprintf(t + len, cap - len, "tool t%u\n", i);
+    pol_diags d;
+    pol_compiled *p = NULL;
+    pol_diags_init(&d);
+    assert_int_equal(pol_load_buffer("tools", t, len, 0, &d, &p), PL_ERR_TOO_LARGE);
+    const pol_diag *g = find_diag(&d, POL_D_TOO_LARGE);
+    assert_non_null(g);
+    assert_int_equal(g->line, POL_TOOLS_MAX + 1);
+    assert_non_null(strstr(g->msg, "more than 1024 tool rows"));
+    pol_diags_free(&d);
+    len = 0;
+    for (unsigned i = 0; i <= POL_BUNDLES_MAX - POL_BUNDLE_COUNT; i++)
+        len += (size_t)snprintf(t + len, cap - len, "bundle b%u scopes=posts:read\n", i);
+    pol_diags_init(&d);
+    assert_int_equal(pol_load_buffer("bundles", t, len, 0, &d, &p), PL_ERR_TOO_LARGE);
+    assert_non_null(find_diag(&d, POL_D_TOO_LARGE));
+    pol_diags_free(&d);
+    free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_error_classes),   cmocka_unit_test(test_diag_format),
         cmocka_unit_test(test_accepted_syntax), cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_huge_line),       cmocka_unit_test(test_file_too_large),
-        cmocka_unit_test(test_many_rules),
+        cmocka_unit_test(test_many_rules),      cmocka_unit_test(test_table_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
