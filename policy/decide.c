@@ -46,8 +46,10 @@ pl_rc pol_decide(const pol_compiled *p, uint64_t token_mask, uint32_t ws, uint32
         }
         return PL_OK;
     }
-    const uint64_t missing_all = t->all & ~token_mask;
-    const uint64_t missing_any = (t->any && !(t->any & token_mask)) ? (t->any & allowed) : 0;
+    /* against the effective mask: a held scope the policy removes does not count (all is
+     * within `allowed` here, so only any-of can differ) */
+    const uint64_t missing_all = t->all & ~out->effective;
+    const uint64_t missing_any = (t->any && !(t->any & out->effective)) ? (t->any & allowed) : 0;
     if (missing_all | missing_any) {
         out->verdict = POL_DENY_SCOPE;
         out->help = missing_all | missing_any;

@@ -188,6 +188,26 @@ static void test_platform_analytics(void **state)
                      POL_ALLOW);
 }
 
+/* An any-of scope the token holds but the policy removes does not satisfy the tool. */
+static void test_any_of_removed_by_policy(void **state)
+{
+    (void)state;
+    pol_diags dg;
+    pol_compiled *p = load_text("forbid f-x class=dynamic scopes=analytics:x:read\n"
+                                "tool pa any=analytics:x:read,analytics:facebook:read\n",
+                                0, PL_OK, &dg);
+    pol_decision d;
+    uint64_t x = mask_of("analytics:x:read");
+    assert_int_equal(pol_decide(p, x, 0, POL_CLASS_DYNAMIC, 0, &d), PL_OK);
+    assert_int_equal(d.verdict, POL_DENY_SCOPE);
+    assert_int_equal(d.effective, 0);
+    assert_int_equal(d.help, mask_of("analytics:facebook:read"));
+    assert_int_equal(pol_decide(p, x, 0, POL_CLASS_CIMD, 0, &d), PL_OK);
+    assert_int_equal(d.verdict, POL_ALLOW);
+    pol_compiled_free(p);
+    pol_diags_free(&dg);
+}
+
 static void test_approval(void **state)
 {
     (void)state;
@@ -267,10 +287,10 @@ static void test_grantable(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_every_scope), cmocka_unit_test(test_ceiling),
-        cmocka_unit_test(test_bundles),     cmocka_unit_test(test_platform_analytics),
-        cmocka_unit_test(test_approval),    cmocka_unit_test(test_bad_arguments),
-        cmocka_unit_test(test_grantable),
+        cmocka_unit_test(test_every_scope),   cmocka_unit_test(test_ceiling),
+        cmocka_unit_test(test_bundles),       cmocka_unit_test(test_platform_analytics),
+        cmocka_unit_test(test_approval),      cmocka_unit_test(test_any_of_removed_by_policy),
+        cmocka_unit_test(test_bad_arguments), cmocka_unit_test(test_grantable),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
