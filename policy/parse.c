@@ -123,7 +123,8 @@ static int check_name(parser *ps, const char *s, size_t n, uint32_t col, size_t 
                       int (*ok)(char), const char *what)
 {
     if (n == 0 || n > max)
-        return SYNTAX(ps, col, "%.*s length must be 1..limit", what, strlen(what));
+        return fatal(ps, PL_ERR_PARSE, POL_D_SYNTAX, col, "%s must be 1 to %zu bytes long", what,
+                     max);
     for (size_t i = 0; i < n; i++)
         if (!ok(s[i]))
             return SYNTAX(ps, col + (uint32_t)i, "invalid character in name '%.*s'", s, n);
