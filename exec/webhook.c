@@ -260,8 +260,7 @@ pl_rc ex_wh_scan(ex_txn *txn, ex_db db, const char *prefix, int reverse, const c
             k.mv_size = strlen(upper);
         } else {
             /* '~' sorts after every id character: the first key past the range. */
-            memcpy(buf, prefix, pl);
-            buf[pl] = '~';
+            snprintf(buf, sizeof buf, "%s~", prefix);
             k.mv_data = buf;
             k.mv_size = pl + 1;
         }
@@ -271,7 +270,7 @@ pl_rc ex_wh_scan(ex_txn *txn, ex_db db, const char *prefix, int reverse, const c
     } else if (pl == 0) {
         mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); /* LMDB refuses an empty key */
     } else {
-        memcpy(buf, prefix, pl);
+        snprintf(buf, sizeof buf, "%s", prefix);
         k.mv_data = buf;
         k.mv_size = pl;
         mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
@@ -764,7 +763,9 @@ pl_rc ex_webhook_sign(const char *secret, int64_t timestamp, const void *body, s
     free(msg);
     if (rc != PL_OK)
         return rc;
-    memcpy(out, "v1=", 3);
+    out[0] = 'v';
+    out[1] = '1';
+    out[2] = '=';
     rc = core_hex_encode(mac, sizeof mac, out + 3, outsz - 3);
     core_wipe(mac, sizeof mac);
     return rc;

@@ -45,13 +45,13 @@
 struct event_base;
 struct bufferevent;
 
-#define EX_WEBHOOKS_PER_WS_MAX   20           /* subscriptions per workspace */
-#define EX_WEBHOOK_URL_MAX       2048         /* bytes */
-#define EX_WEBHOOK_EVENTS_MAX    16           /* event types per subscription */
-#define EX_WEBHOOK_SECRET_SIZE   56           /* "whsec_" + 43 chars + NUL, rounded up */
-#define EX_WEBHOOK_BODY_MAX      (256 * 1024) /* serialized event, bytes */
-#define EX_WEBHOOK_ATTEMPTS_KEPT 20           /* attempts kept per delivery record (the latest) */
-#define EX_WEBHOOK_TOLERANCE_S   300          /* default verification tolerance */
+#define EX_WEBHOOKS_PER_WS_MAX   20                   /* subscriptions per workspace */
+#define EX_WEBHOOK_URL_MAX       2048                 /* bytes */
+#define EX_WEBHOOK_EVENTS_MAX    16                   /* event types per subscription */
+#define EX_WEBHOOK_SECRET_SIZE   56                   /* "whsec_" + 43 chars + NUL, rounded up */
+#define EX_WEBHOOK_BODY_MAX      ((size_t)256 * 1024) /* serialized event, bytes */
+#define EX_WEBHOOK_ATTEMPTS_KEPT 20  /* attempts kept per delivery record (the latest) */
+#define EX_WEBHOOK_TOLERANCE_S   300 /* default verification tolerance */
 
 /* The event types, in a table (docs/webhooks.md describes each payload):
  * "post.scheduled", "post.published", "post.partially_published", "post.failed",

@@ -22,9 +22,9 @@
 #include "exec/webhook.h"
 #include "exec/webhook_int.h"
 
-#define CLAIM_SCAN_MAX    256         /* due queue entries looked at per kick */
-#define RESPONSE_BODY_MAX (64 * 1024) /* a receiver's answer is read and dropped */
-#define RESPONSE_HEAD_MAX (16 * 1024)
+#define CLAIM_SCAN_MAX    256                     /* due queue entries looked at per kick */
+#define RESPONSE_BODY_MAX ((ev_ssize_t)64 * 1024) /* a receiver's answer is read and dropped */
+#define RESPONSE_HEAD_MAX ((ev_ssize_t)16 * 1024)
 #define ERROR_TEXT_MAX    96
 #define USER_AGENT        "Postly-Webhooks/1.0"
 
@@ -62,12 +62,12 @@ void ex_webhook_options_default(ex_webhook_options *o)
 {
     memset(o, 0, sizeof *o);
     o->max_in_flight = 8;
-    o->timeout_ms = 10 * 1000;
+    o->timeout_ms = 10000LL;
     o->max_attempts = 12;
-    o->backoff_base_ms = 30 * 1000;
+    o->backoff_base_ms = 30000LL;
     o->backoff_max_ms = 6LL * 3600 * 1000;
-    o->poll_ms = 1000;
-    o->lease_ms = 60 * 1000;
+    o->poll_ms = 1000LL;
+    o->lease_ms = 60000LL;
 }
 
 /* ---- jobs ---- */
@@ -396,7 +396,7 @@ static void bury(ex_webhook_dispatcher *d, struct evhttp_connection *conn)
         return;
     if (d->ndead == d->capdead) {
         size_t ncap = d->capdead ? d->capdead * 2 : 16;
-        struct evhttp_connection **nd = realloc(d->dead, ncap * sizeof *nd);
+        struct evhttp_connection **nd = realloc(d->dead, ncap * sizeof(struct evhttp_connection *));
         if (!nd) {
             /* Cannot defer: leak rather than free a connection libevent is still inside. */
             core_log_error(d->log, "webhook: out of memory, leaking a connection");
@@ -488,7 +488,7 @@ static void start(ex_webhook_dispatcher *d, job *j)
         goto out;
     }
     struct timeval tv = {(time_t)(d->o.timeout_ms / 1000),
-                         (suseconds_t)(d->o.timeout_ms % 1000 * 1000)};
+                         (suseconds_t)(d->o.timeout_ms % 1000) * 1000};
     evhttp_connection_set_timeout_tv(j->conn, &tv);
     evhttp_connection_set_retries(j->conn, 0);
     evhttp_connection_set_max_body_size(j->conn, RESPONSE_BODY_MAX);
@@ -619,7 +619,7 @@ pl_rc ex_webhook_dispatcher_new(struct event_base *base, ex_store *st, const cor
         ex_webhook_dispatcher_free(d);
         return PL_ERR_NOMEM;
     }
-    struct timeval tv = {(time_t)(d->o.poll_ms / 1000), (suseconds_t)(d->o.poll_ms % 1000 * 1000)};
+    struct timeval tv = {(time_t)(d->o.poll_ms / 1000), (suseconds_t)(d->o.poll_ms % 1000) * 1000};
     event_add(d->timer, &tv);
     *out = d;
     return PL_OK;

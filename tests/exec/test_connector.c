@@ -42,10 +42,23 @@ static void set_media(tgt *g, const char *spec)
         static char mimes[MEDIA_MAX][40];
         size_t i = g->t.media_count++;
         assert_true(i < MEDIA_MAX);
-        unsigned long long size = 0;
-        unsigned w = 0, h = 0, dur = 0;
+        unsigned long long size = 0, w = 0, h = 0, dur = 0;
         char mime[40];
-        assert_true(sscanf(item, "%39[^,],%llu,%ux%u,%u", mime, &size, &w, &h, &dur) >= 2);
+        char *comma = strchr(item, ',');
+        assert_non_null(comma);
+        assert_true((size_t)(comma - item) < sizeof mime);
+        memcpy(mime, item, (size_t)(comma - item));
+        mime[comma - item] = '\0';
+        char *end = NULL;
+        size = strtoull(comma + 1, &end, 10);
+        if (*end == ',') {
+            w = strtoull(end + 1, &end, 10);
+            assert_true(*end == 'x');
+            h = strtoull(end + 1, &end, 10);
+        }
+        if (*end == ',')
+            dur = strtoull(end + 1, &end, 10);
+        assert_true(*end == '\0');
         snprintf(mimes[i], sizeof mimes[i], "%s", mime);
         ex_media_ref *m = &g->media[i];
         memset(m, 0, sizeof *m);
@@ -55,9 +68,9 @@ static void set_media(tgt *g, const char *spec)
         if (ex_media_kind_from_mime(mime, &m->kind) != PL_OK)
             m->kind = EX_MEDIA_IMAGE;
         m->size_bytes = size;
-        m->width = w;
-        m->height = h;
-        m->duration_ms = dur;
+        m->width = (uint32_t)w;
+        m->height = (uint32_t)h;
+        m->duration_ms = (uint32_t)dur;
     }
 }
 

@@ -205,7 +205,7 @@ static ex_webhook_options test_options(void)
     o.max_attempts = 3;
     o.backoff_base_ms = 1000;
     o.backoff_max_ms = 8000;
-    o.poll_ms = 3600 * 1000; /* the tests kick explicitly */
+    o.poll_ms = 3600000LL; /* the tests kick explicitly */
     o.lease_ms = 1000;
     return o;
 }
@@ -607,7 +607,7 @@ static void test_delivery_retry_with_fake_clock(void **state)
     assert_int_equal(s.retried, 1);
     assert_int_equal(s.failed, 0);
     /* nothing left */
-    core_fake_clock_advance(&f->clock, 3600 * 1000);
+    core_fake_clock_advance(&f->clock, 3600000LL);
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 0);
     ex_webhook_dispatcher_free(d);
@@ -649,7 +649,7 @@ static void test_dead_receiver(void **state)
     ex_webhook_stats s;
     ex_webhook_dispatcher_stats(d, &s);
     assert_int_equal(s.failed, 1);
-    core_fake_clock_advance(&f->clock, 3600 * 1000);
+    core_fake_clock_advance(&f->clock, 3600000LL);
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 0);
     ex_webhook_dispatcher_free(d);
@@ -813,7 +813,7 @@ static void test_deleted_disabled_and_tls(void **state)
     assert_int_equal(ex_webhook_delete(&f->ctx, WS, args, &out, &err), PL_OK);
     json_decref(args);
     json_decref(out);
-    core_fake_clock_advance(&f->clock, 60 * 1000);
+    core_fake_clock_advance(&f->clock, 60000LL);
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 0);
     l = deliveries(f, a);
