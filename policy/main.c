@@ -272,10 +272,14 @@ static int cmd_explain(int argc, char **argv)
     const char *cls = take(&argc, argv, "--class", 1, &bad);
     const char *scopes = take(&argc, argv, "--scopes", 1, &bad);
     const char *bundle = take(&argc, argv, "--bundle", 1, &bad);
+    const char *role = take(&argc, argv, "--role", 1, &bad);
+    pol_role r = POL_ROLE_OWNER;
     if (bad)
         return usage_error("explain", "an option is missing its value");
-    if (unknown_flags("explain", argc, argv) || argc != 1 || !tool)
-        return usage_error("explain", "needs FILE and --tool");
+    if (unknown_flags("explain", argc, argv) || argc != 1 || (!tool == !role))
+        return usage_error("explain", "needs FILE and either --tool or --role");
+    if (role && pol_role_lookup(role, strlen(role), &r) != PL_OK)
+        return usage_error("explain", "--role must be owner, admin, editor or viewer");
     uint64_t token;
     pol_class c = POL_CLASS_FIRST_PARTY;
     int rc = parse_token(scopes, bundle, "explain", &token);
@@ -291,7 +295,10 @@ static int cmd_explain(int argc, char **argv)
     int code = 0;
     if (ws && strcmp(ws, "*") != 0)
         pol_workspace_index(p, ws, strlen(ws), &wi, NULL);
-    if (pol_tool_index(p, tool, strlen(tool), &ti) != PL_OK) {
+    if (role) {
+        if (pol_grant_explain_write(p, r, wi, (uint32_t)c, token, json, stdout) != PL_OK)
+            code = EXIT_UNUSABLE;
+    } else if (pol_tool_index(p, tool, strlen(tool), &ti) != PL_OK) {
         fprintf(stderr, "postly-policy explain: no tool '%s' in %s\n", tool, argv[0]);
         code = EXIT_UNUSABLE;
     } else if (pol_explain_write(p, token, wi, (uint32_t)c, ti, json, stdout) != PL_OK) {
@@ -365,10 +372,13 @@ static const cmd cmds[] = {
      "rules that never fire, shadowed and redundant rules, destructive tools not marked,\n"
      "scopes no tool requires. Prints FILE:LINE:COL: severity: message [code]."},
     {"explain", cmd_explain,
-     "explain FILE --tool NAME [--workspace ID] [--class CLASS] [--scopes LIST] "
-     "[--bundle ID] [--json]",
-     "Shows every mask step and rule id of one decision. LIST is space- or comma-separated;\n"
-     "--bundle adds a recommended bundle's scopes. Defaults: workspace *, class first_party."},
+     "explain FILE (--tool NAME | --role ROLE) [--workspace ID] [--class CLASS] "
+     "[--scopes LIST] [--bundle ID] [--json]",
+     "With --tool: every mask step and rule id of one decision for a token holding the\n"
+     "scopes. With --role: for each requested scope, whether a member of ROLE may grant it\n"
+     "to a client of CLASS in the workspace, and if not why (role, ceiling, class) with the\n"
+     "rule ids. LIST is space- or comma-separated; --bundle adds a recommended bundle's\n"
+     "scopes. Defaults: workspace *, class first_party."},
     {"diff", cmd_diff, "diff A B",
      "Labels each workspace x client class, role and tool of B against A: equivalent,\n"
      "more-permissive, less-permissive or incomparable, with +scope/-scope changes."},

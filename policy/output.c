@@ -322,6 +322,81 @@ pl_rc pol_explain_write(const pol_compiled *p, uint64_t token_mask, uint32_t ws,
     return ferror(out) ? PL_ERR_IO : PL_OK;
 }
 
+/* ---- grant explanation ---- */
+
+pl_rc pol_grant_explain_write(const pol_compiled *p, pol_role role, uint32_t ws, uint32_t cls,
+                              uint64_t requested, int json, FILE *out)
+{
+    pol_grant g;
+    pl_rc rc = pol_grantable(p, role, ws, cls, requested, &g);
+    if (rc != PL_OK || !out)
+        return rc ? rc : PL_ERR_INVALID;
+    if (json) {
+        fputs("{\"role\":", out);
+        pol_json_string(out, pol_role_name(role));
+        fputs(",\"workspace\":", out);
+        pol_json_string(out, p->ws[ws].id);
+        fprintf(out, ",\"class\":\"%s\",\"grantable\":", pol_class_name((pol_class)cls));
+        pol_mask_print_json(out, g.grantable);
+        fputs(",\"scopes\":[", out);
+    } else {
+        fprintf(out, "role       %s\nworkspace  %s\nclass      %s\n", pol_role_name(role),
+                p->ws[ws].id, pol_class_name((pol_class)cls));
+    }
+    int first = 1;
+    for (unsigned i = 0; i < POL_SCOPE_COUNT; i++) {
+        const pol_scope_info *s;
+        uint64_t m = POL_MASK(i);
+        if (!(requested & m))
+            continue;
+        pol_scope_get(i, &s);
+        const char *why[3];
+        const char *rules[3];
+        int n = 0;
+        if (g.denied_role & m) {
+            why[n] = "role";
+            rules[n++] = rid(p, p->role_rule[role]);
+        }
+        if (g.denied_ceiling & m) {
+            why[n] = "ceiling";
+            rules[n++] = rid(p, g.ceiling_rule);
+        }
+        if (g.denied_class & m) {
+            why[n] = "class";
+            rules[n++] = rid(p, p->forbid_rule[cls][i]);
+        }
+        if (json) {
+            fprintf(out, "%s{\"scope\":\"%s\",\"grantable\":%s,\"denied_by\":[", first ? "" : ",",
+                    s->name, n ? "false" : "true");
+            for (int k = 0; k < n; k++) {
+                fprintf(out, "%s{\"reason\":\"%s\",\"rule\":", k ? "," : "", why[k]);
+                if (rules[k])
+                    pol_json_string(out, rules[k]);
+                else
+                    fputs("null", out);
+                fputc('}', out);
+            }
+            fputs("]}", out);
+        } else if (!n) {
+            fprintf(out, "scope %s grantable\n", s->name);
+        } else {
+            fprintf(out, "scope %s denied", s->name);
+            for (int k = 0; k < n; k++)
+                fprintf(out, " %s:%s", why[k], rules[k] ? rules[k] : "-");
+            fputc('\n', out);
+        }
+        first = 0;
+    }
+    if (json) {
+        fputs("]}\n", out);
+    } else {
+        fputs("grantable  ", out);
+        pol_mask_print(out, g.grantable);
+        fputc('\n', out);
+    }
+    return ferror(out) ? PL_ERR_IO : PL_OK;
+}
+
 /* ---- diff ---- */
 
 static const char *label(int more, int less)

@@ -286,6 +286,11 @@ pl_rc pol_summary_write(const pol_compiled *p, const char *name, FILE *out);
 pl_rc pol_explain_write(const pol_compiled *p, uint64_t token_mask, uint32_t ws, uint32_t cls,
                         uint32_t tool, int json, FILE *out);
 
+/* For the consent page and audits: each requested scope, grantable or not and why (role,
+ * ceiling, class with the deciding rule ids). */
+pl_rc pol_grant_explain_write(const pol_compiled *p, pol_role role, uint32_t ws, uint32_t cls,
+                              uint64_t requested, int json, FILE *out);
+
 /* Labels each workspace × class of b against a: "equivalent", "more-permissive",
  * "less-permissive" or "incomparable", with +scope/-scope lists; also roles and tools.
  * *changed = number of non-equivalent items. */

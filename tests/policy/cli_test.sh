@@ -64,6 +64,9 @@ expect_rc 0 "explain" "$bin" explain "$policy" --tool postly_publish_post --clas
 grep -q "^decision   DENY_SCOPE" "$tmp/out" && ok "explain decision" || bad "explain decision"
 expect_rc 0 "explain json" "$bin" explain "$policy" --tool postly_delete_post --scopes "posts:delete,posts:read" --class dynamic --json
 grep -q '"verdict":"DENY_POLICY"' "$tmp/out" && ok "explain json verdict" || bad "explain json"
+expect_rc 0 "explain --role" "$bin" explain "$policy" --role viewer --bundle publishing-assistant
+grep -q "^scope posts:publish denied role:viewer$" "$tmp/out" && ok "explain --role reason" || bad "explain --role"
+expect_rc 2 "explain --tool and --role" "$bin" explain "$policy" --role viewer --tool postly_get_post
 expect_rc 2 "explain unknown tool" "$bin" explain "$policy" --tool nope
 expect_rc 2 "explain bad scope" "$bin" explain "$policy" --tool postly_get_post --scopes posts:frob
 expect_rc 0 "who-can" "$bin" who-can "$policy" posts:publish

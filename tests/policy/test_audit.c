@@ -265,6 +265,49 @@ static void test_expectation_file(void **state)
     pol_compiled_free(p);
 }
 
+static void test_grant_explain(void **state)
+{
+    (void)state;
+    pol_compiled *p = load_default();
+    FILE *f;
+    char *buf;
+    size_t len;
+    capture_begin(&f, &buf, &len);
+    assert_int_equal(pol_grant_explain_write(p, POL_ROLE_EDITOR, 0, POL_CLASS_DYNAMIC,
+                                             mask_of("posts:read posts:delete campaigns:delete"), 0,
+                                             f),
+                     PL_OK);
+    capture_end(f, &buf);
+    has_line(buf, "scope posts:read grantable");
+    has_line(buf, "scope posts:delete denied class:f-dynamic-no-delete");
+    has_line(buf, "scope campaigns:delete denied role:editor class:f-dynamic-no-delete");
+    has_line(buf, "grantable  posts:read");
+    free(buf);
+
+    uint32_t w;
+    pol_workspace_index(p, "demo-readonly", 13, &w, NULL);
+    capture_begin(&f, &buf, &len);
+    assert_int_equal(pol_grant_explain_write(p, POL_ROLE_OWNER, w, POL_CLASS_CIMD,
+                                             mask_of("posts:create analytics:x:read"), 1, f),
+                     PL_OK);
+    capture_end(f, &buf);
+    json_error_t err;
+    json_t *j = json_loads(buf, 0, &err);
+    if (!j)
+        fail_msg("not JSON: %s", buf);
+    json_t *sc = json_object_get(j, "scopes");
+    assert_int_equal(json_array_size(sc), 2);
+    json_t *create = json_array_get(sc, 0);
+    assert_true(json_is_false(json_object_get(create, "grantable")));
+    json_t *why = json_array_get(json_object_get(create, "denied_by"), 0);
+    assert_string_equal(json_string_value(json_object_get(why, "reason")), "ceiling");
+    assert_string_equal(json_string_value(json_object_get(why, "rule")), "c-demo-readonly");
+    assert_true(json_is_true(json_object_get(json_array_get(sc, 1), "grantable")));
+    json_decref(j);
+    free(buf);
+    pol_compiled_free(p);
+}
+
 static void test_summary(void **state)
 {
     (void)state;
@@ -286,7 +329,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_diff_labels), cmocka_unit_test(test_explain),
         cmocka_unit_test(test_whocan),      cmocka_unit_test(test_expectation_file),
-        cmocka_unit_test(test_summary),
+        cmocka_unit_test(test_summary),     cmocka_unit_test(test_grant_explain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
