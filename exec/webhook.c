@@ -741,6 +741,134 @@ out:
     return rc;
 }
 
+/* ---- retention ---- */
+
+#define PURGE_BATCH_MAX 1024
+
+typedef struct purge_state {
+    int64_t cutoff;
+    size_t max_scan, scanned;
+    char (*victims)[EX_KEY_MAX + 1];
+    size_t n;
+    char last[EX_KEY_MAX + 1];
+    int stopped; /* 1 when the walk stopped before the end */
+} purge_state;
+
+/* Creation time from a delivery id "dlv_<12 hex ms>...": -1 when it is not one. */
+static int64_t id_ms(const char *id, size_t len)
+{
+    int64_t ms = 0;
+    if (len < 4 + 12 || memcmp(id, "dlv_", 4) != 0)
+        return -1;
+    for (size_t i = 4; i < 16; i++) {
+        char c = id[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0)
+            return -1;
+        ms = ms << 4 | v;
+    }
+    return ms;
+}
+
+static int purge_cb(const MDB_val *k, const MDB_val *v, void *arg)
+{
+    purge_state *ps = arg;
+    const char *key = k->mv_data;
+    if (k->mv_size > EX_KEY_MAX)
+        return 0;
+    if (ps->scanned++ >= ps->max_scan || ps->n >= PURGE_BATCH_MAX) {
+        ps->stopped = 1;
+        return 1;
+    }
+    memcpy(ps->last, key, k->mv_size);
+    ps->last[k->mv_size] = '\0';
+    const char *bar = strrchr(ps->last, '|');
+    int64_t ms = bar ? id_ms(bar + 1, strlen(bar + 1)) : -1;
+    if (ms < 0 || ms >= ps->cutoff)
+        return 0;
+    json_t *d = json_loadb(v->mv_data, v->mv_size, 0, NULL);
+    const char *status = d ? json_string_value(json_object_get(d, "status")) : NULL;
+    int finished = status && (strcmp(status, "delivered") == 0 || strcmp(status, "failed") == 0);
+    json_decref(d);
+    if (finished)
+        memcpy(ps->victims[ps->n++], ps->last, k->mv_size + 1);
+    return 0;
+}
+
+pl_rc ex_webhook_purge(ex_store *st, int64_t older_than_ms, size_t max_scan, char *resume,
+                       size_t *purged)
+{
+    purge_state ps = {0};
+    ex_txn txn = {0};
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    pl_rc rc = PL_OK;
+    int mrc;
+    if (purged)
+        *purged = 0;
+    if (!st || !resume || max_scan == 0)
+        return PL_ERR_INVALID;
+    ps.cutoff = older_than_ms;
+    ps.max_scan = max_scan;
+    ps.victims = calloc(PURGE_BATCH_MAX, sizeof *ps.victims);
+    if (!ps.victims)
+        return PL_ERR_NOMEM;
+    if ((rc = ex_txn_begin(st, 0, &txn)) != PL_OK)
+        goto out;
+    if (mdb_cursor_open(txn.mdb, ex_store_dbi(st, EX_DB_DELIVERIES), &cur) != MDB_SUCCESS) {
+        rc = PL_ERR_STORE;
+        goto out;
+    }
+    if (resume[0]) {
+        k.mv_data = resume;
+        k.mv_size = strlen(resume);
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        /* resume names the last record looked at: start after it */
+        if (mrc == MDB_SUCCESS && k.mv_size == strlen(resume) &&
+            memcmp(k.mv_data, resume, k.mv_size) == 0)
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    } else {
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    }
+    while (mrc == MDB_SUCCESS && purge_cb(&k, &v, &ps) == 0)
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    if (mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND) {
+        rc = PL_ERR_STORE;
+        goto out;
+    }
+    mdb_cursor_close(cur);
+    cur = NULL;
+    ex_txn_abort(&txn);
+    if (ps.n) {
+        if ((rc = ex_txn_begin(st, 1, &txn)) != PL_OK)
+            goto out;
+        for (size_t i = 0; i < ps.n; i++) {
+            /* Re-checked under the write lock: only a finished record is ever deleted, and a
+             * finished record never becomes pending again. */
+            json_t *d = NULL;
+            if (ex_txn_get_json(&txn, EX_DB_DELIVERIES, ps.victims[i], &d) != PL_OK)
+                continue;
+            const char *status = json_string_value(json_object_get(d, "status"));
+            int finished =
+                status && (strcmp(status, "delivered") == 0 || strcmp(status, "failed") == 0);
+            json_decref(d);
+            if (finished && (rc = ex_txn_del(&txn, EX_DB_DELIVERIES, ps.victims[i])) != PL_OK)
+                goto out;
+        }
+        if ((rc = ex_txn_commit(&txn)) != PL_OK)
+            goto out;
+    }
+    if (purged)
+        *purged = ps.n;
+    snprintf(resume, EX_KEY_MAX + 1, "%s", ps.stopped ? ps.last : "");
+out:
+    if (cur)
+        mdb_cursor_close(cur);
+    ex_txn_abort(&txn);
+    free(ps.victims);
+    return rc;
+}
+
 /* ---- signatures (docs/webhooks.md, "Verifying a delivery") ---- */
 
 pl_rc ex_webhook_sign(const char *secret, int64_t timestamp, const void *body, size_t len,

@@ -108,6 +108,16 @@ pl_rc ex_webhook_deliveries(const ex_ctx *ctx, const char *ws, const json_t *arg
 pl_rc ex_webhook_enqueue(const ex_ctx *ctx, ex_txn *txn, const char *ws, const char *type,
                          const json_t *data);
 
+/* Deletes finished deliveries (delivered or failed) created before older_than_ms, walking
+ * EX_DB_DELIVERIES from *resume (a caller-kept buffer of EX_KEY_MAX + 1 bytes; "" starts at
+ * the beginning) and looking at most max_scan records; *resume is left where the walk stopped
+ * ("" once it reached the end, so the next call starts over). Pending and delivering records
+ * are never touched. Reads in a read transaction; writes only when there is something to
+ * delete. *purged (may be NULL) gets the count. The dispatcher calls it on its timer with
+ * options.retention_ms; it is public for operators and tests. */
+pl_rc ex_webhook_purge(ex_store *st, int64_t older_than_ms, size_t max_scan, char *resume,
+                       size_t *purged);
+
 /* ---- signatures ---- */
 
 /* Writes "v1=<64 hex>" (HMAC-SHA256 under secret of "<timestamp>.<body>") into out (at least
@@ -140,6 +150,8 @@ typedef struct ex_webhook_options {
     int64_t backoff_max_ms;  /* default 6 h */
     int64_t poll_ms;         /* how often the queue is scanned, default 1 s (real time) */
     int64_t lease_ms;        /* a claim outlives the timeout by this, default 60 s */
+    int64_t retention_ms;    /* finished deliveries are purged after this, default 30 days;
+                                0 keeps them forever */
     ex_webhook_tls_fn tls;   /* may be NULL */
     void *tls_arg;
 } ex_webhook_options;

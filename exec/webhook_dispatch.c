@@ -55,6 +55,7 @@ struct ex_webhook_dispatcher {
     int in_flight;
     struct evhttp_connection **dead;
     size_t ndead, capdead;
+    char purge_resume[EX_KEY_MAX + 1]; /* where the retention walk goes on */
     ex_webhook_stats stats;
 };
 
@@ -68,6 +69,7 @@ void ex_webhook_options_default(ex_webhook_options *o)
     o->backoff_max_ms = 6LL * 3600 * 1000;
     o->poll_ms = 1000LL;
     o->lease_ms = 60000LL;
+    o->retention_ms = 30LL * 24 * 3600 * 1000;
 }
 
 /* ---- jobs ---- */
@@ -571,11 +573,23 @@ pl_rc ex_webhook_dispatcher_kick(ex_webhook_dispatcher *d, int *started)
     return rc;
 }
 
+#define PURGE_SCAN_PER_TICK 2000
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
+    ex_webhook_dispatcher *d = arg;
     (void)fd;
     (void)what;
-    ex_webhook_dispatcher_kick(arg, NULL);
+    ex_webhook_dispatcher_kick(d, NULL);
+    if (d->o.retention_ms > 0) {
+        size_t n = 0;
+        pl_rc rc = ex_webhook_purge(d->st, core_clock_now_ms(d->clock) - d->o.retention_ms,
+                                    PURGE_SCAN_PER_TICK, d->purge_resume, &n);
+        if (rc != PL_OK)
+            core_log_warn(d->log, "webhook purge failed: %s", pl_strerror(rc));
+        else if (n)
+            core_log_info(d->log, "webhook purge removed=%zu", n);
+    }
 }
 
 static void on_reap(evutil_socket_t fd, short what, void *arg)
@@ -607,7 +621,8 @@ pl_rc ex_webhook_dispatcher_new(struct event_base *base, ex_store *st, const cor
         ex_webhook_options_default(&d->o);
     if (d->o.max_in_flight < 1 || d->o.max_in_flight > 1024 || d->o.timeout_ms < 1 ||
         d->o.max_attempts < 1 || d->o.backoff_base_ms < 1 ||
-        d->o.backoff_max_ms < d->o.backoff_base_ms || d->o.poll_ms < 1 || d->o.lease_ms < 0) {
+        d->o.backoff_max_ms < d->o.backoff_base_ms || d->o.poll_ms < 1 || d->o.lease_ms < 0 ||
+        d->o.retention_ms < 0) {
         free(d);
         return PL_ERR_INVALID;
     }

@@ -843,6 +843,62 @@ static void test_deleted_disabled_and_tls(void **state)
                      PL_ERR_INVALID);
 }
 
+static void test_retention_purge(void **state)
+{
+    fx *f = *state;
+    receiver r;
+    static const int ok[] = {200};
+    char url[128], a[EX_ID_MAX], b[EX_ID_MAX], c[EX_ID_MAX];
+    receiver_start(f, &r, ok, 1);
+    receiver_url(&r, url, sizeof url);
+    create_hook(f, WS, url, "[\"post.published\"]", a, r.secret);
+    create_hook(f, WS, "https://hooks.example.com/b", "[\"post.failed\"]", b, NULL);
+    create_hook(f, WS, "https://hooks.example.com/c", "[\"media.ready\"]", c, NULL);
+    enqueue(f, WS, "post.published", "pst_1"); /* a: will be delivered */
+    enqueue(f, WS, "post.failed", "pst_2");    /* b: fails at once (no TLS, one attempt) */
+    ex_webhook_options o = test_options();
+    o.max_attempts = 1;
+    ex_webhook_dispatcher *d = NULL;
+    int started = 0;
+    assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d),
+                     PL_OK);
+    assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
+    assert_int_equal(started, 2);
+    run_until_idle(f, d);
+    enqueue(f, WS, "media.ready", "med_1"); /* c: stays pending (no kick) */
+    json_t *l = deliveries(f, NULL);
+    assert_int_equal(json_array_size(json_object_get(l, "items")), 3);
+    json_decref(l);
+
+    char resume[EX_KEY_MAX + 1] = "";
+    size_t n = 0, total = 0;
+    /* nothing is old enough yet */
+    assert_int_equal(ex_webhook_purge(f->st, T0 - 1, 100, resume, &n), PL_OK);
+    assert_int_equal(n, 0);
+    assert_string_equal(resume, "");
+    /* ten days later, in steps of one record */
+    core_fake_clock_advance(&f->clock, 10LL * 24 * 3600 * 1000);
+    int calls = 0;
+    do {
+        assert_int_equal(
+            ex_webhook_purge(f->st, core_clock_now_ms(&f->clock.base) - 5LL * 24 * 3600 * 1000, 1,
+                             resume, &n),
+            PL_OK);
+        total += n;
+        calls++;
+    } while (resume[0] && calls < 10);
+    assert_int_equal(total, 2);
+    assert_true(calls >= 3); /* the walk really went one record at a time */
+    l = deliveries(f, NULL);
+    assert_int_equal(json_array_size(json_object_get(l, "items")), 1);
+    assert_string_equal(json_string_value(json_object_get(first_delivery(l), "status")), "pending");
+    assert_string_equal(json_string_value(json_object_get(first_delivery(l), "webhook_id")), c);
+    json_decref(l);
+    assert_int_equal(ex_webhook_purge(f->st, 0, 0, resume, &n), PL_ERR_INVALID);
+    ex_webhook_dispatcher_free(d);
+    evhttp_free(r.http);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -855,6 +911,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_dispatchers_claim_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_outlives_dispatcher, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleted_disabled_and_tls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_purge, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
