@@ -20,14 +20,58 @@
 #include "mcp/config.h"
 #include "mcp/http.h"
 #include "mcp/server.h"
+#include "mcp/usage.h"
 #include "policy/policy.h"
 
 typedef struct app {
     struct event_base *base;
     mcp_server *srv;
     key_keyset *keys;
+    mcp_usage *usage;
     const core_log *log;
 } app;
+
+/* Every second: write the usage counters (one transaction for all calls of that second). */
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    app *a = arg;
+    if (a->usage && mcp_usage_flush(a->usage) != PL_OK)
+        core_log_error(a->log, "usage counters could not be written");
+}
+
+/* `postly-mcp usage [--data DIR] [--period YYYY-MM] [--workspace WS]`: prints the counters. */
+static int usage_main(int argc, char **argv)
+{
+    const char *data = getenv("POSTLY_DATA"), *period = NULL, *ws = NULL;
+    mcp_usage *u = NULL;
+    int i;
+    pl_rc rc;
+    if (!data || !*data)
+        data = "var";
+    for (i = 2; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--data") == 0)
+            data = argv[i + 1];
+        else if (strcmp(argv[i], "--period") == 0)
+            period = argv[i + 1];
+        else if (strcmp(argv[i], "--workspace") == 0)
+            ws = argv[i + 1];
+        else
+            break;
+    }
+    if (i != argc) {
+        fprintf(stderr, "usage: postly-mcp usage [--data DIR] [--period YYYY-MM] "
+                        "[--workspace WS]\n");
+        return 2;
+    }
+    rc = mcp_usage_open(data, core_clock_real(), 0, &u);
+    if (rc != PL_OK) {
+        fprintf(stderr, "postly-mcp: usage store in %s/mcp-usage: %s\n", data, pl_strerror(rc));
+        return 1;
+    }
+    rc = mcp_usage_report(u, period, ws, stdout);
+    mcp_usage_free(u);
+    return rc == PL_OK ? 0 : 1;
+}
 
 static void on_signal(evutil_socket_t fd, short what, void *arg)
 {
@@ -86,13 +130,16 @@ int main(int argc, char **argv)
     FILE *audit = NULL;
     mcp_server *srv = NULL;
     mcp_deps deps;
-    struct event *sigint = NULL, *sigterm = NULL, *tick = NULL;
-    struct timeval every = {10, 0};
+    mcp_usage *usage = NULL;
+    struct event *sigint = NULL, *sigterm = NULL, *tick = NULL, *flush = NULL;
+    struct timeval every = {10, 0}, second = {1, 0};
     char err[256], revision[64], audit_path[MCP_CFG_URL_MAX + 32];
     int want_help = 0, print_port = 0, i, status = 1;
     app a;
     pl_rc rc;
 
+    if (argc > 1 && strcmp(argv[1], "usage") == 0)
+        return usage_main(argc, argv);
     memset(&conns, 0, sizeof conns);
     memset(&ex, 0, sizeof ex);
     memset(&a, 0, sizeof a);
@@ -196,6 +243,12 @@ int main(int argc, char **argv)
         goto out;
     }
     chmod(audit_path, 0600);
+    rc = mcp_usage_open(cfg.data_dir, core_clock_real(), 0, &usage);
+    if (rc != PL_OK) {
+        fprintf(stderr, "postly-mcp: usage store in %s/mcp-usage: %s\n", cfg.data_dir,
+                pl_strerror(rc));
+        goto out;
+    }
 
     memset(&deps, 0, sizeof deps);
     deps.clock = core_clock_real();
@@ -206,6 +259,7 @@ int main(int argc, char **argv)
     deps.ex = &ex;
     deps.audit = audit;
     deps.directory = dir;
+    deps.usage = usage;
     if (mcp_server_new(&cfg, &deps, &srv) != PL_OK) {
         fprintf(stderr, "postly-mcp: the tool table and the policy disagree (see log)\n");
         goto out;
@@ -215,11 +269,14 @@ int main(int argc, char **argv)
     a.srv = srv;
     a.keys = keys;
     a.log = &log;
+    a.usage = usage;
     sigint = evsignal_new(a.base, SIGINT, on_signal, a.base);
     sigterm = evsignal_new(a.base, SIGTERM, on_signal, a.base);
     tick = event_new(a.base, -1, EV_PERSIST, on_tick, &a);
-    if (!sigint || !sigterm || !tick)
+    flush = event_new(a.base, -1, EV_PERSIST, on_flush, &a);
+    if (!sigint || !sigterm || !tick || !flush)
         goto out;
+    event_add(flush, &second);
     event_add(sigint, NULL);
     event_add(sigterm, NULL);
     event_add(tick, &every);
@@ -233,6 +290,8 @@ int main(int argc, char **argv)
     core_log_info(&log, "stopped");
     status = 0;
 out:
+    if (flush)
+        event_free(flush);
     if (tick)
         event_free(tick);
     if (sigterm)
@@ -241,6 +300,7 @@ out:
         event_free(sigint);
     core_http_free(http);
     mcp_server_free(srv);
+    mcp_usage_free(usage); /* flushes the last counts */
     if (audit)
         fclose(audit);
     ex_connectors_free(&conns);

@@ -37,6 +37,7 @@ typedef struct mcp_tool {
     int read_only, destructive, idempotent, open_world;
     const char *policy_suffix_arg; /* non-NULL: the policy row is name#<this argument> */
     mcp_tool_fn fn;
+    int counts_publish; /* counted against the plan's publish quota */
 } mcp_tool;
 
 /* The table (mcp/tools.c). */
@@ -68,6 +69,7 @@ typedef struct mcp_call {
     mcp_reply *reply;
     int http_done;    /* a handler produced an HTTP-level reply (403 step-up, 429) */
     const json_t *id; /* the request's id (borrowed) */
+    char plan[32];    /* the workspace's plan ("" = unknown: mcp_plan_get gives free) */
     int64_t start_ms;
 } mcp_call;
 

@@ -334,7 +334,7 @@ static void owner_of(const key_verified *who, uint8_t out[32])
 }
 
 /* Verifies the bearer token; on failure forms the reply and returns non-OK. */
-static pl_rc authenticate(mcp_server *srv, const mcp_request *req, key_verified *who,
+static pl_rc authenticate(mcp_server *srv, const mcp_request *req, key_verified *who, char plan[32],
                           mcp_reply *reply)
 {
     const char *a = req->authorization, *tok;
@@ -377,9 +377,12 @@ static pl_rc authenticate(mcp_server *srv, const mcp_request *req, key_verified 
         if (srv->deps.directory) {
             /* A disconnected or revoked grant is refused at once: the directory reads the
              * authorization server's last committed state (authz/directory.h). */
+            az_dir_workspace w;
             rc = az_directory_grant_check(srv->deps.directory, who->gid);
             if (rc == PL_OK)
-                rc = az_directory_workspace_get(srv->deps.directory, who->ws, NULL);
+                rc = az_directory_workspace_get(srv->deps.directory, who->ws, &w);
+            if (rc == PL_OK)
+                snprintf(plan, 32, "%s", w.plan);
             if (rc == PL_ERR_DENIED || rc == PL_ERR_NOT_FOUND) {
                 mcp_auth_challenge(srv, reply, "invalid_token",
                                    rc == PL_ERR_DENIED ? "the grant behind this token was revoked"
@@ -477,7 +480,7 @@ pl_rc mcp_server_handle(mcp_server *srv, const mcp_request *req, mcp_reply *repl
         reply_transport(reply, 403, -32000, "Forbidden: Origin is not allowed");
         goto out;
     }
-    if (authenticate(srv, req, &who, reply) != PL_OK)
+    if (authenticate(srv, req, &who, call.plan, reply) != PL_OK)
         goto out;
     owner_of(&who, owner);
     call.srv = srv;

@@ -30,6 +30,7 @@ struct key_verifier;
 struct pol_compiled;
 struct ex_ctx;
 struct az_directory;
+struct mcp_usage;
 
 /* Protocol revisions this server speaks, newest first (MCP 2025-11-25 basic/lifecycle
  * "Version Negotiation"). */
@@ -53,6 +54,8 @@ typedef struct mcp_deps {
      * request (a disconnected grant is refused at its next call) and workspace:list. NULL
      * only in unit tests that do not exercise revocation. */
     struct az_directory *directory;
+    /* Usage metering and plan quotas (mcp/usage.h). NULL: not metered. */
+    struct mcp_usage *usage;
 } mcp_deps;
 
 typedef struct mcp_server mcp_server;

@@ -14,6 +14,7 @@
 #include "exec/post.h"
 #include "exec/workspace.h"
 #include "mcp/mcp_int.h"
+#include "mcp/usage.h"
 
 /* ---- adapters ---- */
 
@@ -198,7 +199,7 @@ const mcp_tool mcp_tools[] = {
      "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\"},\"name\":{\"type\":"
      "\"string\"},\"plan\":{\"type\":\"string\"},\"timezone\":{\"type\":\"string\"}},"
      "\"required\":[\"id\",\"name\",\"plan\",\"timezone\"]}",
-     1, 0, 1, 0, NULL, t_get_workspace},
+     1, 0, 1, 0, NULL, t_get_workspace, 0},
     {"postly_list_social_accounts", "List social accounts",
      "Lists the social accounts connected to this workspace (Facebook, Instagram, Pinterest, "
      "YouTube, Google Business Profile, LinkedIn, X) with their state; an account in "
@@ -209,21 +210,21 @@ const mcp_tool mcp_tools[] = {
      ",\"description\":\"Only accounts of this network.\"},\"state\":{\"type\":"
      "\"string\",\"enum\":[\"connected\",\"needs_reconnect\"]}," S_CURSOR
      "},\"additionalProperties\":false}",
-     S_PAGE_OUT, 1, 0, 1, 0, NULL, ex_account_list},
+     S_PAGE_OUT, 1, 0, 1, 0, NULL, ex_account_list, 0},
     {"postly_get_social_account", "Get social account",
      "Returns one social account of this workspace by id, with its platform-specific choices "
      "(Pinterest boards, Google Business locations) needed when targeting it. Read-only.",
      "{\"type\":\"object\",\"properties\":{\"account_id\":{\"type\":\"string\",\"maxLength\":48,"
      "\"description\":\"An id from postly_list_social_accounts (acc_...).\"}},\"required\":["
      "\"account_id\"],\"additionalProperties\":false}",
-     S_OBJ_OUT("\"id\""), 1, 0, 1, 0, NULL, ex_account_get},
+     S_OBJ_OUT("\"id\""), 1, 0, 1, 0, NULL, ex_account_get, 0},
     {"postly_get_channel_schema", "Get channel rules",
      "Returns one network's publishing rules: text length (in code points), media counts, "
      "kinds and mime types, required fields such as Pinterest's board or YouTube's title, and "
      "its settings. Check it before writing a post for that network. Read-only; needs any "
      "valid connection.",
      S_IN("\"platform\":{\"type\":\"string\",\"enum\":" S_PLATFORM_ENUM "}", "\"platform\""),
-     "{\"type\":\"object\"}", 1, 0, 1, 0, NULL, t_channel_schema},
+     "{\"type\":\"object\"}", 1, 0, 1, 0, NULL, t_channel_schema, 0},
     /* posts */
     {"postly_validate_post", "Validate post",
      "Checks a post against each target network's rules without saving anything: either the "
@@ -234,14 +235,14 @@ const mcp_tool mcp_tools[] = {
           ""),
      "{\"type\":\"object\",\"properties\":{\"valid\":{\"type\":\"boolean\"},\"problems\":{"
      "\"type\":\"array\"}},\"required\":[\"valid\",\"problems\"]}",
-     1, 0, 1, 0, NULL, ex_post_validate},
+     1, 0, 1, 0, NULL, ex_post_validate, 0},
     {"postly_create_post", "Create post",
      "Creates a post for one or more social accounts. Without scheduled_at it is saved as a "
      "draft post (nothing is published); with scheduled_at it is scheduled and will publish "
      "automatically at that time. Validated against each network's rules first. Pass an "
      "idempotency_key so a retry does not create a duplicate.",
      S_IN(S_POST_CONTENT "," S_SCHEDULED_AT "," S_IDEM, ""), S_POST_OUT, 0, 0, 0, 0, NULL,
-     ex_post_create},
+     ex_post_create, 0},
     {"postly_list_posts", "List posts",
      "Lists posts of this workspace, newest last, filtered by status, campaign, network or a "
      "time range (on scheduled_at when set, else created_at). Paginated: pass next_cursor back "
@@ -255,49 +256,50 @@ const mcp_tool mcp_tools[] = {
                          "3339\"},\"to\":{\"type\":\"string\","
                          "\"maxLength\":40,\"description\":\"RFC 3339\"}," S_CURSOR,
           ""),
-     S_PAGE_OUT, 1, 0, 1, 0, NULL, ex_post_list},
+     S_PAGE_OUT, 1, 0, 1, 0, NULL, ex_post_list, 0},
     {"postly_get_post", "Get post",
      "Returns one post with its targets, per-target status, remote ids and URLs. Read-only.",
-     S_IN(S_ID("post_id", "pst_... id"), "\"post_id\""), S_POST_OUT, 1, 0, 1, 0, NULL, ex_post_get},
+     S_IN(S_ID("post_id", "pst_... id"), "\"post_id\""), S_POST_OUT, 1, 0, 1, 0, NULL, ex_post_get,
+     0},
     {"postly_update_post", "Update post",
      "Changes a draft or scheduled post's text, title, link, media, targets or campaign; "
      "re-validated against the networks' rules. A post being published cannot be edited. Pass "
      "expected_version to avoid overwriting someone else's change.",
      S_IN(S_ID("post_id", "pst_... id") "," S_POST_CONTENT "," S_VERSION, "\"post_id\""),
-     S_POST_OUT, 0, 0, 1, 0, NULL, ex_post_update},
+     S_POST_OUT, 0, 0, 1, 0, NULL, ex_post_update, 0},
     {"postly_delete_post", "Delete post",
      "Deletes a post from Postly (not while it is being published). This cannot be undone. "
      "Ask the user before calling.",
      S_IN(S_ID("post_id", "pst_... id") "," S_VERSION, "\"post_id\""), S_DELETED_OUT, 0, 1, 1, 0,
-     NULL, ex_post_delete},
+     NULL, ex_post_delete, 0},
     {"postly_schedule_post", "Schedule post",
      "Schedules a draft post (or moves a scheduled one) to publish automatically at "
      "scheduled_at. Times are RFC 3339 with an offset; past times are refused.",
      S_IN(S_ID("post_id", "pst_... id") "," S_SCHEDULED_AT "," S_VERSION,
           "\"post_id\",\"scheduled_at\""),
-     S_POST_OUT, 0, 0, 1, 0, NULL, ex_post_schedule},
+     S_POST_OUT, 0, 0, 1, 0, NULL, ex_post_schedule, 0},
     {"postly_unschedule_post", "Unschedule post",
      "Takes a scheduled post off the schedule; it goes back to draft and will not publish.",
      S_IN(S_ID("post_id", "pst_... id") "," S_VERSION, "\"post_id\""), S_POST_OUT, 0, 0, 1, 0, NULL,
-     ex_post_unschedule},
+     ex_post_unschedule, 0},
     {"postly_publish_post", "Publish post now",
      "Publishes a draft or scheduled post to its social networks immediately. This is public "
      "and cannot be undone from Postly: confirm with the user first. Pass an idempotency_key so "
      "a retry after a timeout does not publish twice. Returns the post with per-target results.",
      S_IN(S_ID("post_id", "pst_... id") "," S_IDEM, "\"post_id\""), S_POST_OUT, 0, 1, 0, 1, NULL,
-     ex_post_publish},
+     ex_post_publish, 1},
     {"postly_retry_post", "Retry failed targets",
      "Publishes again the targets of a post that failed (and, with force, those whose outcome "
      "is unknown, which may duplicate a post on that network). Public: confirm with the user.",
      S_IN(S_ID("post_id", "pst_... id") ",\"force\":{\"type\":\"boolean\",\"description\":"
                                         "\"Also retry unconfirmed targets.\"}," S_IDEM,
           "\"post_id\""),
-     S_POST_OUT, 0, 1, 0, 1, NULL, ex_post_retry},
+     S_POST_OUT, 0, 1, 0, 1, NULL, ex_post_retry, 1},
     {"postly_get_post_status", "Get post status",
      "Returns the publishing status of a post and of each target (attempts, next retry, remote "
      "URL, error). Use it to follow a scheduled or publishing post. Read-only.",
      S_IN(S_ID("post_id", "pst_... id"), "\"post_id\""), S_POST_OUT, 1, 0, 1, 0, NULL,
-     ex_post_status},
+     ex_post_status, 0},
     /* media */
     {"postly_upload_media", "Upload media",
      "Uploads one image, video or PDF given inline as base64 (up to 5 MiB decoded; use "
@@ -308,7 +310,7 @@ const mcp_tool mcp_tools[] = {
           "\"string\",\"maxLength\":100},\"alt_text\":{\"type\":\"string\",\"maxLength\":1500}"
           "," S_IDEM,
           "\"data_base64\""),
-     S_OBJ_OUT("\"id\""), 0, 0, 0, 0, NULL, ex_media_upload},
+     S_OBJ_OUT("\"id\""), 0, 0, 0, 0, NULL, ex_media_upload, 0},
     {"postly_upload_media_chunk", "Upload media in chunks",
      "Uploads a large file in steps: action begin (total_bytes, filename) returns an upload_id; "
      "action append (upload_id, offset, data_base64 up to 8 MiB decoded) adds bytes at offset; "
@@ -325,56 +327,56 @@ const mcp_tool mcp_tools[] = {
                                                  "text\":{\"type\":\"string\","
                                                  "\"maxLength\":1500}",
           "\"action\""),
-     "{\"type\":\"object\"}", 0, 0, 0, 0, NULL, t_upload_chunk},
+     "{\"type\":\"object\"}", 0, 0, 0, 0, NULL, t_upload_chunk, 0},
     {"postly_list_media", "List media",
      "Lists the workspace's uploaded media, optionally of one kind. Paginated. Read-only.",
      S_IN("\"kind\":{\"type\":\"string\",\"enum\":[\"image\",\"gif\",\"video\",\"document\"]}"
           "," S_CURSOR,
           ""),
-     S_PAGE_OUT, 1, 0, 1, 0, NULL, ex_media_list},
+     S_PAGE_OUT, 1, 0, 1, 0, NULL, ex_media_list, 0},
     {"postly_get_media", "Get media",
      "Returns one medium's metadata (type, size, dimensions, alt text, posts using it). "
      "Read-only.",
      S_IN(S_ID("media_id", "med_... id"), "\"media_id\""), S_OBJ_OUT("\"id\""), 1, 0, 1, 0, NULL,
-     ex_media_get},
+     ex_media_get, 0},
     {"postly_update_media", "Update media", "Changes a medium's alt text or file name.",
      S_IN(
          S_ID("media_id",
               "med_... id") ",\"alt_text\":{\"type\":\"string\",\"maxLength\":"
                             "1500},\"filename\":{\"type\":\"string\",\"maxLength\":255}," S_VERSION,
          "\"media_id\""),
-     S_OBJ_OUT("\"id\""), 0, 0, 1, 0, NULL, ex_media_update},
+     S_OBJ_OUT("\"id\""), 0, 0, 1, 0, NULL, ex_media_update, 0},
     {"postly_delete_media", "Delete media",
      "Deletes a medium. One used by a scheduled or publishing post needs force (the post then "
      "loses it). Cannot be undone: ask the user first.",
      S_IN(S_ID("media_id", "med_... id") ",\"force\":{\"type\":\"boolean\"}," S_VERSION,
           "\"media_id\""),
-     S_DELETED_OUT, 0, 1, 1, 0, NULL, ex_media_delete},
+     S_DELETED_OUT, 0, 1, 1, 0, NULL, ex_media_delete, 0},
     /* campaigns */
     {"postly_create_campaign", "Create campaign",
      "Creates a campaign (name, goal, dates) that posts can be grouped under via campaign_id. "
      "Pass an idempotency_key so a retry does not create a duplicate.",
      S_IN(S_CAMPAIGN_FIELDS "," S_IDEM, "\"name\""), S_OBJ_OUT("\"id\""), 0, 0, 0, 0, NULL,
-     ex_campaign_create},
+     ex_campaign_create, 0},
     {"postly_list_campaigns", "List campaigns",
      "Lists the workspace's campaigns, optionally by status. Paginated. Read-only.",
      S_IN("\"status\":{\"type\":\"string\",\"enum\":[\"planned\",\"active\",\"completed\","
           "\"archived\"]}," S_CURSOR,
           ""),
-     S_PAGE_OUT, 1, 0, 1, 0, NULL, ex_campaign_list},
+     S_PAGE_OUT, 1, 0, 1, 0, NULL, ex_campaign_list, 0},
     {"postly_get_campaign", "Get campaign",
      "Returns one campaign with its dates, status and number of posts. Read-only.",
      S_IN(S_ID("campaign_id", "cmp_... id"), "\"campaign_id\""), S_OBJ_OUT("\"id\""), 1, 0, 1, 0,
-     NULL, ex_campaign_get},
+     NULL, ex_campaign_get, 0},
     {"postly_update_campaign", "Update campaign",
      "Changes a campaign's name, goal, dates or status.",
      S_IN(S_ID("campaign_id", "cmp_... id") "," S_CAMPAIGN_FIELDS "," S_VERSION, "\"campaign_id\""),
-     S_OBJ_OUT("\"id\""), 0, 0, 1, 0, NULL, ex_campaign_update},
+     S_OBJ_OUT("\"id\""), 0, 0, 1, 0, NULL, ex_campaign_update, 0},
     {"postly_delete_campaign", "Delete campaign",
      "Deletes a campaign; its posts are kept and only unlinked. Cannot be undone: ask the user "
      "first.",
      S_IN(S_ID("campaign_id", "cmp_... id") "," S_VERSION, "\"campaign_id\""), S_DELETED_OUT, 0, 1,
-     1, 0, NULL, ex_campaign_delete},
+     1, 0, NULL, ex_campaign_delete, 0},
 };
 const size_t mcp_tools_count = sizeof mcp_tools / sizeof mcp_tools[0];
 
@@ -553,6 +555,36 @@ pl_rc mcp_tools_call(mcp_call *c, const json_t *params, json_t **result, mcp_rpc
         res = tool_error("invalid", xe.field, xe.msg);
         mcp_audit(c, "tool", pname, "invalid_arguments", &d, args);
         goto out;
+    }
+    if (c->srv->deps.usage) {
+        mcp_quota_denial qd;
+        const mcp_plan *plan;
+        json_t *w = NULL;
+        if (!c->plan[0] && ex_workspace_get(c->srv->deps.ex, c->who->ws, &w, NULL) == PL_OK)
+            snprintf(c->plan, sizeof c->plan, "%s",
+                     json_string_value(json_object_get(w, "plan"))
+                         ? json_string_value(json_object_get(w, "plan"))
+                         : "");
+        json_decref(w);
+        plan = mcp_plan_get(c->plan);
+        memset(&qd, 0, sizeof qd);
+        rc = mcp_usage_count(c->srv->deps.usage, c->who->ws, plan, c->who->client_id, t->name,
+                             t->counts_publish, &qd);
+        if (rc == PL_ERR_LIMIT) {
+            snprintf(msg, sizeof msg,
+                     "quota exhausted: the %s plan allows %llu %s per month and this workspace "
+                     "has used %llu; the quota resets at %s",
+                     qd.plan->name, (unsigned long long)qd.quota, qd.what,
+                     (unsigned long long)qd.used, qd.resets_at);
+            res = tool_error("quota_exceeded", "", msg);
+            mcp_audit(c, "tool", pname, "quota_exceeded", &d, args);
+            goto out;
+        }
+        if (rc != PL_OK) {
+            res = tool_error("unavailable", "", "usage metering is unavailable; try again later");
+            mcp_audit(c, "tool", pname, "metering_failed", &d, args);
+            goto out;
+        }
     }
     rc = t->fn(c->srv->deps.ex, c->who->ws, args, &out, &xe);
     if (rc != PL_OK) {

@@ -30,6 +30,7 @@
 #include "mcp/config.h"
 #include "mcp/http.h"
 #include "mcp/server.h"
+#include "mcp/usage.h"
 #include "policy/policy.h"
 
 #define ISSUER "http://127.0.0.1:1"
@@ -50,6 +51,7 @@ typedef struct fx {
     ex_ctx ex;
     ex_connectors conns;
     FILE *audit;
+    mcp_usage *usage;
     mcp_server *srv;
     uint16_t port;
     char host[32];
@@ -124,6 +126,7 @@ static int setup(void **state)
 
     snprintf(f->audit_path, sizeof f->audit_path, "%s/audit.jsonl", f->dir);
     f->audit = fopen(f->audit_path, "a+");
+    assert_int_equal(mcp_usage_open(f->dir, &f->clock.base, 1, &f->usage), PL_OK);
     memset(&deps, 0, sizeof deps);
     deps.clock = &f->clock.base;
     deps.log = &f->log;
@@ -132,6 +135,7 @@ static int setup(void **state)
     deps.policy_revision = "sha256:test";
     deps.ex = &f->ex;
     deps.audit = f->audit;
+    deps.usage = f->usage;
     assert_int_equal(mcp_server_new(&f->cfg, &deps, &f->srv), PL_OK);
     assert_int_equal(mcp_http_attach(f->http, f->srv), PL_OK);
     *state = f;
@@ -144,6 +148,7 @@ static int teardown(void **state)
     char cmd[128];
     core_http_free(f->http);
     mcp_server_free(f->srv);
+    mcp_usage_free(f->usage);
     fclose(f->audit);
     ex_store_free(f->store);
     ex_connectors_free(&f->conns);
@@ -1335,6 +1340,58 @@ static void test_rate_limit(void **state)
     json_decref(j);
 }
 
+/* Usage: counted per workspace and per client × tool, persisted by flush, reported; over the
+ * plan's quota a call is a tool error naming the plan, the quota and the reset time. */
+static void test_usage_and_quota(void **state)
+{
+    fx *f = *state;
+    char tok[KEY_TOKEN_MAX], sid[64], *text = NULL;
+    const char *body = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{"
+                       "\"name\":\"postly_get_workspace\",\"arguments\":{}}}";
+    const mcp_plan *free_plan = mcp_plan_get("free");
+    mcp_quota_denial qd;
+    json_t *j;
+    FILE *mem;
+    size_t len = 0, i;
+    int st;
+
+    assert_string_equal(mcp_plan_get("nonsense")->name, "free");
+    assert_true(mcp_plan_get("pro")->calls > free_plan->calls);
+    mint(f, &(tok_opts){.scope = ALL_SCOPES}, tok, sizeof tok);
+    open_session(f, tok, sid, sizeof sid);
+    for (i = 0; i < 3; i++) {
+        j = call(f, tok, sid, body, &st, NULL);
+        assert_true(json_is_false(json_object_get(result_of(j), "isError")));
+        json_decref(j);
+    }
+    assert_int_equal(mcp_usage_flush(f->usage), PL_OK);
+    mem = open_memstream(&text, &len);
+    assert_int_equal(mcp_usage_report(f->usage, NULL, WS, mem), PL_OK);
+    fclose(mem);
+    assert_non_null(strstr(text, "|" WS "|calls 3\n"));
+    assert_non_null(strstr(text, "|" WS "|tool|client-test|postly_get_workspace 3\n"));
+    free(text);
+
+    /* fill the free plan's call quota up to the last call, then one more over HTTP */
+    for (i = 3; i < free_plan->calls; i++)
+        assert_int_equal(
+            mcp_usage_count(f->usage, WS, free_plan, "other", "postly_get_post", 0, &qd), PL_OK);
+    assert_int_equal(mcp_usage_count(f->usage, WS, free_plan, "other", "x", 0, &qd), PL_ERR_LIMIT);
+    assert_string_equal(qd.resets_at, "2027-02-01T00:00:00Z"); /* clock: 2027-01-15 */
+    j = call(f, tok, sid, body, &st, NULL);
+    assert_true(json_is_true(json_object_get(result_of(j), "isError")));
+    {
+        const char *m = json_string_value(
+            json_object_get(json_array_get(json_object_get(result_of(j), "content"), 0), "text"));
+        assert_non_null(strstr(m, "free plan"));
+        assert_non_null(strstr(m, "2027-02-01T00:00:00Z"));
+        assert_non_null(strstr(m, "quota_exceeded"));
+    }
+    json_decref(j);
+    /* another workspace is not affected */
+    assert_int_equal(mcp_usage_count(f->usage, "ws_b", free_plan, "c", "t", 1, &qd), PL_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1351,6 +1408,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_policy_classes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_workflow_and_isolation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_and_quota, setup, teardown),
     };
     /* The server closes a connection whose body is over the limit while the client writes. */
     signal(SIGPIPE, SIG_IGN);
