@@ -125,9 +125,11 @@ typedef struct acc_filter {
 static int acc_keep(const json_t *a, void *arg)
 {
     const acc_filter *f = arg;
-    if (f->platform && strcmp(f->platform, json_string_value(json_object_get(a, "platform"))))
+    const char *platform = json_string_value(json_object_get(a, "platform"));
+    const char *state = json_string_value(json_object_get(a, "state"));
+    if (f->platform && (!platform || strcmp(f->platform, platform) != 0))
         return 0;
-    if (f->state && strcmp(f->state, json_string_value(json_object_get(a, "state"))))
+    if (f->state && (!state || strcmp(f->state, state) != 0))
         return 0;
     return 1;
 }

@@ -74,9 +74,9 @@ static pl_rc put(const ex_ctx *ctx, ex_txn *txn, const ex_idem *idem, const char
     char hhex[65];
     core_hex_encode(idem->hash, 32, hhex, sizeof hhex);
     int64_t now = core_clock_now_ms(ctx->clock);
-    json_t *rec =
-        json_pack("{s:s,s:s,s:I,s:I}", "state", state, "args_sha256", hhex, "created_at_ms",
-                  (json_int_t)now, "expires_at_ms", (json_int_t)(now + ttl));
+    int64_t expires = now + ttl;
+    json_t *rec = json_pack("{s:s,s:s,s:I,s:I}", "state", state, "args_sha256", hhex,
+                            "created_at_ms", (json_int_t)now, "expires_at_ms", (json_int_t)expires);
     if (!rec)
         return PL_ERR_NOMEM;
     if (result)

@@ -500,10 +500,11 @@ pl_rc ex_media_upload_append(const ex_ctx *ctx, const char *ws, const json_t *ar
                         (long long)off, (long long)have, (long long)have);
         goto out;
     }
-    if (have + (int64_t)n > total) {
+    int64_t after = have + (int64_t)n;
+    if (after > total) {
         rc = ex_err_set(err, PL_ERR_TOO_LARGE, "data_base64",
                         "%lld bytes would exceed the declared total_bytes of %lld",
-                        (long long)(have + (int64_t)n), (long long)total);
+                        (long long)after, (long long)total);
         goto out;
     }
     rc = tmp_path(ctx, id, tmp, sizeof tmp);
@@ -514,15 +515,15 @@ pl_rc ex_media_upload_append(const ex_ctx *ctx, const char *ws, const json_t *ar
         rc = ex_err_set(err, PL_ERR_IO, "data_base64", "cannot store the chunk");
         goto out;
     }
-    json_object_set_new(u, "received_bytes", json_integer(have + (int64_t)n));
+    json_object_set_new(u, "received_bytes", json_integer(after));
     ex_obj_touch(u, core_clock_now_ms(ctx->clock));
     rc = ex_obj_store(&txn, EX_DB_UPLOADS, ws, "upl", u);
     if (rc == PL_OK)
         rc = ex_txn_commit(&txn);
     if (rc != PL_OK)
         goto out;
-    *out = json_pack("{s:s,s:I,s:I}", "upload_id", id, "received_bytes",
-                     (json_int_t)(have + (int64_t)n), "total_bytes", (json_int_t)total);
+    *out = json_pack("{s:s,s:I,s:I}", "upload_id", id, "received_bytes", (json_int_t)after,
+                     "total_bytes", (json_int_t)total);
 out:
     ex_txn_abort(&txn);
     if (fd >= 0)

@@ -121,9 +121,8 @@ static pl_rc parse_targets(ex_txn *txn, const char *ws, const json_t *args, json
             ex_arg_id_array(args, "account_ids", EX_ARG_REQUIRED, EX_TARGETS_MAX, "acc", &ids, err);
         if (rc != PL_OK)
             goto out;
-        size_t i;
-        const json_t *v;
-        json_array_foreach(ids, i, v) json_array_append_new(list, new_target(json_string_value(v)));
+        for (size_t i = 0; i < json_array_size(ids); i++)
+            json_array_append_new(list, new_target(json_string_value(json_array_get(ids, i))));
     } else {
         if (!json_is_array(targets) || json_array_size(targets) > EX_TARGETS_MAX) {
             rc = ex_err_set(err, PL_ERR_INVALID, "targets", "must be an array of at most %d",

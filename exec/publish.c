@@ -359,9 +359,9 @@ pl_rc ex_pub_claim_txn(const ex_ctx *ctx, ex_txn *txn, json_t *post, const char 
     if (rc != PL_OK)
         return rc;
     if (job->n > 0) {
-        json_t *c =
-            json_pack("{s:s,s:I,s:I}", "owner", owner, "lease_until_ms",
-                      (json_int_t)(now + ctx->limits.lease_ms), "claimed_at_ms", (json_int_t)now);
+        int64_t lease_until = now + ctx->limits.lease_ms;
+        json_t *c = json_pack("{s:s,s:I,s:I}", "owner", owner, "lease_until_ms",
+                              (json_int_t)lease_until, "claimed_at_ms", (json_int_t)now);
         rc = c ? ex_txn_put_json(txn, EX_DB_CLAIMS, ck, c) : PL_ERR_NOMEM;
         json_decref(c);
     } else {

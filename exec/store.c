@@ -61,9 +61,9 @@ pl_rc ex_platform_parse(const char *name, ex_platform *out)
 
 void ex_limits_default(ex_limits *l)
 {
-    l->inline_media_max = 5u * 1024 * 1024;
-    l->chunked_media_max = 512u * 1024 * 1024;
-    l->chunk_max = 8u * 1024 * 1024;
+    l->inline_media_max = (size_t)5 * 1024 * 1024;
+    l->chunked_media_max = (size_t)512 * 1024 * 1024;
+    l->chunk_max = (size_t)8 * 1024 * 1024;
     l->schedule_max_ahead_ms = 2LL * 366 * 24 * 3600 * 1000;
     l->grace_ms = 15LL * 60 * 1000;
     l->lease_ms = 5LL * 60 * 1000;

@@ -68,7 +68,7 @@ static void types(fx *f, char *buf, size_t n)
     json_t *a = th_json("{\"limit\":100}"), *o = NULL;
     assert_int_equal(ex_webhook_deliveries(&f->env.ctx, WS, a, &o, NULL), PL_OK);
     json_t *items = json_object_get(o, "items");
-    const char *names[128];
+    const char *names[128] = {0};
     size_t k = 0;
     for (size_t i = 0; i < json_array_size(items) && k < 128; i++)
         names[k++] = json_string_value(json_object_get(json_array_get(items, i), "type"));
@@ -82,6 +82,7 @@ static void types(fx *f, char *buf, size_t n)
     json_decref(a);
 }
 
+static json_t *create(fx *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static json_t *create(fx *f, const char *fmt, ...)
 {
     char text[2048];

@@ -45,9 +45,10 @@ static uint8_t *png(uint32_t w, uint32_t h, size_t extra, size_t *len)
     static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     *len = 33 + extra;
     uint8_t *p = calloc(1, *len);
-    memcpy(p, sig, 8);
+    for (size_t i = 0; i < sizeof sig; i++)
+        p[i] = sig[i];
     p[11] = 13;
-    memcpy(p + 12, "IHDR", 4);
+    p[12] = 'I', p[13] = 'H', p[14] = 'D', p[15] = 'R';
     p[16] = (uint8_t)(w >> 24), p[17] = (uint8_t)(w >> 16), p[18] = (uint8_t)(w >> 8),
     p[19] = (uint8_t)w;
     p[20] = (uint8_t)(h >> 24), p[21] = (uint8_t)(h >> 16), p[22] = (uint8_t)(h >> 8),

@@ -61,6 +61,8 @@ static int teardown(void **state)
 /* Calls fn with args built from a printf format; returns rc, *out and err. */
 typedef pl_rc (*svc_fn)(const ex_ctx *, const char *, const json_t *, json_t **, ex_err *);
 static pl_rc call(fx *f, svc_fn fn, json_t **out, ex_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static pl_rc call(fx *f, svc_fn fn, json_t **out, ex_err *err, const char *fmt, ...)
 {
     char buf[8192];
     va_list ap;
@@ -403,7 +405,7 @@ static void test_unknown_outcome_needs_force(void **state)
     assert_string_equal(s_(p, "status"), "failed");
     json_decref(p);
     /* Nothing retries an unconfirmed target on its own: not the scheduler ... */
-    core_fake_clock_advance(&f->env.clock, 3600 * 1000);
+    core_fake_clock_advance(&f->env.clock, 3600LL * 1000);
     ex_scheduler *s = NULL;
     assert_int_equal(ex_scheduler_new(&f->env.ctx, "t", &s), PL_OK);
     ex_sched_stats st = {0};

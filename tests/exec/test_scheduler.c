@@ -355,7 +355,11 @@ static void test_two_processes_no_double_publish(void **state)
         snprintf(cf, sizeof cf, "%s/claimed%d", f->env.dir, k);
         FILE *fp = fopen(cf, "r");
         assert_non_null(fp);
-        assert_int_equal(fscanf(fp, "%zu %zu", &posts, &targets), 2);
+        char line[64] = "";
+        assert_non_null(fgets(line, sizeof line, fp));
+        char *end = NULL;
+        posts = strtoul(line, &end, 10);
+        targets = strtoul(end, NULL, 10);
         fclose(fp);
         total_posts += posts;
         total_targets += targets;
