@@ -156,12 +156,14 @@ pl_rc ex_list_run(const ex_ctx *ctx, const char *ws, const ex_listing *l, const 
         memcmp(k.mv_data, start, k.mv_size) == 0)
         r = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     size_t scanned = 0;
+    size_t budget =
+        ctx->limits.list_scan_budget ? ctx->limits.list_scan_budget : EX_LIST_SCAN_BUDGET;
     int more = 0;
     char last_id[EX_KEY_MAX] = "";
     while (r == 0) {
         if (k.mv_size < (size_t)plen || memcmp(k.mv_data, prefix, (size_t)plen) != 0)
             break;
-        if ((int64_t)json_array_size(items) >= limit || scanned >= EX_LIST_SCAN_BUDGET) {
+        if ((int64_t)json_array_size(items) >= limit || scanned >= budget) {
             more = 1;
             break;
         }

@@ -11,7 +11,8 @@
  * Listing walks the key range "<ws>|<kind>|" after the cursor's last id, so the cost of a page
  * is O(page) whatever the store size. Ids are time ordered: objects created while a client pages
  * appear after the pages already returned (no duplicates, no gaps). With filters a page stops
- * after scanning EX_LIST_SCAN_BUDGET records and returns fewer items plus a next_cursor.
+ * after scanning ctx->limits.list_scan_budget records (default EX_LIST_SCAN_BUDGET) and returns
+ * fewer items, possibly none, plus a next_cursor.
  */
 #ifndef POSTLY_EXEC_CURSOR_H
 #define POSTLY_EXEC_CURSOR_H

@@ -72,6 +72,7 @@ void ex_limits_default(ex_limits *l)
     l->backoff_max_ms = 30LL * 60 * 1000;
     l->idempotency_ttl_ms = 24LL * 3600 * 1000;
     l->page_max = 100;
+    l->list_scan_budget = 5000;
 }
 
 pl_rc ex_err_set(ex_err *err, pl_rc rc, const char *field, const char *fmt, ...)

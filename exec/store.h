@@ -177,6 +177,7 @@ typedef struct ex_limits {
     int64_t backoff_max_ms;
     int64_t idempotency_ttl_ms; /* >= 24 h */
     size_t page_max;            /* largest page a listing returns */
+    size_t list_scan_budget;    /* records a filtered page may scan before it returns a cursor */
 } ex_limits;
 
 void ex_limits_default(ex_limits *l);

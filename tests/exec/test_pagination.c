@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "core/crypto.h"
 #include "exec/account.h"
@@ -188,11 +189,131 @@ static void test_workspace_isolation(void **state)
     json_decref(ids);
 }
 
+typedef struct inserter {
+    fx *f;
+    int n;
+} inserter;
+
+/* Another thread of the same process writes while the test pages (its own ctx and clock,
+ * ahead of the posts being paged, as a real writer's would be). */
+static void *insert_main(void *arg)
+{
+    inserter *in = arg;
+    ex_ctx ctx = in->f->env.ctx;
+    core_fake_clock clock;
+    core_fake_clock_init(&clock, TH_T0 + 10000000);
+    ctx.clock = &clock.base;
+    json_t *a = json_pack("{s:s,s:[s]}", "text", "concurrent", "account_ids", in->f->x);
+    for (int i = 0; i < in->n; i++) {
+        json_t *p = NULL;
+        if (ex_post_create(&ctx, "wsA", a, &p, NULL) != PL_OK)
+            abort();
+        json_decref(p);
+        core_fake_clock_advance(&clock, 1);
+    }
+    json_decref(a);
+    return NULL;
+}
+
+static void test_concurrent_writer_thread(void **state)
+{
+    fx *f = *state;
+    json_t *ids = json_array(), *seen = json_object();
+    for (int i = 0; i < 200; i++)
+        add_post(f, ids);
+    inserter in = {f, 300};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, insert_main, &in), 0);
+    char cursor[EX_CURSOR_MAX + 1] = "";
+    for (int pages = 0; pages < 1000; pages++) {
+        json_t *pg = page(f, "wsA", *cursor ? cursor : NULL, 10, PL_OK, NULL);
+        size_t i;
+        json_t *it;
+        json_array_foreach(json_object_get(pg, "items"), i, it)
+        {
+            const char *id = json_string_value(json_object_get(it, "id"));
+            assert_null(json_object_get(seen, id));
+            json_object_set_new(seen, id, json_true());
+        }
+        const char *next = json_string_value(json_object_get(pg, "next_cursor"));
+        if (!next) {
+            json_decref(pg);
+            break;
+        }
+        snprintf(cursor, sizeof cursor, "%s", next);
+        json_decref(pg);
+    }
+    assert_int_equal(pthread_join(th, NULL), 0);
+    for (size_t i = 0; i < json_array_size(ids); i++)
+        assert_non_null(json_object_get(seen, json_string_value(json_array_get(ids, i))));
+    json_decref(ids);
+    json_decref(seen);
+}
+
+/* A selective filter never scans the whole workspace in one call: pages stop at the scan
+ * budget (possibly empty, with a cursor) and together return every match once. */
+static void test_filtered_scan_budget(void **state)
+{
+    fx *f = *state;
+    json_t *ids = json_array(), *want = json_object(), *seen = json_object();
+    for (int i = 0; i < 60; i++) {
+        add_post(f, ids);
+        if (i % 10 == 0) {
+            json_t *a = json_pack("{s:O,s:s}", "post_id", json_array_get(ids, (size_t)i),
+                                  "scheduled_at", "2027-06-01T00:00:00Z"),
+                   *o = NULL;
+            assert_int_equal(ex_post_schedule(&f->env.ctx, "wsA", a, &o, NULL), PL_OK);
+            json_object_set_new(want, json_string_value(json_array_get(ids, (size_t)i)),
+                                json_true());
+            json_decref(o);
+            json_decref(a);
+        }
+    }
+    f->env.ctx.limits.list_scan_budget = 7;
+    char cursor[EX_CURSOR_MAX + 1] = "";
+    int calls = 0, empty = 0;
+    for (;;) {
+        json_t *a = json_pack("{s:s,s:i}", "status", "scheduled", "limit", 5), *pg = NULL;
+        if (*cursor)
+            json_object_set_new(a, "cursor", json_string(cursor));
+        assert_int_equal(ex_post_list(&f->env.ctx, "wsA", a, &pg, NULL), PL_OK);
+        json_decref(a);
+        calls++;
+        json_t *items = json_object_get(pg, "items");
+        assert_true(json_array_size(items) <= 5);
+        empty += json_array_size(items) == 0;
+        size_t i;
+        json_t *it;
+        json_array_foreach(items, i, it)
+        {
+            const char *id = json_string_value(json_object_get(it, "id"));
+            assert_non_null(json_object_get(want, id));
+            assert_null(json_object_get(seen, id));
+            json_object_set_new(seen, id, json_true());
+        }
+        const char *next = json_string_value(json_object_get(pg, "next_cursor"));
+        if (next)
+            snprintf(cursor, sizeof cursor, "%s", next);
+        json_decref(pg);
+        if (!next)
+            break;
+        assert_true(calls < 100);
+    }
+    assert_int_equal(json_object_size(seen), json_object_size(want));
+    assert_true(calls >= 60 / 7);
+    assert_true(empty > 0);
+    json_decref(ids);
+    json_decref(want);
+    json_decref(seen);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_no_duplicates_or_gaps_under_inserts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_cursors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_writer_thread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_filtered_scan_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_workspace_isolation, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
