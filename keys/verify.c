@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 
 #include "core/crypto.h"
+#include "keys/claims_int.h"
 #include "keys/keyset_int.h"
 #include "keys/verify.h"
 #include "policy/scopes.h"
@@ -117,6 +118,7 @@ struct key_verifier {
     EVP_MD_CTX *md;
     char *tokbuf;  /* NUL-terminated copy for liboauth2 */
     uint8_t *pbuf; /* decoded payload */
+    char *scratch; /* the payload's decoded strings */
 
     oauth2_log_sink_t *o2sink;
     oauth2_log_t *o2log;
@@ -448,7 +450,9 @@ pl_rc key_verifier_new(const key_verifier_cfg *cfg, key_verifier **out)
     v->buckets = malloc(nb * sizeof *v->buckets);
     v->tokbuf = malloc(v->max_len + 1);
     v->pbuf = malloc(v->max_len);
-    if (!v->issuer || !v->audience || !v->ents || !v->buckets || !v->tokbuf || !v->pbuf)
+    v->scratch = malloc(v->max_len + 1);
+    if (!v->issuer || !v->audience || !v->ents || !v->buckets || !v->tokbuf || !v->pbuf ||
+        !v->scratch)
         goto out;
     key_verifier_cache_clear(v);
     rc = PL_ERR_CRYPTO;
@@ -484,6 +488,7 @@ void key_verifier_free(key_verifier *v)
         oauth2_log_free(v->o2log); /* frees the sinks added to it */
     EVP_MD_CTX_free(v->md);
     EVP_MD_free(v->sha256);
+    free(v->scratch);
     free(v->pbuf);
     free(v->tokbuf);
     free(v->buckets);
@@ -615,71 +620,47 @@ static key_reason sig_liboauth2(key_verifier *v, vkey *k, const char *tok, size_
     return json_is_object(*payload) ? KEY_REASON_NONE : KEY_REASON_MALFORMED;
 }
 
-static int copy_claim(json_t *p, const char *name, char *dst, size_t max)
+static int copy_claim(const key_claim *c, char *dst, size_t max)
 {
-    json_t *s = json_object_get(p, name);
-    size_t n;
-    if (!json_is_string(s))
+    if (c->type != KEY_CT_STRING || c->len == 0 || c->len > max)
         return 0;
-    n = json_string_length(s);
-    if (n == 0 || n > max || memchr(json_string_value(s), '\0', n))
-        return 0;
-    memcpy(dst, json_string_value(s), n + 1);
+    memcpy(dst, c->s, c->len + 1); /* the reader refuses NUL inside strings */
     return 1;
 }
 
-static int int_claim(json_t *p, const char *name, int64_t *out)
+static key_reason check_claims(const key_verifier *v, const key_payload *p, int64_t now,
+                               key_verified *out)
 {
-    json_t *x = json_object_get(p, name);
-    if (!json_is_integer(x))
-        return 0;
-    *out = (int64_t)json_integer_value(x);
-    return 1;
-}
+    const key_claim *iss = &p->c[KEY_C_ISS], *scope = &p->c[KEY_C_SCOPE];
+    size_t bad = 0;
 
-static int aud_matches(const key_verifier *v, json_t *aud)
-{
-    size_t i;
-    json_t *a;
-    if (json_is_string(aud))
-        return strcmp(json_string_value(aud), v->audience) == 0;
-    if (json_is_array(aud))
-        json_array_foreach(aud, i, a) if (json_is_string(a) &&
-                                          strcmp(json_string_value(a), v->audience) == 0) return 1;
-    return 0;
-}
-
-static key_reason check_claims(const key_verifier *v, json_t *p, int64_t now, key_verified *out)
-{
-    json_t *iss = json_object_get(p, "iss"), *scope;
-    size_t bad = 0, slen;
-
-    if (!json_is_string(iss) || strcmp(json_string_value(iss), v->issuer) != 0)
+    if (iss->type != KEY_CT_STRING || strcmp(iss->s, v->issuer) != 0)
         return KEY_REASON_ISSUER;
-    if (!aud_matches(v, json_object_get(p, "aud")))
+    if (!p->aud_match) /* aud is our audience, or an array holding it (RFC 9068 §4) */
         return KEY_REASON_AUDIENCE;
-    if (!int_claim(p, "exp", &out->exp) || !int_claim(p, "nbf", &out->nbf) ||
-        !int_claim(p, "iat", &out->iat))
+    if (p->c[KEY_C_EXP].type != KEY_CT_INT || p->c[KEY_C_NBF].type != KEY_CT_INT ||
+        p->c[KEY_C_IAT].type != KEY_CT_INT)
         return KEY_REASON_CLAIMS;
+    out->exp = p->c[KEY_C_EXP].i;
+    out->nbf = p->c[KEY_C_NBF].i;
+    out->iat = p->c[KEY_C_IAT].i;
     if (out->exp > INT64_MAX - v->leeway_s || out->exp + v->leeway_s <= now)
         return KEY_REASON_EXPIRED;
     if (out->nbf > now + v->leeway_s || out->iat > now + v->leeway_s)
         return KEY_REASON_NOT_YET_VALID;
-    if (!copy_claim(p, "sub", out->sub, KEY_CLAIM_MAX) ||
-        !copy_claim(p, "client_id", out->client_id, KEY_URL_CLAIM_MAX) ||
-        !copy_claim(p, "ws", out->ws, KEY_CLAIM_MAX) ||
-        !copy_claim(p, "gid", out->gid, KEY_CLAIM_MAX) ||
-        !copy_claim(p, "cls", out->cls, KEY_CLAIM_MAX) ||
-        !copy_claim(p, "jti", out->jti, KEY_CLAIM_MAX))
+    if (!copy_claim(&p->c[KEY_C_SUB], out->sub, KEY_CLAIM_MAX) ||
+        !copy_claim(&p->c[KEY_C_CLIENT_ID], out->client_id, KEY_URL_CLAIM_MAX) ||
+        !copy_claim(&p->c[KEY_C_WS], out->ws, KEY_CLAIM_MAX) ||
+        !copy_claim(&p->c[KEY_C_GID], out->gid, KEY_CLAIM_MAX) ||
+        !copy_claim(&p->c[KEY_C_CLS], out->cls, KEY_CLAIM_MAX) ||
+        !copy_claim(&p->c[KEY_C_JTI], out->jti, KEY_CLAIM_MAX))
         return KEY_REASON_CLAIMS;
-    scope = json_object_get(p, "scope");
-    if (!json_is_string(scope))
+    if (scope->type != KEY_CT_STRING)
         return KEY_REASON_CLAIMS;
-    slen = json_string_length(scope);
-    if (slen > KEY_SCOPE_CLAIM_MAX)
+    if (scope->len > KEY_SCOPE_CLAIM_MAX)
         return KEY_REASON_SCOPE;
-    memcpy(out->scope, json_string_value(scope), slen + 1);
-    if (pol_scope_parse_list(out->scope, slen, &out->scope_mask, &bad) != PL_OK)
+    memcpy(out->scope, scope->s, scope->len + 1);
+    if (pol_scope_parse_list(out->scope, scope->len, &out->scope_mask, &bad) != PL_OK)
         return KEY_REASON_SCOPE;
     return KEY_REASON_NONE;
 }
@@ -703,8 +684,8 @@ pl_rc key_verifier_verify(key_verifier *v, const char *token, size_t len, key_ve
     size_t d1 = 0, d2 = 0, kid_len = 0, plen = 0;
     const char *kid = NULL;
     const vkey *k;
-    json_t *hdr = NULL, *payload = NULL;
-    json_error_t jerr;
+    json_t *hdr = NULL;
+    key_payload claims;
     int64_t now_ms, now;
     uint32_t hit;
     unsigned int hlen = 0;
@@ -786,20 +767,19 @@ pl_rc key_verifier_verify(key_verifier *v, const char *token, size_t len, key_ve
         r = KEY_REASON_MALFORMED;
         goto out;
     }
-    payload = json_loadb((const char *)v->pbuf, plen, JSON_REJECT_DUPLICATES, &jerr);
-    if (!json_is_object(payload)) {
+    if (key_payload_parse((const char *)v->pbuf, plen, v->scratch, v->max_len + 1, v->audience,
+                          &claims) != PL_OK) {
         r = KEY_REASON_MALFORMED;
         goto out;
     }
     /* 7. claims */
-    if ((r = check_claims(v, payload, now, out)) != KEY_REASON_NONE)
+    if ((r = check_claims(v, &claims, now, out)) != KEY_REASON_NONE)
         goto out;
     memcpy(out->kid, kid, kid_len < KEY_KID_SIZE ? kid_len + 1 : KEY_KID_SIZE - 1);
     out->kid[KEY_KID_SIZE - 1] = '\0';
     cache_put(v, hash, out, out->exp + v->leeway_s);
     v->stats.verified++;
 out:
-    json_decref(payload);
     json_decref(hdr);
     if (r != KEY_REASON_NONE) {
         memset(out, 0, sizeof *out);

@@ -4,9 +4,13 @@
  * the JWKS parser.
  *
  * Input: the first byte picks the mode, the rest is the data.
- *   even: the data is a token, verified against FUZZ_JWKS (a fixed public key whose private
- *         half signed the seeds in corpus/, so mutations reach the claim checks);
- *   odd:  the data is a JWKS document, then a seed-like token is verified against it.
+ *   bit 2 set: the data is a payload: the strict claims reader and jansson must agree
+ *         (whenever jansson reads an object without repeated members, so must the reader,
+ *         with the same claims); otherwise
+ *   bit 0 clear: the data is a token, verified against FUZZ_JWKS (a fixed public key whose
+ *         private half signed the seeds in corpus/, so mutations reach the claim checks);
+ *   bit 0 set: the data is a JWKS document, then a seed token is verified against it;
+ *   bit 1 picks the signature backend (OpenSSL / liboauth2).
  * The clock is fixed at the seeds' issue time. Nothing here may crash, leak or read out of
  * bounds whatever the bytes.
  */
@@ -15,7 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "core/clock.h"
+#include "keys/claims_int.h"
 #include "keys/verify.h"
 
 /* The public half of the key that signed the seeds (generated once, private half discarded). */
@@ -43,6 +50,41 @@ static pl_rc fetch(void *ctx, char **json, size_t *len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static void differential(const char *json, size_t len)
+{
+    static const char *const names[KEY_C__COUNT] = {
+        "iss", "sub", "aud", "client_id", "scope", "ws", "gid", "cls", "iat", "nbf", "exp", "jti"};
+    char *scratch = malloc(len + 1);
+    key_payload p;
+    json_error_t e;
+    json_t *j = json_loadb(json, len, JSON_REJECT_DUPLICATES, &e);
+    pl_rc rc = key_payload_parse(json, len, scratch, len + 1, "https://mcp.postly.test/mcp", &p);
+    /* jansson reads a NUL byte outside strings as the end of the text and then accepts the
+     * object before it; RFC 8259 has no such rule and the reader refuses it. */
+    if (json_is_object(j) && !memchr(json, '\0', len)) {
+        /* nesting deeper than KEY_JSON_DEPTH (which needs more opening brackets than that) is
+         * the reader's only other refusal */
+        size_t open = 0;
+        for (size_t i = 0; i < len; i++)
+            open += json[i] == '[' || json[i] == '{';
+        if (rc != PL_OK && open <= KEY_JSON_DEPTH)
+            abort();
+        for (int c = 0; rc == PL_OK && c < KEY_C__COUNT; c++) {
+            json_t *v = json_object_get(j, names[c]);
+            if (!v ? p.c[c].type != KEY_CT_ABSENT
+                : json_is_string(v)
+                    ? p.c[c].type != KEY_CT_STRING || p.c[c].len != json_string_length(v) ||
+                          memcmp(p.c[c].s, json_string_value(v), p.c[c].len) != 0
+                : json_is_integer(v)
+                    ? p.c[c].type != KEY_CT_INT || p.c[c].i != (int64_t)json_integer_value(v)
+                    : p.c[c].type == KEY_CT_STRING || p.c[c].type == KEY_CT_INT)
+                abort();
+        }
+    }
+    json_decref(j);
+    free(scratch);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     core_fake_clock clock;
@@ -62,6 +104,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size < 1)
         return 0;
+    if (data[0] & 4) {
+        differential((const char *)data + 1, size - 1);
+        return 0;
+    }
     core_fake_clock_init(&clock, FUZZ_NOW_S * 1000LL);
     cfg.backend = (data[0] & 2) ? KEY_SIG_LIBOAUTH2 : KEY_SIG_OPENSSL;
     if (data[0] & 1) {
