@@ -22,6 +22,9 @@ static const char *str(const json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
+static pl_rc ref_key(char *buf, size_t n, const char *ws, const char *mid, const char *pid);
+static pl_rc refs_of(ex_txn *txn, const char *ws, const char *mid, json_t **out);
+
 /* ---- base64 (RFC 4648 §4 and §5) ---- */
 
 static int b64val(unsigned char c)
@@ -293,7 +296,6 @@ static pl_rc make_record(const ex_ctx *ctx, const char *ws, const json_t *meta, 
     json_object_set_new(m, "filename", filename ? json_string(filename) : json_null());
     json_object_set_new(m, "alt_text", alt ? json_string(alt) : json_null());
     json_object_set_new(m, "status", json_string("ready"));
-    json_object_set_new(m, "used_by", json_array());
     *out = m;
     return PL_OK;
 }
@@ -753,7 +755,10 @@ pl_rc ex_media_delete(const ex_ctx *ctx, const char *ws, const json_t *args, jso
         rc = ex_obj_check_version(m, args, "medium", err);
     if (rc != PL_OK)
         goto out;
-    const json_t *used = json_object_get(m, "used_by");
+    json_t *used = NULL;
+    rc = refs_of(&txn, ws, id, &used);
+    if (rc != PL_OK)
+        goto out;
     for (size_t i = 0; i < json_array_size(used) && !force; i++) {
         json_t *p = NULL;
         const char *pid = json_string_value(json_array_get(used, i));
@@ -767,9 +772,24 @@ pl_rc ex_media_delete(const ex_ctx *ctx, const char *ws, const json_t *args, jso
                             "true",
                             id, st, pid);
         json_decref(p);
-        if (rc != PL_OK)
+        if (rc != PL_OK) {
+            json_decref(used);
             goto out;
+        }
     }
+    /* The medium goes: so do its reference keys (the posts keep their media_ids and will fail
+     * with "no medium" if published). */
+    for (size_t i = 0; i < json_array_size(used) && rc == PL_OK; i++) {
+        char key[EX_KEY_MAX + 1];
+        rc = ref_key(key, sizeof key, ws, id, json_string_value(json_array_get(used, i)));
+        if (rc == PL_OK)
+            rc = ex_txn_del(&txn, EX_DB_MEDIA, key);
+        if (rc == PL_ERR_NOT_FOUND)
+            rc = PL_OK;
+    }
+    json_decref(used);
+    if (rc != PL_OK)
+        goto out;
     int64_t refs = 0;
     rc = blob_ref(&txn, str(m, "sha256"), -1, &refs);
     if (rc == PL_OK)
@@ -803,38 +823,35 @@ out:
     return rc;
 }
 
-/* ---- references from posts ---- */
+/* ---- references from posts: "<ws>|mref|<medium>|<post>" index keys ---- */
+
+static pl_rc ref_key(char *buf, size_t n, const char *ws, const char *mid, const char *pid)
+{
+    int r = snprintf(buf, n, "%s|mref|%s|%s", ws, mid, pid);
+    return r < 0 || (size_t)r >= n ? PL_ERR_TOO_LARGE : PL_OK;
+}
 
 static pl_rc refs_change(ex_txn *txn, const char *ws, const json_t *ids, const char *post_id,
                          int add, ex_err *err)
 {
     for (size_t i = 0; i < json_array_size(ids); i++) {
         const char *mid = json_string_value(json_array_get(ids, i));
-        json_t *m = NULL;
-        char field[32];
-        snprintf(field, sizeof field, "media_ids[%zu]", i);
-        pl_rc rc =
-            ex_obj_load(txn, EX_DB_MEDIA, ws, "med", mid, field, "medium", &m, add ? err : NULL);
-        if (rc == PL_ERR_NOT_FOUND && !add)
-            continue;
+        char key[EX_KEY_MAX + 1];
+        pl_rc rc;
+        if (add) {
+            json_t *m = NULL;
+            char field[32];
+            snprintf(field, sizeof field, "media_ids[%zu]", i);
+            rc = ex_obj_load(txn, EX_DB_MEDIA, ws, "med", mid, field, "medium", &m, err);
+            json_decref(m);
+            if (rc != PL_OK)
+                return rc;
+        }
+        rc = ref_key(key, sizeof key, ws, mid ? mid : "", post_id);
         if (rc != PL_OK)
             return rc;
-        json_t *used = json_object_get(m, "used_by");
-        if (!json_is_array(used)) {
-            used = json_array();
-            json_object_set_new(m, "used_by", used);
-        }
-        size_t at = json_array_size(used);
-        for (size_t k = 0; k < json_array_size(used); k++)
-            if (strcmp(json_string_value(json_array_get(used, k)), post_id) == 0)
-                at = k;
-        if (add && at == json_array_size(used))
-            json_array_append_new(used, json_string(post_id));
-        else if (!add && at < json_array_size(used))
-            json_array_remove(used, at);
-        rc = ex_obj_store(txn, EX_DB_MEDIA, ws, "med", m);
-        json_decref(m);
-        if (rc != PL_OK)
+        rc = add ? ex_txn_put_raw(txn, EX_DB_MEDIA, key, "", 0) : ex_txn_del(txn, EX_DB_MEDIA, key);
+        if (rc != PL_OK && rc != PL_ERR_NOT_FOUND)
             return rc;
     }
     return PL_OK;
@@ -849,4 +866,28 @@ pl_rc ex_media_refs_add(ex_txn *txn, const char *ws, const json_t *ids, const ch
 pl_rc ex_media_refs_del(ex_txn *txn, const char *ws, const json_t *ids, const char *post_id)
 {
     return refs_change(txn, ws, ids, post_id, 0, NULL);
+}
+
+/* The posts referring to medium mid (one range scan), as a JSON array of ids. */
+static pl_rc refs_of(ex_txn *txn, const char *ws, const char *mid, json_t **out)
+{
+    MDB_cursor *cur = NULL;
+    char prefix[EX_KEY_MAX + 1];
+    *out = NULL;
+    int plen = snprintf(prefix, sizeof prefix, "%s|mref|%s|", ws, mid);
+    if (plen < 0 || (size_t)plen >= sizeof prefix)
+        return PL_ERR_TOO_LARGE;
+    if (mdb_cursor_open(txn->mdb, ex_store_dbi(txn->st, EX_DB_MEDIA), &cur) != 0)
+        return PL_ERR_STORE;
+    json_t *list = json_array();
+    MDB_val k = {(size_t)plen, prefix}, v;
+    int r = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (r == 0 && k.mv_size > (size_t)plen && memcmp(k.mv_data, prefix, (size_t)plen) == 0) {
+        json_array_append_new(
+            list, json_stringn((const char *)k.mv_data + plen, k.mv_size - (size_t)plen));
+        r = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    *out = list;
+    return PL_OK;
 }

@@ -15,7 +15,7 @@
  * "force": true.
  *
  * Object: {id "med_...", workspace_id, sha256, mime_type, kind, size_bytes, width, height,
- *          duration_ms, filename, alt_text, status "ready", used_by: [post ids], version,
+ *          duration_ms, filename, alt_text, status "ready", version,
  *          created_at, updated_at}.
  * JSON in, JSON out as in exec/workspace.h. Any thread; file writes happen inside the write
  * transaction of the call that needs them, so they are serialised with every other writer.
@@ -61,7 +61,8 @@ pl_rc ex_media_delete(const ex_ctx *ctx, const char *ws, const json_t *args, jso
 pl_rc ex_media_sniff(const uint8_t *p, size_t n, const char **mime, ex_media_kind *kind,
                      uint32_t *width, uint32_t *height);
 
-/* Inside the caller's write transaction: adds / removes post_id in the used_by list of each
+/* Inside the caller's write transaction: adds / removes the reference index key
+ * "<ws>|mref|<medium>|<post>" (EX_DB_MEDIA) for each
  * medium in ids (a JSON array of media ids; missing media are skipped on removal, an error
  * "media_ids: no medium ..." on addition). */
 pl_rc ex_media_refs_add(ex_txn *txn, const char *ws, const json_t *ids, const char *post_id,

@@ -267,6 +267,37 @@ static void test_delete_guarded_by_scheduled_post(void **state)
     free(p);
 }
 
+static void test_unschedule_frees_medium(void **state)
+{
+    fx *f = *state;
+    size_t n;
+    uint8_t *p = png(800, 800, 10, &n);
+    ex_err err = {0};
+    json_t *m = NULL, *acc = NULL, *post = NULL, *o = NULL;
+    assert_int_equal(upload(f, p, n, NULL, &m, &err), PL_OK);
+    json_t *a = json_pack("{s:s,s:s}", "platform", "linkedin", "display_name", "LI");
+    assert_int_equal(ex_account_create(&f->env.ctx, WS, a, &acc, NULL), PL_OK);
+    json_decref(a);
+    a = json_pack("{s:s,s:[O],s:[O],s:s}", "text", "img", "account_ids", json_object_get(acc, "id"),
+                  "media_ids", json_object_get(m, "id"), "scheduled_at", "2027-03-01T00:00:00Z");
+    assert_int_equal(ex_post_create(&f->env.ctx, WS, a, &post, &err), PL_OK);
+    json_decref(a);
+    json_t *del = json_pack("{s:O}", "media_id", json_object_get(m, "id"));
+    assert_int_equal(ex_media_delete(&f->env.ctx, WS, del, &o, &err), PL_ERR_STATE);
+    a = json_pack("{s:O}", "post_id", json_object_get(post, "id"));
+    assert_int_equal(ex_post_unschedule(&f->env.ctx, WS, a, &o, &err), PL_OK);
+    json_decref(o);
+    /* A draft may lose its medium. */
+    assert_int_equal(ex_media_delete(&f->env.ctx, WS, del, &o, &err), PL_OK);
+    json_decref(o);
+    json_decref(a);
+    json_decref(del);
+    json_decref(post);
+    json_decref(acc);
+    json_decref(m);
+    free(p);
+}
+
 static void test_sniff_table(void **state)
 {
     (void)state;
@@ -304,6 +335,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_media, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_upload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_guarded_by_scheduled_post, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unschedule_frees_medium, setup, teardown),
         cmocka_unit_test(test_sniff_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
