@@ -19,6 +19,8 @@
 #include "mcp/session.h"
 #include "policy/policy.h"
 
+typedef struct mcp_call mcp_call;
+
 /* ---- tools as data (STYLE.md §7: a new tool is a row) ---- */
 
 /* A tool's work: validate/translate args, call the execution layer, shape *out (an object,
@@ -38,6 +40,9 @@ typedef struct mcp_tool {
     const char *policy_suffix_arg; /* non-NULL: the policy row is name#<this argument> */
     mcp_tool_fn fn;
     int counts_publish; /* counted against the plan's publish quota */
+    /* Instead of fn, for the few tools that need the caller (user, decision, directory). */
+    pl_rc (*cfn)(struct mcp_call *c, const pol_decision *d, const json_t *args, json_t **out,
+                 ex_err *err);
 } mcp_tool;
 
 /* The table (mcp/tools.c). */
@@ -60,7 +65,7 @@ struct mcp_server {
 };
 
 /* Per request: who is calling, where, and how the reply is shaped. */
-typedef struct mcp_call {
+struct mcp_call {
     mcp_server *srv;
     const key_verified *who;
     pol_class cls;
@@ -71,7 +76,7 @@ typedef struct mcp_call {
     const json_t *id; /* the request's id (borrowed) */
     char plan[32];    /* the workspace's plan ("" = unknown: mcp_plan_get gives free) */
     int64_t start_ms;
-} mcp_call;
+};
 
 /* A method handler: PL_OK with *result (new reference), or an error: err filled (JSON-RPC
  * error), or c->http_done set (reply already formed). */

@@ -7,9 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "authz/directory.h"
 #include "exec/account.h"
+#include "exec/analytics.h"
 #include "exec/campaign.h"
 #include "exec/connector.h"
+#include "exec/draft.h"
 #include "exec/media.h"
 #include "exec/post.h"
 #include "exec/workspace.h"
@@ -63,6 +66,66 @@ static pl_rc t_upload_chunk(const ex_ctx *ex, const char *ws, const json_t *args
     else
         rc = ex_err_set(err, PL_ERR_INVALID, "action", "action: must be begin, append or finish");
     json_decref(rest);
+    return rc;
+}
+
+/* postly_list_workspaces: the user's workspaces from the authorization server's directory
+ * (the source of truth for membership, ARCHITECTURE.md §7). */
+static pl_rc t_list_workspaces(mcp_call *c, const pol_decision *d, const json_t *args, json_t **out,
+                               ex_err *err)
+{
+    az_dir_membership m[100];
+    size_t n = 0, i;
+    json_t *items;
+    pl_rc rc;
+    if (!c->srv->deps.directory)
+        return ex_err_set(err, PL_ERR_UNSUPPORTED, "", "the workspace directory is not available");
+    rc = az_directory_user_workspaces(c->srv->deps.directory, c->who->sub, m,
+                                      sizeof m / sizeof m[0], &n);
+    if (rc != PL_OK && rc != PL_ERR_TOO_LARGE)
+        return ex_err_set(err, rc, "", "the workspace directory could not be read");
+    items = json_array();
+    for (i = 0; items && i < n; i++)
+        json_array_append_new(items,
+                              json_pack("{s:s, s:s, s:s, s:s, s:b}", "id", m[i].ws.id, "name",
+                                        m[i].ws.name, "plan", m[i].ws.plan, "role", m[i].role,
+                                        "current", strcmp(m[i].ws.id, c->who->ws) == 0));
+    *out = json_pack("{s:o, s:b}", "items", items, "truncated", rc == PL_ERR_TOO_LARGE);
+    return *out ? PL_OK : PL_ERR_NOMEM;
+}
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} platform_scopes[] = {
+    {"facebook", POL_SCOPE_ANALYTICS_FACEBOOK_READ},
+    {"instagram", POL_SCOPE_ANALYTICS_INSTAGRAM_READ},
+    {"pinterest", POL_SCOPE_ANALYTICS_PINTEREST_READ},
+    {"youtube", POL_SCOPE_ANALYTICS_YOUTUBE_READ},
+    {"google_business", POL_SCOPE_ANALYTICS_GMB_READ},
+    {"linkedin", POL_SCOPE_ANALYTICS_LINKEDIN_READ},
+    {"x", POL_SCOPE_ANALYTICS_X_READ},
+};
+
+/* postly_get_post_analytics: only the platforms whose analytics scope the token may use here
+ * (analytics:read does not imply them, ARCHITECTURE.md §6). */
+static pl_rc t_post_analytics(mcp_call *c, const pol_decision *d, const json_t *args, json_t **out,
+                              ex_err *err)
+{
+    json_t *a = json_copy((json_t *)args), *pl = json_array();
+    size_t i;
+    pl_rc rc;
+    for (i = 0; pl && i < sizeof platform_scopes / sizeof platform_scopes[0]; i++)
+        if (d->effective & POL_MASK(platform_scopes[i].bit))
+            json_array_append_new(pl, json_string(platform_scopes[i].name));
+    if (!a || !pl) {
+        json_decref(a);
+        json_decref(pl);
+        return PL_ERR_NOMEM;
+    }
+    json_object_set_new(a, "platforms", pl);
+    rc = ex_analytics_post(c->srv->deps.ex, c->who->ws, a, out, err);
+    json_decref(a);
     return rc;
 }
 
@@ -191,6 +254,19 @@ static pl_rc t_upload_chunk(const ex_ctx *ex, const char *ws, const json_t *args
     "\"description\":\"YYYY-MM-DD\"},\"status\":{\"type\":\"string\",\"enum\":[\"planned\","       \
     "\"active\",\"completed\",\"archived\"]}"
 
+#define S_DRAFT_FIELDS                                                                             \
+    "\"text\":{\"type\":\"string\",\"maxLength\":65536},\"title\":{\"type\":\"string\","           \
+    "\"maxLength\":1024},\"link\":{\"type\":\"string\",\"maxLength\":2048}," S_IDS(                \
+        "media_ids",                                                                               \
+        "Media (med_...).") "," S_IDS("account_ids",                                               \
+                                      "Intended accounts (acc_...).") ",\"notes\":{\"type\":"      \
+                                                                      "\"string\",\"maxLength\":"  \
+                                                                      "4000}"
+#define S_PERIOD                                                                                   \
+    "\"from\":{\"type\":\"string\",\"maxLength\":40,\"description\":\"RFC 3339 start (default: "   \
+    "28 days ago).\"},\"to\":{\"type\":\"string\",\"maxLength\":40,\"description\":\"RFC 3339 "    \
+    "end (default: now).\"}"
+
 const mcp_tool mcp_tools[] = {
     {"postly_get_workspace", "Get workspace",
      "Returns the workspace this connection acts in: id, name, plan, default time zone and "
@@ -199,7 +275,7 @@ const mcp_tool mcp_tools[] = {
      "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\"},\"name\":{\"type\":"
      "\"string\"},\"plan\":{\"type\":\"string\"},\"timezone\":{\"type\":\"string\"}},"
      "\"required\":[\"id\",\"name\",\"plan\",\"timezone\"]}",
-     1, 0, 1, 0, NULL, t_get_workspace, 0},
+     1, 0, 1, 0, NULL, t_get_workspace, 0, NULL},
     {"postly_list_social_accounts", "List social accounts",
      "Lists the social accounts connected to this workspace (Facebook, Instagram, Pinterest, "
      "YouTube, Google Business Profile, LinkedIn, X) with their state; an account in "
@@ -210,21 +286,21 @@ const mcp_tool mcp_tools[] = {
      ",\"description\":\"Only accounts of this network.\"},\"state\":{\"type\":"
      "\"string\",\"enum\":[\"connected\",\"needs_reconnect\"]}," S_CURSOR
      "},\"additionalProperties\":false}",
-     S_PAGE_OUT, 1, 0, 1, 0, NULL, ex_account_list, 0},
+     S_PAGE_OUT, 1, 0, 1, 0, NULL, ex_account_list, 0, NULL},
     {"postly_get_social_account", "Get social account",
      "Returns one social account of this workspace by id, with its platform-specific choices "
      "(Pinterest boards, Google Business locations) needed when targeting it. Read-only.",
      "{\"type\":\"object\",\"properties\":{\"account_id\":{\"type\":\"string\",\"maxLength\":48,"
      "\"description\":\"An id from postly_list_social_accounts (acc_...).\"}},\"required\":["
      "\"account_id\"],\"additionalProperties\":false}",
-     S_OBJ_OUT("\"id\""), 1, 0, 1, 0, NULL, ex_account_get, 0},
+     S_OBJ_OUT("\"id\""), 1, 0, 1, 0, NULL, ex_account_get, 0, NULL},
     {"postly_get_channel_schema", "Get channel rules",
      "Returns one network's publishing rules: text length (in code points), media counts, "
      "kinds and mime types, required fields such as Pinterest's board or YouTube's title, and "
      "its settings. Check it before writing a post for that network. Read-only; needs any "
      "valid connection.",
      S_IN("\"platform\":{\"type\":\"string\",\"enum\":" S_PLATFORM_ENUM "}", "\"platform\""),
-     "{\"type\":\"object\"}", 1, 0, 1, 0, NULL, t_channel_schema, 0},
+     "{\"type\":\"object\"}", 1, 0, 1, 0, NULL, t_channel_schema, 0, NULL},
     /* posts */
     {"postly_validate_post", "Validate post",
      "Checks a post against each target network's rules without saving anything: either the "
@@ -235,14 +311,14 @@ const mcp_tool mcp_tools[] = {
           ""),
      "{\"type\":\"object\",\"properties\":{\"valid\":{\"type\":\"boolean\"},\"problems\":{"
      "\"type\":\"array\"}},\"required\":[\"valid\",\"problems\"]}",
-     1, 0, 1, 0, NULL, ex_post_validate, 0},
+     1, 0, 1, 0, NULL, ex_post_validate, 0, NULL},
     {"postly_create_post", "Create post",
      "Creates a post for one or more social accounts. Without scheduled_at it is saved as a "
      "draft post (nothing is published); with scheduled_at it is scheduled and will publish "
      "automatically at that time. Validated against each network's rules first. Pass an "
      "idempotency_key so a retry does not create a duplicate.",
      S_IN(S_POST_CONTENT "," S_SCHEDULED_AT "," S_IDEM, ""), S_POST_OUT, 0, 0, 0, 0, NULL,
-     ex_post_create, 0},
+     ex_post_create, 0, NULL},
     {"postly_list_posts", "List posts",
      "Lists posts of this workspace, newest last, filtered by status, campaign, network or a "
      "time range (on scheduled_at when set, else created_at). Paginated: pass next_cursor back "
@@ -256,50 +332,50 @@ const mcp_tool mcp_tools[] = {
                          "3339\"},\"to\":{\"type\":\"string\","
                          "\"maxLength\":40,\"description\":\"RFC 3339\"}," S_CURSOR,
           ""),
-     S_PAGE_OUT, 1, 0, 1, 0, NULL, ex_post_list, 0},
+     S_PAGE_OUT, 1, 0, 1, 0, NULL, ex_post_list, 0, NULL},
     {"postly_get_post", "Get post",
      "Returns one post with its targets, per-target status, remote ids and URLs. Read-only.",
      S_IN(S_ID("post_id", "pst_... id"), "\"post_id\""), S_POST_OUT, 1, 0, 1, 0, NULL, ex_post_get,
-     0},
+     0, NULL},
     {"postly_update_post", "Update post",
      "Changes a draft or scheduled post's text, title, link, media, targets or campaign; "
      "re-validated against the networks' rules. A post being published cannot be edited. Pass "
      "expected_version to avoid overwriting someone else's change.",
      S_IN(S_ID("post_id", "pst_... id") "," S_POST_CONTENT "," S_VERSION, "\"post_id\""),
-     S_POST_OUT, 0, 0, 1, 0, NULL, ex_post_update, 0},
+     S_POST_OUT, 0, 0, 1, 0, NULL, ex_post_update, 0, NULL},
     {"postly_delete_post", "Delete post",
      "Deletes a post from Postly (not while it is being published). This cannot be undone. "
      "Ask the user before calling.",
      S_IN(S_ID("post_id", "pst_... id") "," S_VERSION, "\"post_id\""), S_DELETED_OUT, 0, 1, 1, 0,
-     NULL, ex_post_delete, 0},
+     NULL, ex_post_delete, 0, NULL},
     {"postly_schedule_post", "Schedule post",
      "Schedules a draft post (or moves a scheduled one) to publish automatically at "
      "scheduled_at. Times are RFC 3339 with an offset; past times are refused.",
      S_IN(S_ID("post_id", "pst_... id") "," S_SCHEDULED_AT "," S_VERSION,
           "\"post_id\",\"scheduled_at\""),
-     S_POST_OUT, 0, 0, 1, 0, NULL, ex_post_schedule, 0},
+     S_POST_OUT, 0, 0, 1, 0, NULL, ex_post_schedule, 0, NULL},
     {"postly_unschedule_post", "Unschedule post",
      "Takes a scheduled post off the schedule; it goes back to draft and will not publish.",
      S_IN(S_ID("post_id", "pst_... id") "," S_VERSION, "\"post_id\""), S_POST_OUT, 0, 0, 1, 0, NULL,
-     ex_post_unschedule, 0},
+     ex_post_unschedule, 0, NULL},
     {"postly_publish_post", "Publish post now",
      "Publishes a draft or scheduled post to its social networks immediately. This is public "
      "and cannot be undone from Postly: confirm with the user first. Pass an idempotency_key so "
      "a retry after a timeout does not publish twice. Returns the post with per-target results.",
      S_IN(S_ID("post_id", "pst_... id") "," S_IDEM, "\"post_id\""), S_POST_OUT, 0, 1, 0, 1, NULL,
-     ex_post_publish, 1},
+     ex_post_publish, 1, NULL},
     {"postly_retry_post", "Retry failed targets",
      "Publishes again the targets of a post that failed (and, with force, those whose outcome "
      "is unknown, which may duplicate a post on that network). Public: confirm with the user.",
      S_IN(S_ID("post_id", "pst_... id") ",\"force\":{\"type\":\"boolean\",\"description\":"
                                         "\"Also retry unconfirmed targets.\"}," S_IDEM,
           "\"post_id\""),
-     S_POST_OUT, 0, 1, 0, 1, NULL, ex_post_retry, 1},
+     S_POST_OUT, 0, 1, 0, 1, NULL, ex_post_retry, 1, NULL},
     {"postly_get_post_status", "Get post status",
      "Returns the publishing status of a post and of each target (attempts, next retry, remote "
      "URL, error). Use it to follow a scheduled or publishing post. Read-only.",
      S_IN(S_ID("post_id", "pst_... id"), "\"post_id\""), S_POST_OUT, 1, 0, 1, 0, NULL,
-     ex_post_status, 0},
+     ex_post_status, 0, NULL},
     /* media */
     {"postly_upload_media", "Upload media",
      "Uploads one image, video or PDF given inline as base64 (up to 5 MiB decoded; use "
@@ -310,7 +386,7 @@ const mcp_tool mcp_tools[] = {
           "\"string\",\"maxLength\":100},\"alt_text\":{\"type\":\"string\",\"maxLength\":1500}"
           "," S_IDEM,
           "\"data_base64\""),
-     S_OBJ_OUT("\"id\""), 0, 0, 0, 0, NULL, ex_media_upload, 0},
+     S_OBJ_OUT("\"id\""), 0, 0, 0, 0, NULL, ex_media_upload, 0, NULL},
     {"postly_upload_media_chunk", "Upload media in chunks",
      "Uploads a large file in steps: action begin (total_bytes, filename) returns an upload_id; "
      "action append (upload_id, offset, data_base64 up to 8 MiB decoded) adds bytes at offset; "
@@ -327,56 +403,114 @@ const mcp_tool mcp_tools[] = {
                                                  "text\":{\"type\":\"string\","
                                                  "\"maxLength\":1500}",
           "\"action\""),
-     "{\"type\":\"object\"}", 0, 0, 0, 0, NULL, t_upload_chunk, 0},
+     "{\"type\":\"object\"}", 0, 0, 0, 0, NULL, t_upload_chunk, 0, NULL},
     {"postly_list_media", "List media",
      "Lists the workspace's uploaded media, optionally of one kind. Paginated. Read-only.",
      S_IN("\"kind\":{\"type\":\"string\",\"enum\":[\"image\",\"gif\",\"video\",\"document\"]}"
           "," S_CURSOR,
           ""),
-     S_PAGE_OUT, 1, 0, 1, 0, NULL, ex_media_list, 0},
+     S_PAGE_OUT, 1, 0, 1, 0, NULL, ex_media_list, 0, NULL},
     {"postly_get_media", "Get media",
      "Returns one medium's metadata (type, size, dimensions, alt text, posts using it). "
      "Read-only.",
      S_IN(S_ID("media_id", "med_... id"), "\"media_id\""), S_OBJ_OUT("\"id\""), 1, 0, 1, 0, NULL,
-     ex_media_get, 0},
+     ex_media_get, 0, NULL},
     {"postly_update_media", "Update media", "Changes a medium's alt text or file name.",
      S_IN(
          S_ID("media_id",
               "med_... id") ",\"alt_text\":{\"type\":\"string\",\"maxLength\":"
                             "1500},\"filename\":{\"type\":\"string\",\"maxLength\":255}," S_VERSION,
          "\"media_id\""),
-     S_OBJ_OUT("\"id\""), 0, 0, 1, 0, NULL, ex_media_update, 0},
+     S_OBJ_OUT("\"id\""), 0, 0, 1, 0, NULL, ex_media_update, 0, NULL},
     {"postly_delete_media", "Delete media",
      "Deletes a medium. One used by a scheduled or publishing post needs force (the post then "
      "loses it). Cannot be undone: ask the user first.",
      S_IN(S_ID("media_id", "med_... id") ",\"force\":{\"type\":\"boolean\"}," S_VERSION,
           "\"media_id\""),
-     S_DELETED_OUT, 0, 1, 1, 0, NULL, ex_media_delete, 0},
+     S_DELETED_OUT, 0, 1, 1, 0, NULL, ex_media_delete, 0, NULL},
     /* campaigns */
     {"postly_create_campaign", "Create campaign",
      "Creates a campaign (name, goal, dates) that posts can be grouped under via campaign_id. "
      "Pass an idempotency_key so a retry does not create a duplicate.",
      S_IN(S_CAMPAIGN_FIELDS "," S_IDEM, "\"name\""), S_OBJ_OUT("\"id\""), 0, 0, 0, 0, NULL,
-     ex_campaign_create, 0},
+     ex_campaign_create, 0, NULL},
     {"postly_list_campaigns", "List campaigns",
      "Lists the workspace's campaigns, optionally by status. Paginated. Read-only.",
      S_IN("\"status\":{\"type\":\"string\",\"enum\":[\"planned\",\"active\",\"completed\","
           "\"archived\"]}," S_CURSOR,
           ""),
-     S_PAGE_OUT, 1, 0, 1, 0, NULL, ex_campaign_list, 0},
+     S_PAGE_OUT, 1, 0, 1, 0, NULL, ex_campaign_list, 0, NULL},
     {"postly_get_campaign", "Get campaign",
      "Returns one campaign with its dates, status and number of posts. Read-only.",
      S_IN(S_ID("campaign_id", "cmp_... id"), "\"campaign_id\""), S_OBJ_OUT("\"id\""), 1, 0, 1, 0,
-     NULL, ex_campaign_get, 0},
+     NULL, ex_campaign_get, 0, NULL},
     {"postly_update_campaign", "Update campaign",
      "Changes a campaign's name, goal, dates or status.",
      S_IN(S_ID("campaign_id", "cmp_... id") "," S_CAMPAIGN_FIELDS "," S_VERSION, "\"campaign_id\""),
-     S_OBJ_OUT("\"id\""), 0, 0, 1, 0, NULL, ex_campaign_update, 0},
+     S_OBJ_OUT("\"id\""), 0, 0, 1, 0, NULL, ex_campaign_update, 0, NULL},
     {"postly_delete_campaign", "Delete campaign",
      "Deletes a campaign; its posts are kept and only unlinked. Cannot be undone: ask the user "
      "first.",
      S_IN(S_ID("campaign_id", "cmp_... id") "," S_VERSION, "\"campaign_id\""), S_DELETED_OUT, 0, 1,
-     1, 0, NULL, ex_campaign_delete, 0},
+     1, 0, NULL, ex_campaign_delete, 0, NULL},
+    /* workspace */
+    {"postly_list_workspaces", "List workspaces",
+     "Lists the workspaces the connected user belongs to, with their role and plan; current is "
+     "the one this connection acts in (a connection acts in exactly one workspace: to work in "
+     "another, the user reconnects and picks it). Read-only.",
+     S_EMPTY_IN,
+     "{\"type\":\"object\",\"properties\":{\"items\":{\"type\":\"array\"},\"truncated\":{"
+     "\"type\":\"boolean\"}},\"required\":[\"items\"]}",
+     1, 0, 1, 0, NULL, NULL, 0, t_list_workspaces},
+    /* drafts */
+    {"postly_create_draft", "Create draft",
+     "Saves free-form work in progress (text, title, link, media, intended accounts, notes) "
+     "that is not yet a post: no network rules are checked and nothing is scheduled or "
+     "published. Pass an idempotency_key so a retry does not create a duplicate.",
+     S_IN(S_DRAFT_FIELDS "," S_IDEM, ""), S_OBJ_OUT("\"id\""), 0, 0, 0, 0, NULL, ex_draft_create, 0,
+     NULL},
+    {"postly_list_drafts", "List drafts",
+     "Lists the workspace's drafts, oldest first. Paginated: pass next_cursor back as cursor. "
+     "Read-only.",
+     S_IN(S_CURSOR, ""), S_PAGE_OUT, 1, 0, 1, 0, NULL, ex_draft_list, 0, NULL},
+    {"postly_get_draft", "Get draft",
+     "Returns one draft with its text, media and notes. Read-only.",
+     S_IN(S_ID("draft_id", "drf_... id"), "\"draft_id\""), S_OBJ_OUT("\"id\""), 1, 0, 1, 0, NULL,
+     ex_draft_get, 0, NULL},
+    {"postly_update_draft", "Update draft",
+     "Changes a draft's text, title, link, media, accounts or notes. Pass expected_version to "
+     "avoid overwriting someone else's change.",
+     S_IN(S_ID("draft_id", "drf_... id") "," S_DRAFT_FIELDS "," S_VERSION, "\"draft_id\""),
+     S_OBJ_OUT("\"id\""), 0, 0, 1, 0, NULL, ex_draft_update, 0, NULL},
+    {"postly_delete_draft", "Delete draft",
+     "Deletes a draft. Cannot be undone: ask the user first.",
+     S_IN(S_ID("draft_id", "drf_... id") "," S_VERSION, "\"draft_id\""), S_DELETED_OUT, 0, 1, 1, 0,
+     NULL, ex_draft_delete, 0, NULL},
+    /* analytics */
+    {"postly_get_analytics_summary", "Analytics summary",
+     "Totals across all networks for a period (default: the last 28 days; at most 366 days): "
+     "impressions, reach, engagements, clicks and more, with which networks contributed. "
+     "Per-network detail needs postly_get_platform_analytics. Read-only.",
+     S_IN(S_PERIOD, ""),
+     "{\"type\":\"object\",\"properties\":{\"period\":{\"type\":\"object\"},\"totals\":{"
+     "\"type\":\"object\"}},\"required\":[\"totals\"]}",
+     1, 0, 1, 1, NULL, ex_analytics_summary, 0, NULL},
+    {"postly_get_platform_analytics", "Network analytics",
+     "Metrics of one network's accounts for a period: the normalized metrics plus the "
+     "network's own. Needs that network's analytics scope (analytics:read alone is not "
+     "enough). Read-only.",
+     S_IN("\"platform\":{\"type\":\"string\",\"enum\":" S_PLATFORM_ENUM "}," S_PERIOD,
+          "\"platform\""),
+     "{\"type\":\"object\",\"properties\":{\"platform\":{\"type\":\"string\"},"
+     "\"metrics\":{\"type\":\"object\"}},\"required\":[\"platform\"]}",
+     1, 0, 1, 1, "platform", ex_analytics_platform, 0, NULL},
+    {"postly_get_post_analytics", "Post analytics",
+     "Metrics of one published post per target, limited to the networks whose analytics this "
+     "connection may read. Read-only.",
+     S_IN(S_ID("post_id", "pst_... id"), "\"post_id\""),
+     "{\"type\":\"object\",\"properties\":{\"post_id\":{\"type\":\"string\"},\"targets\":{"
+     "\"type\":\"array\"}},\"required\":[\"post_id\",\"targets\"]}",
+     1, 0, 1, 1, NULL, NULL, 0, t_post_analytics},
 };
 const size_t mcp_tools_count = sizeof mcp_tools / sizeof mcp_tools[0];
 
@@ -586,7 +720,8 @@ pl_rc mcp_tools_call(mcp_call *c, const json_t *params, json_t **result, mcp_rpc
             goto out;
         }
     }
-    rc = t->fn(c->srv->deps.ex, c->who->ws, args, &out, &xe);
+    rc = t->cfn ? t->cfn(c, &d, args, &out, &xe)
+                : t->fn(c->srv->deps.ex, c->who->ws, args, &out, &xe);
     if (rc != PL_OK) {
         res = tool_error(pl_errname(rc), xe.field, xe.msg[0] ? xe.msg : pl_strerror(rc));
         mcp_audit(c, "tool", pname, pl_errname(rc), &d, args);

@@ -122,7 +122,7 @@ static int setup(void **state)
     assert_non_null(mkdtemp(f->dir));
     snprintf(cmd, sizeof cmd,
              "%s mint %s http://127.0.0.1:1 %s ws_bin preregistered 600 workspace:read "
-             "posts:read posts:create",
+             "workspace:list posts:read posts:create",
              MCP_FIXTURE_BIN, f->dir, URL);
     assert_int_equal(run(cmd, out, sizeof out), 0);
     assert_non_null(strchr(out, ' '));
@@ -201,6 +201,15 @@ static void test_revoked_grant_refused_at_next_call(void **state)
     core_http_fetch_resp_free(&r);
     assert_int_equal(post(f, sid, CALL, &r), 200);
     assert_non_null(strstr(r.body.p, "ws_bin"));
+    core_http_fetch_resp_free(&r);
+    /* workspace:list comes from the authorization server's directory */
+    assert_int_equal(post(f, sid,
+                          "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{"
+                          "\"name\":\"postly_list_workspaces\",\"arguments\":{}}}",
+                          &r),
+                     200);
+    assert_non_null(strstr(r.body.p, "\\\"role\\\":\\\"owner\\\""));
+    assert_non_null(strstr(r.body.p, "\\\"current\\\":true"));
     core_http_fetch_resp_free(&r);
     /* the user disconnects the app: postly-authz revokes the grant */
     snprintf(cmd, sizeof cmd, "%s revoke %s %s", MCP_FIXTURE_BIN, f->dir, f->gid);

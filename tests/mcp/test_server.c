@@ -1039,10 +1039,13 @@ static void test_scope_matrix(void **state)
             pol_scope_format(ti.all ? ti.all : (ti.any & -ti.any), need, sizeof need, NULL), PL_OK);
         mint(f, &(tok_opts){.scope = have}, tok, sizeof tok);
         open_session(f, tok, sid, sizeof sid);
+        /* the platform argument picks the policy row: ask for the first platform */
         snprintf(body, sizeof body,
                  "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
-                 "\"%s\",\"arguments\":{}}}",
-                 name);
+                 "\"%s\",\"arguments\":{%s}}}",
+                 name,
+                 strcmp(name, "postly_get_platform_analytics") == 0 ? "\"platform\":\"facebook\""
+                                                                    : "");
         j = call(f, tok, sid, body, &st, &r);
         if (st != 403)
             fail_msg("%s: expected 403, got %d", name, st);
@@ -1291,6 +1294,102 @@ static void test_workflow_and_isolation(void **state)
             json_decref(res);
         }
     }
+
+    /* analytics: the summary with analytics:read; a platform needs its own scope */
+    res = tool(f, tok, sid, "postly_get_analytics_summary", "{}", &err);
+    if (err)
+        fail_msg("summary: %s", json_dumps(res, 0));
+    json_decref(res);
+    res = tool(f, tok, sid, "postly_get_platform_analytics", "{\"platform\":\"linkedin\"}", &err);
+    assert_false(err);
+    assert_string_equal(sc_str(res, "platform"), "linkedin");
+    json_decref(res);
+    res = tool(f, tok, sid, "postly_get_platform_analytics", "{\"platform\":\"myspace\"}", &err);
+    assert_true(err);
+    json_decref(res);
+    {
+        char xtok[KEY_TOKEN_MAX], xsid[64], body[512];
+        core_http_fetch_resp r;
+        json_t *j;
+        const json_t *targets, *tg;
+        int st;
+        mint(f, &(tok_opts){.scope = "posts:read analytics:read analytics:x:read"}, xtok,
+             sizeof xtok);
+        open_session(f, xtok, xsid, sizeof xsid);
+        j = call(f, xtok, xsid,
+                 "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+                 "\"postly_get_platform_analytics\",\"arguments\":{\"platform\":\"linkedin\"}}}",
+                 &st, &r);
+        assert_int_equal(st, 403);
+        assert_non_null(
+            strstr(core_http_fetch_header(&r, "WWW-Authenticate"), "analytics:linkedin:read"));
+        core_http_fetch_resp_free(&r);
+        json_decref(j);
+        /* post analytics shows only the networks the token may read: not linkedin */
+        snprintf(body, sizeof body,
+                 "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+                 "\"postly_get_post_analytics\",\"arguments\":{\"post_id\":\"%s\"}}}",
+                 post);
+        j = call(f, xtok, xsid, body, &st, NULL);
+        targets = json_object_get(json_object_get(result_of(j), "structuredContent"), "targets");
+        assert_true(json_is_array(targets));
+        json_array_foreach(targets, i, tg)
+        {
+            assert_string_equal(json_string_value(json_object_get(tg, "platform")), "x");
+        }
+        json_decref(j);
+    }
+    res = tool(f, tok, sid, "postly_get_post_analytics", "{\"post_id\":\"pst_nothing\"}", &err);
+    assert_true(err);
+    json_decref(res);
+
+    /* drafts */
+    {
+        char drf[64];
+        res = tool(f, tok, sid, "postly_create_draft",
+                   "{\"text\":\"idea\",\"notes\":\"for spring\",\"idempotency_key\":\"d1\"}", &err);
+        if (err)
+            fail_msg("create_draft: %s", json_dumps(res, 0));
+        snprintf(drf, sizeof drf, "%s", sc_str(res, "id"));
+        json_decref(res);
+        snprintf(args, sizeof args, "{\"draft_id\":\"%s\",\"text\":\"better idea\"}", drf);
+        res = tool(f, tok, sid, "postly_update_draft", args, &err);
+        assert_false(err);
+        json_decref(res);
+        snprintf(args, sizeof args, "{\"draft_id\":\"%s\"}", drf);
+        res = tool(f, tok, sid, "postly_get_draft", args, &err);
+        assert_string_equal(sc_str(res, "text"), "better idea");
+        json_decref(res);
+        res = tool(f, tok, sid, "postly_list_drafts", "{}", &err);
+        assert_int_equal(
+            json_array_size(json_object_get(json_object_get(res, "structuredContent"), "items")),
+            1);
+        json_decref(res);
+        {
+            char otok[KEY_TOKEN_MAX], osid[64];
+            const char *other_tools[] = {"postly_get_draft", "postly_update_draft",
+                                         "postly_delete_draft"};
+            mint(f, &(tok_opts){.scope = ALL_SCOPES, .ws = "ws_other"}, otok, sizeof otok);
+            open_session(f, otok, osid, sizeof osid);
+            for (i = 0; i < 3; i++) {
+                res = tool(f, otok, osid, other_tools[i], args, &err);
+                assert_true(err);
+                assert_non_null(
+                    strstr(json_string_value(json_object_get(
+                               json_array_get(json_object_get(res, "content"), 0), "text")),
+                           "not_found"));
+                json_decref(res);
+            }
+        }
+        res = tool(f, tok, sid, "postly_delete_draft", args, &err);
+        assert_false(err);
+        json_decref(res);
+    }
+    /* without the authorization server's directory, listing workspaces is unavailable (the
+     * binary test covers it with the directory) */
+    res = tool(f, tok, sid, "postly_list_workspaces", "{}", &err);
+    assert_true(err);
+    json_decref(res);
 
     /* and from our workspace the deletes work */
     snprintf(args, sizeof args, "{\"campaign_id\":\"%s\"}", cmp);
