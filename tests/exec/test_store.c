@@ -52,6 +52,37 @@ static void test_open_reopen_schema(void **state)
     th_rmtree(dir);
 }
 
+/* An environment written before the version record (schema 0) is upgraded in place on open:
+ * its data stays, the record is written, and a reopen finds the current version. */
+static void test_upgrade_from_unversioned(void **state)
+{
+    (void)state;
+    char dir[256];
+    th_tmpdir(dir, sizeof dir);
+    ex_store *st = NULL;
+    assert_int_equal(ex_store_open_data_dir(dir, EX_STORE_NOSYNC, &st), PL_OK);
+    assert_non_null(strstr(ex_store_dir(st), "/exec"));
+    ex_txn txn;
+    assert_int_equal(ex_txn_begin(st, 1, &txn), PL_OK);
+    assert_int_equal(ex_txn_put_raw(&txn, EX_DB_POSTS, "ws|pst|x", "{\"id\":\"x\"}", 10), PL_OK);
+    assert_int_equal(ex_txn_del(&txn, EX_DB_META, "schema_version"), PL_OK);
+    assert_int_equal(ex_txn_commit(&txn), PL_OK);
+    ex_store_free(st);
+
+    assert_int_equal(ex_store_open_data_dir(dir, EX_STORE_NOSYNC, &st), PL_OK);
+    assert_int_equal(ex_store_schema_found(st), 0);
+    json_t *v = NULL;
+    assert_int_equal(ex_txn_begin(st, 0, &txn), PL_OK);
+    assert_int_equal(ex_txn_get_json(&txn, EX_DB_POSTS, "ws|pst|x", &v), PL_OK);
+    ex_txn_abort(&txn);
+    json_decref(v);
+    ex_store_free(st);
+    assert_int_equal(ex_store_open_data_dir(dir, EX_STORE_NOSYNC, &st), PL_OK);
+    assert_int_equal(ex_store_schema_found(st), EX_SCHEMA_VERSION);
+    ex_store_free(st);
+    th_rmtree(dir);
+}
+
 static void test_ids_and_keys(void **state)
 {
     (void)state;
@@ -92,6 +123,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_reopen_schema),
+        cmocka_unit_test(test_upgrade_from_unversioned),
         cmocka_unit_test(test_ids_and_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
