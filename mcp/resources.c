@@ -7,6 +7,9 @@
 
 #include "core/crypto.h"
 #include "exec/account.h"
+#include "exec/analytics.h"
+#include "exec/campaign.h"
+#include "exec/post.h"
 #include "exec/workspace.h"
 #include "mcp/mcp_int.h"
 
@@ -50,6 +53,38 @@ static pl_rc r_account(const ex_ctx *ex, const char *ws, const char *id, json_t 
     return rc;
 }
 
+static pl_rc r_campaign(const ex_ctx *ex, const char *ws, const char *id, json_t **out, ex_err *err)
+{
+    json_t *a = json_pack("{s:s}", "campaign_id", id);
+    pl_rc rc = a ? ex_campaign_get(ex, ws, a, out, err) : PL_ERR_NOMEM;
+    json_decref(a);
+    return rc;
+}
+
+static pl_rc r_post(const ex_ctx *ex, const char *ws, const char *id, json_t **out, ex_err *err)
+{
+    json_t *a = json_pack("{s:s}", "post_id", id);
+    pl_rc rc = a ? ex_post_get(ex, ws, a, out, err) : PL_ERR_NOMEM;
+    json_decref(a);
+    return rc;
+}
+
+static pl_rc r_summary(const ex_ctx *ex, const char *ws, const char *id, json_t **out, ex_err *err)
+{
+    json_t *a = json_object();
+    pl_rc rc = a ? ex_analytics_summary(ex, ws, a, out, err) : PL_ERR_NOMEM;
+    json_decref(a);
+    return rc;
+}
+
+static pl_rc r_platform(const ex_ctx *ex, const char *ws, const char *id, json_t **out, ex_err *err)
+{
+    json_t *a = json_pack("{s:s}", "platform", id);
+    pl_rc rc = a ? ex_analytics_platform(ex, ws, a, out, err) : PL_ERR_NOMEM;
+    json_decref(a);
+    return rc;
+}
+
 static const res_def resources[] = {
     {"postly://workspace", NULL, "workspace", "Workspace",
      "The workspace this connection acts in: name, plan, time zone, settings.",
@@ -59,6 +94,20 @@ static const res_def resources[] = {
      "One connected social account: platform, state, boards or locations to target.",
      "resource:postly://social-accounts/{id}", "account_id", r_account, ex_account_list,
      "display_name"},
+    {"postly://campaigns/{id}", "postly://campaigns/", "campaign", "Campaign",
+     "One campaign: name, goal, dates, status, number of posts.",
+     "resource:postly://campaigns/{id}", "campaign_id", r_campaign, ex_campaign_list, "name"},
+    {"postly://posts/{id}", "postly://posts/", "post", "Post",
+     "One post with its targets and per-network status.", "resource:postly://posts/{id}", "post_id",
+     r_post, ex_post_list, "status"},
+    {"postly://analytics/summary", NULL, "analytics-summary", "Analytics summary",
+     "Totals across all networks for the last 28 days.", "resource:postly://analytics/summary",
+     NULL, r_summary, NULL, NULL},
+    /* The platform picks the policy row resource:postly://analytics/<platform>, which needs
+     * exactly that network's scope; the template row is what listings show. */
+    {"postly://analytics/{platform}", "postly://analytics/", "platform-analytics",
+     "Network analytics", "One network's metrics for the last 28 days.",
+     "resource:postly://analytics/{platform}", "platform", r_platform, NULL, NULL},
 };
 #define N_RES (sizeof resources / sizeof resources[0])
 
@@ -168,6 +217,22 @@ pl_rc mcp_resources_list(mcp_call *c, const json_t *params, json_t **result, mcp
                                                 d->description, "mimeType", MIME_JSON));
             continue;
         }
+        if (!d->list && d->id_arg && strcmp(d->id_arg, "platform") == 0 && !inner[0]) {
+            static const char *const platforms[] = {"facebook", "instagram",       "pinterest",
+                                                    "youtube",  "google_business", "linkedin",
+                                                    "x"};
+            size_t k;
+            for (k = 0; k < sizeof platforms / sizeof platforms[0]; k++) {
+                char uri[URI_MAX], row[URI_MAX + 16];
+                snprintf(uri, sizeof uri, "%s%s", d->prefix, platforms[k]);
+                snprintf(row, sizeof row, "resource:%s", uri);
+                if (mcp_gate_peek(c, row) == MCP_GATE_ALLOW)
+                    json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s}", "uri", uri, "name",
+                                                         platforms[k], "title", d->title,
+                                                         "mimeType", MIME_JSON));
+            }
+            continue;
+        }
         if (d->list) {
             json_t *args = json_pack("{s:i}", "limit", PAGE), *page = NULL, *it;
             ex_err xe;
@@ -226,6 +291,8 @@ pl_rc mcp_resources_read(mcp_call *c, const json_t *params, json_t **result, mcp
     const char *uri = json_string_value(json_object_get(params, "uri"));
     const res_def *d = NULL;
     const char *var = "";
+    const char *policy;
+    char pname[URI_MAX + 16];
     json_t *out = NULL;
     char *text = NULL;
     pol_decision dec;
@@ -258,19 +325,26 @@ pl_rc mcp_resources_read(mcp_call *c, const json_t *params, json_t **result, mcp
         not_found(err, uri);
         return PL_ERR_NOT_FOUND;
     }
-    g = mcp_gate(c, d->policy, &dec);
+    policy = d->policy;
+    if (is_template(d) && strcmp(d->id_arg ? d->id_arg : "", "platform") == 0) {
+        /* resource:postly://analytics/<platform>: one row per network; an unknown network
+         * has no row and is not found. */
+        snprintf(pname, sizeof pname, "resource:%s", uri);
+        policy = pname;
+    }
+    g = mcp_gate(c, policy, &dec);
     if (g == MCP_GATE_STEP_UP) {
-        mcp_audit(c, "resource", d->policy, "deny_scope", &dec, NULL);
+        mcp_audit(c, "resource", policy, "deny_scope", &dec, NULL);
         return PL_ERR_DENIED;
     }
     if (g != MCP_GATE_ALLOW) {
         /* Hidden by policy: indistinguishable from a resource that does not exist. */
-        mcp_audit(c, "resource", d->policy, "deny_policy", &dec, NULL);
+        mcp_audit(c, "resource", policy, "deny_policy", &dec, NULL);
         not_found(err, uri);
         return PL_ERR_NOT_FOUND;
     }
-    if (mcp_rate_charge(c, d->policy, c->id) != PL_OK) {
-        mcp_audit(c, "resource", d->policy, "rate_limited", &dec, NULL);
+    if (mcp_rate_charge(c, policy, c->id) != PL_OK) {
+        mcp_audit(c, "resource", policy, "rate_limited", &dec, NULL);
         return PL_ERR_LIMIT;
     }
     memset(&xe, 0, sizeof xe);
@@ -278,17 +352,17 @@ pl_rc mcp_resources_read(mcp_call *c, const json_t *params, json_t **result, mcp
     if (rc == PL_ERR_NOT_FOUND || rc == PL_ERR_INVALID) {
         /* Another workspace's object, or an id that cannot exist: not found (existence must
          * not leak, ARCHITECTURE.md §4). */
-        mcp_audit(c, "resource", d->policy, "not_found", &dec, NULL);
+        mcp_audit(c, "resource", policy, "not_found", &dec, NULL);
         not_found(err, uri);
         return PL_ERR_NOT_FOUND;
     }
     if (rc != PL_OK) {
-        mcp_audit(c, "resource", d->policy, pl_errname(rc), &dec, NULL);
+        mcp_audit(c, "resource", policy, pl_errname(rc), &dec, NULL);
         err->code = MCP_RPC_INTERNAL_ERROR;
         snprintf(err->msg, sizeof err->msg, "reading %.100s failed: %s", uri, pl_strerror(rc));
         return rc;
     }
-    mcp_audit(c, "resource", d->policy, "ok", &dec, NULL);
+    mcp_audit(c, "resource", policy, "ok", &dec, NULL);
     text = json_dumps(out, JSON_COMPACT);
     *result = json_pack("{s:[{s:s, s:s, s:s}]}", "contents", "uri", uri, "mimeType", MIME_JSON,
                         "text", text ? text : "{}");

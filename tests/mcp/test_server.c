@@ -1325,6 +1325,16 @@ static void test_workflow_and_isolation(void **state)
             strstr(core_http_fetch_header(&r, "WWW-Authenticate"), "analytics:linkedin:read"));
         core_http_fetch_resp_free(&r);
         json_decref(j);
+        /* the same for the resource of that network */
+        j = call(f, xtok, xsid,
+                 "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":{"
+                 "\"uri\":\"postly://analytics/linkedin\"}}",
+                 &st, &r);
+        assert_int_equal(st, 403);
+        assert_non_null(
+            strstr(core_http_fetch_header(&r, "WWW-Authenticate"), "analytics:linkedin:read"));
+        core_http_fetch_resp_free(&r);
+        json_decref(j);
         /* post analytics shows only the networks the token may read: not linkedin */
         snprintf(body, sizeof body,
                  "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
@@ -1390,6 +1400,48 @@ static void test_workflow_and_isolation(void **state)
     res = tool(f, tok, sid, "postly_list_workspaces", "{}", &err);
     assert_true(err);
     json_decref(res);
+
+    /* the other resources: a post, a campaign, the analytics summary, one network */
+    {
+        const char *uris[4];
+        char u1[128], u2[128];
+        json_t *j;
+        int st;
+        snprintf(u1, sizeof u1, "postly://posts/%s", post);
+        snprintf(u2, sizeof u2, "postly://campaigns/%s", cmp);
+        uris[0] = u1;
+        uris[1] = u2;
+        uris[2] = "postly://analytics/summary";
+        uris[3] = "postly://analytics/linkedin";
+        for (i = 0; i < 4; i++) {
+            snprintf(args, sizeof args,
+                     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":{"
+                     "\"uri\":\"%s\"}}",
+                     uris[i]);
+            j = call(f, tok, sid, args, &st, NULL);
+            if (!json_object_get(j, "result"))
+                fail_msg("%s: %s", uris[i], json_dumps(j, 0));
+            json_decref(j);
+        }
+        j = call(f, tok, sid,
+                 "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":{"
+                 "\"uri\":\"postly://analytics/myspace\"}}",
+                 &st, NULL);
+        assert_int_equal(error_code(j), -32002);
+        json_decref(j);
+        /* resources/list names the post, the campaign and the seven networks */
+        j = call(f, tok, sid, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/list\"}", &st,
+                 NULL);
+        {
+            char *dump = json_dumps(j, 0);
+            assert_non_null(strstr(dump, u1));
+            assert_non_null(strstr(dump, u2));
+            assert_non_null(strstr(dump, "postly://analytics/google_business"));
+            assert_non_null(strstr(dump, "postly://analytics/summary"));
+            free(dump);
+        }
+        json_decref(j);
+    }
 
     /* and from our workspace the deletes work */
     snprintf(args, sizeof args, "{\"campaign_id\":\"%s\"}", cmp);
