@@ -164,6 +164,8 @@ pl_rc ex_utf8_count(const char *s, size_t len, size_t *cp, size_t *bad_at)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0, n = 0;
+    if (bad_at)
+        *bad_at = 0;
     if (!s && len)
         return PL_ERR_INVALID;
     while (i < len) {
@@ -575,7 +577,9 @@ static int check_utf8_field(const char *field, const char *s, size_t len, ex_pro
     size_t bad = 0;
     if (ex_utf8_count(s, len, cp, &bad) == PL_OK)
         return 1;
-    if (s[bad] == '\0')
+    if (!s || bad >= len)
+        ex_problems_add(pr, field, "invalid_utf8", "invalid UTF-8");
+    else if (s[bad] == '\0')
         ex_problems_add(pr, field, "nul_character", "contains a NUL character at byte %zu", bad);
     else
         ex_problems_add(pr, field, "invalid_utf8", "invalid UTF-8 at byte %zu (byte 0x%02x)", bad,

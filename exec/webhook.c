@@ -81,7 +81,10 @@ static host_class classify_host(const char *host)
         memmove(buf, buf + 1, n - 2);
         buf[n - 2] = '\0';
     }
-    if (inet_pton(AF_INET, buf, &a4) == 1)
+    /* inet_aton, not inet_pton: it also reads the legacy forms "127.1", "0x7f000001" and
+     * "2130706433" that getaddrinfo() accepts as addresses, which would otherwise slip past
+     * as "names". */
+    if (inet_aton(buf, &a4) != 0)
         return classify_v4(ntohl(a4.s_addr));
     if (inet_pton(AF_INET6, buf, &a6) == 1) {
         static const uint8_t loop6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
@@ -515,8 +518,11 @@ static pl_rc change(const ex_ctx *ctx, const char *ws, const json_t *args,
         json_object_set(w, "events", events);
     if (desc)
         json_object_set_new(w, "description", json_string(desc));
-    if (has_active)
+    if (has_active) {
         json_object_set_new(w, "active", json_boolean(active));
+        if (active)
+            json_object_del(w, "disabled_reason");
+    }
     if (kind == CHANGE_ROTATE) {
         if ((rc = new_secret(secret, sizeof secret)) != PL_OK) {
             ex_err_set(err, rc, "", "cannot create a secret");
@@ -672,12 +678,67 @@ pl_rc ex_wh_queue_key(int64_t due_ms, const char *ws, const char *dlv_id, char *
     return n > 0 && (size_t)n < bufsz ? PL_OK : PL_ERR_TOO_LARGE;
 }
 
+/* The body of one event: its id, type, time, workspace and data. *body is malloc'd. */
+static pl_rc build_event(const ex_ctx *ctx, const char *ws, const char *type, const json_t *data,
+                         int64_t now, char *evt_id, char **body)
+{
+    char when[40];
+    json_t *event;
+    pl_rc rc = ex_id_new(ctx->clock, EX_WH_KIND_EVENT, evt_id, EX_ID_MAX);
+    *body = NULL;
+    if (rc != PL_OK)
+        return rc;
+    ex_time_format(now, when, sizeof when);
+    event = json_pack("{s:s, s:s, s:s, s:s, s:O}", "id", evt_id, "type", type, "created_at", when,
+                      "workspace_id", ws, "data", data);
+    *body = event ? json_dumps(event, JSON_COMPACT) : NULL;
+    json_decref(event);
+    if (!*body)
+        return PL_ERR_NOMEM;
+    if (strlen(*body) > EX_WEBHOOK_BODY_MAX) {
+        free(*body);
+        *body = NULL;
+        return PL_ERR_TOO_LARGE;
+    }
+    return PL_OK;
+}
+
+/* One delivery of an event to subscription w: its record and its queue entry, due now.
+ * dlv_id (EX_ID_MAX bytes) gets the new id. */
+static pl_rc write_delivery(const ex_ctx *ctx, ex_txn *txn, const char *ws, const json_t *w,
+                            const char *type, const char *evt_id, const char *body, int64_t now,
+                            char *dlv_id)
+{
+    char key[EX_KEY_MAX + 1], when[40];
+    json_t *d;
+    pl_rc rc = ex_id_new(ctx->clock, EX_WH_KIND_DELIVERY, dlv_id, EX_ID_MAX);
+    if (rc != PL_OK)
+        return rc;
+    ex_time_format(now, when, sizeof when);
+    d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:s, s:n, s:n, s:[], s:s, s:I, "
+                  "s:s}",
+                  "id", dlv_id, "workspace_id", ws, "webhook_id",
+                  json_string_value(json_object_get(w, "id")), "event_id", evt_id, "type", type,
+                  "status", "pending", "attempts", 0, "next_attempt_ms", (json_int_t)now,
+                  "next_attempt_at", when, "delivered_at", "last_error", "last", "created_at", when,
+                  "created_ms", (json_int_t)now, "body", body);
+    if (!d)
+        return PL_ERR_NOMEM;
+    rc = ex_obj_store(txn, EX_DB_DELIVERIES, ws, EX_WH_KIND_DELIVERY, d);
+    json_decref(d);
+    if (rc == PL_OK)
+        rc = ex_wh_queue_key(now, ws, dlv_id, key, sizeof key);
+    if (rc == PL_OK)
+        rc = ex_txn_put_raw(txn, EX_DB_OUTBOX, key, "", 0);
+    return rc;
+}
+
 pl_rc ex_webhook_enqueue(const ex_ctx *ctx, ex_txn *txn, const char *ws, const char *type,
                          const json_t *data)
 {
-    json_t *all = NULL, *w, *event = NULL;
+    json_t *all = NULL, *w;
     char *body = NULL;
-    char evt_id[EX_ID_MAX] = "", when[40] = "";
+    char evt_id[EX_ID_MAX] = "", dlv_id[EX_ID_MAX];
     size_t i;
     pl_rc rc;
     if (!ctx || !txn || !txn->write || !ex_ws_valid(ws) || !ex_webhook_event_known(type) ||
@@ -688,56 +749,66 @@ pl_rc ex_webhook_enqueue(const ex_ctx *ctx, ex_txn *txn, const char *ws, const c
         goto out;
     json_array_foreach(all, i, w)
     {
-        char dlv_id[EX_ID_MAX], key[EX_KEY_MAX + 1];
-        json_t *d;
         if (!wants(w, type))
             continue;
-        if (!body) {
-            /* One body per event, built only when someone listens: every subscriber and
-             * every retry sees the same bytes and the same id. */
-            if ((rc = ex_id_new(ctx->clock, EX_WH_KIND_EVENT, evt_id, sizeof evt_id)) != PL_OK)
-                goto out;
-            ex_time_format(now, when, sizeof when);
-            event = json_pack("{s:s, s:s, s:s, s:s, s:O}", "id", evt_id, "type", type, "created_at",
-                              when, "workspace_id", ws, "data", data);
-            body = event ? json_dumps(event, JSON_COMPACT) : NULL;
-            if (!body) {
-                rc = PL_ERR_NOMEM;
-                goto out;
-            }
-            if (strlen(body) > EX_WEBHOOK_BODY_MAX) {
-                rc = PL_ERR_TOO_LARGE;
-                goto out;
-            }
-        }
-        if ((rc = ex_id_new(ctx->clock, EX_WH_KIND_DELIVERY, dlv_id, sizeof dlv_id)) != PL_OK)
+        /* One body per event, built only when someone listens: every subscriber and every
+         * retry sees the same bytes and the same id. */
+        if (!body && (rc = build_event(ctx, ws, type, data, now, evt_id, &body)) != PL_OK)
             goto out;
-        d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:n, s:n, s:[], s:I, s:s}", "id",
-                      dlv_id, "workspace_id", ws, "webhook_id",
-                      json_string_value(json_object_get(w, "id")), "event_id", evt_id, "type", type,
-                      "status", "pending", "attempts", 0, "next_attempt_ms", (json_int_t)now,
-                      "delivered_at", "last_error", "last", "created_ms", (json_int_t)now, "body",
-                      body);
-        if (!d) {
-            rc = PL_ERR_NOMEM;
-            goto out;
-        }
-        json_object_set_new(d, "created_at", json_string(when));
-        json_object_set_new(d, "next_attempt_at", json_string(when));
-        rc = ex_obj_store(txn, EX_DB_DELIVERIES, ws, EX_WH_KIND_DELIVERY, d);
-        json_decref(d);
-        if (rc == PL_OK)
-            rc = ex_wh_queue_key(now, ws, dlv_id, key, sizeof key);
-        if (rc == PL_OK)
-            rc = ex_txn_put_raw(txn, EX_DB_OUTBOX, key, "", 0);
-        if (rc != PL_OK)
+        if ((rc = write_delivery(ctx, txn, ws, w, type, evt_id, body, now, dlv_id)) != PL_OK)
             goto out;
     }
     rc = PL_OK;
 out:
     free(body);
-    json_decref(event);
     json_decref(all);
+    return rc;
+}
+
+pl_rc ex_webhook_send_test(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
+                           ex_err *err)
+{
+    static const char *const allowed[] = {"webhook_id", NULL};
+    json_t *w = NULL, *data = NULL;
+    char *body = NULL;
+    char evt_id[EX_ID_MAX], dlv_id[EX_ID_MAX];
+    ex_txn txn = {0};
+    pl_rc rc;
+    *out = NULL;
+    if ((rc = check_ws(ctx, ws, args, err)) != PL_OK || (rc = ex_args_only(args, allowed, err)))
+        goto out;
+    if ((rc = ex_txn_begin(ctx->store, 1, &txn)) != PL_OK) {
+        ex_err_set(err, rc, "", "store unavailable");
+        goto out;
+    }
+    if ((rc = load_one(&txn, ws, args, &w, err)) != PL_OK)
+        goto out;
+    if (!json_is_true(json_object_get(w, "active"))) {
+        rc = ex_err_set(err, PL_ERR_STATE, "webhook_id", "the webhook is disabled");
+        goto out;
+    }
+    int64_t now = core_clock_now_ms(ctx->clock);
+    data = json_pack("{s:O, s:s}", "webhook_id", json_object_get(w, "id"), "message",
+                     "This is a test event from Postly.");
+    if (!data) {
+        rc = PL_ERR_NOMEM;
+        goto out;
+    }
+    if ((rc = build_event(ctx, ws, "webhook.test", data, now, evt_id, &body)) != PL_OK ||
+        (rc = write_delivery(ctx, &txn, ws, w, "webhook.test", evt_id, body, now, dlv_id)) !=
+            PL_OK ||
+        (rc = ex_txn_commit(&txn)) != PL_OK) {
+        ex_err_set(err, rc, "", "store error");
+        goto out;
+    }
+    *out = json_pack("{s:s, s:s, s:O}", "delivery_id", dlv_id, "event_id", evt_id, "webhook_id",
+                     json_object_get(w, "id"));
+    rc = *out ? PL_OK : PL_ERR_NOMEM;
+out:
+    ex_txn_abort(&txn);
+    free(body);
+    json_decref(data);
+    json_decref(w);
     return rc;
 }
 

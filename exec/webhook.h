@@ -23,7 +23,9 @@
  *   Postly-Webhook-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>
  * with a timeout and bounded concurrency, records every attempt (time, status code, latency,
  * error) in the delivery record, and retries any non-2xx answer or network error with
- * exponential backoff and jitter up to max_attempts. Delivery is at least once.
+ * exponential backoff and jitter up to max_attempts. Delivery is at least once. Redirects are
+ * never followed (a 3xx is a failure). A 410 Gone fails the delivery at once and disables the
+ * subscription (the receiver asked to be removed; re-enable it with update {active: true}).
  *
  * THREADS: the services (create/get/list/update/delete/rotate/deliveries) and
  * ex_webhook_enqueue() may run on any thread. A dispatcher belongs to its event base's thread:
@@ -95,6 +97,12 @@ pl_rc ex_webhook_rotate_secret(const ex_ctx *ctx, const char *ws, const json_t *
  * error}]}], next_before}. Newest first. */
 pl_rc ex_webhook_deliveries(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
                             ex_err *err);
+
+/* args {webhook_id} -> {delivery_id, event_id, webhook_id}: queues a "webhook.test" event for
+ * that subscription alone, whatever its event list (a "send test event" button).
+ * PL_ERR_STATE when the webhook is disabled. */
+pl_rc ex_webhook_send_test(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
+                           ex_err *err);
 
 /* ---- the outbox ---- */
 

@@ -136,6 +136,27 @@ static int is_2xx(int code)
     return code >= 200 && code < 300;
 }
 
+/* 410 Gone: the receiver asks to be removed (as in Standard Webhooks): the subscription is
+ * disabled, with the reason, in the transaction that records the attempt. */
+static pl_rc disable_gone(ex_txn *txn, const job *j, const char *at)
+{
+    json_t *w = NULL;
+    pl_rc rc = ex_obj_load(txn, EX_DB_WEBHOOKS, j->ws, EX_WH_KIND_WEBHOOK, j->webhook_id, "", "",
+                           &w, NULL);
+    if (rc == PL_ERR_NOT_FOUND)
+        return PL_OK;
+    if (rc != PL_OK)
+        return rc;
+    json_object_set_new(w, "active", json_false());
+    json_object_set_new(w, "disabled_reason", json_string("the receiver answered 410 Gone"));
+    json_object_set_new(w, "version",
+                        json_integer(json_integer_value(json_object_get(w, "version")) + 1));
+    json_object_set_new(w, "updated_at", json_string(at));
+    rc = ex_obj_store(txn, EX_DB_WEBHOOKS, j->ws, EX_WH_KIND_WEBHOOK, w);
+    json_decref(w);
+    return rc;
+}
+
 /* Appends the attempt, moves the delivery on (delivered / retry later / failed) when this
  * dispatcher still holds its claim, and commits. */
 static void record_attempt(ex_webhook_dispatcher *d, job *j, int code, const char *error)
@@ -180,10 +201,12 @@ static void record_attempt(ex_webhook_dispatcher *d, job *j, int code, const cha
             json_object_set_new(dl, "delivered_at", json_string(at));
             json_object_set_new(dl, "next_attempt_at", json_null());
             d->stats.delivered++;
-        } else if (attempts >= d->o.max_attempts) {
+        } else if (attempts >= d->o.max_attempts || code == 410) {
             json_object_set_new(dl, "status", json_string("failed"));
             json_object_set_new(dl, "next_attempt_at", json_null());
             d->stats.failed++;
+            if (code == 410 && (rc = disable_gone(&txn, j, at)) != PL_OK)
+                goto out;
         } else {
             int64_t next = now + backoff_ms(&d->o, j->dlv, attempts);
             char when[40];

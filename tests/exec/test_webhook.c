@@ -320,6 +320,13 @@ static void test_subscriptions(void **state)
         {"https://[fe80::1]/x", "url: private"},
         {"https://[::ffff:10.0.0.1]/x", "url: private"},
         {"https://0.0.0.0/x", "url: private"},
+        {"https://127.1/x", "url: loopback receivers"},
+        {"https://2130706433/x", "url: loopback receivers"},
+        {"https://0x7f000001/x", "url: loopback receivers"},
+        {"https://0xa9.254.169.254/x", "url: private"},
+        {"https://[::]/x", "url: private"},
+        {"https://LOCALHOST/x", "url: loopback receivers"},
+        {"https://api.localhost/x", "url: loopback receivers"},
         {"http://example.com/x", "url: must be an https:// URL (http only to a loopback host"},
         {"ftp://example.com/x", "url: must be an https:// URL"},
         {"https://user:pw@example.com/x", "url: must not contain credentials"},
@@ -899,6 +906,76 @@ static void test_retention_purge(void **state)
     evhttp_free(r.http);
 }
 
+static void test_send_test_and_gone(void **state)
+{
+    fx *f = *state;
+    receiver r;
+    static const int gone[] = {410};
+    char url[128], id[EX_ID_MAX];
+    ex_err err;
+    json_t *out = NULL;
+    receiver_start(f, &r, gone, 1);
+    receiver_url(&r, url, sizeof url);
+    create_hook(f, WS, url, "[\"post.failed\"]", id, r.secret);
+    json_t *args = json_pack("{s:s}", "webhook_id", id);
+    assert_int_equal(ex_webhook_send_test(&f->ctx, WS, args, &out, &err), PL_OK);
+    char dlv[EX_ID_MAX];
+    snprintf(dlv, sizeof dlv, "%s", json_string_value(json_object_get(out, "delivery_id")));
+    json_decref(out);
+    ex_webhook_options o = test_options();
+    ex_webhook_dispatcher *d = NULL;
+    int started = 0;
+    assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d),
+                     PL_OK);
+    assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
+    assert_int_equal(started, 1);
+    run_until_idle(f, d);
+    assert_int_equal(r.count, 1);
+    assert_int_equal(r.bad_sig, 0);
+    json_t *ev = json_loads(r.last_body, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(ev, "type")), "webhook.test");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(ev, "data"), "webhook_id")), id);
+    json_decref(ev);
+    /* 410 Gone: failed at once (no retry), and the subscription is disabled */
+    json_t *l = deliveries(f, id);
+    json_t *dl = first_delivery(l);
+    assert_string_equal(json_string_value(json_object_get(dl, "id")), dlv);
+    assert_string_equal(json_string_value(json_object_get(dl, "status")), "failed");
+    assert_int_equal(json_integer_value(json_object_get(dl, "attempts")), 1);
+    json_decref(l);
+    assert_int_equal(ex_webhook_get(&f->ctx, WS, args, &out, &err), PL_OK);
+    assert_false(json_is_true(json_object_get(out, "active")));
+    assert_string_equal(json_string_value(json_object_get(out, "disabled_reason")),
+                        "the receiver answered 410 Gone");
+    json_decref(out);
+    enqueue(f, WS, "post.failed", "pst_1"); /* nobody listens now */
+    l = deliveries(f, id);
+    assert_int_equal(json_array_size(json_object_get(l, "items")), 1);
+    json_decref(l);
+    assert_int_equal(ex_webhook_send_test(&f->ctx, WS, args, &out, &err), PL_ERR_STATE);
+    /* re-enabled by its owner */
+    json_t *upd = json_pack("{s:s, s:b}", "webhook_id", id, "active", 1);
+    assert_int_equal(ex_webhook_update(&f->ctx, WS, upd, NULL, &out, &err), PL_OK);
+    assert_true(json_is_true(json_object_get(out, "active")));
+    assert_null(json_object_get(out, "disabled_reason"));
+    json_decref(out);
+    json_decref(upd);
+    /* other workspaces and bad ids */
+    assert_int_equal(ex_webhook_send_test(&f->ctx, "wsp_other", args, &out, &err),
+                     PL_ERR_NOT_FOUND);
+    json_decref(args);
+    args = json_pack("{s:s}", "webhook_id", "nope");
+    assert_int_equal(ex_webhook_send_test(&f->ctx, WS, args, &out, &err), PL_ERR_INVALID);
+    json_decref(args);
+    ex_webhook_stats s;
+    ex_webhook_dispatcher_stats(d, &s);
+    assert_int_equal(s.failed, 1);
+    assert_int_equal(s.retried, 0);
+    ex_webhook_dispatcher_free(d);
+    evhttp_free(r.http);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -912,6 +989,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_claim_outlives_dispatcher, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleted_disabled_and_tls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_purge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_send_test_and_gone, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
