@@ -29,7 +29,9 @@
  *
  * THREADS: the services (create/get/list/update/delete/rotate/deliveries) and
  * ex_webhook_enqueue() may run on any thread. A dispatcher belongs to its event base's thread:
- * call every ex_webhook_dispatcher_* function from that thread only.
+ * call every ex_webhook_dispatcher_* function from that thread only. It runs LMDB write
+ * transactions (claims, attempt records; an fsync each when durable) on that thread, so give
+ * it a thread and event base of its own rather than the loop that serves requests.
  */
 #ifndef POSTLY_EXEC_WEBHOOK_H
 #define POSTLY_EXEC_WEBHOOK_H
