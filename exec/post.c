@@ -969,3 +969,17 @@ pl_rc ex_post_status(const ex_ctx *ctx, const char *ws, const json_t *args, json
     json_decref(p);
     return *out ? PL_OK : PL_ERR_NOMEM;
 }
+
+pl_rc ex_post_reconcile(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
+                        ex_err *err)
+{
+    static const char *const allowed[] = {"post_id", NULL};
+    const char *id = NULL;
+    *out = NULL;
+    pl_rc rc = ex_args_only(args, allowed, err);
+    if (rc == PL_OK)
+        rc = ex_arg_id(args, "post_id", "pst", &id, err);
+    if (rc != PL_OK)
+        return rc;
+    return ex_pub_reconcile(ctx, ws, id, out, err);
+}

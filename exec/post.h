@@ -71,6 +71,12 @@ pl_rc ex_post_retry(const ex_ctx *ctx, const char *ws, const json_t *args, json_
 pl_rc ex_post_status(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
                      ex_err *err);
 
+/* args {post_id}: asks the platforms about unconfirmed targets (never publishes): found ->
+ * published, deleted -> failed, not found -> still unconfirmed (retry with force). Returns the
+ * post. */
+pl_rc ex_post_reconcile(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
+                        ex_err *err);
+
 /* Removes internal fields before a post leaves the layer (modifies p). */
 void ex_post_present(json_t *p);
 

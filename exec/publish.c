@@ -602,3 +602,115 @@ out:
     json_decref(expired);
     return rc;
 }
+
+pl_rc ex_pub_reconcile(const ex_ctx *ctx, const char *ws, const char *post_id, json_t **post_out,
+                       ex_err *err)
+{
+    ex_txn txn = {0};
+    json_t *post = NULL;
+    ex_pub_job *job = calloc(1, sizeof *job);
+    ex_remote_status st[EX_TARGETS_MAX];
+    pl_rc crc[EX_TARGETS_MAX];
+    if (post_out)
+        *post_out = NULL;
+    if (!job)
+        return PL_ERR_NOMEM;
+    /* 1. What to ask, in a read transaction. */
+    pl_rc rc = ex_txn_begin(ctx->store, 0, &txn);
+    if (rc == PL_OK)
+        rc = ex_obj_load(&txn, EX_DB_POSTS, ws, "pst", post_id, "post_id", "post", &post, err);
+    if (rc != PL_OK)
+        goto out;
+    const json_t *ts = json_object_get(post, "targets");
+    for (size_t i = 0; i < json_array_size(ts) && job->n < EX_TARGETS_MAX; i++) {
+        const json_t *t = json_array_get(ts, i);
+        if (!streq(str(t, "status"), "unconfirmed"))
+            continue;
+        if (ex_target_build(&txn, ws, post, i, &job->tb[job->n], NULL) != PL_OK) {
+            ex_target_buf_clear(&job->tb[job->n]);
+            continue;
+        }
+        job->idx[job->n] = i;
+        job->attempt[job->n] = (uint32_t)json_integer_value(json_object_get(t, "attempts"));
+        job->n++;
+    }
+    ex_txn_abort(&txn);
+    json_decref(post);
+    post = NULL;
+    /* 2. Ask, holding no transaction. */
+    int64_t now = core_clock_now_ms(ctx->clock);
+    for (size_t k = 0; k < job->n; k++) {
+        const ex_connector *c = ctx->connectors[job->tb[k].t.platform];
+        ex_status_req req = {.remote_id = NULL,
+                             .target = &job->tb[k].t,
+                             .idempotency_key = job->tb[k].idem_key,
+                             .now_ms = now};
+        memset(&st[k], 0, sizeof st[k]);
+        crc[k] = c ? ex_connector_status(c, &req, &st[k]) : PL_ERR_UNSUPPORTED;
+    }
+    /* 3. Record, in a write transaction. */
+    rc = ex_txn_begin(ctx->store, 1, &txn);
+    if (rc == PL_OK)
+        rc = ex_obj_load(&txn, EX_DB_POSTS, ws, "pst", post_id, "post_id", "post", &post, err);
+    if (rc != PL_OK)
+        goto out;
+    const char *before = str(post, "status");
+    char old_status[32];
+    snprintf(old_status, sizeof old_status, "%s", before ? before : "");
+    json_t *tw = json_object_get(post, "targets");
+    size_t changed = 0;
+    for (size_t k = 0; k < job->n; k++) {
+        json_t *t = json_array_get(tw, job->idx[k]);
+        if (!t || !streq(str(t, "status"), "unconfirmed") || crc[k] != PL_OK ||
+            json_integer_value(json_object_get(t, "attempts")) != (json_int_t)job->attempt[k])
+            continue;
+        char when[40], msg[200];
+        ex_time_format(now, when, sizeof when);
+        switch (st[k].state) {
+        case EX_REMOTE_LIVE:
+        case EX_REMOTE_PROCESSING:
+            json_object_set_new(t, "status", json_string("published"));
+            json_object_set_new(t, "remote_id", json_string(st[k].remote_id));
+            json_object_set_new(t, "url", json_string(st[k].url));
+            set_time(t, "published_at", NULL, now);
+            json_object_set_new(t, "error", json_null());
+            break;
+        case EX_REMOTE_DELETED:
+            json_object_set_new(t, "status", json_string("failed"));
+            snprintf(msg, sizeof msg, "the post was deleted on the platform (checked %s)", when);
+            set_error(t, "deleted_remotely", msg);
+            break;
+        case EX_REMOTE_NOT_FOUND:
+        default:
+            snprintf(msg, sizeof msg,
+                     "not found on the platform as of %s; retry with force: true to publish it",
+                     when);
+            set_error(t, "not_found_remotely", msg);
+            break;
+        }
+        changed++;
+    }
+    if (changed) {
+        ex_post_status_recompute(post);
+        ex_obj_touch(post, now);
+        if (strcmp(old_status, str(post, "status")) != 0)
+            rc = emit_final(ctx, &txn, ws, post);
+        if (rc == PL_OK)
+            rc = ex_obj_store(&txn, EX_DB_POSTS, ws, "pst", post);
+        if (rc == PL_OK)
+            rc = ex_txn_commit(&txn);
+        if (rc != PL_OK)
+            goto out;
+    }
+    if (post_out) {
+        ex_post_present(post);
+        *post_out = post;
+        post = NULL;
+    }
+out:
+    ex_txn_abort(&txn);
+    json_decref(post);
+    ex_pub_job_clear(job);
+    free(job);
+    return rc;
+}

@@ -76,6 +76,13 @@ void ex_pub_job_clear(ex_pub_job *job);
 /* Marks targets of expired leases "unconfirmed" (at most max leases). *n gets the count. */
 pl_rc ex_pub_recover_txn(const ex_ctx *ctx, ex_txn *txn, size_t max, size_t *n);
 
+/* Asks the connectors about the post's unconfirmed targets (by their idempotency key, outside
+ * any transaction) and records what they say in one write transaction: live or processing ->
+ * published; deleted -> failed ("deleted_remotely"); not found -> stays unconfirmed with a note.
+ * Never publishes anything. *post_out (may be NULL) gets the presented post. */
+pl_rc ex_pub_reconcile(const ex_ctx *ctx, const char *ws, const char *post_id, json_t **post_out,
+                       ex_err *err);
+
 /* Sets post.status from its targets once publishing started. */
 void ex_post_status_recompute(json_t *post);
 

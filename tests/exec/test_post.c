@@ -421,6 +421,35 @@ static void test_unknown_outcome_needs_force(void **state)
     json_decref(p);
 }
 
+static void test_reconcile_unconfirmed(void **state)
+{
+    fx *f = *state;
+    char landed[EX_ID_MAX], lost[EX_ID_MAX];
+    json_t *p = NULL;
+    ex_err err = {0};
+    create_post(f, "[sandbox:unknown] it went out", f->x, landed);
+    create_post(f, "[sandbox:unknown_lost] it did not", f->li, lost);
+    assert_int_equal(call(f, ex_post_publish, &p, NULL, "{\"post_id\":\"%s\"}", landed), PL_OK);
+    json_decref(p);
+    assert_int_equal(call(f, ex_post_publish, &p, NULL, "{\"post_id\":\"%s\"}", lost), PL_OK);
+    json_decref(p);
+    /* The platform has the first: reconcile records it as published, without publishing. */
+    assert_int_equal(call(f, ex_post_reconcile, &p, &err, "{\"post_id\":\"%s\"}", landed), PL_OK);
+    assert_string_equal(s_(p, "status"), "published");
+    assert_string_equal(s_(target(p, 0), "status"), "published");
+    assert_non_null(s_(target(p, 0), "remote_id"));
+    assert_int_equal(json_integer_value(json_object_get(target(p, 0), "attempts")), 1);
+    json_decref(p);
+    /* The second never landed: still unconfirmed, with a note; force publishes it. */
+    assert_int_equal(call(f, ex_post_reconcile, &p, &err, "{\"post_id\":\"%s\"}", lost), PL_OK);
+    assert_string_equal(s_(target(p, 0), "status"), "unconfirmed");
+    assert_string_equal(s_(json_object_get(target(p, 0), "error"), "code"), "not_found_remotely");
+    json_decref(p);
+    assert_int_equal(call(f, ex_post_reconcile, NULL, &err,
+                          "{\"post_id\":\"pst_000000000000aaaaaaaaaaaaaaaa\"}"),
+                     PL_ERR_NOT_FOUND);
+}
+
 static void test_auth_expired_marks_account(void **state)
 {
     fx *f = *state;
@@ -518,6 +547,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_partial_failure_and_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_all_failed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_outcome_needs_force, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconcile_unconfirmed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_expired_marks_account, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locked_while_publishing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_filters, setup, teardown),
