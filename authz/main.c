@@ -23,7 +23,9 @@ static const char usage[] =
     "                    (default: the source tree's policy/default.policy; 'none' = built-in)\n"
     "  --demo            on first start create user 'demo' (password printed once) and\n"
     "                    workspaces 'demo' and 'demo-readonly'\n"
-    "  --log-level LVL   debug, info, warn, error (default info)\n";
+    "  --log-level LVL   debug, info, warn, error (default info)\n"
+    "  --unsafe-no-fsync commit without fsync (benchmarks only: a crash loses or corrupts\n"
+    "                    acknowledged data)\n";
 
 static int parse_port(const char *s, uint16_t *out)
 {
@@ -64,6 +66,10 @@ int main(int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--demo") == 0) {
             demo = 1;
+            continue;
+        }
+        if (strcmp(a, "--unsafe-no-fsync") == 0) {
+            cfg.nosync = 1;
             continue;
         }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {

@@ -160,6 +160,12 @@ pl_rc az_server_new(struct event_base *base, const az_config *cfg, az_server **o
     rc = core_http_routes_add(s->http, routes, sizeof routes / sizeof routes[0], s);
     if (rc != PL_OK)
         goto out;
+    s->deferred_tail = &s->deferred;
+    s->commit = event_new(base, -1, 0, az_commit_cb, s);
+    if (!s->commit) {
+        rc = PL_ERR_NOMEM;
+        goto out;
+    }
     s->sweep = event_new(base, -1, EV_PERSIST, on_sweep, s);
     if (!s->sweep || event_add(s->sweep, &tv) != 0) {
         rc = PL_ERR_NOMEM;
@@ -198,6 +204,12 @@ void az_server_free(az_server *s)
         return;
     if (s->sweep)
         event_free(s->sweep);
+    if (s->commit)
+        event_free(s->commit);
+    if (s->commits)
+        core_log_info(s->log, "authz: %llu token replies in %llu group commits",
+                      (unsigned long long)s->committed_replies, (unsigned long long)s->commits);
+    az_deferred_drop(s);
     core_http_free(s->http);
     for (size_t i = 0; i < AZ_MAX_RESOURCES; i++)
         key_verifier_free(s->verifiers[i]);

@@ -23,6 +23,15 @@ typedef struct az_template {
     char *text;       /* file content */
 } az_template;
 
+/* A /token reply waiting for the group commit (token.c). */
+typedef struct az_deferred {
+    core_http_req *req;
+    int status;
+    json_t *body;
+    int basic; /* add WWW-Authenticate: Basic */
+    struct az_deferred *next;
+} az_deferred;
+
 struct az_server {
     az_config cfg;
     char issuer[256];
@@ -40,6 +49,10 @@ struct az_server {
     char *css, *js;
     size_t css_len, js_len;
     struct event *sweep;
+    struct event *commit; /* group commit, activated once per loop iteration with work */
+    int commit_scheduled;
+    uint64_t commits, committed_replies; /* group-commit statistics, logged at exit */
+    az_deferred *deferred, **deferred_tail;
     const core_log *log;
 };
 typedef struct az_server az_server;
@@ -134,6 +147,11 @@ void az_finish_authorization(az_server *s, core_http_req *req, const az_pending 
                              const char *ws, const char *cls, uint64_t scope);
 
 /* ---- tokens ---- */
+/* The group-commit event callback (token.c): commits the store's batch, then sends every
+ * deferred reply (or a 500 when the commit failed). */
+void az_commit_cb(evutil_socket_t fd, short what, void *arg);
+/* Drops deferred replies without sending (server shutdown). */
+void az_deferred_drop(az_server *s);
 /* Mints the access token of grant g with scope mask (<= g->scope). */
 pl_rc az_mint_access(az_server *s, const az_grant *g, uint64_t scope, char *out, size_t outsz);
 

@@ -49,6 +49,11 @@ static const char *const db_names[DB__COUNT] = {
 struct az_store {
     MDB_env *env;
     MDB_dbi db[DB__COUNT];
+    /* Group commit (az_store_batch_*): the open top-level write transaction, whether the
+     * current calls join it, and whether an early flush of it failed. */
+    MDB_txn *batch;
+    int in_batch;
+    int batch_failed;
     const core_clock *clock;
     uint64_t scrypt_n;
     int64_t session_ttl_ms, refresh_grace_ms;
@@ -102,20 +107,198 @@ static pl_rc mrc(int e)
     }
 }
 
+/* Commits the open batch (one fsync for every operation in it). */
+static pl_rc batch_flush(az_store *st)
+{
+    pl_rc rc;
+    if (!st->batch)
+        return PL_OK;
+    rc = mrc(mdb_txn_commit(st->batch));
+    st->batch = NULL;
+    if (rc != PL_OK)
+        st->batch_failed = 1;
+    return rc;
+}
+
+/* A write transaction: inside a batch, the batch itself (no child transactions: they cost a
+ * 2 MB dirty list each; the batched operations validate before they write, and a failed
+ * write fails the whole batch); outside, a top-level one (after committing a batch left
+ * open: LMDB allows one write transaction per thread). */
 static pl_rc wtxn(az_store *st, MDB_txn **t)
 {
+    pl_rc rc;
+    if (st->in_batch) {
+        if (!st->batch) {
+            rc = mrc(mdb_txn_begin(st->env, NULL, 0, &st->batch));
+            if (rc != PL_OK)
+                return rc;
+        }
+        *t = st->batch;
+        return PL_OK;
+    }
+    rc = batch_flush(st);
+    if (rc != PL_OK)
+        return rc;
     return mrc(mdb_txn_begin(st->env, NULL, 0, t));
 }
 
+/* A read transaction: inside a batch, the batch itself (reads see its uncommitted writes);
+ * end it with rdone(), never mdb_txn_abort(). */
 static pl_rc rtxn(az_store *st, MDB_txn **t)
 {
+    pl_rc rc;
+    if (st->in_batch && st->batch) {
+        *t = st->batch;
+        return PL_OK;
+    }
+    rc = batch_flush(st);
+    if (rc != PL_OK)
+        return rc;
     return mrc(mdb_txn_begin(st->env, NULL, MDB_RDONLY, t));
 }
 
-/* Commits when rc is PL_OK, aborts otherwise; returns the final rc. */
-static pl_rc finish(MDB_txn *t, pl_rc rc)
+static void rdone(az_store *st, MDB_txn *t)
 {
-    if (!t)
+    if (t != st->batch)
+        mdb_txn_abort(t);
+}
+
+/* Abandons a write transaction after a failure without writes (keeps a batch open). */
+static void wabort(az_store *st, MDB_txn *t)
+{
+    if (t && t != st->batch)
+        mdb_txn_abort(t);
+}
+
+/* ---- binary records --------------------------------------------------------------------
+ * Codes, grants and refresh tokens are on the hot path of /token: they are stored as a
+ * version byte and fields in a fixed order (strings: u16 length + bytes; integers: 8 bytes,
+ * host order — the store never leaves the machine). */
+#define REC_VERSION 1
+
+typedef struct rec_w {
+    uint8_t b[4096];
+    size_t n;
+    int err;
+} rec_w;
+
+typedef struct rec_r {
+    const uint8_t *p;
+    size_t n, off;
+    int err;
+} rec_r;
+
+static void w_bytes(rec_w *w, const void *p, size_t n)
+{
+    if (w->err || n > sizeof w->b - w->n) {
+        w->err = 1;
+        return;
+    }
+    memcpy(w->b + w->n, p, n);
+    w->n += n;
+}
+
+static void w_str(rec_w *w, const char *s)
+{
+    size_t n = strlen(s);
+    uint16_t l = (uint16_t)n;
+    if (n > 0xffff)
+        w->err = 1;
+    w_bytes(w, &l, sizeof l);
+    w_bytes(w, s, n);
+}
+
+static void w_i64(rec_w *w, int64_t v)
+{
+    w_bytes(w, &v, sizeof v);
+}
+
+static void r_bytes(rec_r *r, void *out, size_t n)
+{
+    if (r->err || n > r->n - r->off) {
+        r->err = 1;
+        memset(out, 0, n);
+        return;
+    }
+    memcpy(out, r->p + r->off, n);
+    r->off += n;
+}
+
+static void r_str(rec_r *r, char *out, size_t outsz)
+{
+    uint16_t l = 0;
+    r_bytes(r, &l, sizeof l);
+    if (r->err || l >= outsz || l > r->n - r->off) {
+        r->err = 1;
+        out[0] = '\0';
+        return;
+    }
+    memcpy(out, r->p + r->off, l);
+    out[l] = '\0';
+    r->off += l;
+}
+
+static int64_t r_i64(rec_r *r)
+{
+    int64_t v = 0;
+    r_bytes(r, &v, sizeof v);
+    return v;
+}
+
+static rec_r rec_open(const MDB_val *v)
+{
+    rec_r r = {v->mv_data, v->mv_size, 1, 0};
+    if (v->mv_size < 1 || ((const uint8_t *)v->mv_data)[0] != REC_VERSION)
+        r.err = 1;
+    return r;
+}
+
+static void rec_start(rec_w *w)
+{
+    uint8_t ver = REC_VERSION;
+    w->n = 0;
+    w->err = 0;
+    w_bytes(w, &ver, 1);
+}
+
+static pl_rc rec_put(MDB_txn *t, MDB_dbi db, MDB_val k, const rec_w *w)
+{
+    MDB_val v = {w->n, (void *)w->b};
+    if (w->err)
+        return PL_ERR_TOO_LARGE;
+    return mrc(mdb_put(t, db, &k, &v, 0));
+}
+
+void az_store_batch_enter(az_store *st)
+{
+    st->in_batch = 1;
+}
+
+void az_store_batch_leave(az_store *st)
+{
+    st->in_batch = 0;
+}
+
+int az_store_batch_pending(const az_store *st)
+{
+    return st->batch != NULL || st->batch_failed;
+}
+
+pl_rc az_store_batch_commit(az_store *st)
+{
+    pl_rc rc = batch_flush(st);
+    if (st->batch_failed)
+        rc = PL_ERR_STORE;
+    st->batch_failed = 0;
+    return rc;
+}
+
+/* Commits when rc is PL_OK, aborts otherwise; returns the final rc. The batch itself is left
+ * open: az_store_batch_commit() commits it (a failed operation in a batch has made no write:
+ * the batched operations validate before they write). */
+static pl_rc finish(az_store *st, MDB_txn *t, pl_rc rc)
+{
+    if (!t || t == st->batch)
         return rc;
     if (rc != PL_OK) {
         mdb_txn_abort(t);
@@ -230,7 +413,7 @@ pl_rc az_store_open(const az_store_cfg *cfg, az_store **out)
     } else if (v.mv_size != 1 || memcmp(v.mv_data, "1", 1) != 0) {
         rc = PL_ERR_UNSUPPORTED;
     }
-    rc = finish(t, rc);
+    rc = finish(st, t, rc);
     t = NULL;
     if (rc != PL_OK)
         goto out;
@@ -247,6 +430,8 @@ void az_store_free(az_store *st)
 {
     if (!st)
         return;
+    if (st->batch)
+        mdb_txn_abort(st->batch); /* never acknowledged: replies wait for the commit */
     if (st->env)
         mdb_env_close(st->env);
     free(st);
@@ -353,7 +538,7 @@ pl_rc az_user_add(az_store *st, const char *username, const char *password,
         rc = o ? put_json(t, st->db[DB_USERS], sval(uid), o) : PL_ERR_NOMEM;
     }
     json_decref(o);
-    rc = finish(t, rc);
+    rc = finish(st, t, rc);
     if (rc == PL_OK && uid_out)
         cpy(uid_out, AZ_ID_MAX + 1, uid);
     return rc;
@@ -419,7 +604,7 @@ pl_rc az_user_get(az_store *st, const char *uid, az_user *out)
     if (rc == PL_OK)
         fill_user(o, out);
     json_decref(o);
-    mdb_txn_abort(t);
+    rdone(st, t);
     return rc;
 }
 
@@ -431,7 +616,7 @@ pl_rc az_user_find(az_store *st, const char *username, az_user *out)
     if (rc != PL_OK)
         return rc;
     rc = uid_of(st, t, username, uid);
-    mdb_txn_abort(t);
+    rdone(st, t);
     return rc == PL_OK ? az_user_get(st, uid, out) : rc;
 }
 
@@ -484,7 +669,7 @@ pl_rc az_user_login(az_store *st, const char *username, const char *password, co
         return rc;
     if (throttled(st, t, ukey, THROTTLE_ACCOUNT, now) ||
         throttled(st, t, akey, THROTTLE_ADDR, now)) {
-        mdb_txn_abort(t);
+        rdone(st, t);
         return PL_ERR_LIMIT;
     }
     if (uid_of(st, t, username, uid) == PL_OK &&
@@ -493,7 +678,7 @@ pl_rc az_user_login(az_store *st, const char *username, const char *password, co
         disabled = json_is_true(json_object_get(o, "disabled"));
     }
     json_decref(o);
-    mdb_txn_abort(t);
+    rdone(st, t);
     t = NULL;
     if (!enc[0]) {
         /* Unknown user: same work as a real check. */
@@ -517,7 +702,7 @@ pl_rc az_user_login(az_store *st, const char *username, const char *password, co
             if (wrc == PL_OK)
                 wrc = throttle_bump(st, t, akey, now);
         }
-        if (finish(t, wrc) != PL_OK && rc == PL_OK)
+        if (finish(st, t, wrc) != PL_OK && rc == PL_OK)
             rc = PL_ERR_STORE;
     }
     if (rc == PL_OK)
@@ -557,12 +742,12 @@ pl_rc az_ws_add(az_store *st, const char *id, const char *name, const char *plan
         return rc;
     k = sval(id);
     if (mdb_get(t, st->db[DB_WORKSPACES], &k, &v) == 0)
-        return finish(t, PL_ERR_EXISTS);
+        return finish(st, t, PL_ERR_EXISTS);
     o = json_pack("{s:s,s:s,s:s,s:I}", "id", id, "name", name, "plan", plan, "created_ms",
                   (json_int_t)now_ms(st));
     rc = o ? put_json(t, st->db[DB_WORKSPACES], k, o) : PL_ERR_NOMEM;
     json_decref(o);
-    return finish(t, rc);
+    return finish(st, t, rc);
 }
 
 pl_rc az_ws_set_plan(az_store *st, const char *id, const char *plan)
@@ -581,7 +766,7 @@ pl_rc az_ws_set_plan(az_store *st, const char *id, const char *plan)
                  ? put_json(t, st->db[DB_WORKSPACES], sval(id), o)
                  : PL_ERR_NOMEM;
     json_decref(o);
-    return finish(t, rc);
+    return finish(st, t, rc);
 }
 
 pl_rc az_ws_get(az_store *st, const char *id, az_dir_workspace *out)
@@ -601,7 +786,7 @@ pl_rc az_ws_get(az_store *st, const char *id, az_dir_workspace *out)
         cpy(out->plan, sizeof out->plan, jstr(o, "plan"));
     }
     json_decref(o);
-    mdb_txn_abort(t);
+    rdone(st, t);
     return rc;
 }
 
@@ -627,15 +812,15 @@ pl_rc az_member_set(az_store *st, const char *uid, const char *ws, const char *r
         return rc;
     k = sval(uid);
     if (mdb_get(t, st->db[DB_USERS], &k, &v) != 0)
-        return finish(t, PL_ERR_NOT_FOUND);
+        return finish(st, t, PL_ERR_NOT_FOUND);
     k = sval(ws);
     if (mdb_get(t, st->db[DB_WORKSPACES], &k, &v) != 0)
-        return finish(t, PL_ERR_NOT_FOUND);
+        return finish(st, t, PL_ERR_NOT_FOUND);
     snprintf(key, sizeof key, "%s|%s", uid, ws);
     k = sval(key);
     v = sval(role);
     rc = mrc(mdb_put(t, st->db[DB_MEMBERS], &k, &v, 0));
-    return finish(t, rc);
+    return finish(st, t, rc);
 }
 
 pl_rc az_member_role(az_store *st, const char *uid, const char *ws, char role[16])
@@ -654,7 +839,7 @@ pl_rc az_member_role(az_store *st, const char *uid, const char *ws, char role[16
     rc = mrc(mdb_get(t, st->db[DB_MEMBERS], &k, &v));
     if (rc == PL_OK)
         snprintf(role, 16, "%.*s", (int)(v.mv_size < 15 ? v.mv_size : 15), (char *)v.mv_data);
-    mdb_txn_abort(t);
+    rdone(st, t);
     return rc;
 }
 
@@ -707,7 +892,7 @@ pl_rc az_user_workspaces(az_store *st, const char *uid, az_dir_membership *out, 
 out:
     if (c)
         mdb_cursor_close(c);
-    mdb_txn_abort(t);
+    rdone(st, t);
     return rc;
 }
 
@@ -774,7 +959,7 @@ pl_rc az_client_put(az_store *st, const az_client *c)
     o = client_json(c);
     rc = o ? put_json(t, st->db[DB_CLIENTS], sval(c->id), o) : PL_ERR_NOMEM;
     json_decref(o);
-    return finish(t, rc);
+    return finish(st, t, rc);
 }
 
 pl_rc az_client_get(az_store *st, const char *id, az_client *out)
@@ -791,7 +976,7 @@ pl_rc az_client_get(az_store *st, const char *id, az_client *out)
     if (rc == PL_OK)
         client_fill(o, out);
     json_decref(o);
-    mdb_txn_abort(t);
+    rdone(st, t);
     return rc;
 }
 
@@ -845,7 +1030,7 @@ pl_rc az_client_register(az_store *st, az_client *c, const uint8_t fp[CORE_SHA25
             rc = o ? put_json(t, st->db[DB_CLIENTS], sval(c->id), o) : PL_ERR_NOMEM;
             json_decref(o);
             *reused = 1;
-            return finish(t, rc);
+            return finish(st, t, rc);
         }
     }
     snprintf(key, sizeof key, "s:%.64s", c->source);
@@ -858,7 +1043,7 @@ pl_rc az_client_register(az_store *st, az_client *c, const uint8_t fp[CORE_SHA25
     if (rc == PL_OK)
         rc = new_id("c_", id);
     if (rc != PL_OK)
-        return finish(t, rc);
+        return finish(st, t, rc);
     cpy(c->id, sizeof c->id, id);
     c->created_ms = now;
     v = sval(c->id);
@@ -867,7 +1052,7 @@ pl_rc az_client_register(az_store *st, az_client *c, const uint8_t fp[CORE_SHA25
     if (rc == PL_OK)
         rc = o ? put_json(t, st->db[DB_CLIENTS], sval(c->id), o) : PL_ERR_NOMEM;
     json_decref(o);
-    return finish(t, rc);
+    return finish(st, t, rc);
 }
 
 /* ---- pending requests --------------------------------------------------------------------- */
@@ -889,7 +1074,7 @@ pl_rc az_pending_put(az_store *st, az_pending *p)
                   "created_ms", (json_int_t)p->created_ms);
     rc = o ? put_json(t, st->db[DB_PENDING], sval(p->rid), o) : PL_ERR_NOMEM;
     json_decref(o);
-    return finish(t, rc);
+    return finish(st, t, rc);
 }
 
 pl_rc az_pending_get(az_store *st, const char *rid, az_pending *out)
@@ -918,7 +1103,7 @@ pl_rc az_pending_get(az_store *st, const char *rid, az_pending *out)
             rc = PL_ERR_EXPIRED;
     }
     json_decref(o);
-    mdb_txn_abort(t);
+    rdone(st, t);
     return rc;
 }
 
@@ -930,7 +1115,7 @@ static pl_rc del_key(az_store *st, int db, MDB_val k)
     if (rc != PL_OK)
         return rc;
     e = mdb_del(t, st->db[db], &k, NULL);
-    return finish(t, e == 0 || e == MDB_NOTFOUND ? PL_OK : PL_ERR_STORE);
+    return finish(st, t, e == 0 || e == MDB_NOTFOUND ? PL_OK : PL_ERR_STORE);
 }
 
 pl_rc az_pending_del(az_store *st, const char *rid)
@@ -966,7 +1151,7 @@ pl_rc az_session_new(az_store *st, const char *uid, char sid_out[AZ_SECRET_SIZE]
     rc = o ? put_json(t, st->db[DB_SESSIONS], hkey(h), o) : PL_ERR_NOMEM;
     json_decref(o);
     core_wipe(csrf, sizeof csrf);
-    return finish(t, rc);
+    return finish(st, t, rc);
 }
 
 pl_rc az_session_get(az_store *st, const char *sid, az_session *out)
@@ -997,7 +1182,7 @@ pl_rc az_session_get(az_store *st, const char *sid, az_session *out)
             rc = PL_ERR_NOT_FOUND;
     }
     json_decref(o);
-    mdb_txn_abort(t);
+    rdone(st, t);
     return rc;
 }
 
@@ -1012,50 +1197,61 @@ pl_rc az_session_del(az_store *st, const char *sid)
 
 /* ---- grants ------------------------------------------------------------------------------- */
 
-static json_t *grant_json(const az_grant *g)
+static void grant_write(rec_w *w, const az_grant *g)
 {
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I}", "gid", g->gid, "uid", g->uid,
-                     "client_id", g->client_id, "ws", g->ws, "resource", g->resource, "cls", g->cls,
-                     "scope", (json_int_t)g->scope, "created_ms", (json_int_t)g->created_ms,
-                     "last_used_ms", (json_int_t)g->last_used_ms, "revoked_ms",
-                     (json_int_t)g->revoked_ms, "rgen", (json_int_t)g->rgen);
-}
-
-static void grant_fill(const json_t *o, az_grant *g)
-{
-    memset(g, 0, sizeof *g);
-    cpy(g->gid, sizeof g->gid, jstr(o, "gid"));
-    cpy(g->uid, sizeof g->uid, jstr(o, "uid"));
-    cpy(g->client_id, sizeof g->client_id, jstr(o, "client_id"));
-    cpy(g->ws, sizeof g->ws, jstr(o, "ws"));
-    cpy(g->resource, sizeof g->resource, jstr(o, "resource"));
-    cpy(g->cls, sizeof g->cls, jstr(o, "cls"));
-    g->scope = (uint64_t)jint(o, "scope");
-    g->created_ms = jint(o, "created_ms");
-    g->last_used_ms = jint(o, "last_used_ms");
-    g->revoked_ms = jint(o, "revoked_ms");
-    g->rgen = jint(o, "rgen");
+    rec_start(w);
+    w_str(w, g->gid);
+    w_str(w, g->uid);
+    w_str(w, g->client_id);
+    w_str(w, g->ws);
+    w_str(w, g->resource);
+    w_str(w, g->cls);
+    w_i64(w, (int64_t)g->scope);
+    w_i64(w, g->created_ms);
+    w_i64(w, g->last_used_ms);
+    w_i64(w, g->revoked_ms);
+    w_i64(w, g->rgen);
 }
 
 static pl_rc grant_load(az_store *st, MDB_txn *t, const char *gid, az_grant *g)
 {
-    json_t *o = NULL;
-    pl_rc rc = az_id_valid(gid) ? get_json(t, st->db[DB_GRANTS], sval(gid), &o) : PL_ERR_NOT_FOUND;
-    if (rc == PL_OK)
-        grant_fill(o, g);
-    json_decref(o);
-    return rc;
+    MDB_val k, v;
+    rec_r r;
+    pl_rc rc;
+    if (!az_id_valid(gid))
+        return PL_ERR_NOT_FOUND;
+    k = sval(gid);
+    rc = mrc(mdb_get(t, st->db[DB_GRANTS], &k, &v));
+    if (rc != PL_OK)
+        return rc;
+    r = rec_open(&v);
+    r_str(&r, g->gid, sizeof g->gid);
+    r_str(&r, g->uid, sizeof g->uid);
+    r_str(&r, g->client_id, sizeof g->client_id);
+    r_str(&r, g->ws, sizeof g->ws);
+    r_str(&r, g->resource, sizeof g->resource);
+    r_str(&r, g->cls, sizeof g->cls);
+    g->scope = (uint64_t)r_i64(&r);
+    g->created_ms = r_i64(&r);
+    g->last_used_ms = r_i64(&r);
+    g->revoked_ms = r_i64(&r);
+    g->rgen = r_i64(&r);
+    return r.err ? PL_ERR_STORE : PL_OK;
 }
 
-/* Writes the grant record, its grant_state row and the user index. */
-static pl_rc grant_save(az_store *st, MDB_txn *t, const az_grant *g)
+/* Writes the grant record and, when `index` (creation, revocation), its grant_state row and
+ * the user index. */
+static pl_rc grant_save(az_store *st, MDB_txn *t, const az_grant *g, int index)
 {
     az_grant_state gs = {g->created_ms, g->revoked_ms};
     MDB_val k = sval(g->gid), v = {sizeof gs, &gs};
     char ukey[2 * AZ_ID_MAX + 2];
-    json_t *o = grant_json(g);
-    pl_rc rc = o ? put_json(t, st->db[DB_GRANTS], k, o) : PL_ERR_NOMEM;
-    json_decref(o);
+    rec_w w;
+    pl_rc rc;
+    grant_write(&w, g);
+    rc = rec_put(t, st->db[DB_GRANTS], k, &w);
+    if (!index)
+        return rc;
     if (rc == PL_OK)
         rc = mrc(mdb_put(t, st->db[DB_GRANT_STATE], &k, &v, 0));
     if (rc == PL_OK) {
@@ -1079,7 +1275,7 @@ static pl_rc grant_revoke_txn(az_store *st, MDB_txn *t, const char *gid)
     if (rc != PL_OK || g.revoked_ms)
         return rc;
     g.revoked_ms = now_ms(st);
-    return grant_save(st, t, &g);
+    return grant_save(st, t, &g, 1);
 }
 
 pl_rc az_grant_revoke(az_store *st, const char *gid)
@@ -1088,7 +1284,7 @@ pl_rc az_grant_revoke(az_store *st, const char *gid)
     pl_rc rc = wtxn(st, &t);
     if (rc != PL_OK)
         return rc;
-    return finish(t, grant_revoke_txn(st, t, gid));
+    return finish(st, t, grant_revoke_txn(st, t, gid));
 }
 
 pl_rc az_grant_get(az_store *st, const char *gid, az_grant *g)
@@ -1098,7 +1294,7 @@ pl_rc az_grant_get(az_store *st, const char *gid, az_grant *g)
     if (rc != PL_OK)
         return rc;
     rc = grant_load(st, t, gid, g);
-    mdb_txn_abort(t);
+    rdone(st, t);
     return rc;
 }
 
@@ -1119,7 +1315,7 @@ pl_rc az_grant_list(az_store *st, const char *uid, az_grant *out, size_t max, si
     if (rc != PL_OK)
         return rc;
     if (mdb_cursor_open(t, st->db[DB_USER_GRANTS], &c) != 0) {
-        mdb_txn_abort(t);
+        rdone(st, t);
         return PL_ERR_STORE;
     }
     k.mv_data = prefix;
@@ -1135,7 +1331,7 @@ pl_rc az_grant_list(az_store *st, const char *uid, az_grant *out, size_t max, si
             (*n)++;
     }
     mdb_cursor_close(c);
-    mdb_txn_abort(t);
+    rdone(st, t);
     /* Newest first. */
     for (size_t i = 1; i < *n; i++)
         for (size_t j = i; j > 0 && out[j].created_ms > out[j - 1].created_ms; j--) {
@@ -1196,29 +1392,58 @@ static pl_rc user_update(az_store *st, const char *username, const char *set_key
         rc = revoke_user_grants(st, t, uid);
     json_decref(o);
     json_decref(val);
-    return finish(t, rc);
+    return finish(st, t, rc);
 }
 
-/* ---- codes --------------------------------------------------------------------------------- */
+/* ---- codes ----------------------------------------------------------------------------- */
+
+/* A code record: client_id, redirect_uri, challenge, resource, ws, uid, cls, gid ("" until
+ * redeemed), scope, created_ms. */
+static void code_write(rec_w *w, const az_code *c, const char *gid, int64_t created_ms)
+{
+    rec_start(w);
+    w_str(w, c->client_id);
+    w_str(w, c->redirect_uri);
+    w_str(w, c->challenge);
+    w_str(w, c->resource);
+    w_str(w, c->ws);
+    w_str(w, c->uid);
+    w_str(w, c->cls);
+    w_str(w, gid);
+    w_i64(w, (int64_t)c->scope);
+    w_i64(w, created_ms);
+}
+
+static pl_rc code_read(const MDB_val *v, az_code *c, char gid[AZ_ID_MAX + 1], int64_t *created)
+{
+    rec_r r = rec_open(v);
+    r_str(&r, c->client_id, sizeof c->client_id);
+    r_str(&r, c->redirect_uri, sizeof c->redirect_uri);
+    r_str(&r, c->challenge, sizeof c->challenge);
+    r_str(&r, c->resource, sizeof c->resource);
+    r_str(&r, c->ws, sizeof c->ws);
+    r_str(&r, c->uid, sizeof c->uid);
+    r_str(&r, c->cls, sizeof c->cls);
+    r_str(&r, gid, AZ_ID_MAX + 1);
+    c->scope = (uint64_t)r_i64(&r);
+    *created = r_i64(&r);
+    return r.err ? PL_ERR_STORE : PL_OK;
+}
 
 pl_rc az_code_issue(az_store *st, const az_code *c, char code_out[AZ_SECRET_SIZE])
 {
     MDB_txn *t = NULL;
     uint8_t h[CORE_SHA256_LEN];
-    json_t *o;
+    rec_w w;
     pl_rc rc = core_random_token(code_out, AZ_SECRET_SIZE, 32);
     if (rc == PL_OK)
         rc = wtxn(st, &t);
     if (rc != PL_OK)
         return rc;
     secret_key(code_out, h);
-    o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:s}", "client_id", c->client_id,
-                  "redirect_uri", c->redirect_uri, "challenge", c->challenge, "resource",
-                  c->resource, "ws", c->ws, "uid", c->uid, "cls", c->cls, "scope",
-                  (json_int_t)c->scope, "created_ms", (json_int_t)now_ms(st), "gid", "");
-    rc = o ? put_json(t, st->db[DB_CODES], hkey(h), o) : PL_ERR_NOMEM;
-    json_decref(o);
-    return finish(t, rc);
+    code_write(&w, c, "", now_ms(st));
+    rc = rec_put(t, st->db[DB_CODES], hkey(h), &w);
+    return finish(st, t, rc);
 }
 
 /* RFC 7636 §4.1: code_verifier = 43*128unreserved. */
@@ -1243,19 +1468,54 @@ static int pkce_ok(const char *verifier, const char *challenge)
     return core_ct_equal(enc, challenge, 43);
 }
 
+/* A refresh record: gid, gen, created_ms, rotated_ms, retried. */
+typedef struct refresh_rec {
+    char gid[AZ_ID_MAX + 1];
+    int64_t gen, created_ms, rotated_ms, retried;
+} refresh_rec;
+
+static pl_rc refresh_write(MDB_txn *t, MDB_dbi db, uint8_t h[CORE_SHA256_LEN],
+                           const refresh_rec *rr)
+{
+    rec_w w;
+    rec_start(&w);
+    w_str(&w, rr->gid);
+    w_i64(&w, rr->gen);
+    w_i64(&w, rr->created_ms);
+    w_i64(&w, rr->rotated_ms);
+    w_i64(&w, rr->retried);
+    return rec_put(t, db, hkey(h), &w);
+}
+
+static pl_rc refresh_read(az_store *st, MDB_txn *t, uint8_t h[CORE_SHA256_LEN], refresh_rec *rr)
+{
+    MDB_val k = hkey(h), v;
+    rec_r r;
+    pl_rc rc = mrc(mdb_get(t, st->db[DB_REFRESH], &k, &v));
+    if (rc != PL_OK)
+        return rc;
+    r = rec_open(&v);
+    r_str(&r, rr->gid, sizeof rr->gid);
+    rr->gen = r_i64(&r);
+    rr->created_ms = r_i64(&r);
+    rr->rotated_ms = r_i64(&r);
+    rr->retried = r_i64(&r);
+    return r.err ? PL_ERR_STORE : PL_OK;
+}
+
 static pl_rc refresh_put(az_store *st, MDB_txn *t, const az_grant *g, char rt[AZ_SECRET_SIZE])
 {
     uint8_t h[CORE_SHA256_LEN];
-    json_t *o;
+    refresh_rec rr;
     pl_rc rc = core_random_token(rt, AZ_SECRET_SIZE, 32);
     if (rc != PL_OK)
         return rc;
     secret_key(rt, h);
-    o = json_pack("{s:s,s:I,s:I,s:I,s:b}", "gid", g->gid, "gen", (json_int_t)g->rgen, "created_ms",
-                  (json_int_t)now_ms(st), "rotated_ms", (json_int_t)0, "retried", 0);
-    rc = o ? put_json(t, st->db[DB_REFRESH], hkey(h), o) : PL_ERR_NOMEM;
-    json_decref(o);
-    return rc;
+    memset(&rr, 0, sizeof rr);
+    cpy(rr.gid, sizeof rr.gid, g->gid);
+    rr.gen = g->rgen;
+    rr.created_ms = now_ms(st);
+    return refresh_write(t, st->db[DB_REFRESH], h, &rr);
 }
 
 pl_rc az_code_redeem(az_store *st, const char *code, const az_redeem *in, az_grant *g,
@@ -1263,9 +1523,12 @@ pl_rc az_code_redeem(az_store *st, const char *code, const az_redeem *in, az_gra
 {
     MDB_txn *t = NULL;
     uint8_t h[CORE_SHA256_LEN];
-    json_t *o = NULL;
-    int64_t now = now_ms(st);
+    MDB_val v;
+    az_code c;
+    char used_gid[AZ_ID_MAX + 1];
+    int64_t now = now_ms(st), created;
     const char *dummy;
+    rec_w w;
     pl_rc rc;
 
     if (!why)
@@ -1277,32 +1540,37 @@ pl_rc az_code_redeem(az_store *st, const char *code, const az_redeem *in, az_gra
     rc = wtxn(st, &t);
     if (rc != PL_OK)
         return rc;
-    rc = get_json(t, st->db[DB_CODES], hkey(h), &o);
+    {
+        MDB_val k = hkey(h);
+        rc = mrc(mdb_get(t, st->db[DB_CODES], &k, &v));
+    }
+    if (rc == PL_OK)
+        rc = code_read(&v, &c, used_gid, &created);
     if (rc != PL_OK)
         goto out;
-    if (*jstr(o, "gid")) {
+    if (used_gid[0]) {
         /* RFC 6749 §4.1.2, RFC 9700 §4.5: a replayed code revokes what it issued. */
         *why = "authorization code already used; the grant issued from it is revoked";
-        rc = grant_revoke_txn(st, t, jstr(o, "gid"));
-        rc = finish(t, rc == PL_OK || rc == PL_ERR_NOT_FOUND ? PL_OK : rc);
+        rc = grant_revoke_txn(st, t, used_gid);
+        rc = finish(st, t, rc == PL_OK || rc == PL_ERR_NOT_FOUND ? PL_OK : rc);
         t = NULL;
         if (rc == PL_OK)
             rc = PL_ERR_CONFLICT;
         goto out;
     }
-    if (now - jint(o, "created_ms") > AZ_CODE_TTL_MS) {
+    if (now - created > AZ_CODE_TTL_MS) {
         *why = "authorization code expired";
         rc = PL_ERR_EXPIRED;
         goto out;
     }
-    if (strcmp(jstr(o, "client_id"), in->client_id ? in->client_id : "") != 0) {
+    if (strcmp(c.client_id, in->client_id ? in->client_id : "") != 0) {
         *why = "authorization code was issued to another client";
         rc = PL_ERR_DENIED;
         goto out;
     }
     /* RFC 6749 §4.1.3: redirect_uri required and identical when it was in the request
      * (always, here). */
-    if (!in->redirect_uri || strcmp(jstr(o, "redirect_uri"), in->redirect_uri) != 0) {
+    if (!in->redirect_uri || strcmp(c.redirect_uri, in->redirect_uri) != 0) {
         *why = "redirect_uri does not match the authorization request";
         rc = PL_ERR_DENIED;
         goto out;
@@ -1312,13 +1580,13 @@ pl_rc az_code_redeem(az_store *st, const char *code, const az_redeem *in, az_gra
         rc = PL_ERR_DENIED;
         goto out;
     }
-    if (!pkce_ok(in->verifier, jstr(o, "challenge"))) {
+    if (!pkce_ok(in->verifier, c.challenge)) {
         *why = "code_verifier does not match the code_challenge";
         rc = PL_ERR_DENIED;
         goto out;
     }
     /* RFC 8707 §2.2: the resource, when given, must be the one authorized. */
-    if (in->resource && strcmp(in->resource, jstr(o, "resource")) != 0) {
+    if (in->resource && strcmp(in->resource, c.resource) != 0) {
         *why = "resource does not match the authorization request";
         rc = PL_ERR_DENIED;
         goto out;
@@ -1327,29 +1595,27 @@ pl_rc az_code_redeem(az_store *st, const char *code, const az_redeem *in, az_gra
     rc = new_id("g_", g->gid);
     if (rc != PL_OK)
         goto out;
-    cpy(g->uid, sizeof g->uid, jstr(o, "uid"));
-    cpy(g->client_id, sizeof g->client_id, jstr(o, "client_id"));
-    cpy(g->ws, sizeof g->ws, jstr(o, "ws"));
-    cpy(g->resource, sizeof g->resource, jstr(o, "resource"));
-    cpy(g->cls, sizeof g->cls, jstr(o, "cls"));
-    g->scope = (uint64_t)jint(o, "scope");
+    cpy(g->uid, sizeof g->uid, c.uid);
+    cpy(g->client_id, sizeof g->client_id, c.client_id);
+    cpy(g->ws, sizeof g->ws, c.ws);
+    cpy(g->resource, sizeof g->resource, c.resource);
+    cpy(g->cls, sizeof g->cls, c.cls);
+    g->scope = c.scope;
     g->created_ms = g->last_used_ms = now;
     g->rgen = 1;
-    rc = grant_save(st, t, g);
+    rc = grant_save(st, t, g, 1);
     if (rc == PL_OK)
         rc = refresh_put(st, t, g, refresh_out);
-    if (rc == PL_OK)
-        rc = json_object_set_new(o, "gid", json_string(g->gid)) == 0
-                 ? put_json(t, st->db[DB_CODES], hkey(h), o)
-                 : PL_ERR_NOMEM;
+    if (rc == PL_OK) {
+        code_write(&w, &c, g->gid, created);
+        rc = rec_put(t, st->db[DB_CODES], hkey(h), &w);
+    }
     if (rc == PL_OK)
         *why = NULL;
-    rc = finish(t, rc);
+    rc = finish(st, t, rc);
     t = NULL;
 out:
-    if (t)
-        mdb_txn_abort(t);
-    json_decref(o);
+    wabort(st, t);
     return rc;
 }
 
@@ -1358,8 +1624,8 @@ pl_rc az_refresh_rotate(az_store *st, const char *rt, const char *client_id, con
 {
     MDB_txn *t = NULL;
     uint8_t h[CORE_SHA256_LEN];
-    json_t *o = NULL;
-    int64_t now = now_ms(st), gen;
+    refresh_rec rr;
+    int64_t now = now_ms(st);
     const char *dummy;
     pl_rc rc;
 
@@ -1372,9 +1638,9 @@ pl_rc az_refresh_rotate(az_store *st, const char *rt, const char *client_id, con
     rc = wtxn(st, &t);
     if (rc != PL_OK)
         return rc;
-    rc = get_json(t, st->db[DB_REFRESH], hkey(h), &o);
+    rc = refresh_read(st, t, h, &rr);
     if (rc == PL_OK)
-        rc = grant_load(st, t, jstr(o, "gid"), g);
+        rc = grant_load(st, t, rr.gid, g);
     if (rc != PL_OK) {
         rc = PL_ERR_NOT_FOUND;
         goto out;
@@ -1394,41 +1660,38 @@ pl_rc az_refresh_rotate(az_store *st, const char *rt, const char *client_id, con
         rc = PL_ERR_DENIED;
         goto out;
     }
-    gen = jint(o, "gen");
-    if (gen != g->rgen) {
+    if (rr.gen != g->rgen) {
         /* RFC 9700 §4.14.2: reuse of a rotated token. One retry of the token rotated last,
          * within the grace period, is a lost response, not an attack. */
-        int grace = gen == g->rgen - 1 && !json_is_true(json_object_get(o, "retried")) &&
-                    now - jint(o, "rotated_ms") <= st->refresh_grace_ms;
+        int grace =
+            rr.gen == g->rgen - 1 && !rr.retried && now - rr.rotated_ms <= st->refresh_grace_ms;
         if (!grace) {
             *why = "refresh token reuse detected; the grant is revoked";
             rc = grant_revoke_txn(st, t, g->gid);
-            rc = finish(t, rc);
+            rc = finish(st, t, rc);
             t = NULL;
             if (rc == PL_OK)
                 rc = PL_ERR_CONFLICT;
             goto out;
         }
-        json_object_set_new(o, "retried", json_true());
+        rr.retried = 1;
     }
-    json_object_set_new(o, "rotated_ms", json_integer(now));
-    rc = put_json(t, st->db[DB_REFRESH], hkey(h), o);
+    rr.rotated_ms = now;
+    rc = refresh_write(t, st->db[DB_REFRESH], h, &rr);
     /* The token of the current generation (if this was a grace retry) becomes stale too:
      * it was never delivered. Generations only go up. */
     g->rgen++;
     g->last_used_ms = now;
     if (rc == PL_OK)
-        rc = grant_save(st, t, g);
+        rc = grant_save(st, t, g, 0);
     if (rc == PL_OK)
         rc = refresh_put(st, t, g, refresh_out);
     if (rc == PL_OK)
         *why = NULL;
-    rc = finish(t, rc);
+    rc = finish(st, t, rc);
     t = NULL;
 out:
-    if (t)
-        mdb_txn_abort(t);
-    json_decref(o);
+    wabort(st, t);
     return rc;
 }
 
@@ -1436,7 +1699,7 @@ pl_rc az_refresh_grant(az_store *st, const char *rt, az_grant *g, int *current)
 {
     MDB_txn *t = NULL;
     uint8_t h[CORE_SHA256_LEN];
-    json_t *o = NULL;
+    refresh_rec rr;
     pl_rc rc;
     if (!rt || strlen(rt) != AZ_SECRET_LEN)
         return PL_ERR_NOT_FOUND;
@@ -1444,13 +1707,12 @@ pl_rc az_refresh_grant(az_store *st, const char *rt, az_grant *g, int *current)
     rc = rtxn(st, &t);
     if (rc != PL_OK)
         return rc;
-    rc = get_json(t, st->db[DB_REFRESH], hkey(h), &o);
+    rc = refresh_read(st, t, h, &rr);
     if (rc == PL_OK)
-        rc = grant_load(st, t, jstr(o, "gid"), g);
+        rc = grant_load(st, t, rr.gid, g);
     if (rc == PL_OK && current)
-        *current = jint(o, "gen") == g->rgen && !g->revoked_ms;
-    json_decref(o);
-    mdb_txn_abort(t);
+        *current = rr.gen == g->rgen && !g->revoked_ms;
+    rdone(st, t);
     return rc == PL_OK ? PL_OK : PL_ERR_NOT_FOUND;
 }
 
@@ -1471,7 +1733,7 @@ pl_rc az_consent_put(az_store *st, const char *uid, const char *client_id, const
                   (json_int_t)now_ms(st));
     rc = o ? put_json(t, st->db[DB_CONSENTS], sval(key), o) : PL_ERR_NOMEM;
     json_decref(o);
-    return finish(t, rc);
+    return finish(st, t, rc);
 }
 
 pl_rc az_consent_get(az_store *st, const char *uid, const char *client_id, char ws[AZ_ID_MAX + 1],
@@ -1491,7 +1753,7 @@ pl_rc az_consent_get(az_store *st, const char *uid, const char *client_id, char 
         *scope = (uint64_t)jint(o, "scope");
     }
     json_decref(o);
-    mdb_txn_abort(t);
+    rdone(st, t);
     return rc;
 }
 
@@ -1517,6 +1779,25 @@ static pl_rc sweep_db(az_store *st, MDB_txn *t, int db, const char *field, int64
     return PL_OK;
 }
 
+static pl_rc sweep_codes(az_store *st, MDB_txn *t, int64_t before)
+{
+    MDB_cursor *c = NULL;
+    MDB_val k, v;
+    int e, budget = 10000;
+    if (mdb_cursor_open(t, st->db[DB_CODES], &c) != 0)
+        return PL_ERR_STORE;
+    for (e = mdb_cursor_get(c, &k, &v, MDB_FIRST); e == 0 && budget-- > 0;
+         e = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        az_code code;
+        char gid[AZ_ID_MAX + 1];
+        int64_t created = 0;
+        if (code_read(&v, &code, gid, &created) != PL_OK || created < before)
+            mdb_cursor_del(c, 0);
+    }
+    mdb_cursor_close(c);
+    return PL_OK;
+}
+
 pl_rc az_store_sweep(az_store *st)
 {
     MDB_txn *t = NULL;
@@ -1529,8 +1810,8 @@ pl_rc az_store_sweep(az_store *st)
         rc = sweep_db(st, t, DB_SESSIONS, "expires_ms", 0, now);
     /* Used codes are kept a while so a late replay still revokes their grant. */
     if (rc == PL_OK)
-        rc = sweep_db(st, t, DB_CODES, "created_ms", 24 * 3600 * 1000LL, now);
+        rc = sweep_codes(st, t, now - 24 * 3600 * 1000LL);
     if (rc == PL_OK)
         rc = sweep_db(st, t, DB_THROTTLE, "t0", THROTTLE_WIN_MS, now);
-    return finish(t, rc);
+    return finish(st, t, rc);
 }

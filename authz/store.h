@@ -230,6 +230,22 @@ pl_rc az_consent_put(az_store *st, const char *uid, const char *client_id, const
 pl_rc az_consent_get(az_store *st, const char *uid, const char *client_id, char ws[AZ_ID_MAX + 1],
                      uint64_t *scope);
 
+/* ---- group commit ------------------------------------------------------------------------
+ * A durable LMDB commit costs one or two fsyncs (ARCHITECTURE.md §2: ~0.4 ms, several ms on a
+ * busy disk). The token endpoint therefore runs its store calls between
+ * az_store_batch_enter() and az_store_batch_leave(): they join one open write transaction
+ * (each call in its own child transaction, so it stays atomic), and the server commits the
+ * batch once per event-loop iteration with az_store_batch_commit() and only then sends the
+ * replies of the requests in it — nothing is acknowledged before it is durable.
+ * Calls made outside enter/leave first commit a batch left open. */
+void az_store_batch_enter(az_store *st);
+void az_store_batch_leave(az_store *st);
+/* 1 when a batch is open (or an early commit of one failed and must be reported). */
+int az_store_batch_pending(const az_store *st);
+/* Commits the open batch. PL_ERR_STORE when it (or an earlier flush of it) failed: every
+ * reply waiting for it must then be an error. PL_OK when there was nothing to commit. */
+pl_rc az_store_batch_commit(az_store *st);
+
 /* ---- maintenance ------------------------------------------------------------------------ */
 /* Deletes expired pending requests, sessions, used or expired codes, stale throttle rows. */
 pl_rc az_store_sweep(az_store *st);

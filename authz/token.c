@@ -4,6 +4,7 @@
 #include "server_int.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 pl_rc az_mint_access(az_server *s, const az_grant *g, uint64_t scope, char *out, size_t outsz)
@@ -23,13 +24,82 @@ pl_rc az_mint_access(az_server *s, const az_grant *g, uint64_t scope, char *out,
     return key_token_mint(s->keys, s->cfg.clock, &kc, out, outsz, NULL, NULL);
 }
 
-static void token_error(core_http_req *req, int status, const char *code, const char *desc,
-                        int basic)
+/* Every /token reply waits for the group commit of the store writes made while handling
+ * it (store.h "group commit"): nothing is acknowledged before it is durable. */
+static void reply_later(az_server *s, core_http_req *req, int status, json_t *body, int basic)
 {
-    if (status == 401 && basic)
-        core_http_header_add(req, "WWW-Authenticate", "Basic realm=\"postly\"");
-    core_http_reply_error(req, status, code, desc);
+    az_deferred *d = calloc(1, sizeof *d);
+    if (!d) {
+        json_decref(body);
+        core_http_reply_error(req, 503, "temporarily_unavailable", NULL);
+        return;
+    }
+    d->req = req;
+    d->status = status;
+    d->body = body;
+    d->basic = basic;
+    core_http_defer(req);
+    *s->deferred_tail = d;
+    s->deferred_tail = &d->next;
+    if (!s->commit_scheduled) {
+        /* Runs after the callbacks already due in this loop iteration: their requests join
+         * the same batch. */
+        s->commit_scheduled = 1;
+        event_active(s->commit, 0, 0);
+    }
 }
+
+void az_commit_cb(evutil_socket_t fd, short what, void *arg)
+{
+    az_server *s = arg;
+    az_deferred *d = s->deferred, *next;
+    pl_rc rc = az_store_batch_commit(s->store);
+    (void)fd;
+    (void)what;
+    s->commit_scheduled = 0;
+    s->commits++;
+    s->deferred = NULL;
+    s->deferred_tail = &s->deferred;
+    if (rc != PL_OK)
+        core_log_error(s->log, "authz: group commit failed (%s); answering 500", pl_strerror(rc));
+    for (; d; d = next) {
+        next = d->next;
+        if (rc != PL_OK) {
+            json_decref(d->body);
+            core_http_reply_error(d->req, 500, "server_error", "the change could not be stored");
+        } else {
+            if (d->status == 401 && d->basic)
+                core_http_header_add(d->req, "WWW-Authenticate", "Basic realm=\"postly\"");
+            core_http_reply_json(d->req, d->status, d->body);
+        }
+        free(d);
+        s->committed_replies++;
+    }
+}
+
+void az_deferred_drop(az_server *s)
+{
+    az_deferred *d = s->deferred, *next;
+    for (; d; d = next) {
+        next = d->next;
+        json_decref(d->body);
+        free(d);
+    }
+    s->deferred = NULL;
+    s->deferred_tail = &s->deferred;
+}
+
+static void token_error_s(az_server *s, core_http_req *req, int status, const char *code,
+                          const char *desc, int basic)
+{
+    json_t *o = json_pack("{s:s}", "error", code);
+    if (o && desc)
+        json_object_set_new(o, "error_description", json_string(desc));
+    reply_later(s, req, status, o, basic);
+}
+
+#define token_error(req, status, code, desc, basic)                                                \
+    token_error_s(s, (req), (status), (code), (desc), (basic))
 
 static void token_reply(az_server *s, core_http_req *req, const az_grant *g, uint64_t scope,
                         const char *rt)
@@ -37,13 +107,13 @@ static void token_reply(az_server *s, core_http_req *req, const az_grant *g, uin
     char at[KEY_TOKEN_MAX], sc[POL_SCOPE_FORMAT_MAX];
     json_t *o;
     if (az_mint_access(s, g, scope, at, sizeof at) != PL_OK) {
-        core_http_reply_error(req, 500, "server_error", "the access token could not be signed");
+        token_error(req, 500, "server_error", "the access token could not be signed", 0);
         return;
     }
     az_scope_str(scope, sc);
     o = json_pack("{s:s,s:s,s:I,s:s,s:s}", "access_token", at, "token_type", "Bearer", "expires_in",
                   (json_int_t)s->cfg.access_ttl_s, "refresh_token", rt, "scope", sc);
-    core_http_reply_json(req, 200, o);
+    reply_later(s, req, o ? 200 : 500, o, 0);
     core_wipe(at, sizeof at);
 }
 
@@ -164,6 +234,7 @@ void az_h_token(core_http_req *req, void *arg)
     const char *gt, *why;
     pl_rc rc;
 
+    az_store_batch_enter(s->store);
     rc = core_http_form_parse(req, NULL, &f, &fe);
     if (rc != PL_OK) {
         token_error(req, 400, "invalid_request", fe.msg, 0);
@@ -189,5 +260,6 @@ void az_h_token(core_http_req *req, void *arg)
         token_error(req, 400, "unsupported_grant_type",
                     "grant_type must be authorization_code or refresh_token", 0);
 done:
+    az_store_batch_leave(s->store);
     core_form_free(&f);
 }

@@ -1,0 +1,350 @@
+/* bench/authz/bench_authz.c — authorization-code exchanges and refresh rotations per second:
+ * postly-authz against node-oidc-provider configured equivalently (oidc_baseline.mjs), same
+ * run, same load generator, same machine. Reports both rates and their ratio (target >= 5x,
+ * ARCHITECTURE.md §11).
+ *
+ * Both servers run as their own processes. The load generator (this process, libevent) keeps
+ * BENCH_CONC (default 32) requests in flight over keep-alive connections. Codes are created
+ * ahead of time through each server's own store (postly-authz: the LMDB store API;
+ * oidc-provider: its models), the refresh tokens are those the exchanges returned, each
+ * rotated once. BENCH_N (default 4000) requests per phase, after BENCH_WARM (default 500)
+ * warm-up exchanges.
+ *
+ * Note: oidc-provider runs with its default in-memory adapter (no durability); postly-authz
+ * commits every grant to LMDB with fsync before answering. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
+
+#include "authz/store.h"
+#include "core/crypto.h"
+
+#define RESOURCE     "http://127.0.0.1:8081/mcp"
+#define REDIRECT_ENC "http%3A%2F%2F127.0.0.1%2Fcb"
+#define RESOURCE_ENC "http%3A%2F%2F127.0.0.1%3A8081%2Fmcp"
+
+typedef struct item {
+    char code[64];
+    char verifier[64];
+    char rt[128];
+} item;
+
+typedef struct load {
+    struct event_base *base;
+    struct evhttp_connection **conns;
+    int conc;
+    int port;
+    item *items;
+    size_t n, next, done, ok;
+    int phase; /* 0 exchange, 1 refresh */
+    const char *client_id;
+} load;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void send_next(load *l, struct evhttp_connection *c);
+
+static void on_reply(struct evhttp_request *req, void *arg)
+{
+    void **a = arg;
+    load *l = a[0];
+    struct evhttp_connection *c = a[1];
+    size_t idx = (size_t)(uintptr_t)a[2];
+    free(a);
+    l->done++;
+    if (req && evhttp_request_get_response_code(req) == 200) {
+        struct evbuffer *in = evhttp_request_get_input_buffer(req);
+        size_t len = evbuffer_get_length(in);
+        json_t *j = json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, NULL);
+        const char *rt = json_string_value(json_object_get(j, "refresh_token"));
+        if (rt) {
+            snprintf(l->items[idx].rt, sizeof l->items[idx].rt, "%s", rt);
+            l->ok++;
+        }
+        json_decref(j);
+    } else if (l->done - l->ok < 3) {
+        struct evbuffer *in = req ? evhttp_request_get_input_buffer(req) : NULL;
+        fprintf(stderr, "bench_authz: request failed: %d %.*s\n",
+                req ? evhttp_request_get_response_code(req) : 0,
+                in ? (int)evbuffer_get_length(in) : 0,
+                in ? (const char *)evbuffer_pullup(in, -1) : "");
+    }
+    if (l->done == l->n)
+        event_base_loopbreak(l->base);
+    else
+        send_next(l, c);
+}
+
+static void send_next(load *l, struct evhttp_connection *c)
+{
+    struct evhttp_request *req;
+    char body[512];
+    void **a;
+    size_t idx;
+    if (l->next >= l->n)
+        return;
+    idx = l->next++;
+    if (l->phase == 0)
+        snprintf(body, sizeof body,
+                 "grant_type=authorization_code&client_id=%s&code=%s&code_verifier=%s"
+                 "&redirect_uri=%s&resource=%s",
+                 l->client_id, l->items[idx].code, l->items[idx].verifier, REDIRECT_ENC,
+                 RESOURCE_ENC);
+    else
+        snprintf(body, sizeof body, "grant_type=refresh_token&client_id=%s&refresh_token=%s",
+                 l->client_id, l->items[idx].rt);
+    a = malloc(3 * sizeof *a);
+    a[0] = l;
+    a[1] = c;
+    a[2] = (void *)(uintptr_t)idx;
+    req = evhttp_request_new(on_reply, a);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Host", "127.0.0.1");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "application/x-www-form-urlencoded");
+    evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
+    evhttp_make_request(c, req, EVHTTP_REQ_POST, "/token");
+}
+
+/* Runs items[from, from+n) through phase; returns requests per second. */
+static double run(struct event_base *base, int port, int conc, item *items, size_t n, int phase,
+                  const char *client_id, size_t *ok)
+{
+    load l = {0};
+    double t0, t1;
+    l.base = base;
+    l.conc = conc;
+    l.port = port;
+    l.items = items;
+    l.n = n;
+    l.phase = phase;
+    l.client_id = client_id;
+    l.conns = calloc((size_t)conc, sizeof *l.conns);
+    for (int i = 0; i < conc; i++)
+        l.conns[i] = evhttp_connection_base_new(base, NULL, "127.0.0.1", (uint16_t)port);
+    t0 = now_s();
+    for (int i = 0; i < conc; i++)
+        send_next(&l, l.conns[i]);
+    event_base_dispatch(base);
+    t1 = now_s();
+    for (int i = 0; i < conc; i++)
+        evhttp_connection_free(l.conns[i]);
+    free(l.conns);
+    *ok = l.ok;
+    return (double)n / (t1 - t0);
+}
+
+/* Starts argv, reads its stdout until a line containing `marker`, returns the number after
+ * the marker's first ':' run (port). */
+static pid_t spawn_wait(char *const argv[], const char *marker, int *port)
+{
+    int fds[2];
+    pid_t pid;
+    FILE *fp;
+    char line[1024];
+    if (pipe(fds) != 0)
+        return -1;
+    pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    fp = fdopen(fds[0], "r");
+    *port = 0;
+    while (fp && fgets(line, sizeof line, fp)) {
+        const char *m = strstr(line, marker);
+        if (m) {
+            *port = atoi(m + strlen(marker));
+            break;
+        }
+    }
+    /* Keep reading the pipe in the background would be nicer; the servers print little. */
+    return *port ? pid : -1;
+}
+
+static void stop(pid_t pid)
+{
+    if (pid > 0) {
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+    }
+}
+
+static size_t envn(const char *name, size_t def)
+{
+    const char *v = getenv(name);
+    long n = v ? strtol(v, NULL, 10) : 0;
+    return n > 0 ? (size_t)n : def;
+}
+
+static int seed_authz(const char *dir, item *items, size_t n)
+{
+    az_store *st = NULL;
+    az_store_cfg cfg = {.data_dir = dir, .nosync = 1, .scrypt_n = 1024};
+    az_client c;
+    char uid[AZ_ID_MAX + 1];
+    int ok = az_store_open(&cfg, &st) == PL_OK &&
+             az_user_add(st, "bench", "bench password", uid) == PL_OK &&
+             az_ws_add(st, "bench", "Bench", "pro") == PL_OK &&
+             az_member_set(st, uid, "bench", "owner") == PL_OK;
+    memset(&c, 0, sizeof c);
+    strcpy(c.id, "bench");
+    strcpy(c.name, "Bench");
+    strcpy(c.redirect_uris[0], "http://127.0.0.1/cb");
+    c.nredirect = 1;
+    strcpy(c.cls, "preregistered");
+    ok = ok && az_client_put(st, &c) == PL_OK;
+    for (size_t i = 0; ok && i < n; i++) {
+        az_code code;
+        uint8_t h[32], raw[32];
+        memset(&code, 0, sizeof code);
+        core_random(raw, sizeof raw);
+        core_b64url_encode(raw, sizeof raw, items[i].verifier, sizeof items[i].verifier, NULL);
+        core_sha256(items[i].verifier, strlen(items[i].verifier), h);
+        core_b64url_encode(h, sizeof h, code.challenge, sizeof code.challenge, NULL);
+        strcpy(code.client_id, "bench");
+        strcpy(code.redirect_uri, "http://127.0.0.1/cb");
+        strcpy(code.resource, RESOURCE);
+        strcpy(code.ws, "bench");
+        snprintf(code.uid, sizeof code.uid, "%s", uid);
+        strcpy(code.cls, "preregistered");
+        code.scope = 0x800003; /* workspace:read workspace:list analytics:read */
+        ok = az_code_issue(st, &code, items[i].code) == PL_OK;
+    }
+    az_store_free(st);
+    return ok ? 0 : -1;
+}
+
+static int load_oidc_codes(const char *path, item *items, size_t n)
+{
+    json_error_t je;
+    json_t *a = json_load_file(path, 0, &je);
+    if (!a || json_array_size(a) != n)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_array_get(a, i);
+        snprintf(items[i].code, sizeof items[i].code, "%s",
+                 json_string_value(json_object_get(o, "code")));
+        snprintf(items[i].verifier, sizeof items[i].verifier, "%s",
+                 json_string_value(json_object_get(o, "verifier")));
+    }
+    json_decref(a);
+    return 0;
+}
+
+typedef struct result {
+    double code_rps, refresh_rps;
+    size_t code_ok, refresh_ok;
+} result;
+
+static int measure(struct event_base *base, int port, int conc, item *items, size_t warm, size_t n,
+                   result *r)
+{
+    size_t ok;
+    run(base, port, conc, items, warm, 0, "bench", &ok);
+    r->code_rps = run(base, port, conc, items + warm, n, 0, "bench", &r->code_ok);
+    r->refresh_rps = run(base, port, conc, items + warm, n, 1, "bench", &r->refresh_ok);
+    return r->code_ok == n && r->refresh_ok == n ? 0 : -1;
+}
+
+int main(void)
+{
+    size_t n = envn("BENCH_N", 4000), warm = envn("BENCH_WARM", 500);
+    int conc = (int)envn("BENCH_CONC", 32), port = 0, ret = 1;
+    char dir[256], codes[300], nstr[32], *argv_a[16], *argv_o[8];
+    item *items = calloc(n + warm, sizeof *items);
+    struct event_base *base = event_base_new();
+    pid_t pa = -1, po = -1;
+    result ra = {0}, ro = {0};
+    const char *tmp = getenv("TMPDIR");
+
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(dir, sizeof dir, "%s/postly-bench-authz-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!items || !base || !mkdtemp(dir))
+        return 1;
+    printf("bench_authz: %zu code exchanges then %zu refresh rotations per server, %d in "
+           "flight, after %zu warm-up exchanges\n",
+           n, n, conc, warm);
+
+    /* postly-authz */
+    if (seed_authz(dir, items, n + warm) != 0) {
+        fprintf(stderr, "bench_authz: seeding the store failed\n");
+        goto out;
+    }
+    argv_a[0] = getenv("BENCH_AUTHZ_BIN") ? getenv("BENCH_AUTHZ_BIN") : (char *)POSTLY_AUTHZ_BIN;
+    argv_a[1] = "--data";
+    argv_a[2] = dir;
+    argv_a[3] = "--port";
+    argv_a[4] = "0";
+    argv_a[5] = "--resource";
+    argv_a[6] = RESOURCE;
+    argv_a[7] = "--log-level";
+    argv_a[8] = "info";
+    argv_a[9] = getenv("BENCH_NOSYNC") ? "--unsafe-no-fsync" : NULL;
+    argv_a[10] = NULL;
+    pa = spawn_wait(argv_a, "listening on http://127.0.0.1:", &port);
+    if (pa < 0) {
+        fprintf(stderr, "bench_authz: postly-authz did not start\n");
+        goto out;
+    }
+    if (measure(base, port, conc, items, warm, n, &ra) != 0)
+        fprintf(stderr, "bench_authz: postly-authz: %zu/%zu exchanges, %zu/%zu rotations ok\n",
+                ra.code_ok, n, ra.refresh_ok, n);
+    stop(pa);
+    pa = -1;
+
+    /* oidc-provider */
+    memset(items, 0, (n + warm) * sizeof *items);
+    snprintf(codes, sizeof codes, "%s/oidc-codes.json", dir);
+    snprintf(nstr, sizeof nstr, "%zu", n + warm);
+    argv_o[0] = (char *)POSTLY_NODE;
+    argv_o[1] = (char *)POSTLY_BENCH_DIR "/oidc_baseline.mjs";
+    argv_o[2] = nstr;
+    argv_o[3] = codes;
+    argv_o[4] = NULL;
+    po = spawn_wait(argv_o, "READY ", &port);
+    if (po < 0 || load_oidc_codes(codes, items, n + warm) != 0) {
+        fprintf(stderr, "bench_authz: oidc-provider did not start\n");
+        goto out;
+    }
+    if (measure(base, port, conc, items, warm, n, &ro) != 0)
+        fprintf(stderr, "bench_authz: oidc-provider: %zu/%zu exchanges, %zu/%zu rotations ok\n",
+                ro.code_ok, n, ro.refresh_ok, n);
+
+    printf("%-28s %12s %14s %8s\n", "flow", "postly-authz", "oidc-provider", "ratio");
+    printf("%-28s %10.0f/s %12.0f/s %7.1fx\n", "authorization_code exchange", ra.code_rps,
+           ro.code_rps, ra.code_rps / ro.code_rps);
+    printf("%-28s %10.0f/s %12.0f/s %7.1fx\n", "refresh_token rotation", ra.refresh_rps,
+           ro.refresh_rps, ra.refresh_rps / ro.refresh_rps);
+    ret = 0;
+out:
+    stop(pa);
+    stop(po);
+    event_base_free(base);
+    free(items);
+    {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "bench_authz: could not remove %s\n", dir);
+    }
+    return ret;
+}
