@@ -25,9 +25,9 @@
 #define STATE_FILE     "keys.json"
 #define LOCK_FILE      ".lock"
 #define STATE_VERSION  1
-#define STATE_MAX      (1024 * 1024) /* bytes of keys.json we accept */
-#define PEM_MAX        (16 * 1024)   /* bytes of a private key file we accept */
-#define KEYS_MAX       4096          /* records in keys.json */
+#define STATE_MAX      ((size_t)1024 * 1024) /* bytes of keys.json we accept */
+#define PEM_MAX        ((size_t)16 * 1024)   /* bytes of a private key file we accept */
+#define KEYS_MAX       4096                  /* records in keys.json */
 #define KID_LEN        43
 #define HEADER_B64_MAX 128
 
@@ -93,11 +93,8 @@ static char *path_join(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     char *p = malloc(la + 1 + lb + 1);
-    if (!p)
-        return NULL;
-    memcpy(p, a, la);
-    p[la] = '/';
-    memcpy(p + la + 1, b, lb + 1);
+    if (p)
+        snprintf(p, la + 1 + lb + 1, "%s/%s", a, b);
     return p;
 }
 

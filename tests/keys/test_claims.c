@@ -98,7 +98,7 @@ static void test_invalid(void **state)
         "{\"a\":\"\xc3\"}",
         "{\"a\":\"open}",
         "{\"sub\":\"a\",\"sub\":\"b\"}",
-        "{\"aud\":\"x\",\"aud\":\"" AUD "\"}",
+        "{\"aud\":\"x\",\"aud\":\"https://mcp.postly.test/mcp\"}",
         "{\"exp\":1,\"e\\u0078p\":2}",
         "{\"a\":[1 2]}",
         "{\"a\":{\"b\" 1}}",

@@ -277,7 +277,7 @@ static void test_rotate_persists_and_reload(void **state)
     assert_string_equal(key_keyset_active_kid(f->ks), key_keyset_active_kid(other));
 
     /* prune removes the private files of the keys it removes */
-    core_fake_clock_advance(&f->clock, 3600 * 1000);
+    core_fake_clock_advance(&f->clock, 3600 * 1000LL);
     assert_int_equal(key_keyset_prune(other, &removed, &err), PL_OK);
     assert_int_equal(removed, 3);
     {

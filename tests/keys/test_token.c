@@ -805,7 +805,7 @@ static void test_rotation(void **state)
             memcpy(next_kid, ki.kid, KEY_KID_SIZE);
     assert_true(jwks_has(f, next_kid));
 
-    core_fake_clock_advance(&f->clock, 100 * 1000);
+    core_fake_clock_advance(&f->clock, 100 * 1000LL);
     assert_int_equal(key_keyset_rotate(f->ks, now_active, &err), PL_OK);
     assert_string_equal(now_active, next_kid);
     mint(f, &std_claims, t2, &m2);
@@ -823,11 +823,11 @@ static void test_rotation(void **state)
     assert_int_equal(removed, 0);
     assert_true(jwks_has(f, m1.kid));
     /* t1 runs out (exp + verifier leeway) */
-    core_fake_clock_advance(&f->clock, 531 * 1000);
+    core_fake_clock_advance(&f->clock, 531 * 1000LL);
     assert_int_equal(verify(f, t1, NULL), KEY_REASON_EXPIRED);
     assert_int_equal(verify(f, t2, NULL), KEY_REASON_NONE);
     /* removable = rotation + 600 s lifetime + 60 s leeway */
-    core_fake_clock_advance(&f->clock, 128 * 1000); /* rotation + 659 s */
+    core_fake_clock_advance(&f->clock, 128 * 1000LL); /* rotation + 659 s */
     assert_int_equal(key_keyset_prune(f->ks, &removed, &err), PL_OK);
     assert_int_equal(removed, 0);
     core_fake_clock_advance(&f->clock, 1000); /* rotation + 660 s */
@@ -865,7 +865,7 @@ static void test_pruned_key_refused(void **state)
     assert_int_equal(out.from_cache, 1);
     assert_int_equal(key_keyset_rotate(f->ks, NULL, &err), PL_OK);
     assert_int_equal(verify(f, tok, NULL), KEY_REASON_NONE);
-    core_fake_clock_advance(&f->clock, 661 * 1000);
+    core_fake_clock_advance(&f->clock, 661 * 1000LL);
     assert_int_equal(key_keyset_prune(f->ks, &removed, &err), PL_OK);
     assert_int_equal(removed, 1);
     /* unexpired and cached, but its key is gone: refused, not served from the cache */
@@ -970,7 +970,7 @@ static void test_fetch_refetch_once_per_interval(void **state)
     assert_int_equal(key_verifier_verify(v, t2, strlen(t2), &out, &r), PL_OK);
     assert_int_equal(fc.calls, 2);
     /* later, an unknown kid may refetch again */
-    core_fake_clock_advance(&f->clock, 61 * 1000);
+    core_fake_clock_advance(&f->clock, 61 * 1000LL);
     assert_int_equal(key_verifier_verify(v, unknown_tok, strlen(unknown_tok), &out, &r),
                      PL_ERR_DENIED);
     assert_int_equal(fc.calls, 3);
@@ -985,7 +985,7 @@ static void test_fetch_refetch_once_per_interval(void **state)
     assert_int_equal(key_reason_classify(r), KEY_CLASS_SERVER_ERROR);
     /* it comes back: the next allowed refetch succeeds */
     fc.fail = 0;
-    core_fake_clock_advance(&f->clock, 61 * 1000);
+    core_fake_clock_advance(&f->clock, 61 * 1000LL);
     assert_int_equal(key_verifier_verify(v, t1, strlen(t1), &out, &r), PL_OK);
     assert_int_equal(fc.calls, 3); /* new, first verify, this one */
     key_verifier_free(v);
