@@ -189,10 +189,11 @@ int ex_webhook_dispatcher_in_flight(const ex_webhook_dispatcher *d);
 
 /* Counters since creation, for tests, metrics and benchmarks. */
 typedef struct ex_webhook_stats {
-    uint64_t attempts;  /* requests finished (any result) */
-    uint64_t delivered; /* 2xx answers */
-    uint64_t failed;    /* deliveries given up (max attempts, webhook deleted) */
-    uint64_t retried;   /* attempts that scheduled another */
+    uint64_t attempts;    /* requests finished (any result) */
+    uint64_t delivered;   /* 2xx answers */
+    uint64_t failed;      /* deliveries given up (max attempts, webhook deleted) */
+    uint64_t retried;     /* attempts that scheduled another */
+    uint64_t record_txns; /* write transactions that recorded attempts (answers are batched) */
 } ex_webhook_stats;
 
 void ex_webhook_dispatcher_stats(const ex_webhook_dispatcher *d, ex_webhook_stats *out);

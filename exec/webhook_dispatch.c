@@ -40,6 +40,8 @@ typedef struct job {
     char *url, *secret, *body; /* owned; secret wiped on free */
     struct evhttp_connection *conn;
     int err_kind; /* -1, or an enum evhttp_request_error */
+    int code;     /* the result, once finished: HTTP status (0: none) and error text */
+    char error[ERROR_TEXT_MAX];
 } job;
 
 struct ex_webhook_dispatcher {
@@ -52,6 +54,7 @@ struct ex_webhook_dispatcher {
     struct event *timer;  /* polls the queue */
     struct event *reaper; /* frees finished connections, then refills the free slots */
     job *jobs;            /* in flight */
+    job *finished;        /* answered, waiting to be recorded (by the reaper, in one txn) */
     int in_flight;
     struct evhttp_connection **dead;
     size_t ndead, capdead;
@@ -157,22 +160,21 @@ static pl_rc disable_gone(ex_txn *txn, const job *j, const char *at)
     return rc;
 }
 
-/* Appends the attempt, moves the delivery on (delivered / retry later / failed) when this
- * dispatcher still holds its claim, and commits. */
-static void record_attempt(ex_webhook_dispatcher *d, job *j, int code, const char *error)
+/* Appends one finished attempt to its delivery record and, when this dispatcher still holds
+ * the claim, moves the delivery on (delivered / retry later / failed). Inside txn; counts go
+ * to *delta, which the caller adds to the stats once the transaction committed. */
+static pl_rc apply_attempt(ex_webhook_dispatcher *d, ex_txn *txn, const job *j, int64_t now,
+                           ex_webhook_stats *delta)
 {
-    ex_txn txn = {0};
     json_t *dl = NULL, *last, *att = NULL;
     char key[EX_KEY_MAX + 1], at[40];
-    int64_t now = core_clock_now_ms(d->clock);
-    pl_rc rc;
-    if ((rc = ex_txn_begin(d->st, 1, &txn)) != PL_OK)
-        goto out;
-    if ((rc = ex_obj_load(&txn, EX_DB_DELIVERIES, j->ws, EX_WH_KIND_DELIVERY, j->dlv, "", "", &dl,
-                          NULL)) != PL_OK)
-        goto out; /* purged meanwhile: nothing to record */
+    const char *error = j->error[0] ? j->error : NULL;
+    pl_rc rc =
+        ex_obj_load(txn, EX_DB_DELIVERIES, j->ws, EX_WH_KIND_DELIVERY, j->dlv, "", "", &dl, NULL);
+    if (rc != PL_OK)
+        return rc == PL_ERR_NOT_FOUND ? PL_OK : rc; /* purged meanwhile: nothing to record */
     ex_time_format(now, at, sizeof at);
-    att = json_pack("{s:s, s:i, s:I, s:s?}", "at", at, "status_code", code, "latency_ms",
+    att = json_pack("{s:s, s:i, s:I, s:s?}", "at", at, "status_code", j->code, "latency_ms",
                     (json_int_t)(now - j->started_ms), "error", error);
     last = json_object_get(dl, "last");
     if (!att || !json_is_array(last)) {
@@ -185,7 +187,7 @@ static void record_attempt(ex_webhook_dispatcher *d, job *j, int code, const cha
     int attempts = (int)json_integer_value(json_object_get(dl, "attempts")) + 1;
     json_object_set_new(dl, "attempts", json_integer(attempts));
     json_object_set_new(dl, "last_error", error ? json_string(error) : json_null());
-    d->stats.attempts++;
+    delta->attempts++;
 
     const char *status = json_string_value(json_object_get(dl, "status"));
     int mine = status && strcmp(status, "delivering") == 0 &&
@@ -193,19 +195,19 @@ static void record_attempt(ex_webhook_dispatcher *d, job *j, int code, const cha
     if (mine) {
         if ((rc = ex_wh_queue_key(j->lease_due, j->ws, j->dlv, key, sizeof key)) != PL_OK)
             goto out;
-        rc = ex_txn_del(&txn, EX_DB_OUTBOX, key);
+        rc = ex_txn_del(txn, EX_DB_OUTBOX, key);
         if (rc != PL_OK && rc != PL_ERR_NOT_FOUND)
             goto out;
-        if (is_2xx(code)) {
+        if (is_2xx(j->code)) {
             json_object_set_new(dl, "status", json_string("delivered"));
             json_object_set_new(dl, "delivered_at", json_string(at));
             json_object_set_new(dl, "next_attempt_at", json_null());
-            d->stats.delivered++;
-        } else if (attempts >= d->o.max_attempts || code == 410) {
+            delta->delivered++;
+        } else if (attempts >= d->o.max_attempts || j->code == 410) {
             json_object_set_new(dl, "status", json_string("failed"));
             json_object_set_new(dl, "next_attempt_at", json_null());
-            d->stats.failed++;
-            if (code == 410 && (rc = disable_gone(&txn, j, at)) != PL_OK)
+            delta->failed++;
+            if (j->code == 410 && (rc = disable_gone(txn, j, at)) != PL_OK)
                 goto out;
         } else {
             int64_t next = now + backoff_ms(&d->o, j->dlv, attempts);
@@ -215,23 +217,83 @@ static void record_attempt(ex_webhook_dispatcher *d, job *j, int code, const cha
             json_object_set_new(dl, "next_attempt_ms", json_integer(next));
             json_object_set_new(dl, "next_attempt_at", json_string(when));
             if ((rc = ex_wh_queue_key(next, j->ws, j->dlv, key, sizeof key)) != PL_OK ||
-                (rc = ex_txn_put_raw(&txn, EX_DB_OUTBOX, key, "", 0)) != PL_OK)
+                (rc = ex_txn_put_raw(txn, EX_DB_OUTBOX, key, "", 0)) != PL_OK)
                 goto out;
-            d->stats.retried++;
+            delta->retried++;
         }
     }
-    if ((rc = ex_obj_store(&txn, EX_DB_DELIVERIES, j->ws, EX_WH_KIND_DELIVERY, dl)) != PL_OK)
-        goto out;
-    rc = ex_txn_commit(&txn);
+    rc = ex_obj_store(txn, EX_DB_DELIVERIES, j->ws, EX_WH_KIND_DELIVERY, dl);
 out:
-    if (rc != PL_OK)
-        core_log_error(d->log, "webhook delivery=%s record failed: %s", j->dlv, pl_strerror(rc));
-    else if (!is_2xx(code))
-        core_log_warn(d->log, "webhook=%s delivery=%s event=%s attempt failed status=%d error=%s",
-                      j->webhook_id, j->dlv, j->event_id, code, error ? error : "-");
-    ex_txn_abort(&txn);
     json_decref(att);
     json_decref(dl);
+    return rc;
+}
+
+static void add_stats(ex_webhook_stats *to, const ex_webhook_stats *d)
+{
+    to->attempts += d->attempts;
+    to->delivered += d->delivered;
+    to->failed += d->failed;
+    to->retried += d->retried;
+}
+
+/* Records a list of finished jobs (linked by next) in one write transaction — one commit, one
+ * fsync, however many answers came in since the last time — and frees them. When the batch
+ * fails, each job is retried in a transaction of its own, so one bad record costs only
+ * itself (its claim then lapses and the delivery is sent again: at least once). */
+static void record_jobs(ex_webhook_dispatcher *d, job *list)
+{
+    ex_txn txn = {0};
+    ex_webhook_stats delta = {0};
+    int64_t now = core_clock_now_ms(d->clock);
+    pl_rc rc = PL_OK;
+    if (!list)
+        return;
+    int batch = list->next != NULL;
+    if (batch) {
+        rc = ex_txn_begin(d->st, 1, &txn);
+        for (job *j = list; rc == PL_OK && j; j = j->next)
+            rc = apply_attempt(d, &txn, j, now, &delta);
+        if (rc == PL_OK)
+            rc = ex_txn_commit(&txn);
+        ex_txn_abort(&txn);
+        if (rc == PL_OK) {
+            add_stats(&d->stats, &delta);
+            d->stats.record_txns++;
+        }
+    }
+    for (job *j = list, *next; j; j = next) {
+        next = j->next;
+        if (!batch || rc != PL_OK) {
+            ex_webhook_stats one = {0};
+            pl_rc r = ex_txn_begin(d->st, 1, &txn);
+            if (r == PL_OK)
+                r = apply_attempt(d, &txn, j, now, &one);
+            if (r == PL_OK)
+                r = ex_txn_commit(&txn);
+            ex_txn_abort(&txn);
+            if (r == PL_OK) {
+                add_stats(&d->stats, &one);
+                d->stats.record_txns++;
+            } else
+                core_log_error(d->log, "webhook delivery=%s record failed: %s", j->dlv,
+                               pl_strerror(r));
+        }
+        if (!is_2xx(j->code))
+            core_log_warn(
+                d->log, "webhook=%s delivery=%s event=%s attempt failed status=%d error=%s",
+                j->webhook_id, j->dlv, j->event_id, j->code, j->error[0] ? j->error : "-");
+        job_free(j);
+    }
+}
+
+/* Records one attempt at once (a request that could not even start) and frees j. */
+static void record_attempt(ex_webhook_dispatcher *d, job *j, int code, const char *error)
+{
+    j->code = code;
+    snprintf(j->error, sizeof j->error, "%s", error ? error : "");
+    j->next = NULL;
+    record_jobs(d, j);
 }
 
 /* Marks a delivery failed without an attempt (its webhook is gone or disabled). */
@@ -438,22 +500,23 @@ static void on_done(struct evhttp_request *req, void *arg)
     job *j = arg;
     ex_webhook_dispatcher *d = j->d;
     int code = req ? evhttp_request_get_response_code(req) : 0;
-    char err[ERROR_TEXT_MAX];
     const char *error = NULL;
     if (j->err_kind >= 0 && (size_t)j->err_kind < sizeof request_errors / sizeof request_errors[0])
         error = request_errors[j->err_kind];
     else if (code == 0)
         error = "connection failed";
-    else if (!is_2xx(code)) {
-        snprintf(err, sizeof err, "HTTP %d", code);
-        error = err;
-    }
+    j->code = code;
+    if (error)
+        snprintf(j->error, sizeof j->error, "%s", error);
+    else if (!is_2xx(code))
+        snprintf(j->error, sizeof j->error, "HTTP %d", code);
     job_unlink(d, j);
-    /* The connection cannot be freed inside its own callback: the reaper does it. */
+    /* The connection cannot be freed inside its own callback: the reaper does it, and records
+     * this answer together with any others that came in meanwhile. */
     bury(d, j->conn);
     j->conn = NULL;
-    record_attempt(d, j, code, error);
-    job_free(j);
+    j->next = d->finished;
+    d->finished = j;
     event_active(d->reaper, EV_TIMEOUT, 1);
 }
 
@@ -556,8 +619,7 @@ out:
         if (j->conn)
             evhttp_connection_free(j->conn); /* not inside a libevent callback: safe */
         j->conn = NULL;
-        record_attempt(d, j, 0, fail);
-        job_free(j);
+        record_attempt(d, j, 0, fail); /* takes j */
     }
 }
 
@@ -617,10 +679,14 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 static void on_reap(evutil_socket_t fd, short what, void *arg)
 {
+    ex_webhook_dispatcher *d = arg;
     (void)fd;
     (void)what;
-    /* A finished request freed a slot: refill it with what is due. */
-    ex_webhook_dispatcher_kick(arg, NULL);
+    job *list = d->finished;
+    d->finished = NULL;
+    record_jobs(d, list);
+    /* Finished requests freed slots: refill them with what is due. */
+    ex_webhook_dispatcher_kick(d, NULL);
 }
 
 pl_rc ex_webhook_dispatcher_new(struct event_base *base, ex_store *st, const core_clock *clock,
@@ -667,8 +733,11 @@ void ex_webhook_dispatcher_free(ex_webhook_dispatcher *d)
 {
     if (!d)
         return;
-    /* Requests in flight are dropped without callbacks; their claims come back when the
-     * lease ends and another dispatcher (or this one, restarted) sends them again. */
+    /* Answers already in are recorded. Requests in flight are dropped without callbacks;
+     * their claims come back when the lease ends and another dispatcher (or this one,
+     * restarted) sends them again. */
+    record_jobs(d, d->finished);
+    d->finished = NULL;
     while (d->jobs) {
         job *j = d->jobs;
         job_unlink(d, j);
