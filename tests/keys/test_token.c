@@ -974,6 +974,14 @@ static void test_fetch_refetch_once_per_interval(void **state)
     assert_int_equal(key_verifier_verify(v, unknown_tok, strlen(unknown_tok), &out, &r),
                      PL_ERR_DENIED);
     assert_int_equal(fc.calls, 3);
+    /* a copy older than jwks_max_age_s (default 300 s) is refreshed by the next call, whatever
+     * the token: that is how a pruned key disappears from a fetching verifier */
+    core_fake_clock_advance(&f->clock, 299 * 1000LL);
+    assert_int_equal(key_verifier_verify(v, t2, strlen(t2), &out, &r), PL_OK);
+    assert_int_equal(fc.calls, 3);
+    core_fake_clock_advance(&f->clock, 2 * 1000LL);
+    (void)key_verifier_verify(v, t2, strlen(t2), &out, &r);
+    assert_int_equal(fc.calls, 4);
     key_verifier_free(v);
 
     /* no JWKS at all: a server error, not the client's fault */
