@@ -42,6 +42,7 @@ typedef struct job {
     int err_kind; /* -1, or an enum evhttp_request_error */
     int code;     /* the result, once finished: HTTP status (0: none) and error text */
     char error[ERROR_TEXT_MAX];
+    int64_t retry_after_ms; /* from a 429/503 answer's Retry-After, 0 when none */
 } job;
 
 struct ex_webhook_dispatcher {
@@ -210,7 +211,10 @@ static pl_rc apply_attempt(ex_webhook_dispatcher *d, ex_txn *txn, const job *j, 
             if (j->code == 410 && (rc = disable_gone(txn, j, at)) != PL_OK)
                 goto out;
         } else {
-            int64_t next = now + backoff_ms(&d->o, j->dlv, attempts);
+            int64_t wait = backoff_ms(&d->o, j->dlv, attempts);
+            if (j->retry_after_ms > wait)
+                wait = j->retry_after_ms; /* the receiver asked for more time */
+            int64_t next = now + wait;
             char when[40];
             ex_time_format(next, when, sizeof when);
             json_object_set_new(dl, "status", json_string("pending"));
@@ -495,6 +499,18 @@ static void bury(ex_webhook_dispatcher *d, struct evhttp_connection *conn)
     d->dead[d->ndead++] = conn;
 }
 
+/* Retry-After in delta-seconds (RFC 9110 §10.2.3), capped at max_ms; the HTTP-date form and
+ * anything malformed count as absent (the backoff then applies). */
+static int64_t retry_after_ms(const char *v, int64_t max_ms)
+{
+    int64_t s = 0;
+    if (!v || !*v || strlen(v) > 10 || strspn(v, "0123456789") != strlen(v))
+        return 0;
+    for (const char *p = v; *p; p++)
+        s = s * 10 + (*p - '0');
+    return s * 1000 > max_ms ? max_ms : s * 1000;
+}
+
 static void on_done(struct evhttp_request *req, void *arg)
 {
     job *j = arg;
@@ -506,6 +522,10 @@ static void on_done(struct evhttp_request *req, void *arg)
     else if (code == 0)
         error = "connection failed";
     j->code = code;
+    if (req && (code == 429 || code == 503))
+        j->retry_after_ms =
+            retry_after_ms(evhttp_find_header(evhttp_request_get_input_headers(req), "Retry-After"),
+                           d->o.backoff_max_ms);
     if (error)
         snprintf(j->error, sizeof j->error, "%s", error);
     else if (!is_2xx(code))

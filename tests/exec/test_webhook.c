@@ -123,7 +123,8 @@ typedef struct receiver {
     core_fake_clock *clock;
     int codes[8]; /* answers in order; the last repeats */
     int ncodes;
-    int slow; /* never answer */
+    int slow;                /* never answer */
+    const char *retry_after; /* sent with every non-200 answer when set */
     int count, bad_sig;
     char ids[64][EX_ID_MAX];
     char last_ts[32];
@@ -158,6 +159,8 @@ static void on_hook(struct evhttp_request *req, void *arg)
     r->count++;
     if (r->slow)
         return; /* the client times out; evhttp frees the request when the peer closes */
+    if (r->retry_after && code != 200)
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", r->retry_after);
     evhttp_send_reply(req, code, code == 200 ? "OK" : "Error", NULL);
 }
 
@@ -1027,6 +1030,50 @@ static void test_concurrent_answers(void **state)
     evhttp_free(r.http);
 }
 
+/* A 429 with Retry-After: the next attempt waits for it, not just for the backoff. */
+static void test_retry_after(void **state)
+{
+    fx *f = *state;
+    receiver r;
+    static const int codes[] = {429, 503, 200};
+    char url[128], id[EX_ID_MAX];
+    receiver_start(f, &r, codes, 3);
+    r.retry_after = "5";
+    receiver_url(&r, url, sizeof url);
+    create_hook(f, WS, url, "[\"post.published\"]", id, r.secret);
+    enqueue(f, WS, "post.published", "pst_r");
+    ex_webhook_options o = test_options();
+    ex_webhook_dispatcher *d = NULL;
+    int started = 0;
+    assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d),
+                     PL_OK);
+    assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
+    run_until_idle(f, d);
+    core_fake_clock_advance(&f->clock, 1200); /* the backoff alone would be over */
+    assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
+    assert_int_equal(started, 0);
+    core_fake_clock_advance(&f->clock, 3800); /* 5 s after the answer */
+    /* the second answer (503) asks for a day: capped at backoff_max_ms (8 s here) */
+    r.retry_after = "86400";
+    assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
+    assert_int_equal(started, 1);
+    run_until_idle(f, d);
+    core_fake_clock_advance(&f->clock, 5000);
+    assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
+    assert_int_equal(started, 0);
+    core_fake_clock_advance(&f->clock, 3000);
+    assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
+    assert_int_equal(started, 1);
+    run_until_idle(f, d);
+    assert_int_equal(r.count, 3);
+    json_t *l = deliveries(f, id);
+    assert_string_equal(json_string_value(json_object_get(first_delivery(l), "status")),
+                        "delivered");
+    json_decref(l);
+    ex_webhook_dispatcher_free(d);
+    evhttp_free(r.http);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1042,6 +1089,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retention_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_send_test_and_gone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_after, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
