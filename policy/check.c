@@ -19,6 +19,22 @@ static void names(const uint64_t m, char *buf, size_t size)
         snprintf(buf, size, "?");
 }
 
+/* 1 when a client of some class in `classes` may use tool row `t` in some workspace: the
+ * policy (ceiling and forbid rules) leaves what the tool needs. */
+static int usable_somewhere(const pol_compiled *p, const tool_row *t, uint8_t classes)
+{
+    for (unsigned c = 0; c < POL_CLASS_COUNT; c++) {
+        if (!(classes & (1u << c)))
+            continue;
+        for (uint32_t w = 0; w < p->n_ws; w++) {
+            uint64_t allowed = p->ws_ceiling[w] & ~p->forbid[c];
+            if (!(t->all & ~allowed) && (!t->any || (t->any & allowed)))
+                return 1;
+        }
+    }
+    return 0;
+}
+
 static void check_roles(const pol_compiled *p, uint64_t reach_ceiling, pol_diags *d)
 {
     char buf[POL_SCOPE_FORMAT_MAX];
@@ -55,14 +71,7 @@ static void check_tools(const pol_compiled *p, pol_diags *d)
                          "destructive",
                          s->name, buf);
         }
-        int reachable = 0;
-        for (uint32_t w = 0; w < p->n_ws && !reachable; w++) {
-            for (unsigned c = 0; c < POL_CLASS_COUNT && !reachable; c++) {
-                uint64_t a = p->ws_ceiling[w] & ~p->forbid[c];
-                reachable = !(row->all & ~a) && (!row->any || (row->any & a));
-            }
-        }
-        if (!reachable && row->all != ~(uint64_t)0)
+        if (row->all != ~(uint64_t)0 && !usable_somewhere(p, row, ALL_CLASSES))
             pol_diag_add(d, POL_SEV_WARNING, POL_D_TOOL_UNREACHABLE, s->line, s->col,
                          "tool '%s' is blocked for every client class in every workspace", s->name);
     }
@@ -146,6 +155,16 @@ static int cover_cmp(const void *x, const void *y)
         if (a->set[i] != b->set[i])
             return a->set[i] < b->set[i] ? -1 : 1;
     return 0;
+}
+
+/* Adds `delta` to the per-(class, item) counters of every pair rule c covers. */
+static void count_cover(const cover *c, uint32_t bits, uint32_t *cnt, int delta)
+{
+    for (unsigned k = 0; k < POL_CLASS_COUNT; k++)
+        if (c->classes & (1u << k))
+            for (uint32_t b = 0; b < bits; b++)
+                if (c->set[b / 64] & ((uint64_t)1 << (b % 64)))
+                    cnt[(size_t)k * bits + b] += (uint32_t)delta;
 }
 
 /* Shadowed (covered by one other rule) and redundant (covered by the union of the others)
@@ -234,15 +253,13 @@ static pl_rc check_cover(const pol_compiled *p, pol_rule_kind kind, pol_diags *d
         }
     }
     /* redundant: every (class, item) pair is also covered by another distinct rule */
-    for (uint32_t i = 0; i < n; i++) {
-        if (shadowed[i])
-            continue;
-        for (unsigned c = 0; c < POL_CLASS_COUNT; c++)
-            if (v[i].classes & (1u << c))
-                for (uint32_t b = 0; b < bits; b++)
-                    if (v[i].set[b / 64] & ((uint64_t)1 << (b % 64)))
-                        cnt[(size_t)c * bits + b]++;
-    }
+    for (uint32_t i = 0; i < n; i++)
+        if (!shadowed[i])
+            count_cover(&v[i], bits, cnt, +1);
+    /* Greedy, in content order (independent of line order): a rule reported redundant no
+     * longer counts as cover for the rules after it, so removing every rule reported
+     * (shadowed or redundant) leaves the decisions unchanged. Without this, three rules that
+     * each cover what the other two leave out would all be reported. */
     for (uint32_t i = 0; i < n; i++) {
         if (shadowed[i])
             continue;
@@ -254,12 +271,13 @@ static pl_rc check_cover(const pol_compiled *p, pol_rule_kind kind, pol_diags *d
                         any = 1;
                         covered = cnt[(size_t)c * bits + b] >= 2;
                     }
-        if (covered && any) {
-            const src_rule *r = &p->rules_src[v[i].src];
-            pol_diag_add(d, POL_SEV_WARNING, POL_D_REDUNDANT, r->line, r->col,
-                         "%s rule '%s' is redundant: other rules together cover all it says",
-                         pol_rule_kind_name(kind), r->id);
-        }
+        if (!covered || !any)
+            continue;
+        count_cover(&v[i], bits, cnt, -1);
+        const src_rule *r = &p->rules_src[v[i].src];
+        pol_diag_add(d, POL_SEV_WARNING, POL_D_REDUNDANT, r->line, r->col,
+                     "%s rule '%s' is redundant: other rules together cover all it says",
+                     pol_rule_kind_name(kind), r->id);
     }
 out:
     free(shadowed);
@@ -285,17 +303,9 @@ static void check_never(const pol_compiled *p, uint64_t reach, pol_diags *d)
         } else if (r->kind == POL_RULE_APPROVE || r->kind == POL_RULE_RATE) {
             int fires = 0;
             uint32_t n = r->all_tools ? p->n_tools : r->n_tool_idx;
-            for (uint32_t j = 0; j < n && !fires; j++) {
-                const tool_row *t = &p->tools[r->all_tools ? j : r->tool_idx[j]];
-                for (unsigned c = 0; c < POL_CLASS_COUNT && !fires; c++) {
-                    if (!(r->classes & (1u << c)))
-                        continue;
-                    for (uint32_t w = 0; w < p->n_ws && !fires; w++) {
-                        uint64_t a = p->ws_ceiling[w] & ~p->forbid[c];
-                        fires = !(t->all & ~a) && (!t->any || (t->any & a));
-                    }
-                }
-            }
+            for (uint32_t j = 0; j < n && !fires; j++)
+                fires =
+                    usable_somewhere(p, &p->tools[r->all_tools ? j : r->tool_idx[j]], r->classes);
             if (!fires)
                 pol_diag_add(d, POL_SEV_WARNING, POL_D_NEVER_FIRES, r->line, r->col,
                              "%s rule '%s' can never fire: the policy blocks every call it names",
@@ -350,15 +360,19 @@ static void check_rates(const pol_compiled *p, pol_diags *d)
     }
 }
 
-static void check_lock(const char *path, pol_diags *d)
+/* Compares the registry with the lock file at `path`: every line "BIT NAME" or
+ * "BIT NAME retired". PL_ERR_IO (a fatal diagnostic) when the lock cannot be read: a check
+ * against a lock that is not there is no check. */
+static pl_rc check_lock(const char *path, pol_diags *d)
 {
     FILE *f = fopen(path, "r");
     char line[512];
+    char names[64][128]; /* the name at each bit the lock lists */
     uint32_t ln = 0;
     uint64_t seen = 0;
     if (!f) {
-        pol_diag_add(d, POL_SEV_ERROR, POL_D_LOCK, 0, 0, "cannot open scope lock file %s", path);
-        return;
+        pol_diag_add(d, POL_SEV_FATAL, POL_D_IO, 0, 0, "cannot open scope lock file %s", path);
+        return PL_ERR_IO;
     }
     while (fgets(line, sizeof line, f)) {
         ln++;
@@ -371,8 +385,10 @@ static void check_lock(const char *path, pol_diags *d)
             continue;
         char *end;
         long bit = strtol(line, &end, 10);
-        char name[128], extra[32] = "";
-        if (end == line || bit < 0 || bit > 63 || sscanf(end, " %127s %31s", name, extra) < 1) {
+        char name[128], extra[32] = "", more[8] = "";
+        int words = end == line ? 0 : sscanf(end, " %127s %31s %7s", name, extra, more);
+        if (end == line || bit < 0 || bit > 63 || words < 1 || words > 2 ||
+            (words == 2 && strcmp(extra, "retired") != 0)) {
             pol_diag_add(d, POL_SEV_ERROR, POL_D_LOCK, 0, 0, "%s:%u: expected 'BIT NAME [retired]'",
                          path, ln);
             continue;
@@ -383,10 +399,17 @@ static void check_lock(const char *path, pol_diags *d)
                          ln, bit);
             continue;
         }
+        for (unsigned b = 0; b < 64; b++)
+            if ((seen & POL_MASK(b)) && strcmp(names[b], name) == 0)
+                pol_diag_add(d, POL_SEV_ERROR, POL_D_LOCK, 0, 0,
+                             "%s:%u: '%s' is listed at bit %u and again at bit %ld (a scope never "
+                             "moves, and a retired name never returns)",
+                             path, ln, name, b, bit);
         seen |= POL_MASK(bit);
+        memcpy(names[bit], name, sizeof name);
         const pol_scope_info *s;
         if (pol_scope_get((unsigned)bit, &s) != PL_OK) {
-            if (strcmp(extra, "retired") != 0)
+            if (words != 2)
                 pol_diag_add(d, POL_SEV_ERROR, POL_D_LOCK, 0, 0,
                              "%s:%u: the lock has bit %ld '%s' but the registry does not", path, ln,
                              bit, name);
@@ -397,6 +420,10 @@ static void check_lock(const char *path, pol_diags *d)
                          "%s:%u: the registry gives bit %ld to '%s' but the lock to '%s' (a bit "
                          "is never moved or reused)",
                          path, ln, bit, s->name, name);
+        else if (words == 2)
+            pol_diag_add(d, POL_SEV_ERROR, POL_D_LOCK, 0, 0,
+                         "%s:%u: '%s' (bit %ld) is retired in the lock but still in the registry",
+                         path, ln, name, bit);
     }
     fclose(f);
     for (unsigned i = 0; i < POL_SCOPE_COUNT; i++) {
@@ -406,6 +433,7 @@ static void check_lock(const char *path, pol_diags *d)
             pol_diag_add(d, POL_SEV_ERROR, POL_D_LOCK, 0, 0,
                          "scope '%s' (bit %u) is missing from %s: append it", s->name, i, path);
     }
+    return PL_OK;
 }
 
 pl_rc pol_check(const pol_compiled *p, const char *lock_path, pol_diags *d)
@@ -418,8 +446,8 @@ pl_rc pol_check(const pol_compiled *p, const char *lock_path, pol_diags *d)
         reach_ceiling |= p->ws_ceiling[w];
     for (unsigned r = 0; r < POL_ROLE_COUNT; r++)
         reach_roles |= p->role_grant[r];
-    if (lock_path)
-        check_lock(lock_path, d);
+    if (lock_path && (rc = check_lock(lock_path, d)) != PL_OK)
+        return rc;
     check_roles(p, reach_ceiling, d);
     check_tools(p, d);
     check_bundles(p, d);

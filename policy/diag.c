@@ -149,21 +149,27 @@ static int diag_cmp(const void *a, const void *b)
     return strcmp(x->msg, y->msg);
 }
 
+/* The diagnostics in print order: a sorted copy (caller frees *copy), or d->v unsorted when
+ * the copy cannot be allocated. Printing leaves d untouched. */
+static const pol_diag *sorted(const pol_diags *d, pol_diag **copy)
+{
+    *copy = d->n ? malloc(d->n * sizeof **copy) : NULL;
+    if (!*copy)
+        return d->v;
+    memcpy(*copy, d->v, d->n * sizeof **copy);
+    qsort(*copy, d->n, sizeof **copy, diag_cmp);
+    return *copy;
+}
+
 void pol_diags_print(const pol_diags *d, FILE *out)
 {
+    pol_diag *copy;
     if (!d || !out)
         return;
-    /* sort a copy of the index so printing leaves d untouched */
-    pol_diag *v = d->n ? malloc(d->n * sizeof *v) : NULL;
-    const pol_diag *src = d->v;
-    if (v) {
-        memcpy(v, d->v, d->n * sizeof *v);
-        qsort(v, d->n, sizeof *v, diag_cmp);
-        src = v;
-    }
+    const pol_diag *src = sorted(d, &copy);
+    const char *file = d->file[0] ? d->file : "<policy>";
     for (size_t i = 0; i < d->n; i++) {
         const pol_diag *g = &src[i];
-        const char *file = d->file[0] ? d->file : "<policy>";
         if (g->line && g->col)
             fprintf(out, "%s:%u:%u: ", file, g->line, g->col);
         else if (g->line)
@@ -173,7 +179,24 @@ void pol_diags_print(const pol_diags *d, FILE *out)
         fprintf(out, "%s: %s [%s]\n", sev_names[g->sev], g->msg, pol_diag_code_name(g->code));
     }
     if (d->dropped)
-        fprintf(out, "%s: note: %zu more diagnostics not shown\n",
-                d->file[0] ? d->file : "<policy>", d->dropped);
-    free(v);
+        fprintf(out, "%s: note: %zu more diagnostics not shown\n", file, d->dropped);
+    free(copy);
+}
+
+void pol_diags_print_json(const pol_diags *d, FILE *out)
+{
+    pol_diag *copy;
+    if (!d || !out)
+        return;
+    const pol_diag *src = sorted(d, &copy);
+    fputc('[', out);
+    for (size_t i = 0; i < d->n; i++) {
+        const pol_diag *g = &src[i];
+        fprintf(out, "%s{\"line\":%u,\"col\":%u,\"severity\":\"%s\",\"code\":\"%s\",\"message\":",
+                i ? "," : "", g->line, g->col, sev_names[g->sev], pol_diag_code_name(g->code));
+        pol_json_string(out, g->msg);
+        fputc('}', out);
+    }
+    fputc(']', out);
+    free(copy);
 }

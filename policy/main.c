@@ -76,6 +76,14 @@ static int unknown_flags(const char *cmdname, int argc, char **argv)
     return 0;
 }
 
+/* Prints why `path` is unusable (its diagnostics, then a summary line) to stderr. */
+static int unusable(const pol_diags *d, const char *path, pl_rc rc)
+{
+    pol_diags_print(d, stderr);
+    fprintf(stderr, "%s: unusable (%s)\n", path, pl_strerror(rc));
+    return EXIT_UNUSABLE;
+}
+
 /* Loads strictly: any error or fatal diagnostic makes the input unusable. */
 static pol_compiled *load(const char *path)
 {
@@ -83,26 +91,10 @@ static pol_compiled *load(const char *path)
     pol_compiled *p = NULL;
     pol_diags_init(&d);
     pl_rc rc = pol_load_file(path, 0, &d, &p);
-    if (rc != PL_OK) {
-        pol_diags_print(&d, stderr);
-        fprintf(stderr, "%s: unusable policy (%s)\n", path, pl_strerror(rc));
-    }
+    if (rc != PL_OK)
+        unusable(&d, path, rc);
     pol_diags_free(&d);
     return p;
-}
-
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            printf("\\%c", *c);
-        else if (*c < 0x20 || *c == 0x7f)
-            printf("\\u%04x", *c);
-        else
-            putchar(*c);
-    }
-    putchar('"');
 }
 
 static int cmd_scopes(int argc, char **argv)
@@ -111,24 +103,7 @@ static int cmd_scopes(int argc, char **argv)
     int json = take(&argc, argv, "--json", 0, &bad) != NULL;
     if (unknown_flags("scopes", argc, argv) || argc != 0)
         return usage_error("scopes", "takes no arguments");
-    if (json)
-        fputs("[", stdout);
-    for (unsigned i = 0; i < pol_scope_count(); i++) {
-        const pol_scope_info *s;
-        pol_scope_get(i, &s);
-        if (json) {
-            printf("%s{\"bit\":%u,\"name\":", i ? "," : "", s->bit);
-            json_str(s->name);
-            printf(",\"category\":\"%s\",\"destructive\":%s,\"description\":",
-                   pol_category_name(s->category), s->destructive ? "true" : "false");
-            json_str(s->description);
-            putchar('}');
-        } else
-            printf("%u %s\n", s->bit, s->name);
-    }
-    if (json)
-        fputs("]\n", stdout);
-    return 0;
+    return pol_scopes_write(json, stdout) == PL_OK ? 0 : EXIT_UNUSABLE;
 }
 
 static int cmd_compile(int argc, char **argv)
@@ -153,11 +128,6 @@ static int cmd_summary(int argc, char **argv)
     pl_rc rc = pol_summary_write(p, argv[0], stdout);
     pol_compiled_free(p);
     return rc == PL_OK ? 0 : EXIT_UNUSABLE;
-}
-
-static const char *sev_name(pol_severity s)
-{
-    return s == POL_SEV_WARNING ? "warning" : "error";
 }
 
 static int cmd_check(int argc, char **argv)
@@ -188,35 +158,25 @@ static int cmd_check(int argc, char **argv)
     pol_diags_init(&d);
     pl_rc rc = pol_load_file(path, POL_LOAD_KEEP_ERRORS, &d, &p);
     int code = 0;
+    if (rc == PL_OK)
+        rc = pol_check(p, (lock && *lock) ? lock : NULL, &d);
     if (rc != PL_OK) {
-        pol_diags_print(&d, stderr);
-        fprintf(stderr, "%s: unusable policy (%s)\n", path, pl_strerror(rc));
-        code = EXIT_UNUSABLE;
-        goto out;
-    }
-    if (pol_check(p, (lock && *lock) ? lock : NULL, &d) != PL_OK) {
-        code = EXIT_UNUSABLE;
+        code = unusable(&d, path, rc);
         goto out;
     }
     size_t findings = d.count[POL_SEV_ERROR] + d.count[POL_SEV_WARNING];
     if (json) {
-        printf("{\"file\":");
-        json_str(path);
-        printf(",\"lock\":");
+        fputs("{\"file\":", stdout);
+        pol_json_string(stdout, path);
+        fputs(",\"lock\":", stdout);
         if (lock && *lock)
-            json_str(lock);
+            pol_json_string(stdout, lock);
         else
             fputs("null", stdout);
-        printf(",\"errors\":%zu,\"warnings\":%zu,\"findings\":[", d.count[POL_SEV_ERROR],
-               d.count[POL_SEV_WARNING]);
-        for (size_t i = 0; i < d.n; i++) {
-            printf("%s{\"line\":%u,\"col\":%u,\"severity\":\"%s\",\"code\":\"%s\",\"message\":",
-                   i ? "," : "", d.v[i].line, d.v[i].col, sev_name(d.v[i].sev),
-                   pol_diag_code_name(d.v[i].code));
-            json_str(d.v[i].msg);
-            putchar('}');
-        }
-        puts("]}");
+        printf(",\"errors\":%zu,\"warnings\":%zu,\"dropped\":%zu,\"findings\":",
+               d.count[POL_SEV_ERROR], d.count[POL_SEV_WARNING], d.dropped);
+        pol_diags_print_json(&d, stdout);
+        puts("}");
     } else {
         pol_diags_print(&d, stdout);
         if (findings)
@@ -310,12 +270,16 @@ static int cmd_explain(int argc, char **argv)
 
 static int cmd_diff(int argc, char **argv)
 {
+    int bad = 0;
+    int json = take(&argc, argv, "--json", 0, &bad) != NULL;
     if (unknown_flags("diff", argc, argv) || argc != 2)
         return usage_error("diff", "needs two FILEs");
     pol_compiled *a = load(argv[0]), *b = a ? load(argv[1]) : NULL;
     int code = EXIT_UNUSABLE;
     size_t changed = 0;
-    if (a && b && pol_diff_write(a, b, stdout, &changed) == PL_OK)
+    if (a && b &&
+        (json ? pol_diff_write_json(a, b, stdout, &changed)
+              : pol_diff_write(a, b, stdout, &changed)) == PL_OK)
         code = changed ? EXIT_FINDINGS : 0;
     pol_compiled_free(b);
     pol_compiled_free(a);
@@ -339,22 +303,24 @@ static int cmd_whocan(int argc, char **argv)
     return code;
 }
 
+/* test [--json] CASES (the file names its policy) or test [--json] POLICY CASES */
 static int cmd_test(int argc, char **argv)
 {
-    if (unknown_flags("test", argc, argv) || argc != 2)
-        return usage_error("test", "needs POLICY and CASES");
-    pol_compiled *p = load(argv[0]);
-    if (!p)
+    int bad = 0;
+    int json = take(&argc, argv, "--json", 0, &bad) != NULL;
+    if (unknown_flags("test", argc, argv) || argc < 1 || argc > 2)
+        return usage_error("test", "needs CASES, or POLICY and CASES");
+    pol_compiled *p = NULL;
+    const char *cases = argv[argc - 1];
+    if (argc == 2 && !(p = load(argv[0])))
         return EXIT_UNUSABLE;
     pol_diags d;
     size_t passed = 0, failed = 0;
     pol_diags_init(&d);
-    pl_rc rc = pol_test_run(p, argv[1], stdout, &d, &passed, &failed);
+    pl_rc rc = pol_test_run(p, cases, json, stdout, &d, &passed, &failed);
     int code = failed ? EXIT_FINDINGS : 0;
-    if (rc != PL_OK) {
-        pol_diags_print(&d, stderr);
-        code = EXIT_UNUSABLE;
-    }
+    if (rc != PL_OK)
+        code = unusable(&d, d.file, rc); /* d.file: CASES, or the policy it names */
     pol_diags_free(&d);
     pol_compiled_free(p);
     return code;
@@ -379,13 +345,17 @@ static const cmd cmds[] = {
      "to a client of CLASS in the workspace, and if not why (role, ceiling, class) with the\n"
      "rule ids. LIST is space- or comma-separated; --bundle adds a recommended bundle's\n"
      "scopes. Defaults: workspace *, class first_party."},
-    {"diff", cmd_diff, "diff A B",
+    {"diff", cmd_diff, "diff [--json] A B",
      "Labels each workspace x client class, role and tool of B against A: equivalent,\n"
-     "more-permissive, less-permissive or incomparable, with +scope/-scope changes."},
+     "more-permissive, less-permissive or incomparable, with +scope/-scope changes.\n"
+     "Exit 1 when anything changed. --json: one object (docs/policy.md \"JSON output\")."},
     {"who-can", cmd_whocan, "who-can [--json] FILE SCOPE",
      "Lists which roles, client classes, bundles, workspaces and tools can obtain SCOPE."},
-    {"test", cmd_test, "test POLICY CASES",
-     "Runs an expectation file (docs/policy.md) against POLICY; prints failures and a count."},
+    {"test", cmd_test, "test [--json] [POLICY] CASES",
+     "Runs a file of expected decisions (docs/policy.md \"Expectation files\"): the policy\n"
+     "named by its 'policy PATH' line (relative to CASES), or POLICY when given (to hold a\n"
+     "candidate policy to the same expectations). Prints each failure and 'N passed, M\n"
+     "failed'; exit 1 when a case fails. --json: one object with the failures."},
     {"summary", cmd_summary, "summary FILE", "A short human overview of FILE."},
 };
 

@@ -10,21 +10,36 @@
 
 #define HEX "0x%016" PRIx64
 
-void pol_mask_print(FILE *out, uint64_t mask)
+/* Scope names of `mask` in bit order: "a,b" ("-" for none) in text, ["a","b"] in JSON. */
+static void mask_list(FILE *out, uint64_t mask, int json)
 {
     int first = 1;
-    if (!(mask & POL_MASK_ALL)) {
+    if (!json && !(mask & POL_MASK_ALL)) {
         fputs(mask ? "<unregistered>" : "-", out);
         return;
     }
+    if (json)
+        fputc('[', out);
     for (unsigned i = 0; i < POL_SCOPE_COUNT; i++) {
         const pol_scope_info *s;
         if (!(mask & POL_MASK(i)))
             continue;
         pol_scope_get(i, &s);
-        fprintf(out, "%s%s", first ? "" : ",", s->name);
+        fprintf(out, json ? "%s\"%s\"" : "%s%s", first ? "" : ",", s->name);
         first = 0;
     }
+    if (json)
+        fputc(']', out);
+}
+
+void pol_mask_print(FILE *out, uint64_t mask)
+{
+    mask_list(out, mask, 0);
+}
+
+void pol_mask_print_json(FILE *out, uint64_t mask)
+{
+    mask_list(out, mask, 1);
 }
 
 void pol_json_string(FILE *out, const char *s)
@@ -45,19 +60,29 @@ void pol_json_string(FILE *out, const char *s)
     fputc('"', out);
 }
 
-void pol_mask_print_json(FILE *out, uint64_t mask)
+pl_rc pol_scopes_write(int json, FILE *out)
 {
-    int first = 1;
-    fputc('[', out);
-    for (unsigned i = 0; i < POL_SCOPE_COUNT; i++) {
+    if (!out)
+        return PL_ERR_INVALID;
+    if (json)
+        fputc('[', out);
+    for (unsigned i = 0; i < pol_scope_count(); i++) {
         const pol_scope_info *s;
-        if (!(mask & POL_MASK(i)))
-            continue;
         pol_scope_get(i, &s);
-        fprintf(out, "%s\"%s\"", first ? "" : ",", s->name);
-        first = 0;
+        if (!json) {
+            fprintf(out, "%u %s\n", s->bit, s->name);
+            continue;
+        }
+        fprintf(out, "%s{\"bit\":%u,\"name\":", i ? "," : "", s->bit);
+        pol_json_string(out, s->name);
+        fprintf(out, ",\"category\":\"%s\",\"destructive\":%s,\"description\":",
+                pol_category_name(s->category), s->destructive ? "true" : "false");
+        pol_json_string(out, s->description);
+        fputc('}', out);
     }
-    fputc(']', out);
+    if (json)
+        fputs("]\n", out);
+    return ferror(out) ? PL_ERR_IO : PL_OK;
 }
 
 static void set_print(FILE *out, uint8_t set, unsigned count, const char *(*name)(unsigned))
@@ -410,16 +435,74 @@ static const char *label(int more, int less)
     return "equivalent";
 }
 
-static void delta(FILE *out, uint64_t a, uint64_t b)
+typedef struct diff_out {
+    FILE *out;
+    int json;
+    int first; /* JSON: no item yet in the current array */
+    size_t changed;
+} diff_out;
+
+/* JSON: closes the previous array (if any) and opens `"name":[`. */
+static void section(diff_out *o, const char *name, int first_section)
 {
+    if (o->json)
+        fprintf(o->out, "%s\"%s\":[", first_section ? "{" : "],", name);
+    o->first = 1;
+}
+
+/* Starts one item: `kind name` in text, `{"kind":"name"` in JSON. */
+static void item(diff_out *o, const char *kind, const char *name)
+{
+    if (!o->json) {
+        fprintf(o->out, "%s %s", kind, name);
+        return;
+    }
+    fprintf(o->out, "%s{\"%s\":", o->first ? "" : ",", kind);
+    pol_json_string(o->out, name);
+    o->first = 0;
+}
+
+/* A string field: ` value` in text, `,"key":"value"` in JSON. */
+static void field_str(diff_out *o, const char *key, const char *value)
+{
+    if (o->json)
+        fprintf(o->out, ",\"%s\":\"%s\"", key, value);
+    else
+        fprintf(o->out, " %s", value);
+}
+
+/* Scope changes from a to b: ` +x -y` in bit order (after ` key:` when key) in text,
+ * `,"added":[…],"removed":[…]` (inside `"key":{…}` when key) in JSON. */
+static void changes(diff_out *o, const char *key, uint64_t a, uint64_t b)
+{
+    if (o->json) {
+        if (key)
+            fprintf(o->out, ",\"%s\":{\"added\":", key);
+        else
+            fputs(",\"added\":", o->out);
+        pol_mask_print_json(o->out, b & ~a);
+        fputs(",\"removed\":", o->out);
+        pol_mask_print_json(o->out, a & ~b);
+        if (key)
+            fputc('}', o->out);
+        return;
+    }
+    if (key)
+        fprintf(o->out, " %s:", key);
     for (unsigned i = 0; i < POL_SCOPE_COUNT; i++) {
         const pol_scope_info *s;
         pol_scope_get(i, &s);
         if ((b & ~a) & POL_MASK(i))
-            fprintf(out, " +%s", s->name);
+            fprintf(o->out, " +%s", s->name);
         if ((a & ~b) & POL_MASK(i))
-            fprintf(out, " -%s", s->name);
+            fprintf(o->out, " -%s", s->name);
     }
+}
+
+static void item_end(diff_out *o, int more, int less)
+{
+    fputs(o->json ? "}" : "\n", o->out);
+    o->changed += more || less;
 }
 
 /* 0: the policy blocks the tool, 1: approval needed, 2: scopes decide. */
@@ -430,9 +513,17 @@ static int tool_level(const pol_compiled *p, uint32_t ws, unsigned c, uint32_t t
     return d.verdict == POL_DENY_POLICY ? 0 : d.verdict == POL_NEEDS_APPROVAL ? 1 : 2;
 }
 
-static int find_tool_public(const pol_compiled *p, const char *name, uint32_t *index)
+/* The levels of a's tool t in a and in b (by name); 0 when b has no such tool. */
+static int tool_levels(const pol_compiled *a, const pol_compiled *b, uint32_t wa, uint32_t wb,
+                       unsigned c, uint32_t t, int *la, int *lb)
 {
-    return pol_tool_index(p, name, strlen(name), index) == PL_OK;
+    uint32_t tb;
+    const char *nm = a->tool_names[t].name;
+    if (pol_tool_index(b, nm, strlen(nm), &tb) != PL_OK)
+        return 0;
+    *la = tool_level(a, wa, c, t);
+    *lb = tool_level(b, wb, c, tb);
+    return 1;
 }
 
 static int ws_cmp(const char *a, const char *b)
@@ -443,9 +534,9 @@ static int ws_cmp(const char *a, const char *b)
     return strcmp(a, b);
 }
 
-static void diff_ws(const pol_compiled *a, const pol_compiled *b, const char *id, FILE *out,
-                    size_t *changed)
+static void diff_ws(const pol_compiled *a, const pol_compiled *b, const char *id, diff_out *o)
 {
+    static const char *const lv[] = {"blocked", "approval", "open"};
     uint32_t wa = 0, wb = 0;
     if (strcmp(id, "*") != 0) {
         pol_workspace_index(a, id, strlen(id), &wa, NULL);
@@ -453,107 +544,138 @@ static void diff_ws(const pol_compiled *a, const pol_compiled *b, const char *id
     }
     for (unsigned c = 0; c < POL_CLASS_COUNT; c++) {
         uint64_t ea = a->ws_ceiling[wa] & ~a->forbid[c], eb = b->ws_ceiling[wb] & ~b->forbid[c];
-        int more = (eb & ~ea) != 0, less = (ea & ~eb) != 0;
+        int more = (eb & ~ea) != 0, less = (ea & ~eb) != 0, la, lb;
         for (uint32_t t = 0; t < a->n_tools; t++) {
-            uint32_t tb;
-            const char *nm = a->tool_names[t].name;
-            if (!find_tool_public(b, nm, &tb))
-                continue;
-            int la = tool_level(a, wa, c, t), lb = tool_level(b, wb, c, tb);
-            more |= lb > la;
-            less |= lb < la;
+            if (tool_levels(a, b, wa, wb, c, t, &la, &lb)) {
+                more |= lb > la;
+                less |= lb < la;
+            }
         }
-        const char *l = label(more, less);
-        fprintf(out, "workspace %s class %s %s", id, pol_class_name((pol_class)c), l);
-        delta(out, ea, eb);
+        item(o, "workspace", id);
+        if (o->json)
+            fprintf(o->out, ",\"class\":\"%s\"", pol_class_name((pol_class)c));
+        else
+            fprintf(o->out, " class %s", pol_class_name((pol_class)c));
+        field_str(o, "label", label(more, less));
+        changes(o, NULL, ea, eb);
+        if (o->json)
+            fputs(",\"tools\":[", o->out);
+        int first = 1;
         for (uint32_t t = 0; t < a->n_tools; t++) {
-            uint32_t tb;
-            if (!find_tool_public(b, a->tool_names[t].name, &tb))
+            if (!tool_levels(a, b, wa, wb, c, t, &la, &lb) || la == lb)
                 continue;
-            int la = tool_level(a, wa, c, t), lb = tool_level(b, wb, c, tb);
-            static const char *const lv[] = {"blocked", "approval", "open"};
-            if (la != lb)
-                fprintf(out, " %s:%s->%s", a->tool_names[t].name, lv[la], lv[lb]);
+            if (o->json) {
+                fprintf(o->out, "%s{\"tool\":", first ? "" : ",");
+                pol_json_string(o->out, a->tool_names[t].name);
+                fprintf(o->out, ",\"from\":\"%s\",\"to\":\"%s\"}", lv[la], lv[lb]);
+            } else {
+                fprintf(o->out, " %s:%s->%s", a->tool_names[t].name, lv[la], lv[lb]);
+            }
+            first = 0;
         }
-        fputc('\n', out);
-        if (more || less)
-            (*changed)++;
+        if (o->json)
+            fputc(']', o->out);
+        item_end(o, more, less);
     }
 }
 
-pl_rc pol_diff_write(const pol_compiled *a, const pol_compiled *b, FILE *out, size_t *changed)
+/* Fewer requirements = more permissive. */
+static void any_order(uint64_t a, uint64_t b, int *more, int *less)
+{
+    if (a == b)
+        return;
+    if (!b || (a && (a & ~b) == 0))
+        *more = 1;
+    if (!a || (b && (b & ~a) == 0))
+        *less = 1;
+    if (a && b && (a & ~b) && (b & ~a))
+        *more = *less = 1;
+}
+
+static void diff_tool(diff_out *o, const char *name, const tool_row *ta, const tool_row *tb)
+{
+    if (!ta || !tb) {
+        int added = !ta;
+        item(o, "tool", name);
+        if (o->json)
+            fprintf(o->out, ",\"change\":\"%s\"", added ? "added" : "removed");
+        else
+            fputs(added ? " added" : " removed", o->out);
+        field_str(o, "label", added ? "more-permissive" : "less-permissive");
+        item_end(o, 1, 0);
+        return;
+    }
+    int more = (ta->all & ~tb->all) != 0, less = (tb->all & ~ta->all) != 0;
+    any_order(ta->any, tb->any, &more, &less);
+    item(o, "tool", name);
+    if (o->json)
+        fputs(",\"change\":\"kept\"", o->out);
+    field_str(o, "label", label(more, less));
+    if (o->json || ta->all != tb->all)
+        changes(o, "all", ta->all, tb->all);
+    if (o->json || ta->any != tb->any)
+        changes(o, "any", ta->any, tb->any);
+    if (o->json)
+        fprintf(o->out, ",\"destructive\":{\"a\":%s,\"b\":%s}", ta->destructive ? "true" : "false",
+                tb->destructive ? "true" : "false");
+    else if (ta->destructive != tb->destructive)
+        fprintf(o->out, " destructive:%s", tb->destructive ? "yes" : "no");
+    item_end(o, more, less);
+}
+
+static pl_rc diff_write(const pol_compiled *a, const pol_compiled *b, int json, FILE *out,
+                        size_t *changed)
 {
     if (!a || !b || !out || !changed)
         return PL_ERR_INVALID;
-    *changed = 0;
+    diff_out o = {out, json, 1, 0};
     /* workspaces: merge the two sorted lists (both have "*" first) */
+    section(&o, "workspaces", 1);
     uint32_t i = 0, j = 0;
     while (i < a->n_ws || j < b->n_ws) {
-        const char *id;
-        if (j >= b->n_ws || (i < a->n_ws && ws_cmp(a->ws[i].id, b->ws[j].id) < 0))
-            id = a->ws[i++].id;
-        else if (i >= a->n_ws || ws_cmp(a->ws[i].id, b->ws[j].id) > 0)
-            id = b->ws[j++].id;
-        else {
-            id = a->ws[i].id;
-            i++;
-            j++;
-        }
-        diff_ws(a, b, id, out, changed);
+        int c = i >= a->n_ws ? 1 : j >= b->n_ws ? -1 : ws_cmp(a->ws[i].id, b->ws[j].id);
+        const char *id = c <= 0 ? a->ws[i].id : b->ws[j].id;
+        i += c <= 0;
+        j += c >= 0;
+        diff_ws(a, b, id, &o);
     }
+    section(&o, "roles", 0);
     for (unsigned r = 0; r < POL_ROLE_COUNT; r++) {
         uint64_t ga = a->role_grant[r], gb = b->role_grant[r];
-        fprintf(out, "role %s %s", pol_role_name((pol_role)r),
-                label((gb & ~ga) != 0, (ga & ~gb) != 0));
-        delta(out, ga, gb);
-        fputc('\n', out);
-        *changed += ga != gb;
+        int more = (gb & ~ga) != 0, less = (ga & ~gb) != 0;
+        item(&o, "role", pol_role_name((pol_role)r));
+        field_str(&o, "label", label(more, less));
+        changes(&o, NULL, ga, gb);
+        item_end(&o, more, less);
     }
     /* tools: merge by name */
+    section(&o, "tools", 0);
     i = j = 0;
     while (i < a->n_tools || j < b->n_tools) {
         int c = i >= a->n_tools   ? 1
                 : j >= b->n_tools ? -1
                                   : strcmp(a->tool_names[i].name, b->tool_names[j].name);
-        if (c < 0) {
-            fprintf(out, "tool %s removed less-permissive\n", a->tool_names[i++].name);
-            (*changed)++;
-            continue;
-        }
-        if (c > 0) {
-            fprintf(out, "tool %s added more-permissive\n", b->tool_names[j++].name);
-            (*changed)++;
-            continue;
-        }
-        const tool_row *ta = &a->tools[i], *tb = &b->tools[j];
-        /* fewer requirements = more permissive */
-        int more = (ta->all & ~tb->all) != 0, less = (tb->all & ~ta->all) != 0;
-        if (ta->any != tb->any) {
-            if (!tb->any || (ta->any && (ta->any & ~tb->any) == 0))
-                more = 1;
-            if (!ta->any || (tb->any && (tb->any & ~ta->any) == 0))
-                less = 1;
-            if (ta->any && tb->any && (ta->any & ~tb->any) && (tb->any & ~ta->any))
-                more = less = 1;
-        }
-        fprintf(out, "tool %s %s", a->tool_names[i].name, label(more, less));
-        if (ta->all != tb->all) {
-            fputs(" all:", out);
-            delta(out, ta->all, tb->all);
-        }
-        if (ta->any != tb->any) {
-            fputs(" any:", out);
-            delta(out, ta->any, tb->any);
-        }
-        if (ta->destructive != tb->destructive)
-            fprintf(out, " destructive:%s", tb->destructive ? "yes" : "no");
-        fputc('\n', out);
-        *changed += more || less;
-        i++;
-        j++;
+        const char *name = c <= 0 ? a->tool_names[i].name : b->tool_names[j].name;
+        diff_tool(&o, name, c <= 0 ? &a->tools[i] : NULL, c >= 0 ? &b->tools[j] : NULL);
+        i += c <= 0;
+        j += c >= 0;
     }
-    fprintf(out, "summary %zu changed\n", *changed);
+    *changed = o.changed;
+    if (json)
+        fprintf(out, "],\"changed\":%zu}\n", o.changed);
+    else
+        fprintf(out, "summary %zu changed\n", o.changed);
     return ferror(out) ? PL_ERR_IO : PL_OK;
+}
+
+pl_rc pol_diff_write(const pol_compiled *a, const pol_compiled *b, FILE *out, size_t *changed)
+{
+    return diff_write(a, b, 0, out, changed);
+}
+
+pl_rc pol_diff_write_json(const pol_compiled *a, const pol_compiled *b, FILE *out, size_t *changed)
+{
+    return diff_write(a, b, 1, out, changed);
 }
 
 /* ---- who-can ---- */

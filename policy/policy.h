@@ -272,7 +272,10 @@ pl_rc pol_forbid_rule(const pol_compiled *p, pol_class cls, unsigned bit, uint32
 /* ---- Audit and output (text meant for diffs and scripts; see docs/policy.md) ---- */
 
 /* Adds every audit finding (POL_SEV_WARNING, plus POL_D_LOCK errors) to `d`. `lock_path`
- * (may be NULL: skip) is a scopes.lock file to compare the registry against. */
+ * (may be NULL: skip) is a scopes.lock file to compare the registry against.
+ *  PL_OK         the audit ran (findings, if any, are in d)
+ *  PL_ERR_IO     lock_path cannot be opened (a fatal POL_D_IO diagnostic; nothing checked)
+ *  PL_ERR_NOMEM  PL_ERR_INVALID (NULL p or d) */
 pl_rc pol_check(const pol_compiled *p, const char *lock_path, pol_diags *d);
 
 /* Writes the canonical compiled table: the same policy semantics give byte-identical
@@ -293,16 +296,37 @@ pl_rc pol_grant_explain_write(const pol_compiled *p, pol_role role, uint32_t ws,
 
 /* Labels each workspace × class of b against a: "equivalent", "more-permissive",
  * "less-permissive" or "incomparable", with +scope/-scope lists; also roles and tools.
- * *changed = number of non-equivalent items. */
+ * *changed = number of non-equivalent items. pol_diff_write writes text lines,
+ * pol_diff_write_json one JSON object (docs/policy.md "JSON output"). */
 pl_rc pol_diff_write(const pol_compiled *a, const pol_compiled *b, FILE *out, size_t *changed);
+pl_rc pol_diff_write_json(const pol_compiled *a, const pol_compiled *b, FILE *out, size_t *changed);
 
 /* Who can obtain scope `bit`: roles, classes, bundles, workspaces, tools. */
 pl_rc pol_whocan_write(const pol_compiled *p, unsigned bit, int json, FILE *out);
 
-/* Runs an expectation file (docs/policy.md "Expectation files") against p, printing one
- * line per failure and a summary. *failed = failing cases. PL_ERR_PARSE / PL_ERR_IO when
- * the cases file is unusable (diagnostic in d). */
-pl_rc pol_test_run(const pol_compiled *p, const char *cases_path, FILE *out, pol_diags *d,
+/* Runs the expectation file at `cases_path` (docs/policy.md "Expectation files").
+ * The policy: `p` when not NULL (a `policy PATH` line in the file is then only checked for
+ * syntax), else the one the file names with `policy PATH` (relative to the file's folder),
+ * loaded strictly and freed before returning. Prints each failing case and a summary to
+ * `out` (`json`: one JSON object, written only when the run completes).
+ *  PL_OK          every line understood; *passed / *failed count the cases
+ *  PL_ERR_PARSE   a malformed line, or no policy: diagnostic (FILE:LINE:COL) in d
+ *  PL_ERR_IO      the cases file cannot be read
+ *  other          the named policy's load failed (pol_load_file); d then holds that
+ *                 policy's diagnostics and d->file is the policy's path
+ * Not thread-safe with respect to `d` and `out`. */
+pl_rc pol_test_run(const pol_compiled *p, const char *cases_path, int json, FILE *out, pol_diags *d,
                    size_t *passed, size_t *failed);
+
+/* Diagnostics as one JSON array, sorted as pol_diags_print sorts them:
+ * [{"line":N,"col":N,"severity":"error"|"warning","code":"shadowed","message":"…"}]. */
+void pol_diags_print_json(const pol_diags *d, FILE *out);
+
+/* `s` as a JSON string (quotes, escapes for '"', '\\' and control bytes). */
+void pol_json_string(FILE *out, const char *s);
+
+/* The scope registry: one "BIT NAME" line per scope, or (json) one JSON array of
+ * {"bit","name","category","destructive","description"}. */
+pl_rc pol_scopes_write(int json, FILE *out);
 
 #endif

@@ -114,8 +114,7 @@ void pol_diag_add(pol_diags *d, pol_severity sev, pol_diag_code code, uint32_t l
                   const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 /* output helpers (output.c) */
-void pol_mask_print(FILE *out, uint64_t mask); /* scope names, comma separated, or "-" */
-void pol_json_string(FILE *out, const char *s);
+void pol_mask_print(FILE *out, uint64_t mask);      /* scope names, comma separated, or "-" */
 void pol_mask_print_json(FILE *out, uint64_t mask); /* ["a","b"] */
 
 #endif

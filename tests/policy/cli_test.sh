@@ -28,7 +28,7 @@ grep -q '"bit":30,"name":"analytics:x:read"' "$tmp/out" && ok "scopes json" || b
 expect_rc 0 "check default" "$bin" check "$policy"
 grep -q "clean (scope lock checked)" "$tmp/out" && ok "check says clean" || bad "check output"
 expect_rc 0 "check --json default" "$bin" check --json "$policy"
-grep -q '"errors":0,"warnings":0,"findings":\[\]' "$tmp/out" && ok "check json" || bad "check json"
+grep -q '"errors":0,"warnings":0,"dropped":0,"findings":\[\]' "$tmp/out" && ok "check json" || bad "check json"
 
 # findings: exit 1, FILE:LINE:COL
 printf 'role owner grant=*\ntool del all=posts:delete\n' >"$tmp/f.policy"
@@ -51,6 +51,8 @@ grep -q "^$tmp/s.policy:2:1: error: unknown statement 'frobnicate'" "$tmp/err" &
 head -c 3000 /dev/urandom >"$tmp/g.policy"
 expect_rc 2 "check garbage" "$bin" check "$tmp/g.policy"
 expect_rc 2 "check missing file" "$bin" check "$tmp/nope.policy"
+expect_rc 2 "check missing lock" "$bin" check --lock "$tmp/nope.lock" "$policy"
+grep -q "cannot open scope lock file" "$tmp/err" && ok "missing lock message" || bad "missing lock message"
 
 # compile: deterministic, one bundle line per bundle
 expect_rc 0 "compile" "$bin" compile "$policy"
@@ -76,14 +78,48 @@ expect_rc 0 "diff same" "$bin" diff "$policy" "$policy"
 { cat "$policy"; echo "forbid f-more class=cimd scopes=posts:publish"; } >"$tmp/d.policy"
 expect_rc 1 "diff changed" "$bin" diff "$policy" "$tmp/d.policy"
 grep -q "^workspace \* class cimd less-permissive -posts:publish" "$tmp/out" && ok "diff label" || bad "diff label"
-expect_rc 0 "test default cases" "$bin" test "$policy" "$src/tests/policy/default.cases"
-printf 'expect ALLOW tool=postly_delete_post class=dynamic scopes=*\n' >"$tmp/x.cases"
-expect_rc 1 "test failing case" "$bin" test "$policy" "$tmp/x.cases"
+expect_rc 0 "diff --json same" "$bin" diff --json "$policy" "$policy"
+grep -q '"changed":0}$' "$tmp/out" && ok "diff json unchanged" || bad "diff json unchanged"
+expect_rc 1 "diff --json changed" "$bin" diff --json "$policy" "$tmp/d.policy"
+grep -q '{"workspace":"\*","class":"cimd","label":"less-permissive","added":\[\],"removed":\["posts:publish"\]' "$tmp/out" &&
+  ok "diff json label" || bad "diff json label"
+grep -q '"changed":1}$' "$tmp/out" && ok "diff json count" || bad "diff json count"
+
+# test: the cases file names its policy; POLICY CASES holds another policy to the same cases
+expect_rc 0 "test default cases" "$bin" test "$src/tests/policy/default.cases"
+grep -q "^26 passed, 0 failed$" "$tmp/out" && ok "test count" || bad "test count"
+expect_rc 0 "test POLICY CASES" "$bin" test "$policy" "$src/tests/policy/default.cases"
+{ cat "$policy"; echo "forbid f-dyn-pub class=dynamic scopes=posts:publish"; } >"$tmp/cand.policy"
+expect_rc 1 "test candidate policy" "$bin" test "$tmp/cand.policy" "$src/tests/policy/default.cases"
+grep -q "^FAIL .*default.cases:.*expected ALLOW got DENY_POLICY" "$tmp/out" && ok "test names failure" || bad "test names failure"
+printf 'policy %s\nexpect ALLOW tool=postly_delete_post class=dynamic scopes=*\n' "$policy" >"$tmp/x.cases"
+expect_rc 1 "test failing case" "$bin" test "$tmp/x.cases"
+expect_rc 1 "test --json failing case" "$bin" test --json "$tmp/x.cases"
+grep -q '"passed":0,"failed":1,"failures":\[{"line":2,"kind":"expect"' "$tmp/out" && ok "test json" || bad "test json"
+mkdir -p "$tmp/sub" && cp "$policy" "$tmp/p.policy"
+printf 'policy ../p.policy\nexpect ALLOW tool=postly_get_post scopes=posts:read\n' >"$tmp/sub/r.cases"
+expect_rc 0 "test relative policy" "$bin" test "$tmp/sub/r.cases"
+printf 'expect ALLOW tool=postly_get_post scopes=posts:read\n' >"$tmp/np.cases"
+expect_rc 2 "test without a policy" "$bin" test "$tmp/np.cases"
+grep -q "no policy" "$tmp/err" && ok "test no policy message" || bad "test no policy message"
+printf 'policy %s\nexpect DENY_SCOPE tool=postly_get_post scope=posts:read\n' "$policy" >"$tmp/k.cases"
+expect_rc 2 "test unknown key" "$bin" test "$tmp/k.cases"
+grep -q "^$tmp/k.cases:2:40: error: unknown key 'scope'" "$tmp/err" && ok "test FILE:LINE:COL" || bad "test FILE:LINE:COL"
+printf 'policy missing.policy\n' >"$tmp/m.cases"
+expect_rc 2 "test missing policy" "$bin" test "$tmp/m.cases"
 expect_rc 0 "summary" "$bin" summary "$policy"
 
-# help and usage
-for c in scopes compile check explain diff who-can test summary; do
+# help and usage: every command the top-level usage lists has --help; every command whose
+# output a script reads has --json (compile's table is itself the line format for scripts;
+# summary is for people)
+cmds=$("$bin" --help | awk '/^  [a-z]/ {print $1}')
+[ "$(echo $cmds)" = "scopes compile check explain diff who-can test summary" ] && ok "command list" || bad "command list: $cmds"
+for c in $cmds; do
   expect_rc 0 "$c --help" "$bin" "$c" --help
+  grep -q "^usage: postly-policy $c" "$tmp/out" && ok "$c usage" || bad "$c usage"
+done
+for c in scopes check explain diff who-can test; do
+  "$bin" "$c" --help | grep -q -- "--json" && ok "$c has --json" || bad "$c has no --json"
 done
 expect_rc 0 "--help" "$bin" --help
 expect_rc 2 "no command" "$bin"

@@ -1,4 +1,5 @@
 /* tests/policy/test_audit.c — diff labels, explain, who-can, expectation files, summary. */
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -15,7 +16,7 @@
 
 typedef char *(*writer)(const pol_compiled *a, const pol_compiled *b);
 
-static char *diff_of(const char *a_text, const char *b_text, size_t *changed)
+static char *diff_as(const char *a_text, const char *b_text, int json, size_t *changed)
 {
     pol_diags da, db;
     pol_compiled *a = load_text(a_text, 0, PL_OK, &da), *b = load_text(b_text, 0, PL_OK, &db);
@@ -23,12 +24,45 @@ static char *diff_of(const char *a_text, const char *b_text, size_t *changed)
     char *buf;
     size_t len;
     capture_begin(&f, &buf, &len);
-    assert_int_equal(pol_diff_write(a, b, f, changed), PL_OK);
+    if (json)
+        assert_int_equal(pol_diff_write_json(a, b, f, changed), PL_OK);
+    else
+        assert_int_equal(pol_diff_write(a, b, f, changed), PL_OK);
     capture_end(f, &buf);
     pol_compiled_free(a);
     pol_compiled_free(b);
     pol_diags_free(&da);
     pol_diags_free(&db);
+    return buf;
+}
+
+static char *diff_of(const char *a_text, const char *b_text, size_t *changed)
+{
+    return diff_as(a_text, b_text, 0, changed);
+}
+
+/* Parses `text` as JSON (fails the test when it is not); json_decref the result. */
+static json_t *json_of(const char *text)
+{
+    json_error_t err;
+    json_t *j = json_loads(text, 0, &err);
+    if (!j)
+        fail_msg("not JSON (%s at %d): %s", err.text, err.position, text);
+    return j;
+}
+
+/* The names in a JSON array of strings, comma-separated, into buf. */
+static const char *names_of(json_t *arr, char *buf, size_t size)
+{
+    size_t i, off = 0;
+    json_t *v;
+    buf[0] = '\0';
+    json_array_foreach(arr, i, v)
+    {
+        int n = snprintf(buf + off, size - off, "%s%s", i ? "," : "", json_string_value(v));
+        assert_true(n >= 0 && (size_t)n < size - off);
+        off += (size_t)n;
+    }
     return buf;
 }
 
@@ -148,10 +182,7 @@ static void test_explain(void **state)
     /* JSON: valid, with the verdict, every step and the rule ids */
     out =
         explain(p, POL_MASK(POL_SCOPE_MEDIA_DELETE), "*", POL_CLASS_CIMD, "postly_delete_media", 1);
-    json_error_t err;
-    json_t *j = json_loads(out, 0, &err);
-    if (!j)
-        fail_msg("explain --json is not JSON: %s: %s", err.text, out);
+    json_t *j = json_of(out);
     assert_string_equal(json_string_value(json_object_get(j, "verdict")), "NEEDS_APPROVAL");
     json_t *rules = json_object_get(j, "rules");
     assert_int_equal(json_array_size(rules), 2);
@@ -191,9 +222,7 @@ static void test_whocan(void **state)
     capture_begin(&f, &buf, &len);
     assert_int_equal(pol_whocan_write(p, POL_SCOPE_ANALYTICS_GMB_READ, 1, f), PL_OK);
     capture_end(f, &buf);
-    json_error_t err;
-    json_t *j = json_loads(buf, 0, &err);
-    assert_non_null(j);
+    json_t *j = json_of(buf);
     json_t *bundles = json_object_get(j, "bundles");
     assert_int_equal(json_array_size(bundles), 1);
     assert_string_equal(json_string_value(json_array_get(bundles, 0)), "analytics-full");
@@ -206,36 +235,91 @@ static void test_whocan(void **state)
     pol_compiled_free(p);
 }
 
+/* A folder of test files (mkdtemp), removed by tmp_end. */
+typedef struct tmpdir {
+    char dir[32];
+    char paths[8][96];
+    int n;
+} tmpdir;
+
+static void tmp_begin(tmpdir *t)
+{
+    snprintf(t->dir, sizeof t->dir, "/tmp/pol-cases-XXXXXX");
+    assert_non_null(mkdtemp(t->dir));
+    t->n = 0;
+}
+
+/* Writes `text` to DIR/name (name may contain one folder, created); returns the path. */
+static const char *tmp_file(tmpdir *t, const char *name, const char *text)
+{
+    assert_true(t->n < 8);
+    char *path = t->paths[t->n++], built[sizeof t->paths[0]];
+    const char *slash = strchr(name, '/');
+    if (slash) {
+        snprintf(built, sizeof built, "%s/%.*s", t->dir, (int)(slash - name), name);
+        mkdir(built, 0700);
+    }
+    snprintf(built, sizeof built, "%s/%s", t->dir, name);
+    memcpy(path, built, sizeof built);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static void tmp_end(tmpdir *t)
+{
+    for (int i = t->n - 1; i >= 0; i--) {
+        unlink(t->paths[i]);
+        char *slash = strrchr(t->paths[i], '/');
+        *slash = '\0';
+        if (strcmp(t->paths[i], t->dir) != 0)
+            rmdir(t->paths[i]);
+    }
+    rmdir(t->dir);
+}
+
+/* Runs the cases file at `path` against p (NULL: its own policy line); returns the output
+ * (caller frees) and asserts the return code. d is left for the caller to inspect and free. */
+static char *run_cases(const pol_compiled *p, const char *path, int json, pl_rc want, pol_diags *d,
+                       size_t *passed, size_t *failed)
+{
+    FILE *f;
+    char *buf;
+    size_t len;
+    pol_diags_init(d);
+    capture_begin(&f, &buf, &len);
+    pl_rc rc = pol_test_run(p, path, json, f, d, passed, failed);
+    capture_end(f, &buf);
+    if (rc != want)
+        pol_diags_print(d, stderr);
+    assert_int_equal(rc, want);
+    return buf;
+}
+
 static void test_expectation_file(void **state)
 {
     (void)state;
     pol_compiled *p = load_default();
-    char dir[] = "/tmp/pol-cases-XXXXXX", path[64];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/c.cases", dir);
-    FILE *c = fopen(path, "w");
-    assert_non_null(c);
-    fputs("# comment\n"
-          "expect ALLOW tool=postly_get_workspace scopes=workspace:read\n"
-          "expect DENY_SCOPE tool=postly_publish_post scopes=bundle:campaign-operator "
-          "help=posts:publish\n"
-          "expect DENY_POLICY tool=postly_delete_post class=dynamic scopes=* "
-          "rule=f-dynamic-no-delete\n"
-          "expect NEEDS_APPROVAL tool=postly_delete_post class=cimd scopes=posts:delete\n"
-          "expect ALLOW tool=postly_delete_post class=cimd scopes=posts:delete\n" /* fails */
-          "grant viewer request=posts:read,posts:publish expect=posts:read\n"
-          "grant owner workspace=demo-readonly request=* expect=bundle:analytics-full\n"
-          "grant editor class=dynamic request=posts:delete expect=posts:delete\n", /* fails */
-          c);
-    fclose(c);
+    tmpdir t;
+    tmp_begin(&t);
+    const char *path = tmp_file(
+        &t, "c.cases",
+        "# comment\n"
+        "expect ALLOW tool=postly_get_workspace scopes=workspace:read\n"
+        "expect DENY_SCOPE tool=postly_publish_post scopes=bundle:campaign-operator "
+        "help=posts:publish\n"
+        "expect DENY_POLICY tool=postly_delete_post class=dynamic scopes=* "
+        "rule=f-dynamic-no-delete\n"
+        "expect NEEDS_APPROVAL tool=postly_delete_post class=cimd scopes=posts:delete\n"
+        "expect ALLOW tool=postly_delete_post class=cimd scopes=posts:delete\n" /* fails */
+        "grant viewer request=posts:read,posts:publish expect=posts:read\n"
+        "grant owner workspace=demo-readonly request=* expect=bundle:analytics-full\n"
+        "grant editor class=dynamic request=posts:delete expect=posts:delete\n"); /* fails */
     pol_diags d;
-    FILE *f;
-    char *buf;
-    size_t len, passed, failed;
-    pol_diags_init(&d);
-    capture_begin(&f, &buf, &len);
-    assert_int_equal(pol_test_run(p, path, f, &d, &passed, &failed), PL_OK);
-    capture_end(f, &buf);
+    size_t passed, failed;
+    char *buf = run_cases(p, path, 0, PL_OK, &d, &passed, &failed);
     assert_int_equal(passed, 6);
     assert_int_equal(failed, 2);
     char want[256];
@@ -248,21 +332,212 @@ static void test_expectation_file(void **state)
     free(buf);
     pol_diags_free(&d);
 
-    /* a malformed case is a clear error with its line */
-    c = fopen(path, "w");
-    fputs("expect ALLOW tool=postly_get_workspace\nexpect MAYBE tool=x\n", c);
-    fclose(c);
-    pol_diags_init(&d);
-    capture_begin(&f, &buf, &len);
-    assert_int_equal(pol_test_run(p, path, f, &d, &passed, &failed), PL_ERR_PARSE);
-    capture_end(f, &buf);
-    assert_int_equal(d.v[0].line, 2);
-    assert_non_null(strstr(d.v[0].msg, "verdict"));
+    /* the same failures as JSON */
+    buf = run_cases(p, path, 1, PL_OK, &d, &passed, &failed);
+    json_t *j = json_of(buf), *fl = json_object_get(j, "failures");
+    char names[256];
+    assert_int_equal(json_integer_value(json_object_get(j, "passed")), 6);
+    assert_int_equal(json_integer_value(json_object_get(j, "failed")), 2);
+    assert_true(json_is_null(json_object_get(j, "policy"))); /* the caller's policy */
+    assert_int_equal(json_array_size(fl), 2);
+    json_t *f0 = json_array_get(fl, 0), *f1 = json_array_get(fl, 1);
+    assert_int_equal(json_integer_value(json_object_get(f0, "line")), 6);
+    assert_string_equal(json_string_value(json_object_get(f0, "kind")), "expect");
+    assert_string_equal(json_string_value(json_object_get(f0, "tool")), "postly_delete_post");
+    json_t *got = json_object_get(f0, "got");
+    assert_string_equal(json_string_value(json_object_get(got, "verdict")), "NEEDS_APPROVAL");
+    assert_string_equal(json_string_value(json_object_get(got, "rule")), "a-cimd-delete");
+    assert_true(json_is_null(json_object_get(json_object_get(f0, "expected"), "rule")));
+    assert_string_equal(json_string_value(json_object_get(f1, "kind")), "grant");
+    assert_string_equal(names_of(json_object_get(json_object_get(f1, "expected"), "grantable"),
+                                 names, sizeof names),
+                        "posts:delete");
+    assert_int_equal(json_array_size(json_object_get(json_object_get(f1, "got"), "grantable")), 0);
+    json_decref(j);
     free(buf);
     pol_diags_free(&d);
-    unlink(path);
-    rmdir(dir);
+    tmp_end(&t);
     pol_compiled_free(p);
+}
+
+/* A cases file names its policy (relative to its own folder), so `test FILE` needs nothing
+ * else; a policy given by the caller takes precedence. */
+static void test_expectation_policy_line(void **state)
+{
+    (void)state;
+    tmpdir t;
+    tmp_begin(&t);
+    tmp_file(&t, "p.policy",
+             BASE "forbid f1 class=dynamic scopes=posts:publish\n"
+                  "approve a1 class=cimd tool=pub\n");
+    const char *path = tmp_file(&t, "sub/c.cases",
+                                "policy ../p.policy  # relative to this file\n"
+                                "expect DENY_POLICY tool=pub class=dynamic scopes=* rule=f1\n"
+                                "expect NEEDS_APPROVAL tool=pub class=cimd scopes=posts:publish\n"
+                                "expect ALLOW tool=pub workspace=acme scopes=posts:publish\n"
+                                "grant editor request=* expect=posts:read,posts:publish\n");
+    pol_diags d;
+    size_t passed, failed;
+    char *buf = run_cases(NULL, path, 0, PL_OK, &d, &passed, &failed);
+    assert_int_equal(passed, 4);
+    assert_int_equal(failed, 0);
+    has_line(buf, "4 passed, 0 failed");
+    free(buf);
+    pol_diags_free(&d);
+
+    buf = run_cases(NULL, path, 1, PL_OK, &d, &passed, &failed);
+    json_t *j = json_of(buf);
+    char want[128];
+    snprintf(want, sizeof want, "%s/sub/../p.policy", t.dir);
+    assert_string_equal(json_string_value(json_object_get(j, "policy")), want);
+    json_decref(j);
+    free(buf);
+    pol_diags_free(&d);
+
+    /* the caller's policy wins: the shipped policy has no tool 'pub' */
+    pol_compiled *p = load_default();
+    buf = run_cases(p, path, 0, PL_ERR_PARSE, &d, &passed, &failed);
+    assert_int_equal(d.v[0].line, 2);
+    assert_int_equal(d.v[0].col, 25); /* the value of tool= */
+    assert_non_null(strstr(d.v[0].msg, "no tool 'pub'"));
+    free(buf);
+    pol_diags_free(&d);
+    pol_compiled_free(p);
+    tmp_end(&t);
+}
+
+/* Each malformed line is an error naming its line and column; a typo never passes silently. */
+static void test_expectation_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        uint32_t line, col;
+        const char *msg;
+    } cases[] = {
+        /* a misspelt key used to be ignored, so this DENY_SCOPE passed without its scopes */
+        {"expect DENY_SCOPE tool=postly_get_post scope=posts:read\n", 1, 40, "unknown key 'scope'"},
+        {"expect ALLOW tool=postly_get_post tool=postly_get_post\n", 1, 35, "given twice"},
+        {"expect ALLOW scopes=*\n", 1, 1, "needs tool="},
+        {"expect\n", 1, 1, "needs a VERDICT"},
+        {"expect MAYBE tool=x\n", 1, 8, "verdict must be"},
+        {"expect ALLOW DENY_SCOPE tool=x\n", 1, 14, "unexpected word 'DENY_SCOPE'"},
+        {"expect ALLOW tool=postly_get_post scopes=posts:read,posts:frob\n", 1, 53,
+         "'posts:frob' in scopes="},
+        {"expect ALLOW tool=postly_get_post class=robot\n", 1, 41, "unknown class 'robot'"},
+        {"grant boss request=* expect=*\n", 1, 7, "unknown role 'boss'"},
+        {"grant owner request=*\n", 1, 1, "needs expect="},
+        {"grant owner request=* expect=* help=posts:read\n", 1, 32, "unknown key 'help'"},
+        {"\n  allow ALLOW\n", 2, 3, "a line starts with"},
+        {"expect ALLOW tool=postly_get_post\npolicy p.policy\n", 2, 1, "before the first case"},
+        {"policy a.policy\npolicy b.policy\n", 2, 1, "a second 'policy' line"},
+        {"expect ALLOW tool=postly_get_post\x01\n", 1, 34, "invalid byte 0x01"},
+    };
+    pol_compiled *p = load_default();
+    tmpdir t;
+    tmp_begin(&t);
+    const char *path = tmp_file(&t, "e.cases", "");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(cases[i].text, f);
+        fclose(f);
+        pol_diags d;
+        size_t passed, failed;
+        free(run_cases(p, path, 0, PL_ERR_PARSE, &d, &passed, &failed));
+        assert_int_equal(d.n, 1);
+        if (d.v[0].line != cases[i].line || d.v[0].col != cases[i].col ||
+            !strstr(d.v[0].msg, cases[i].msg))
+            fail_msg("case %zu: got %u:%u '%s', want %u:%u '%s'", i, d.v[0].line, d.v[0].col,
+                     d.v[0].msg, cases[i].line, cases[i].col, cases[i].msg);
+        pol_diags_free(&d);
+    }
+    pol_compiled_free(p);
+
+    /* no policy at all; a named policy that is unusable reports the policy's own error */
+    pol_diags d;
+    size_t passed, failed;
+    path = tmp_file(&t, "n.cases", "expect ALLOW tool=x\n");
+    free(run_cases(NULL, path, 0, PL_ERR_PARSE, &d, &passed, &failed));
+    assert_non_null(strstr(d.v[0].msg, "no policy"));
+    pol_diags_free(&d);
+    /* after a good policy line, errors still name the cases file */
+    path = tmp_file(&t, "g.cases", "policy " DEFAULT_POLICY "\nexpect ALLOW\n");
+    free(run_cases(NULL, path, 0, PL_ERR_PARSE, &d, &passed, &failed));
+    assert_string_equal(d.file, path);
+    assert_int_equal(d.v[0].line, 2);
+    pol_diags_free(&d);
+    tmp_file(&t, "bad.policy", "version 1\nfrobnicate\n");
+    path = tmp_file(&t, "b.cases", "policy bad.policy\nexpect ALLOW tool=x\n");
+    free(run_cases(NULL, path, 1, PL_ERR_PARSE, &d, &passed, &failed));
+    assert_non_null(strstr(d.file, "bad.policy"));
+    assert_int_equal(d.v[0].line, 2);
+    pol_diags_free(&d);
+    tmp_end(&t);
+}
+
+static void test_diff_json(void **state)
+{
+    (void)state;
+    size_t changed = 0;
+    char *out = diff_as(BASE "forbid f1 class=cimd scopes=posts:publish\ntool gone\n",
+                        BASE "forbid f1 class=cimd scopes=posts:delete\ntool new\n", 1, &changed);
+    json_t *j = json_of(out);
+    char names[256];
+    assert_int_equal(json_integer_value(json_object_get(j, "changed")), (json_int_t)changed);
+    /* 2 workspaces x cimd incomparable, tool gone removed, tool new added */
+    assert_int_equal(changed, 4);
+    json_t *ws = json_object_get(j, "workspaces"), *w;
+    size_t i;
+    int seen = 0;
+    assert_int_equal(json_array_size(ws), 2 * POL_CLASS_COUNT);
+    json_array_foreach(ws, i, w)
+    {
+        if (strcmp(json_string_value(json_object_get(w, "class")), "cimd") != 0) {
+            assert_string_equal(json_string_value(json_object_get(w, "label")), "equivalent");
+            continue;
+        }
+        seen++;
+        assert_string_equal(json_string_value(json_object_get(w, "label")), "incomparable");
+        assert_string_equal(names_of(json_object_get(w, "added"), names, sizeof names),
+                            "posts:publish");
+        assert_string_equal(names_of(json_object_get(w, "removed"), names, sizeof names),
+                            "posts:delete");
+        json_t *t0 = json_array_get(json_object_get(w, "tools"), 0);
+        assert_string_equal(json_string_value(json_object_get(t0, "tool")), "del");
+        assert_string_equal(json_string_value(json_object_get(t0, "from")), "open");
+        assert_string_equal(json_string_value(json_object_get(t0, "to")), "blocked");
+    }
+    assert_int_equal(seen, 2);
+    assert_int_equal(json_array_size(json_object_get(j, "roles")), POL_ROLE_COUNT);
+    json_t *tools = json_object_get(j, "tools"), *t;
+    int added = 0, removed = 0;
+    json_array_foreach(tools, i, t)
+    {
+        const char *name = json_string_value(json_object_get(t, "tool"));
+        const char *change = json_string_value(json_object_get(t, "change"));
+        if (strcmp(name, "new") == 0) {
+            added = strcmp(change, "added") == 0;
+            assert_string_equal(json_string_value(json_object_get(t, "label")), "more-permissive");
+        } else if (strcmp(name, "gone") == 0) {
+            removed = strcmp(change, "removed") == 0;
+        } else {
+            assert_string_equal(change, "kept");
+            assert_true(json_is_object(json_object_get(t, "all")));
+            assert_true(json_is_true(json_object_get(json_object_get(t, "destructive"), "a")) ==
+                        (strcmp(name, "read") != 0));
+        }
+    }
+    assert_true(added && removed);
+    json_decref(j);
+    free(out);
+
+    /* a requirement change, in JSON as in text */
+    out = diff_as(BASE, BASE "tool pub2 all=posts:read\n", 1, &changed);
+    j = json_of(out);
+    assert_int_equal(changed, 1);
+    json_decref(j);
+    free(out);
 }
 
 static void test_grant_explain(void **state)
@@ -291,10 +566,7 @@ static void test_grant_explain(void **state)
                                              mask_of("posts:create analytics:x:read"), 1, f),
                      PL_OK);
     capture_end(f, &buf);
-    json_error_t err;
-    json_t *j = json_loads(buf, 0, &err);
-    if (!j)
-        fail_msg("not JSON: %s", buf);
+    json_t *j = json_of(buf);
     json_t *sc = json_object_get(j, "scopes");
     assert_int_equal(json_array_size(sc), 2);
     json_t *create = json_array_get(sc, 0);
@@ -327,9 +599,15 @@ static void test_summary(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_diff_labels), cmocka_unit_test(test_explain),
-        cmocka_unit_test(test_whocan),      cmocka_unit_test(test_expectation_file),
-        cmocka_unit_test(test_summary),     cmocka_unit_test(test_grant_explain),
+        cmocka_unit_test(test_diff_labels),
+        cmocka_unit_test(test_explain),
+        cmocka_unit_test(test_whocan),
+        cmocka_unit_test(test_expectation_file),
+        cmocka_unit_test(test_summary),
+        cmocka_unit_test(test_grant_explain),
+        cmocka_unit_test(test_expectation_policy_line),
+        cmocka_unit_test(test_expectation_errors),
+        cmocka_unit_test(test_diff_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -179,6 +179,55 @@ static void test_redundant(void **state)
            POL_D_REDUNDANT, 6, "'c1'");
 }
 
+/* Rules that cover each other in a ring: each alone is redundant, but not all together.
+ * Removing every rule `check` reports must leave the decisions as they were. */
+static void test_redundant_ring(void **state)
+{
+    (void)state;
+    static const char *const rings[] = {
+        QUIET_ROLES "forbid f1 class=dynamic scopes=posts:delete,drafts:delete\n"
+                    "forbid f2 class=dynamic scopes=drafts:delete,media:delete\n"
+                    "forbid f3 class=dynamic scopes=media:delete,posts:delete\n",
+        QUIET_ROLES "tool t all=posts:read\ntool u all=posts:read\ntool v all=posts:read\n"
+                    "approve a1 class=cimd tool=t,u\n"
+                    "approve a2 class=cimd tool=u,v\n"
+                    "approve a3 class=cimd tool=v,t\n",
+    };
+    for (size_t i = 0; i < sizeof rings / sizeof rings[0]; i++) {
+        pol_diags d = run_check(rings[i], NULL);
+        assert_int_equal(count_diag(&d, POL_D_SHADOWED), 0);
+        assert_int_equal(count_diag(&d, POL_D_REDUNDANT), 1); /* was 3: all of them */
+
+        /* drop the reported rule: the same compiled table */
+        const pol_diag *r = find_diag(&d, POL_D_REDUNDANT);
+        char *pruned = strdup(rings[i]), *line = pruned;
+        for (uint32_t ln = 1; ln < r->line; ln++)
+            line = strchr(line, '\n') + 1;
+        memset(line, ' ', (size_t)(strchr(line, '\n') - line));
+        pol_diags da, db;
+        pol_compiled *a = load_text(rings[i], 0, PL_OK, &da), *b = load_text(pruned, 0, PL_OK, &db);
+        for (uint32_t t = 0; t < pol_tool_count(a); t++)
+            for (uint32_t c = 0; c < POL_CLASS_COUNT; c++) {
+                pol_decision x, y;
+                pol_decide(a, POL_MASK_ALL, 0, c, t, &x);
+                pol_decide(b, POL_MASK_ALL, 0, c, t, &y);
+                assert_int_equal(x.verdict, y.verdict);
+            }
+        for (uint32_t c = 0; c < POL_CLASS_COUNT; c++) {
+            uint64_t fa, fb;
+            pol_class_forbidden(a, (pol_class)c, &fa);
+            pol_class_forbidden(b, (pol_class)c, &fb);
+            assert_int_equal(fa, fb);
+        }
+        pol_compiled_free(a);
+        pol_compiled_free(b);
+        pol_diags_free(&da);
+        pol_diags_free(&db);
+        free(pruned);
+        pol_diags_free(&d);
+    }
+}
+
 static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -213,7 +262,41 @@ static void test_lock(void **state)
     assert_int_equal(extra, 1);
     assert_int_equal(locks, 1 + 1 + (31 - 3)); /* moved, extra, 28 missing (bits 3..30) + 2 */
     pol_diags_free(&d);
+
+    /* a retired name that comes back at another bit, a scope retired but still registered,
+     * a line with an unknown word */
+    char text[4096];
+    size_t len = (size_t)snprintf(text, sizeof text, "# lock\n");
+    for (unsigned i = 0; i < POL_SCOPE_COUNT; i++) {
+        const pol_scope_info *s;
+        pol_scope_get(i, &s);
+        len += (size_t)snprintf(text + len, sizeof text - len, "%u %s%s\n", i, s->name,
+                                i == 5   ? " retired"
+                                : i == 6 ? " frozen"
+                                         : "");
+    }
+    snprintf(text + len, sizeof text - len, "40 posts:read retired\n");
+    write_file(path, text);
+    d = run_check(QUIET_ROLES, path);
+    int back = 0, retired = 0, word = 0;
+    for (size_t i = 0; i < d.n; i++) {
+        back += strstr(d.v[i].msg, "'posts:read' is listed at bit 2 and again at bit 40") != 0;
+        retired += strstr(d.v[i].msg, "(bit 5) is retired in the lock but still") != 0;
+        word += strstr(d.v[i].msg, ":8: expected 'BIT NAME [retired]'") != 0;
+    }
+    if (back != 1 || retired != 1 || word != 1)
+        pol_diags_print(&d, stderr);
+    assert_int_equal(back + retired + word, 3);
+    pol_diags_free(&d);
     unlink(path);
+
+    /* a lock that is not there is unusable input, not a finding */
+    pol_compiled *p = load_text(QUIET_ROLES, 0, PL_OK, &d);
+    assert_int_equal(pol_check(p, path, &d), PL_ERR_IO);
+    assert_int_equal(d.v[d.n - 1].sev, POL_SEV_FATAL);
+    assert_int_equal(d.v[d.n - 1].code, POL_D_IO);
+    pol_compiled_free(p);
+    pol_diags_free(&d);
     rmdir(dir);
 }
 
@@ -228,6 +311,7 @@ int main(void)
         cmocka_unit_test(test_never_fires),
         cmocka_unit_test(test_shadowed),
         cmocka_unit_test(test_redundant),
+        cmocka_unit_test(test_redundant_ring),
         cmocka_unit_test(test_lock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
