@@ -13,6 +13,7 @@ static const mcp_plan plans[] = {
     {"free", 1000, 50},
     {"pro", 50000, 2000},
     {"business", 1000000, 50000},
+    {"enterprise", UINT64_MAX, UINT64_MAX}, /* contract terms, no metered ceiling */
 };
 
 const mcp_plan *mcp_plan_get(const char *name)

@@ -8,6 +8,7 @@
  *       pre-registered client; runs one authorization code through az_code_issue and
  *       az_code_redeem (PKCE S256, resource = AUDIENCE) to create a grant; mints an access
  *       token for it with keys/. Prints "<token> <grant id>".
+ *       The workspace is created on plan $MCP_FIXTURE_PLAN (default "free").
  *   mcp_fixture revoke DATA GID
  *       revokes the grant (what "disconnect" on the connected-apps page does).
  *
@@ -78,8 +79,9 @@ static int mint(int argc, char **argv)
     }
     {
         az_dir_workspace w;
+        const char *plan = getenv("MCP_FIXTURE_PLAN"); /* default free */
         if (az_ws_get(st, ws, &w) != PL_OK)
-            az_ws_add(st, ws, ws, "free");
+            az_ws_add(st, ws, ws, plan && *plan ? plan : "free");
     }
     az_member_set(st, u.id, ws, "owner");
     memset(&c, 0, sizeof c);
