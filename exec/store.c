@@ -1,6 +1,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,13 @@
 
 struct ex_store {
     MDB_env *env;
+    /* Group commit (EX_STORE_GROUP_COMMIT): commits completed / covered by a finished sync. */
+    int group;
+    pthread_mutex_t gc_mu;
+    pthread_cond_t gc_cv;
+    uint64_t gc_committed, gc_synced;
+    int gc_syncing;
+    uint64_t gc_syncs; /* syncs run, for benchmarks */
     MDB_dbi dbi[EX_DB__COUNT];
     char dir[1024];
     int schema_found;
@@ -196,6 +204,8 @@ pl_rc ex_store_open(const char *dir, size_t map_size, unsigned flags, ex_store *
     st = calloc(1, sizeof *st);
     if (!st)
         return PL_ERR_NOMEM;
+    pthread_mutex_init(&st->gc_mu, NULL);
+    pthread_cond_init(&st->gc_cv, NULL);
     snprintf(st->dir, sizeof st->dir, "%s", dir);
     if (mdb_env_create(&st->env) != 0) {
         rc = PL_ERR_STORE;
@@ -207,7 +217,14 @@ pl_rc ex_store_open(const char *dir, size_t map_size, unsigned flags, ex_store *
         rc = PL_ERR_STORE;
         goto out;
     }
-    unsigned mflags = (flags & EX_STORE_NOSYNC) ? MDB_NOSYNC : 0;
+    if ((flags & EX_STORE_NOSYNC) && (flags & EX_STORE_GROUP_COMMIT)) {
+        rc = PL_ERR_INVALID;
+        goto out;
+    }
+    unsigned mflags = (flags & EX_STORE_NOSYNC)         ? MDB_NOSYNC
+                      : (flags & EX_STORE_GROUP_COMMIT) ? MDB_NOMETASYNC
+                                                        : 0;
+    st->group = (flags & EX_STORE_GROUP_COMMIT) != 0;
     if (mdb_env_open(st->env, dir, mflags, 0600) != 0) {
         rc = PL_ERR_STORE;
         goto out;
@@ -261,6 +278,8 @@ void ex_store_free(ex_store *st)
     if (st->env)
         mdb_env_close(st->env);
     core_wipe(st->cursor_secret, sizeof st->cursor_secret);
+    pthread_cond_destroy(&st->gc_cv);
+    pthread_mutex_destroy(&st->gc_mu);
     free(st);
 }
 
@@ -297,6 +316,38 @@ pl_rc ex_txn_begin(ex_store *st, int write, ex_txn *txn)
     return PL_OK;
 }
 
+/* Waits until a sync that started after this thread's commit has finished, running it when no
+ * other thread is. Any commit numbered <= the count read when a sync starts had completed
+ * before that sync, so the sync covers it. */
+static pl_rc group_sync(ex_store *st)
+{
+    pl_rc rc = PL_OK;
+    pthread_mutex_lock(&st->gc_mu);
+    uint64_t mine = ++st->gc_committed;
+    while (st->gc_synced < mine) {
+        if (st->gc_syncing) {
+            pthread_cond_wait(&st->gc_cv, &st->gc_mu);
+            continue;
+        }
+        st->gc_syncing = 1;
+        uint64_t upto = st->gc_committed;
+        pthread_mutex_unlock(&st->gc_mu);
+        int r = mdb_env_sync(st->env, 1);
+        pthread_mutex_lock(&st->gc_mu);
+        st->gc_syncing = 0;
+        st->gc_syncs++;
+        if (r == 0 && upto > st->gc_synced)
+            st->gc_synced = upto;
+        pthread_cond_broadcast(&st->gc_cv);
+        if (r != 0) {
+            rc = PL_ERR_STORE;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&st->gc_mu);
+    return rc;
+}
+
 pl_rc ex_txn_commit(ex_txn *txn)
 {
     if (!txn->mdb)
@@ -305,7 +356,19 @@ pl_rc ex_txn_commit(ex_txn *txn)
     txn->mdb = NULL;
     if (r == MDB_MAP_FULL)
         return PL_ERR_LIMIT;
-    return r == 0 ? PL_OK : PL_ERR_STORE;
+    if (r != 0)
+        return PL_ERR_STORE;
+    if (txn->write && txn->st->group)
+        return group_sync(txn->st);
+    return PL_OK;
+}
+
+uint64_t ex_store_syncs(ex_store *st)
+{
+    pthread_mutex_lock(&st->gc_mu);
+    uint64_t n = st->gc_syncs;
+    pthread_mutex_unlock(&st->gc_mu);
+    return n;
 }
 
 void ex_txn_abort(ex_txn *txn)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "exec/store.h"
 #include "tests/exec/helpers.h"
@@ -119,12 +120,75 @@ static void test_ids_and_keys(void **state)
     assert_string_equal(err.field, "text");
 }
 
+typedef struct writer {
+    ex_store *st;
+    int id, n;
+} writer;
+
+static void *write_main(void *arg)
+{
+    writer *w = arg;
+    for (int i = 0; i < w->n; i++) {
+        ex_txn txn;
+        char key[64], val[32];
+        snprintf(key, sizeof key, "w%d|%06d", w->id, i);
+        int len = snprintf(val, sizeof val, "%d", i);
+        if (ex_txn_begin(w->st, 1, &txn) != PL_OK ||
+            ex_txn_put_raw(&txn, EX_DB_META, key, val, (size_t)len) != PL_OK ||
+            ex_txn_commit(&txn) != PL_OK)
+            abort();
+    }
+    return NULL;
+}
+
+/* Group commit: durable writes from several threads, each acknowledged only after a sync that
+ * covers it; syncs are shared (never more syncs than commits), everything is there after a
+ * reopen. */
+static void test_group_commit(void **state)
+{
+    (void)state;
+    char dir[256];
+    th_tmpdir(dir, sizeof dir);
+    ex_store *st = NULL;
+    assert_int_equal(ex_store_open(dir, 0, EX_STORE_NOSYNC | EX_STORE_GROUP_COMMIT, &st),
+                     PL_ERR_INVALID);
+    assert_int_equal(ex_store_open(dir, 0, EX_STORE_GROUP_COMMIT, &st), PL_OK);
+    uint64_t before = ex_store_syncs(st);
+    enum { T = 4, N = 50 };
+    writer w[T];
+    pthread_t th[T];
+    for (int i = 0; i < T; i++) {
+        w[i] = (writer){st, i, N};
+        assert_int_equal(pthread_create(&th[i], NULL, write_main, &w[i]), 0);
+    }
+    for (int i = 0; i < T; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    uint64_t syncs = ex_store_syncs(st) - before;
+    assert_true(syncs >= 1 && syncs <= T * N);
+    print_message("group commit: %d commits, %llu syncs\n", T * N, (unsigned long long)syncs);
+    ex_store_free(st);
+    assert_int_equal(ex_store_open(dir, 0, 0, &st), PL_OK);
+    ex_txn txn;
+    assert_int_equal(ex_txn_begin(st, 0, &txn), PL_OK);
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < N; i++) {
+            char key[64];
+            MDB_val v;
+            snprintf(key, sizeof key, "w%d|%06d", t, i);
+            assert_int_equal(ex_txn_get_raw(&txn, EX_DB_META, key, &v), PL_OK);
+        }
+    ex_txn_abort(&txn);
+    ex_store_free(st);
+    th_rmtree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_reopen_schema),
         cmocka_unit_test(test_upgrade_from_unversioned),
         cmocka_unit_test(test_ids_and_keys),
+        cmocka_unit_test(test_group_commit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
