@@ -54,35 +54,35 @@ const char *pol_role_name(pol_role r)
     return (unsigned)r < POL_ROLE_COUNT ? role_names[r] : "unknown";
 }
 
-static int name_eq(const char *a, const char *b, size_t len)
+/* The index of the name (len bytes) in table[0..count), or -1. */
+static int lookup(const char *const *table, unsigned count, const char *name, size_t len)
 {
-    return strlen(a) == len && memcmp(a, b, len) == 0;
+    for (unsigned i = 0; i < count; i++)
+        if (strlen(table[i]) == len && memcmp(table[i], name, len) == 0)
+            return (int)i;
+    return -1;
 }
 
 pl_rc pol_class_lookup(const char *name, size_t len, pol_class *out)
 {
     if (!name || !out)
         return PL_ERR_INVALID;
-    for (unsigned i = 0; i < POL_CLASS_COUNT; i++) {
-        if (name_eq(class_names[i], name, len)) {
-            *out = (pol_class)i;
-            return PL_OK;
-        }
-    }
-    return PL_ERR_NOT_FOUND;
+    int i = lookup(class_names, POL_CLASS_COUNT, name, len);
+    if (i < 0)
+        return PL_ERR_NOT_FOUND;
+    *out = (pol_class)i;
+    return PL_OK;
 }
 
 pl_rc pol_role_lookup(const char *name, size_t len, pol_role *out)
 {
     if (!name || !out)
         return PL_ERR_INVALID;
-    for (unsigned i = 0; i < POL_ROLE_COUNT; i++) {
-        if (name_eq(role_names[i], name, len)) {
-            *out = (pol_role)i;
-            return PL_OK;
-        }
-    }
-    return PL_ERR_NOT_FOUND;
+    int i = lookup(role_names, POL_ROLE_COUNT, name, len);
+    if (i < 0)
+        return PL_ERR_NOT_FOUND;
+    *out = (pol_role)i;
+    return PL_OK;
 }
 
 const char *pol_diag_code_name(pol_diag_code c)

@@ -56,6 +56,13 @@ static const char *take(int *argc, char **argv, const char *flag, int takes_valu
     return NULL;
 }
 
+/* Removes boolean flag `name` from argv; 1 when it was there. */
+static int flag(int *argc, char **argv, const char *name)
+{
+    int unused = 0;
+    return take(argc, argv, name, 0, &unused) != NULL;
+}
+
 static int usage_error(const char *cmdname, const char *msg)
 {
     const cmd *c = find_cmd(cmdname);
@@ -99,8 +106,7 @@ static pol_compiled *load(const char *path)
 
 static int cmd_scopes(int argc, char **argv)
 {
-    int bad = 0;
-    int json = take(&argc, argv, "--json", 0, &bad) != NULL;
+    int json = flag(&argc, argv, "--json");
     if (unknown_flags("scopes", argc, argv) || argc != 0)
         return usage_error("scopes", "takes no arguments");
     return pol_scopes_write(json, stdout) == PL_OK ? 0 : EXIT_UNUSABLE;
@@ -132,9 +138,8 @@ static int cmd_summary(int argc, char **argv)
 
 static int cmd_check(int argc, char **argv)
 {
-    int bad = 0;
-    int json = take(&argc, argv, "--json", 0, &bad) != NULL;
-    int nolock = take(&argc, argv, "--no-lock", 0, &bad) != NULL;
+    int json = flag(&argc, argv, "--json");
+    int nolock = flag(&argc, argv, "--no-lock"), bad = 0;
     const char *lock = take(&argc, argv, "--lock", 1, &bad);
     char deflock[4096];
     if (bad)
@@ -169,10 +174,7 @@ static int cmd_check(int argc, char **argv)
         fputs("{\"file\":", stdout);
         pol_json_string(stdout, path);
         fputs(",\"lock\":", stdout);
-        if (lock && *lock)
-            pol_json_string(stdout, lock);
-        else
-            fputs("null", stdout);
+        pol_json_string(stdout, lock && *lock ? lock : NULL);
         printf(",\"errors\":%zu,\"warnings\":%zu,\"dropped\":%zu,\"findings\":",
                d.count[POL_SEV_ERROR], d.count[POL_SEV_WARNING], d.dropped);
         pol_diags_print_json(&d, stdout);
@@ -225,8 +227,8 @@ static int parse_token(const char *list, const char *bundle, const char *cmdname
 
 static int cmd_explain(int argc, char **argv)
 {
+    int json = flag(&argc, argv, "--json");
     int bad = 0;
-    int json = take(&argc, argv, "--json", 0, &bad) != NULL;
     const char *tool = take(&argc, argv, "--tool", 1, &bad);
     const char *ws = take(&argc, argv, "--workspace", 1, &bad);
     const char *cls = take(&argc, argv, "--class", 1, &bad);
@@ -270,8 +272,7 @@ static int cmd_explain(int argc, char **argv)
 
 static int cmd_diff(int argc, char **argv)
 {
-    int bad = 0;
-    int json = take(&argc, argv, "--json", 0, &bad) != NULL;
+    int json = flag(&argc, argv, "--json");
     if (unknown_flags("diff", argc, argv) || argc != 2)
         return usage_error("diff", "needs two FILEs");
     pol_compiled *a = load(argv[0]), *b = a ? load(argv[1]) : NULL;
@@ -288,8 +289,7 @@ static int cmd_diff(int argc, char **argv)
 
 static int cmd_whocan(int argc, char **argv)
 {
-    int bad = 0;
-    int json = take(&argc, argv, "--json", 0, &bad) != NULL;
+    int json = flag(&argc, argv, "--json");
     unsigned bit;
     if (unknown_flags("who-can", argc, argv) || argc != 2)
         return usage_error("who-can", "needs FILE and SCOPE");
@@ -306,8 +306,7 @@ static int cmd_whocan(int argc, char **argv)
 /* test [--json] CASES (the file names its policy) or test [--json] POLICY CASES */
 static int cmd_test(int argc, char **argv)
 {
-    int bad = 0;
-    int json = take(&argc, argv, "--json", 0, &bad) != NULL;
+    int json = flag(&argc, argv, "--json");
     if (unknown_flags("test", argc, argv) || argc < 1 || argc > 2)
         return usage_error("test", "needs CASES, or POLICY and CASES");
     pol_compiled *p = NULL;

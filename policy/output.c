@@ -44,6 +44,10 @@ void pol_mask_print_json(FILE *out, uint64_t mask)
 
 void pol_json_string(FILE *out, const char *s)
 {
+    if (!s) {
+        fputs("null", out);
+        return;
+    }
     fputc('"', out);
     for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
         if (*c == '"' || *c == '\\')
@@ -263,10 +267,7 @@ static void step(FILE *out, int json, int *first, const char *what, const char *
         fprintf(out, "%s{\"step\":", *first ? "" : ",");
         pol_json_string(out, what);
         fputs(",\"rule\":", out);
-        if (rule)
-            pol_json_string(out, rule);
-        else
-            fputs("null", out);
+        pol_json_string(out, rule);
         fprintf(out, ",\"mask\":\"" HEX "\",\"scopes\":", mask);
         pol_mask_print_json(out, mask);
         fputc('}', out);
@@ -395,10 +396,7 @@ pl_rc pol_grant_explain_write(const pol_compiled *p, pol_role role, uint32_t ws,
                     s->name, n ? "false" : "true");
             for (int k = 0; k < n; k++) {
                 fprintf(out, "%s{\"reason\":\"%s\",\"rule\":", k ? "," : "", why[k]);
-                if (rules[k])
-                    pol_json_string(out, rules[k]);
-                else
-                    fputs("null", out);
+                pol_json_string(out, rules[k]);
                 fputc('}', out);
             }
             fputs("]}", out);

@@ -374,6 +374,37 @@ static int small_set(parser *ps, const tok *k,
     return 0;
 }
 
+/* A list of names a rule refers to (tools of approve/rate, bundles of a ceiling). */
+typedef struct ref_kind {
+    const char *what, *plural;
+    size_t max_len;
+    int (*ok)(char);
+    uint32_t max; /* entries per rule */
+} ref_kind;
+
+static const ref_kind tool_ref = {"tool name", "tools", POL_NAME_MAX, tool_char, POL_TOOLS_MAX};
+static const ref_kind bundle_ref = {"bundle id", "bundles", POL_ID_MAX, id_char, POL_BUNDLES_MAX};
+
+/* Appends the name at s (n bytes, column col) to *v (*count entries). */
+static int append_ref(parser *ps, const ref_kind *k, name_ref **v, uint32_t *count, const char *s,
+                      size_t n, uint32_t col)
+{
+    if (check_name(ps, s, n, col, k->max_len, k->ok, k->what) < 0)
+        return -1;
+    if (*count >= k->max)
+        return SYNTAX(ps, col, "too many %.*s in one rule", k->plural, strlen(k->plural));
+    name_ref *nv = realloc(*v, (*count + 1) * sizeof *nv);
+    if (!nv)
+        return nomem(ps);
+    *v = nv;
+    nv[*count].line = ps->line;
+    nv[*count].col = col;
+    if (!(nv[*count].name = dupn(ps, s, n)))
+        return -1;
+    (*count)++;
+    return 0;
+}
+
 static int tool_item(parser *ps, const char *s, size_t n, uint32_t col, void *arg)
 {
     src_rule *r = arg;
@@ -381,41 +412,13 @@ static int tool_item(parser *ps, const char *s, size_t n, uint32_t col, void *ar
         r->all_tools = 1;
         return 0;
     }
-    if (check_name(ps, s, n, col, POL_NAME_MAX, tool_char, "tool name") < 0)
-        return -1;
-    if (r->n_tools >= POL_TOOLS_MAX)
-        return SYNTAX(ps, col, "too many tools in one rule%.*s", "", 0);
-    name_ref *v = realloc(r->tools, (r->n_tools + 1) * sizeof *v);
-    if (!v)
-        return nomem(ps);
-    r->tools = v;
-    v[r->n_tools].line = ps->line;
-    v[r->n_tools].col = col;
-    v[r->n_tools].name = dupn(ps, s, n);
-    if (!v[r->n_tools].name)
-        return -1;
-    r->n_tools++;
-    return 0;
+    return append_ref(ps, &tool_ref, &r->tools, &r->n_tools, s, n, col);
 }
 
 static int bundle_item(parser *ps, const char *s, size_t n, uint32_t col, void *arg)
 {
     src_rule *r = arg;
-    if (check_name(ps, s, n, col, POL_ID_MAX, id_char, "bundle id") < 0)
-        return -1;
-    if (r->n_bnames >= POL_BUNDLES_MAX)
-        return SYNTAX(ps, col, "too many bundles in one rule%.*s", "", 0);
-    name_ref *v = realloc(r->bnames, (r->n_bnames + 1) * sizeof *v);
-    if (!v)
-        return nomem(ps);
-    r->bnames = v;
-    v[r->n_bnames].line = ps->line;
-    v[r->n_bnames].col = col;
-    v[r->n_bnames].name = dupn(ps, s, n);
-    if (!v[r->n_bnames].name)
-        return -1;
-    r->n_bnames++;
-    return 0;
+    return append_ref(ps, &bundle_ref, &r->bnames, &r->n_bnames, s, n, col);
 }
 
 static int number(parser *ps, const char *s, size_t n, uint32_t col, uint32_t lo, uint32_t hi,

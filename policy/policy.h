@@ -322,7 +322,8 @@ pl_rc pol_test_run(const pol_compiled *p, const char *cases_path, int json, FILE
  * [{"line":N,"col":N,"severity":"error"|"warning","code":"shadowed","message":"…"}]. */
 void pol_diags_print_json(const pol_diags *d, FILE *out);
 
-/* `s` as a JSON string (quotes, escapes for '"', '\\' and control bytes). */
+/* `s` as a JSON string (quotes, escapes for '"', '\\' and control bytes); `null` when s
+ * is NULL. */
 void pol_json_string(FILE *out, const char *s);
 
 /* The scope registry: one "BIT NAME" line per scope, or (json) one JSON array of

@@ -205,12 +205,17 @@ static void fail_begin(run *r, const char *kind)
     r->failed++;
 }
 
-static void json_or_null(FILE *out, const char *rule)
+/* {"verdict":V,"help":[…]|null,"rule":ID|null} */
+static void verdict_json(FILE *out, const char *verdict, const uint64_t *help, const char *rule)
 {
-    if (rule)
-        pol_json_string(out, rule);
+    fprintf(out, "{\"verdict\":\"%s\",\"help\":", verdict);
+    if (help)
+        pol_mask_print_json(out, *help);
     else
-        fputs("null", out);
+        pol_json_string(out, NULL);
+    fputs(",\"rule\":", out);
+    pol_json_string(out, rule);
+    fputc('}', out);
 }
 
 static int run_grant(run *r, const field *f, size_t n, uint32_t ws, pol_class cls)
@@ -276,18 +281,12 @@ static int run_expect(run *r, const field *f, size_t n, uint32_t ws, pol_class c
     if (r->json) {
         fprintf(r->out, "\"tool\":");
         pol_json_string(r->out, tool->v);
-        fprintf(r->out, ",\"expected\":{\"verdict\":\"%s\",\"help\":", verdicts[vi]);
-        if (help)
-            pol_mask_print_json(r->out, want_help);
-        else
-            fputs("null", r->out);
-        fputs(",\"rule\":", r->out);
-        json_or_null(r->out, rule);
-        fprintf(r->out, "},\"got\":{\"verdict\":\"%s\",\"help\":", pol_verdict_name(d.verdict));
-        pol_mask_print_json(r->out, d.help);
-        fputs(",\"rule\":", r->out);
-        json_or_null(r->out, d.rule == POL_RULE_NONE ? NULL : r->p->rules[d.rule].id);
-        fputs("}}", r->out);
+        fputs(",\"expected\":", r->out);
+        verdict_json(r->out, verdicts[vi], help ? &want_help : NULL, rule);
+        fputs(",\"got\":", r->out);
+        verdict_json(r->out, pol_verdict_name(d.verdict), &d.help,
+                     d.rule == POL_RULE_NONE ? NULL : r->p->rules[d.rule].id);
+        fputc('}', r->out);
         return 0;
     }
     fprintf(r->out, " expected %s", verdicts[vi]);
@@ -387,7 +386,7 @@ static void summary(const run *r, const char *failures, size_t flen)
     fputs("{\"cases\":", r->out);
     pol_json_string(r->out, r->path);
     fputs(",\"policy\":", r->out);
-    json_or_null(r->out, r->owned ? r->policy_path : NULL); /* null: the caller's */
+    pol_json_string(r->out, r->owned ? r->policy_path : NULL); /* null: the caller's */
     fprintf(r->out, ",\"passed\":%zu,\"failed\":%zu,\"failures\":[", r->passed, r->failed);
     fwrite(failures, 1, flen, r->out);
     fputs("]}\n", r->out);
