@@ -234,6 +234,14 @@ static void test_signing_vectors(void **state)
     assert_int_equal(ex_webhook_verify_signature("whsec_test", "1700000000", sig, body,
                                                  strlen(body), 1700000010, 300),
                      PL_OK);
+    /* A second vector: a secret of the real shape, UTF-8 in the body (signed as bytes). */
+    const char *body2 =
+        "{\"id\":\"evt_1\",\"type\":\"post.published\",\"data\":{\"text\":\"h\xc3\xa9llo "
+        "\xe2\x9c\x93\"}}";
+    const char *secret2 = "whsec_5WbX5kEWLlfzsGNjH64I8lOOqUB6e8FHAbCdEfGhIjK";
+    assert_int_equal(ex_webhook_sign(secret2, 1795910400, body2, strlen(body2), sig, sizeof sig),
+                     PL_OK);
+    assert_string_equal(sig, "v1=b1878ef67ce556b2582aa7e3b6762276aae5a459df84a1229237efad2e035ec5");
     /* another secret, another body, a flipped hex digit */
     assert_int_equal(ex_webhook_verify_signature("whsec_other", "1700000000", sig, body,
                                                  strlen(body), 1700000000, 300),
