@@ -239,9 +239,11 @@ static void test_signing_vectors(void **state)
         "{\"id\":\"evt_1\",\"type\":\"post.published\",\"data\":{\"text\":\"h\xc3\xa9llo "
         "\xe2\x9c\x93\"}}";
     const char *secret2 = "whsec_5WbX5kEWLlfzsGNjH64I8lOOqUB6e8FHAbCdEfGhIjK";
-    assert_int_equal(ex_webhook_sign(secret2, 1795910400, body2, strlen(body2), sig, sizeof sig),
+    char sig2[80];
+    assert_int_equal(ex_webhook_sign(secret2, 1795910400, body2, strlen(body2), sig2, sizeof sig2),
                      PL_OK);
-    assert_string_equal(sig, "v1=b1878ef67ce556b2582aa7e3b6762276aae5a459df84a1229237efad2e035ec5");
+    assert_string_equal(sig2,
+                        "v1=b1878ef67ce556b2582aa7e3b6762276aae5a459df84a1229237efad2e035ec5");
     /* another secret, another body, a flipped hex digit */
     assert_int_equal(ex_webhook_verify_signature("whsec_other", "1700000000", sig, body,
                                                  strlen(body), 1700000000, 300),
