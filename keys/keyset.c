@@ -52,6 +52,7 @@ struct key_keyset {
     uint64_t generation;
     EVP_MD *sha256;                        /* fetched once for every signature */
     uint8_t state_digest[CORE_SHA256_LEN]; /* of the keys.json last loaded or written */
+    int public_only; /* opened with only the public halves: no signing, no changes */
 };
 
 static const char *const state_names[KEY_STATE__COUNT] = {
@@ -320,7 +321,30 @@ static pl_rc entry_finish(key_entry *e, const uint8_t x[32], const uint8_t y[32]
                               sizeof e->header_b64, &e->header_b64_len);
 }
 
-static pl_rc load_pem(const char *dir, key_entry *e, key_error *err)
+/* Writes <kid>.pub, the public half (SubjectPublicKeyInfo PEM), mode 0600 like the rest. */
+static pl_rc write_public(const char *dir, const char *kid, EVP_PKEY *pkey, key_error *err)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    char name[KEY_KID_SIZE + 8];
+    char *mem = NULL;
+    long memlen;
+    pl_rc rc;
+
+    if (!bio || !PEM_write_bio_PUBKEY(bio, pkey)) {
+        BIO_free(bio);
+        return fail(err, PL_ERR_CRYPTO, "cannot encode the public key of %s", kid);
+    }
+    memlen = BIO_get_mem_data(bio, &mem);
+    snprintf(name, sizeof name, "%s.pub", kid);
+    rc = write_private(dir, name, mem, (size_t)memlen, err);
+    BIO_free(bio);
+    return rc;
+}
+
+/* Loads <kid>.pem (the private key) or, for a public-only key set, <kid>.pub, and checks that
+ * the key is P-256 and that its thumbprint is the kid. A full load also writes a missing
+ * <kid>.pub (key sets made before public files existed). */
+static pl_rc load_pem(const char *dir, key_entry *e, int public_only, key_error *err)
 {
     char name[KEY_KID_SIZE + 8];
     char *path = NULL, *pem = NULL;
@@ -331,7 +355,7 @@ static pl_rc load_pem(const char *dir, key_entry *e, key_error *err)
     char kid[KEY_KID_SIZE];
     pl_rc rc;
 
-    snprintf(name, sizeof name, "%s.pem", e->info.kid);
+    snprintf(name, sizeof name, "%s.%s", e->info.kid, public_only ? "pub" : "pem");
     if (!(path = path_join(dir, name))) {
         rc = PL_ERR_NOMEM;
         goto out;
@@ -347,9 +371,11 @@ static pl_rc load_pem(const char *dir, key_entry *e, key_error *err)
         rc = PL_ERR_NOMEM;
         goto out;
     }
-    pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    pkey = public_only ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL)
+                       : PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
     if (!pkey) {
-        rc = fail(err, PL_ERR_PARSE, "%s: corrupt: not a PEM private key", path);
+        rc = fail(err, PL_ERR_PARSE, "%s: corrupt: not a PEM %s key", path,
+                  public_only ? "public" : "private");
         goto out;
     }
     if (key_pkey_coords(pkey, x, y) != PL_OK) {
@@ -365,6 +391,14 @@ static pl_rc load_pem(const char *dir, key_entry *e, key_error *err)
     }
     if ((rc = entry_finish(e, x, y)) != PL_OK)
         goto out;
+    if (!public_only) {
+        char *pub = NULL;
+        struct stat st;
+        snprintf(name, sizeof name, "%s.pub", e->info.kid);
+        if ((pub = path_join(dir, name)) && lstat(pub, &st) != 0 && errno == ENOENT)
+            (void)write_public(dir, e->info.kid, pkey, NULL); /* best effort */
+        free(pub);
+    }
     e->pkey = pkey;
     pkey = NULL;
 out:
@@ -378,7 +412,7 @@ out:
     return rc;
 }
 
-/* A new P-256 key in state `state`, its private file written (0600). */
+/* A new P-256 key in state `state`, its private and public files written (0600). */
 static pl_rc generate(const char *dir, key_state state, int64_t now, key_entry *e, key_error *err)
 {
     EVP_PKEY *pkey = NULL;
@@ -413,6 +447,13 @@ static pl_rc generate(const char *dir, key_state state, int64_t now, key_entry *
     snprintf(name, sizeof name, "%s.pem", e->info.kid);
     if ((rc = write_private(dir, name, mem, (size_t)memlen, err)) != PL_OK)
         goto out;
+    if ((rc = write_public(dir, e->info.kid, pkey, err)) != PL_OK) {
+        char *path = path_join(dir, name);
+        if (path)
+            unlink(path);
+        free(path);
+        goto out;
+    }
     e->pkey = pkey;
     pkey = NULL;
 out:
@@ -423,12 +464,15 @@ out:
 
 static void unlink_pem(const char *dir, const char *kid)
 {
+    static const char *const ext[] = {"pem", "pub"};
     char name[KEY_KID_SIZE + 8];
     char *path;
-    snprintf(name, sizeof name, "%s.pem", kid);
-    if ((path = path_join(dir, name))) {
-        unlink(path);
-        free(path);
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(name, sizeof name, "%s.%s", kid, ext[i]);
+        if ((path = path_join(dir, name))) {
+            unlink(path);
+            free(path);
+        }
     }
 }
 
@@ -488,8 +532,8 @@ static pl_rc int_field(json_t *o, const char *name, int64_t *out)
 }
 
 /* Reads keys.json and every private key it lists as not removed. */
-static pl_rc load_state(const char *dir, key_entry **out, size_t *out_n, size_t *active,
-                        key_error *err)
+static pl_rc load_state(const char *dir, int public_only, key_entry **out, size_t *out_n,
+                        size_t *active, key_error *err)
 {
     char *path = path_join(dir, STATE_FILE);
     char *text = NULL;
@@ -572,7 +616,7 @@ static pl_rc load_state(const char *dir, key_entry **out, size_t *out_n, size_t 
     for (size_t i = 0; i < n; i++) {
         if (keys[i].info.state == KEY_STATE_REMOVED)
             continue;
-        if ((rc = load_pem(dir, &keys[i], err)) != PL_OK)
+        if ((rc = load_pem(dir, &keys[i], public_only, err)) != PL_OK)
             goto out;
     }
     *out = keys;
@@ -690,7 +734,12 @@ pl_rc key_keyset_open(const key_keyset_cfg *cfg, key_keyset **out, key_error *er
     *out = NULL;
     if (!(ks = calloc(1, sizeof *ks)))
         return PL_ERR_NOMEM;
+    if (cfg->create && cfg->public_only) {
+        free(ks);
+        return fail(err, PL_ERR_INVALID, "a public-only key set cannot create keys");
+    }
     ks->clock = cfg->clock;
+    ks->public_only = cfg->public_only;
     ks->max_life_s =
         cfg->max_token_lifetime_s > 0 ? cfg->max_token_lifetime_s : KEY_MAX_LIFETIME_DEFAULT_S;
     ks->leeway_s = cfg->leeway_s > 0 ? cfg->leeway_s : KEY_LEEWAY_DEFAULT_S;
@@ -723,7 +772,7 @@ pl_rc key_keyset_open(const key_keyset_cfg *cfg, key_keyset **out, key_error *er
             rc = state_digest(ks->dir, ks->state_digest, err);
         goto out;
     }
-    if ((rc = load_state(ks->dir, &keys, &n, &active, err)) != PL_OK)
+    if ((rc = load_state(ks->dir, ks->public_only, &keys, &n, &active, err)) != PL_OK)
         goto out;
     adopt(ks, keys, n, active);
     ks->generation = 1;
@@ -768,7 +817,7 @@ pl_rc key_keyset_reload(key_keyset *ks, key_error *err)
         goto out;
     if (memcmp(digest, ks->state_digest, sizeof digest) == 0)
         goto out;
-    if ((rc = load_state(ks->dir, &keys, &n, &active, err)) != PL_OK)
+    if ((rc = load_state(ks->dir, ks->public_only, &keys, &n, &active, err)) != PL_OK)
         goto out;
     adopt(ks, keys, n, active);
     memcpy(ks->state_digest, digest, sizeof digest);
@@ -787,10 +836,12 @@ pl_rc key_keyset_rotate(key_keyset *ks, char new_active[KEY_KID_SIZE], key_error
 
     if (!ks)
         return PL_ERR_INVALID;
+    if (ks->public_only)
+        return fail(err, PL_ERR_STATE, "%s: opened public-only, cannot rotate", ks->dir);
     if ((rc = lock_take(ks->dir, LOCK_EX, &lock, err)) != PL_OK)
         return rc;
     /* Work on the state on disk (another process may have changed it), in a copy. */
-    if ((rc = load_state(ks->dir, &keys, &n, &active, err)) != PL_OK)
+    if ((rc = load_state(ks->dir, ks->public_only, &keys, &n, &active, err)) != PL_OK)
         goto out;
     now = now_s(ks);
     if (!(grown = realloc(keys, (n + 2) * sizeof *keys))) {
@@ -846,9 +897,11 @@ pl_rc key_keyset_prune(key_keyset *ks, size_t *removed, key_error *err)
         *removed = 0;
     if (!ks)
         return PL_ERR_INVALID;
+    if (ks->public_only)
+        return fail(err, PL_ERR_STATE, "%s: opened public-only, cannot prune", ks->dir);
     if ((rc = lock_take(ks->dir, LOCK_EX, &lock, err)) != PL_OK)
         return rc;
-    if ((rc = load_state(ks->dir, &keys, &n, &active, err)) != PL_OK)
+    if ((rc = load_state(ks->dir, ks->public_only, &keys, &n, &active, err)) != PL_OK)
         goto out;
     now = now_s(ks);
     for (size_t i = 0; i < n; i++) {
@@ -952,7 +1005,7 @@ pl_rc key_keyset_signer(const key_keyset *ks, EVP_PKEY **pkey, const EVP_MD **md
                         const char **header_b64, size_t *header_b64_len)
 {
     const key_entry *e;
-    if (!ks || ks->active >= ks->n || !ks->keys[ks->active].pkey)
+    if (!ks || ks->public_only || ks->active >= ks->n || !ks->keys[ks->active].pkey)
         return PL_ERR_STATE;
     e = &ks->keys[ks->active];
     *pkey = e->pkey;

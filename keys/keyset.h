@@ -5,8 +5,11 @@
  *   <data>/keys/              directory, mode 0700
  *   <data>/keys/keys.json     the state of every key (kid, state, times), mode 0600
  *   <data>/keys/<kid>.pem     one P-256 private key (PKCS#8 PEM), mode 0600
+ *   <data>/keys/<kid>.pub     its public half (SubjectPublicKeyInfo PEM), mode 0600
  *   <data>/keys/.lock         flock(2) target: one writer at a time (CLI and server)
- * Private keys never leave that directory; nothing here ever prints one.
+ * Private keys never leave that directory; nothing here ever prints one. A resource server
+ * opens the key set with public_only = 1: it then reads the .pub files only, never a
+ * private key, and can verify but not sign, rotate or prune.
  *
  * kid = the RFC 7638 JWK thumbprint of the public key: base64url(SHA-256 of
  * {"crv":"P-256","kty":"EC","x":"…","y":"…"}), 43 characters.
@@ -82,17 +85,21 @@ typedef struct key_keyset_cfg {
     int create;                   /* 1: create the directory, an active and a next key when
                                      keys.json does not exist yet ("first start");
                                      0: a missing key set is PL_ERR_NOT_FOUND */
+    int public_only;              /* 1: load only the public halves (<kid>.pub), for verifiers:
+                                     no private key is ever read; key_token_mint, rotate and
+                                     prune then fail with PL_ERR_STATE; create must be 0 */
 } key_keyset_cfg;
 
 typedef struct key_keyset key_keyset;
 
 /* Opens (and with cfg->create, initialises) the key set of cfg->data_dir, loading every
- * non-removed private key once. *out owned by the caller (key_keyset_free).
+ * non-removed private key (public key with cfg->public_only) once. *out is owned by the
+ * caller (key_keyset_free).
  *  PL_OK
  *  PL_ERR_NOT_FOUND  no key set there and cfg->create == 0
  *  PL_ERR_DENIED     a key file or keys.json readable by group/others (mode not 0600) or a
  *                    keys directory with mode not 0700; err names the file and the fix
- *  PL_ERR_PARSE      keys.json or a PEM file corrupt, a key not P-256, a kid that does not
+ *  PL_ERR_PARSE      keys.json or a key file corrupt, a key not P-256, a kid that does not
  *                    match the key's thumbprint, not exactly one active key; err names the file
  *  PL_ERR_IO         a file could not be read/written (err names it, with strerror)
  *  PL_ERR_INVALID    bad cfg

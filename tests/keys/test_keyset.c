@@ -304,6 +304,66 @@ static void test_rotate_persists_and_reload(void **state)
     }
 }
 
+/* A resource server opens the key set public-only: it never reads a private key. */
+static void test_public_only(void **state)
+{
+    fx *f = *state;
+    key_keyset_cfg cfg = f->cfg;
+    key_keyset *pub = NULL;
+    key_error err;
+    char path[512], *jwks_full = NULL, *jwks_pub = NULL;
+    struct stat st;
+
+    /* first start wrote the public halves, 0600 like everything else */
+    snprintf(path, sizeof path, "%s/%s.pub", f->dir, f->active);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+
+    /* with every private file unreadable garbage, a public-only open still works */
+    key_path(f, f->active, path, sizeof path);
+    write_file(path, "garbage", 0600);
+    key_path(f, f->next, path, sizeof path);
+    write_file(path, "garbage", 0600);
+    cfg.public_only = 1;
+    assert_int_equal(key_keyset_open(&cfg, &pub, &err), PL_OK);
+    assert_string_equal(key_keyset_active_kid(pub), f->active);
+    assert_int_equal(key_keyset_jwks(pub, &jwks_pub, NULL), PL_OK);
+    assert_int_equal(key_keyset_jwks(f->ks, &jwks_full, NULL), PL_OK);
+    assert_string_equal(jwks_pub, jwks_full);
+    /* and it can do nothing else */
+    assert_int_equal(key_keyset_rotate(pub, NULL, &err), PL_ERR_STATE);
+    assert_non_null(strstr(err.text, "public-only"));
+    assert_int_equal(key_keyset_prune(pub, NULL, &err), PL_ERR_STATE);
+    key_keyset_free(pub);
+    pub = NULL;
+    /* a missing public file is named */
+    snprintf(path, sizeof path, "%s/%s.pub", f->dir, f->next);
+    remove(path);
+    assert_int_equal(key_keyset_open(&cfg, &pub, &err), PL_ERR_PARSE);
+    assert_null(pub);
+    assert_non_null(strstr(err.text, path));
+    assert_non_null(strstr(err.text, "missing"));
+    cfg.create = 1;
+    assert_int_equal(key_keyset_open(&cfg, &pub, &err), PL_ERR_INVALID);
+    free(jwks_pub);
+    free(jwks_full);
+}
+
+/* Key sets written before public files existed get them on the next full open. */
+static void test_public_files_recreated(void **state)
+{
+    fx *f = *state;
+    key_keyset *ks = NULL;
+    key_error err;
+    char path[512];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s.pub", f->dir, f->next);
+    assert_int_equal(remove(path), 0);
+    assert_int_equal(key_keyset_open(&f->cfg, &ks, &err), PL_OK);
+    assert_int_equal(stat(path, &st), 0);
+    key_keyset_free(ks);
+}
+
 static void test_state_names(void **state)
 {
     (void)state;
@@ -323,6 +383,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_key_file_wrong_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_file_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotate_persists_and_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_public_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_public_files_recreated, setup, teardown),
         cmocka_unit_test(test_state_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1004,6 +1004,40 @@ static void test_fetch_refetch_once_per_interval(void **state)
     json_decref(p);
 }
 
+static void test_public_only_key_set(void **state)
+{
+    fx *f = *state;
+    key_keyset_cfg cfg = {.data_dir = f->data, .clock = &f->clock.base, .public_only = 1};
+    key_keyset *pub = NULL;
+    key_error err;
+    char tok[KEY_TOKEN_MAX];
+    key_verified out;
+    assert_int_equal(key_keyset_open(&cfg, &pub, &err), PL_OK);
+    /* it cannot sign */
+    assert_int_equal(key_token_mint(pub, &f->clock.base, &std_claims, tok, sizeof tok, NULL, NULL),
+                     PL_ERR_STATE);
+    /* a verifier on it accepts what the full key set mints, and follows a rotation once the
+     * public-only set is reloaded (as postly-mcp does on its timer) */
+    key_verifier_free(f->v);
+    {
+        key_keyset *full = f->ks;
+        f->ks = pub;
+        f->v = new_verifier(f, 30, 64);
+        f->ks = full;
+    }
+    mint(f, &std_claims, tok, NULL);
+    assert_int_equal(verify(f, tok, &out), KEY_REASON_NONE);
+    assert_int_equal(key_keyset_rotate(f->ks, NULL, &err), PL_OK);
+    assert_int_equal(key_keyset_rotate(f->ks, NULL, &err), PL_OK);
+    mint(f, &std_claims, tok, NULL); /* signed by a key pub has not seen yet */
+    assert_int_equal(verify(f, tok, &out), KEY_REASON_KID);
+    assert_int_equal(key_keyset_reload(pub, &err), PL_OK);
+    assert_int_equal(verify(f, tok, &out), KEY_REASON_NONE);
+    key_verifier_free(f->v);
+    f->v = NULL;
+    key_keyset_free(pub);
+}
+
 static void test_reasons_table(void **state)
 {
     (void)state;
@@ -1048,6 +1082,7 @@ int main(void)
         BOTH(test_pruned_key_refused),
         BOTH(test_cache_bounded_lru),
         BOTH(test_fetch_refetch_once_per_interval),
+        BOTH(test_public_only_key_set),
         cmocka_unit_test(test_reasons_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
