@@ -24,6 +24,8 @@ static const char usage[] =
     "  --demo            on first start create user 'demo' (password printed once) and\n"
     "                    workspaces 'demo' and 'demo-readonly'\n"
     "  --log-level LVL   debug, info, warn, error (default info)\n"
+    "  --inline-fsync    complete each group commit on the event loop thread (default: the\n"
+    "                    meta-page fsync runs on a second thread)\n"
     "  --unsafe-no-fsync commit without fsync (benchmarks only: a crash loses or corrupts\n"
     "                    acknowledged data)\n";
 
@@ -66,6 +68,10 @@ int main(int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--demo") == 0) {
             demo = 1;
+            continue;
+        }
+        if (strcmp(a, "--inline-fsync") == 0) {
+            cfg.inline_fsync = 1;
             continue;
         }
         if (strcmp(a, "--unsafe-no-fsync") == 0) {

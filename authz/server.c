@@ -1,5 +1,6 @@
 /* authz/server.c — startup, the route table, periodic sweeping, demo data. */
 #include "server_int.h"
+#include "syncer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +127,9 @@ pl_rc az_server_new(struct event_base *base, const az_config *cfg, az_server **o
     sc.data_dir = cfg->data_dir;
     sc.clock = cfg->clock;
     sc.nosync = cfg->nosync;
+    /* The syncer completes batch commits on a second thread (syncer.h) unless asked to fsync
+     * inline. */
+    sc.nometasync = !cfg->nosync && !cfg->inline_fsync;
     sc.scrypt_n = cfg->scrypt_n;
     rc = az_store_open(&sc, &s->store);
     if (rc != PL_OK) {
@@ -161,6 +165,12 @@ pl_rc az_server_new(struct event_base *base, const az_config *cfg, az_server **o
     if (rc != PL_OK)
         goto out;
     s->deferred_tail = &s->deferred;
+    s->syncing_tail = &s->syncing;
+    if (sc.nometasync) {
+        rc = az_syncer_new(base, s->store, az_synced_cb, s, &s->syncer);
+        if (rc != PL_OK)
+            goto out;
+    }
     s->commit = event_new(base, -1, 0, az_commit_cb, s);
     if (!s->commit) {
         rc = PL_ERR_NOMEM;
@@ -202,6 +212,7 @@ void az_server_free(az_server *s)
 {
     if (!s)
         return;
+    az_syncer_free(s->syncer); /* before anything it calls back into */
     if (s->sweep)
         event_free(s->sweep);
     if (s->commit)

@@ -28,7 +28,8 @@ typedef struct az_deferred {
     core_http_req *req;
     int status;
     json_t *body;
-    int basic; /* add WWW-Authenticate: Basic */
+    int basic;    /* add WWW-Authenticate: Basic */
+    uint64_t seq; /* the commit it waits for (syncer) */
     struct az_deferred *next;
 } az_deferred;
 
@@ -53,6 +54,10 @@ struct az_server {
     int commit_scheduled;
     uint64_t commits, committed_replies; /* group-commit statistics, logged at exit */
     az_deferred *deferred, **deferred_tail;
+    /* Replies whose commit waits for the syncer's meta sync, in commit order. */
+    az_deferred *syncing, **syncing_tail;
+    uint64_t commit_seq;
+    struct az_syncer *syncer; /* NULL with cfg.nosync */
     const core_log *log;
 };
 typedef struct az_server az_server;
@@ -152,6 +157,8 @@ void az_finish_authorization(az_server *s, core_http_req *req, const az_pending 
 void az_commit_cb(evutil_socket_t fd, short what, void *arg);
 /* Drops deferred replies without sending (server shutdown). */
 void az_deferred_drop(az_server *s);
+/* The syncer's callback (token.c): sends the replies of commits <= seq. */
+void az_synced_cb(void *arg, uint64_t seq, pl_rc rc);
 /* Mints the access token of grant g with scope mask (<= g->scope). */
 pl_rc az_mint_access(az_server *s, const az_grant *g, uint64_t scope, char *out, size_t outsz);
 

@@ -54,6 +54,7 @@ struct az_store {
     MDB_txn *batch;
     int in_batch;
     int batch_failed;
+    int nometasync;
     const core_clock *clock;
     uint64_t scrypt_n;
     int64_t session_ttl_ms, refresh_grace_ms;
@@ -107,14 +108,18 @@ static pl_rc mrc(int e)
     }
 }
 
-/* Commits the open batch (one fsync for every operation in it). */
-static pl_rc batch_flush(az_store *st)
+/* Commits the open batch (one fsync for every operation in it). An early flush (a call from
+ * outside the batch needs the write lock) also completes durability at once; the regular
+ * commit leaves the meta sync to the caller (az_store_batch_commit). */
+static pl_rc batch_flush(az_store *st, int early)
 {
     pl_rc rc;
     if (!st->batch)
         return PL_OK;
     rc = mrc(mdb_txn_commit(st->batch));
     st->batch = NULL;
+    if (rc == PL_OK && early && st->nometasync)
+        rc = mdb_env_sync(st->env, 1) == 0 ? PL_OK : PL_ERR_IO;
     if (rc != PL_OK)
         st->batch_failed = 1;
     return rc;
@@ -136,7 +141,7 @@ static pl_rc wtxn(az_store *st, MDB_txn **t)
         *t = st->batch;
         return PL_OK;
     }
-    rc = batch_flush(st);
+    rc = batch_flush(st, 1);
     if (rc != PL_OK)
         return rc;
     return mrc(mdb_txn_begin(st->env, NULL, 0, t));
@@ -151,7 +156,7 @@ static pl_rc rtxn(az_store *st, MDB_txn **t)
         *t = st->batch;
         return PL_OK;
     }
-    rc = batch_flush(st);
+    rc = batch_flush(st, 1);
     if (rc != PL_OK)
         return rc;
     return mrc(mdb_txn_begin(st->env, NULL, MDB_RDONLY, t));
@@ -269,6 +274,11 @@ static pl_rc rec_put(MDB_txn *t, MDB_dbi db, MDB_val k, const rec_w *w)
     return mrc(mdb_put(t, db, &k, &v, 0));
 }
 
+pl_rc az_store_sync(az_store *st)
+{
+    return mdb_env_sync(st->env, 1) == 0 ? PL_OK : PL_ERR_IO;
+}
+
 void az_store_batch_enter(az_store *st)
 {
     st->in_batch = 1;
@@ -284,12 +294,15 @@ int az_store_batch_pending(const az_store *st)
     return st->batch != NULL || st->batch_failed;
 }
 
-pl_rc az_store_batch_commit(az_store *st)
+pl_rc az_store_batch_commit(az_store *st, int *needs_sync)
 {
-    pl_rc rc = batch_flush(st);
+    int had = st->batch != NULL;
+    pl_rc rc = batch_flush(st, 0);
     if (st->batch_failed)
         rc = PL_ERR_STORE;
     st->batch_failed = 0;
+    if (needs_sync)
+        *needs_sync = rc == PL_OK && had && st->nometasync;
     return rc;
 }
 
@@ -304,7 +317,11 @@ static pl_rc finish(az_store *st, MDB_txn *t, pl_rc rc)
         mdb_txn_abort(t);
         return rc;
     }
-    return mrc(mdb_txn_commit(t));
+    rc = mrc(mdb_txn_commit(t));
+    /* Outside a batch a commit is acknowledged right away: complete its durability. */
+    if (rc == PL_OK && st->nometasync && mdb_env_sync(st->env, 1) != 0)
+        rc = PL_ERR_IO;
+    return rc;
 }
 
 static pl_rc put_json(MDB_txn *t, MDB_dbi db, MDB_val k, json_t *o)
@@ -386,6 +403,7 @@ pl_rc az_store_open(const az_store_cfg *cfg, az_store **out)
     if (!st)
         return PL_ERR_NOMEM;
     st->clock = cfg->clock;
+    st->nometasync = !cfg->nosync && cfg->nometasync;
     st->scrypt_n = cfg->scrypt_n ? cfg->scrypt_n : SCRYPT_N_DEFAULT;
     st->session_ttl_ms = cfg->session_ttl_ms ? cfg->session_ttl_ms : 12 * 3600 * 1000;
     st->refresh_grace_ms = cfg->refresh_grace_ms ? cfg->refresh_grace_ms : 10 * 1000;
@@ -394,7 +412,11 @@ pl_rc az_store_open(const az_store_cfg *cfg, az_store **out)
         rc = PL_ERR_STORE;
         goto out;
     }
-    if (mdb_env_open(st->env, path, cfg->nosync ? MDB_NOSYNC : 0, 0600) != 0) {
+    if (mdb_env_open(st->env, path,
+                     cfg->nosync       ? MDB_NOSYNC
+                     : cfg->nometasync ? MDB_NOMETASYNC
+                                       : 0,
+                     0600) != 0) {
         rc = PL_ERR_STORE;
         goto out;
     }

@@ -118,6 +118,9 @@ typedef struct az_store_cfg {
     const char *data_dir;
     const core_clock *clock;  /* NULL: real clock */
     int nosync;               /* tests only: MDB_NOSYNC */
+    int nometasync;           /* MDB_NOMETASYNC: a commit syncs the data but not the meta
+                                 page; the caller makes it durable with az_store_sync() before
+                                 acknowledging (the server does it on a second thread) */
     uint64_t scrypt_n;        /* 0: 32768; tests use a small power of two */
     size_t map_size;          /* 0: 1 GiB */
     int64_t session_ttl_ms;   /* 0: 12 h */
@@ -243,8 +246,16 @@ void az_store_batch_leave(az_store *st);
 /* 1 when a batch is open (or an early commit of one failed and must be reported). */
 int az_store_batch_pending(const az_store *st);
 /* Commits the open batch. PL_ERR_STORE when it (or an earlier flush of it) failed: every
- * reply waiting for it must then be an error. PL_OK when there was nothing to commit. */
-pl_rc az_store_batch_commit(az_store *st);
+ * reply waiting for it must then be an error. PL_OK when there was nothing to commit.
+ * *needs_sync (may be NULL) = 1 when the store runs with cfg.nometasync and this commit
+ * still needs az_store_sync() before its replies may go out. */
+pl_rc az_store_batch_commit(az_store *st, int *needs_sync);
+
+/* Makes every committed transaction durable (mdb_env_sync, force). The ONE function of this
+ * module that may be called from another thread, concurrently with the owner's calls: it only
+ * fdatasyncs the data file. With cfg.nometasync this completes the durability of the commits
+ * made before the call started. */
+pl_rc az_store_sync(az_store *st);
 
 /* ---- maintenance ------------------------------------------------------------------------ */
 /* Deletes expired pending requests, sessions, used or expired codes, stale throttle rows. */

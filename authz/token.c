@@ -2,6 +2,7 @@
  * RFC 8707 §2.2; RFC 9700 §4.14). Responses carry Cache-Control: no-store (route flag);
  * errors follow RFC 6749 §5.2. */
 #include "server_int.h"
+#include "syncer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,11 +50,25 @@ static void reply_later(az_server *s, core_http_req *req, int status, json_t *bo
     }
 }
 
+static void send_deferred(az_deferred *d, pl_rc rc)
+{
+    if (rc != PL_OK) {
+        json_decref(d->body);
+        core_http_reply_error(d->req, 500, "server_error", "the change could not be stored");
+    } else {
+        if (d->status == 401 && d->basic)
+            core_http_header_add(d->req, "WWW-Authenticate", "Basic realm=\"postly\"");
+        core_http_reply_json(d->req, d->status, d->body);
+    }
+    free(d);
+}
+
 void az_commit_cb(evutil_socket_t fd, short what, void *arg)
 {
     az_server *s = arg;
     az_deferred *d = s->deferred, *next;
-    pl_rc rc = az_store_batch_commit(s->store);
+    int needs_sync = 0;
+    pl_rc rc = az_store_batch_commit(s->store, &needs_sync);
     (void)fd;
     (void)what;
     s->commit_scheduled = 0;
@@ -62,31 +77,53 @@ void az_commit_cb(evutil_socket_t fd, short what, void *arg)
     s->deferred_tail = &s->deferred;
     if (rc != PL_OK)
         core_log_error(s->log, "authz: group commit failed (%s); answering 500", pl_strerror(rc));
+    if (needs_sync && s->syncer) {
+        /* Durable once the syncer's next fdatasync completes (syncer.h). */
+        s->commit_seq++;
+        for (; d; d = next) {
+            next = d->next;
+            d->next = NULL;
+            d->seq = s->commit_seq;
+            *s->syncing_tail = d;
+            s->syncing_tail = &d->next;
+        }
+        az_syncer_request(s->syncer, s->commit_seq);
+        return;
+    }
     for (; d; d = next) {
         next = d->next;
-        if (rc != PL_OK) {
-            json_decref(d->body);
-            core_http_reply_error(d->req, 500, "server_error", "the change could not be stored");
-        } else {
-            if (d->status == 401 && d->basic)
-                core_http_header_add(d->req, "WWW-Authenticate", "Basic realm=\"postly\"");
-            core_http_reply_json(d->req, d->status, d->body);
-        }
-        free(d);
+        send_deferred(d, rc);
+        s->committed_replies++;
+    }
+}
+
+void az_synced_cb(void *arg, uint64_t seq, pl_rc rc)
+{
+    az_server *s = arg;
+    if (rc != PL_OK)
+        core_log_error(s->log, "authz: fdatasync failed (%s); answering 500", pl_strerror(rc));
+    while (s->syncing && s->syncing->seq <= seq) {
+        az_deferred *d = s->syncing;
+        s->syncing = d->next;
+        if (!s->syncing)
+            s->syncing_tail = &s->syncing;
+        send_deferred(d, rc);
         s->committed_replies++;
     }
 }
 
 void az_deferred_drop(az_server *s)
 {
-    az_deferred *d = s->deferred, *next;
-    for (; d; d = next) {
-        next = d->next;
-        json_decref(d->body);
-        free(d);
-    }
-    s->deferred = NULL;
+    az_deferred *lists[2] = {s->deferred, s->syncing}, *d, *next;
+    for (int i = 0; i < 2; i++)
+        for (d = lists[i]; d; d = next) {
+            next = d->next;
+            json_decref(d->body);
+            free(d);
+        }
+    s->deferred = s->syncing = NULL;
     s->deferred_tail = &s->deferred;
+    s->syncing_tail = &s->syncing;
 }
 
 static void token_error_s(az_server *s, core_http_req *req, int status, const char *code,

@@ -298,7 +298,9 @@ int main(void)
     argv_a[6] = RESOURCE;
     argv_a[7] = "--log-level";
     argv_a[8] = "info";
-    argv_a[9] = getenv("BENCH_NOSYNC") ? "--unsafe-no-fsync" : NULL;
+    argv_a[9] = getenv("BENCH_NOSYNC")   ? "--unsafe-no-fsync"
+                : getenv("BENCH_INLINE") ? "--inline-fsync"
+                                         : NULL;
     argv_a[10] = NULL;
     pa = spawn_wait(argv_a, "listening on http://127.0.0.1:", &port);
     if (pa < 0) {

@@ -17,6 +17,11 @@
 
 void tsrv_start(tsrv *t, int policy)
 {
+    tsrv_start_durable(t, policy, 0);
+}
+
+void tsrv_start_durable(tsrv *t, int policy, int durable)
+{
     az_config cfg = {0};
     az_store *st;
     az_client c;
@@ -32,7 +37,7 @@ void tsrv_start(tsrv *t, int policy)
     cfg.nresources = 2;
     cfg.web_dir = POSTLY_SOURCE_DIR "/web";
     cfg.policy_path = policy ? POSTLY_SOURCE_DIR "/policy/default.policy" : NULL;
-    cfg.nosync = 1;
+    cfg.nosync = !durable;
     cfg.scrypt_n = 1024;
     cfg.clock = &t->clock.base;
     cfg.log = &t->log;

@@ -35,6 +35,8 @@ typedef struct tresp {
  * (public; https://app.example/cb and http://127.0.0.1/callback), "cli-conf"
  * (client_secret_basic, T_CONF_SECRET) and "rs" (introspection, client_secret_post). */
 void tsrv_start(tsrv *t, int policy);
+/* The same with fsync (durable: group commit + the syncer thread, as in production). */
+void tsrv_start_durable(tsrv *t, int policy, int durable);
 void tsrv_stop(tsrv *t);
 
 /* method GET/POST; body form-encoded when not NULL; cookie may be NULL or "";

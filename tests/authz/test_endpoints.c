@@ -870,6 +870,37 @@ static void test_revoke_introspect_apps(void **state)
     t_free(&r);
 }
 
+/* Production durability: batch commits completed by the syncer thread before replying. */
+static void test_durable_group_commit(void **state)
+{
+    tsrv t;
+    char code[64], rt[64];
+    int st;
+    json_t *j;
+    (void)state;
+    tsrv_start_durable(&t, 1, 1);
+    t_get_code(&t, "&resource=https%3A%2F%2Fmcp.example%2Fmcp&scope=posts%3Aread", "acme",
+               "posts:read", code);
+    exchange(&t, code, "cli-public", T_REDIRECT, T_VERIFIER, NULL, &st, &j);
+    assert_int_equal(st, 200);
+    snprintf(rt, sizeof rt, "%s", json_string_value(json_object_get(j, "refresh_token")));
+    json_decref(j);
+    for (int i = 0; i < 3; i++) {
+        j = refresh(&t, "cli-public", rt, NULL, &st);
+        assert_int_equal(st, 200);
+        snprintf(rt, sizeof rt, "%s", json_string_value(json_object_get(j, "refresh_token")));
+        json_decref(j);
+    }
+    /* Replay still revokes, through the same path. */
+    exchange(&t, code, "cli-public", T_REDIRECT, T_VERIFIER, NULL, &st, &j);
+    assert_int_equal(st, 400);
+    json_decref(j);
+    j = refresh(&t, "cli-public", rt, NULL, &st);
+    assert_int_equal(st, 400);
+    json_decref(j);
+    tsrv_stop(&t);
+}
+
 static void test_static_and_404(void **state)
 {
     tsrv *t = *state;
@@ -906,6 +937,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_auth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke_introspect_apps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_static_and_404, setup, teardown),
+        cmocka_unit_test(test_durable_group_commit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
