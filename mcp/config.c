@@ -22,7 +22,7 @@ void mcp_config_defaults(mcp_config *cfg)
     cfg->limits.max_conns = 512;
     cfg->limits.idle_timeout_s = 60;
     cfg->limits.max_sessions = 10000;
-    cfg->limits.session_idle_ms = 30 * 60 * 1000;
+    cfg->limits.session_idle_ms = (int64_t)30 * 60 * 1000;
     cfg->limits.max_rate_buckets = 100000;
     cfg->log_level = CORE_LOG_INFO;
 }
@@ -225,7 +225,7 @@ static pl_rc apply(mcp_config *cfg, opt_kind k, const char *v, const char *what,
             cfg->limits.idle_timeout_s = (int)x;
         return rc;
     case OPT_SESSION_IDLE:
-        rc = parse_long(v, 1, 7 * 86400, &x, what, errbuf, errsz);
+        rc = parse_long(v, 1, 7L * 86400, &x, what, errbuf, errsz);
         if (rc == PL_OK)
             cfg->limits.session_idle_ms = (int64_t)x * 1000;
         return rc;

@@ -50,7 +50,7 @@ pl_rc mcp_rate_new(const pol_compiled *policy, const core_clock *clock, size_t m
     while (n < max_buckets && n < ((size_t)1 << 22))
         n <<= 1;
     r->nbuckets = n;
-    r->tab = calloc(n, sizeof *r->tab);
+    r->tab = calloc(n, sizeof(bucket *));
     if (!r->rules || !r->tab) {
         mcp_rate_free(r);
         return PL_ERR_NOMEM;

@@ -174,8 +174,8 @@ pl_rc mcp_server_new(const mcp_config *cfg, const mcp_deps *deps, mcp_server **o
     rc = mcp_rate_new(deps->policy, deps->clock, cfg->limits.max_rate_buckets, &srv->rate);
     if (rc != PL_OK)
         goto out;
-    srv->tool_in = calloc(mcp_tools_count + 1, sizeof *srv->tool_in);
-    srv->tool_out = calloc(mcp_tools_count + 1, sizeof *srv->tool_out);
+    srv->tool_in = calloc(mcp_tools_count + 1, sizeof(json_t *));
+    srv->tool_out = calloc(mcp_tools_count + 1, sizeof(json_t *));
     if (!srv->tool_in || !srv->tool_out) {
         rc = PL_ERR_NOMEM;
         goto out;

@@ -39,7 +39,7 @@ pl_rc mcp_session_table_new(const core_clock *clock, size_t max, int64_t idle_ms
     t = calloc(1, sizeof *t);
     if (!t)
         return PL_ERR_NOMEM;
-    t->buckets = calloc(n, sizeof *t->buckets);
+    t->buckets = calloc(n, sizeof(node *));
     if (!t->buckets) {
         free(t);
         return PL_ERR_NOMEM;

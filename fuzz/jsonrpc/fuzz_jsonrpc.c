@@ -16,6 +16,10 @@
 #include "mcp/server.h"
 #include "policy/policy.h"
 
+#ifndef POSTLY_SOURCE_DIR /* set by fuzz/jsonrpc/CMakeLists.txt */
+#define POSTLY_SOURCE_DIR "."
+#endif
+
 static struct {
     mcp_config cfg;
     core_fake_clock clock;
@@ -124,7 +128,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     cl.ws = "ws_fuzz";
     cl.gid = "grt_fuzz";
     cl.cls = "preregistered";
-    cl.lifetime_s = 86400 * 365;
+    cl.lifetime_s = (int64_t)86400 * 365;
     if (key_token_mint(g.keys, &g.clock.base, &cl, tok, sizeof tok, NULL, NULL) != PL_OK)
         die("mint");
     snprintf(g.auth, sizeof g.auth, "Bearer %s", tok);

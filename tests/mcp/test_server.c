@@ -398,7 +398,7 @@ static void test_401_challenges(void **state)
     o.aud = NULL;
     o.lifetime_s = 60;
     mint(f, &o, tok, sizeof tok);
-    core_fake_clock_advance(&f->clock, 600 * 1000);
+    core_fake_clock_advance(&f->clock, (int64_t)600 * 1000);
     send_rq(f, &q, &r);
     assert_int_equal(r.status, 401);
     assert_non_null(strstr(core_http_fetch_header(&r, "WWW-Authenticate"), "invalid_token"));
