@@ -62,20 +62,29 @@ static inline size_t count_diag(const pol_diags *d, pol_diag_code code)
     return n;
 }
 
-/* Captures what fn writes to a FILE into a malloc'd string (caller frees). */
-static inline char *capture_begin(FILE **f, char **buf, size_t *len)
+/* Collects what is written to a FILE into a malloc'd string:
+ *   capture c;
+ *   write_something(capture_open(&c));
+ *   char *text = capture_close(&c);   (caller frees) */
+typedef struct capture {
+    FILE *f;
+    char *buf;
+    size_t len;
+} capture;
+
+static inline FILE *capture_open(capture *c)
 {
-    *buf = NULL;
-    *len = 0;
-    *f = open_memstream(buf, len);
-    assert_non_null(*f);
-    return NULL;
+    c->buf = NULL;
+    c->len = 0;
+    c->f = open_memstream(&c->buf, &c->len);
+    assert_non_null(c->f);
+    return c->f;
 }
 
-static inline char *capture_end(FILE *f, char **buf)
+static inline char *capture_close(capture *c)
 {
-    fclose(f);
-    return *buf;
+    fclose(c->f);
+    return c->buf;
 }
 
 static inline uint64_t mask_of(const char *list)

@@ -20,15 +20,14 @@ static char *diff_as(const char *a_text, const char *b_text, int json, size_t *c
 {
     pol_diags da, db;
     pol_compiled *a = load_text(a_text, 0, PL_OK, &da), *b = load_text(b_text, 0, PL_OK, &db);
-    FILE *f;
+    capture c;
     char *buf;
-    size_t len;
-    capture_begin(&f, &buf, &len);
+    FILE *f = capture_open(&c);
     if (json)
         assert_int_equal(pol_diff_write_json(a, b, f, changed), PL_OK);
     else
         assert_int_equal(pol_diff_write(a, b, f, changed), PL_OK);
-    capture_end(f, &buf);
+    buf = capture_close(&c);
     pol_compiled_free(a);
     pol_compiled_free(b);
     pol_diags_free(&da);
@@ -141,18 +140,15 @@ static void test_diff_labels(void **state)
     free(out);
 }
 
-static char *explain(const pol_compiled *p, uint64_t token, const char *ws, pol_class c,
+static char *explain(const pol_compiled *p, uint64_t token, const char *ws, pol_class cls,
                      const char *tool, int json)
 {
-    FILE *f;
-    char *buf;
-    size_t len;
+    capture c;
     uint32_t w;
     pol_workspace_index(p, ws, strlen(ws), &w, NULL);
-    capture_begin(&f, &buf, &len);
-    assert_int_equal(pol_explain_write(p, token, w, c, tool_ix(p, tool), json, f), PL_OK);
-    capture_end(f, &buf);
-    return buf;
+    assert_int_equal(pol_explain_write(p, token, w, cls, tool_ix(p, tool), json, capture_open(&c)),
+                     PL_OK);
+    return capture_close(&c);
 }
 
 static void test_explain(void **state)
@@ -201,12 +197,10 @@ static void test_whocan(void **state)
 {
     (void)state;
     pol_compiled *p = load_default();
-    FILE *f;
+    capture c;
     char *buf;
-    size_t len;
-    capture_begin(&f, &buf, &len);
-    assert_int_equal(pol_whocan_write(p, POL_SCOPE_CAMPAIGNS_DELETE, 0, f), PL_OK);
-    capture_end(f, &buf);
+    assert_int_equal(pol_whocan_write(p, POL_SCOPE_CAMPAIGNS_DELETE, 0, capture_open(&c)), PL_OK);
+    buf = capture_close(&c);
     has_line(buf, "scope campaigns:delete bit=20 destructive=yes");
     has_line(buf, "role owner can-grant");
     has_line(buf, "role editor cannot-grant");
@@ -219,9 +213,8 @@ static void test_whocan(void **state)
     assert_null(strstr(buf, "bundle ")); /* no bundle offers it */
     free(buf);
 
-    capture_begin(&f, &buf, &len);
-    assert_int_equal(pol_whocan_write(p, POL_SCOPE_ANALYTICS_GMB_READ, 1, f), PL_OK);
-    capture_end(f, &buf);
+    assert_int_equal(pol_whocan_write(p, POL_SCOPE_ANALYTICS_GMB_READ, 1, capture_open(&c)), PL_OK);
+    buf = capture_close(&c);
     json_t *j = json_of(buf);
     json_t *bundles = json_object_get(j, "bundles");
     assert_int_equal(json_array_size(bundles), 1);
@@ -285,13 +278,11 @@ static void tmp_end(tmpdir *t)
 static char *run_cases(const pol_compiled *p, const char *path, int json, pl_rc want, pol_diags *d,
                        size_t *passed, size_t *failed)
 {
-    FILE *f;
+    capture c;
     char *buf;
-    size_t len;
     pol_diags_init(d);
-    capture_begin(&f, &buf, &len);
-    pl_rc rc = pol_test_run(p, path, json, f, d, passed, failed);
-    capture_end(f, &buf);
+    pl_rc rc = pol_test_run(p, path, json, capture_open(&c), d, passed, failed);
+    buf = capture_close(&c);
     if (rc != want)
         pol_diags_print(d, stderr);
     assert_int_equal(rc, want);
@@ -544,15 +535,13 @@ static void test_grant_explain(void **state)
 {
     (void)state;
     pol_compiled *p = load_default();
-    FILE *f;
+    capture c;
     char *buf;
-    size_t len;
-    capture_begin(&f, &buf, &len);
     assert_int_equal(pol_grant_explain_write(p, POL_ROLE_EDITOR, 0, POL_CLASS_DYNAMIC,
                                              mask_of("posts:read posts:delete campaigns:delete"), 0,
-                                             f),
+                                             capture_open(&c)),
                      PL_OK);
-    capture_end(f, &buf);
+    buf = capture_close(&c);
     has_line(buf, "scope posts:read grantable");
     has_line(buf, "scope posts:delete denied class:f-dynamic-no-delete");
     has_line(buf, "scope campaigns:delete denied role:editor class:f-dynamic-no-delete");
@@ -561,11 +550,11 @@ static void test_grant_explain(void **state)
 
     uint32_t w;
     pol_workspace_index(p, "demo-readonly", 13, &w, NULL);
-    capture_begin(&f, &buf, &len);
     assert_int_equal(pol_grant_explain_write(p, POL_ROLE_OWNER, w, POL_CLASS_CIMD,
-                                             mask_of("posts:create analytics:x:read"), 1, f),
+                                             mask_of("posts:create analytics:x:read"), 1,
+                                             capture_open(&c)),
                      PL_OK);
-    capture_end(f, &buf);
+    buf = capture_close(&c);
     json_t *j = json_of(buf);
     json_t *sc = json_object_get(j, "scopes");
     assert_int_equal(json_array_size(sc), 2);
@@ -584,12 +573,10 @@ static void test_summary(void **state)
 {
     (void)state;
     pol_compiled *p = load_default();
-    FILE *f;
+    capture c;
     char *buf;
-    size_t len;
-    capture_begin(&f, &buf, &len);
-    assert_int_equal(pol_summary_write(p, "default.policy", f), PL_OK);
-    capture_end(f, &buf);
+    assert_int_equal(pol_summary_write(p, "default.policy", capture_open(&c)), PL_OK);
+    buf = capture_close(&c);
     has_line(buf, "policy default.policy");
     assert_non_null(strstr(buf, "31 registered, 5 destructive, 31 required by a tool"));
     free(buf);

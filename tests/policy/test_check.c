@@ -43,6 +43,17 @@ static void expect_none(const char *text, pol_diag_code code)
     pol_diags_free(&d);
 }
 
+/* Asserts how many shadowed and redundant findings `text` has. */
+static void expect_counts(const char *text, size_t shadowed, size_t redundant)
+{
+    pol_diags d = run_check(text, NULL);
+    if (count_diag(&d, POL_D_SHADOWED) != shadowed || count_diag(&d, POL_D_REDUNDANT) != redundant)
+        pol_diags_print(&d, stderr);
+    assert_int_equal(count_diag(&d, POL_D_SHADOWED), shadowed);
+    assert_int_equal(count_diag(&d, POL_D_REDUNDANT), redundant);
+    pol_diags_free(&d);
+}
+
 static void test_default_policy_clean(void **state)
 {
     (void)state;
@@ -138,10 +149,7 @@ static void test_shadowed(void **state)
     const char *same = QUIET_ROLES "forbid f1 class=cimd scopes=posts:read\n"
                                    "forbid f2 class=cimd scopes=posts:read\n";
     expect(same, POL_D_SHADOWED, 6, "by 'f1'");
-    pol_diags d = run_check(same, NULL);
-    assert_int_equal(count_diag(&d, POL_D_SHADOWED), 1);
-    assert_int_equal(count_diag(&d, POL_D_REDUNDANT), 0);
-    pol_diags_free(&d);
+    expect_counts(same, 1, 0);
     expect(QUIET_ROLES "tool t all=posts:read\ntool u all=posts:read\n"
                        "approve a1 class=* tool=*\n"
                        "approve a2 class=dynamic tool=t\n",

@@ -6,17 +6,15 @@ static char *compile_text(const char *text, size_t len)
 {
     pol_diags d;
     pol_compiled *p = NULL;
+    capture c;
     char *buf;
-    size_t n;
-    FILE *f;
     pol_diags_init(&d);
     pl_rc rc = pol_load_buffer("t", text, len, 0, &d, &p);
     if (rc != PL_OK)
         pol_diags_print(&d, stderr);
     assert_int_equal(rc, PL_OK);
-    capture_begin(&f, &buf, &n);
-    assert_int_equal(pol_compiled_write(p, f), PL_OK);
-    capture_end(f, &buf);
+    assert_int_equal(pol_compiled_write(p, capture_open(&c)), PL_OK);
+    buf = capture_close(&c);
     pol_compiled_free(p);
     pol_diags_free(&d);
     return buf;

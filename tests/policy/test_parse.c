@@ -96,13 +96,11 @@ static void test_diag_format(void **state)
 {
     (void)state;
     pol_diags d;
+    capture c;
     char *buf;
-    size_t len;
-    FILE *f;
     load_text("# comment\nforbid f1 class=* scopes=posts:frob\n", 0, PL_ERR_INVALID, &d);
-    capture_begin(&f, &buf, &len);
-    pol_diags_print(&d, f);
-    capture_end(f, &buf);
+    pol_diags_print(&d, capture_open(&c));
+    buf = capture_close(&c);
     assert_string_equal(buf, "t.policy:2:26: error: unknown scope 'posts:frob' [unknown-name]\n");
     free(buf);
     pol_diags_free(&d);
@@ -349,6 +347,33 @@ static void test_table_bounds(void **state)
     assert_int_equal(pol_load_buffer("bundles", t, len, 0, &d, &p), PL_ERR_TOO_LARGE);
     assert_non_null(find_diag(&d, POL_D_TOO_LARGE));
     pol_diags_free(&d);
+
+    /* the names one rule lists are bounded too: tools of an approve, bundles of a ceiling */
+    static const struct {
+        const char *head, *item;
+        unsigned count;
+        const char *msg;
+    } lists[] = {
+        {"tool t\napprove a1 class=* tool=t", ",t", POL_TOOLS_MAX, "too many tools in one rule"},
+        {"ceiling c1 workspace=w scopes=* bundles=b", ",b", POL_BUNDLES_MAX,
+         "too many bundles in one rule"},
+    };
+    for (size_t k = 0; k < sizeof lists / sizeof lists[0]; k++) {
+        len = (size_t)snprintf(t, cap, "%s", lists[k].head);
+        for (unsigned i = 0; i < lists[k].count; i++)
+            len += (size_t)snprintf(t + len, cap - len, "%s", lists[k].item);
+        len += (size_t)snprintf(t + len, cap - len, "\n");
+        pol_diags_init(&d);
+        assert_int_equal(pol_load_buffer("list", t, len, 0, &d, &p), PL_ERR_PARSE);
+        g = find_diag(&d, POL_D_SYNTAX);
+        assert_non_null(g);
+        assert_non_null(strstr(g->msg, lists[k].msg));
+        /* at the first item past the bound */
+        const char *last = strrchr(lists[k].head, '\n');
+        last = last ? last + 1 : lists[k].head;
+        assert_int_equal(g->col, strlen(last) + 2 * lists[k].count);
+        pol_diags_free(&d);
+    }
     free(t);
 }
 

@@ -124,41 +124,38 @@ static void test_categories_and_destructive(void **state)
 static void test_parse_list(void **state)
 {
     (void)state;
-    uint64_t m = 1;
-    size_t off = 0;
-    const char *s = "workspace:read analytics:x:read posts:publish";
-    assert_int_equal(pol_scope_parse_list(s, strlen(s), &m, &off), PL_OK);
-    assert_int_equal(m, POL_MASK(0) | POL_MASK(30) | POL_MASK(7));
-
-    assert_int_equal(pol_scope_parse_list("", 0, &m, &off), PL_OK);
-    assert_int_equal(m, 0);
-
-    s = "posts:read posts:read";
-    assert_int_equal(pol_scope_parse_list(s, strlen(s), &m, &off), PL_OK);
-    assert_int_equal(m, POL_MASK(2));
-
-    s = "workspace:read posts:frobnicate";
-    assert_int_equal(pol_scope_parse_list(s, strlen(s), &m, &off), PL_ERR_NOT_FOUND);
-    assert_int_equal(off, 15);
-    assert_int_equal(m, 0);
-
-    s = "workspace:read  posts:read";
-    assert_int_equal(pol_scope_parse_list(s, strlen(s), &m, &off), PL_ERR_INVALID);
-    assert_int_equal(off, 15);
-    s = " posts:read";
-    assert_int_equal(pol_scope_parse_list(s, strlen(s), &m, &off), PL_ERR_INVALID);
-    assert_int_equal(off, 0);
-    s = "posts:read ";
-    assert_int_equal(pol_scope_parse_list(s, strlen(s), &m, &off), PL_ERR_INVALID);
-    assert_int_equal(off, 10);
-    s = "posts:read\"x";
-    assert_int_equal(pol_scope_parse_list(s, strlen(s), &m, &off), PL_ERR_INVALID);
-    assert_int_equal(off, 10);
-    s = "posts:read\tmedia:read";
-    assert_int_equal(pol_scope_parse_list(s, strlen(s), &m, &off), PL_ERR_INVALID);
-    /* analytics:read is a name of its own, not a prefix that matches platforms */
-    s = "analytics";
-    assert_int_equal(pol_scope_parse_list(s, strlen(s), &m, &off), PL_ERR_NOT_FOUND);
+    /* RFC 6749 §3.3: scope-token *( SP scope-token ); `off` is where a bad list goes wrong */
+    static const struct {
+        const char *s;
+        pl_rc rc;
+        uint64_t mask; /* PL_OK */
+        size_t off;    /* errors */
+    } cases[] = {
+        {"workspace:read analytics:x:read posts:publish", PL_OK,
+         POL_MASK(0) | POL_MASK(30) | POL_MASK(7), 0},
+        {"", PL_OK, 0, 0},
+        {"posts:read posts:read", PL_OK, POL_MASK(2), 0},
+        {"workspace:read posts:frobnicate", PL_ERR_NOT_FOUND, 0, 15},
+        {"workspace:read  posts:read", PL_ERR_INVALID, 0, 15},
+        {" posts:read", PL_ERR_INVALID, 0, 0},
+        {"posts:read ", PL_ERR_INVALID, 0, 10},
+        {"posts:read\"x", PL_ERR_INVALID, 0, 10},
+        {"posts:read\tmedia:read", PL_ERR_INVALID, 0, 10},
+        /* analytics:read is a name of its own, not a prefix that matches platforms */
+        {"analytics", PL_ERR_NOT_FOUND, 0, 0},
+    };
+    uint64_t m;
+    size_t off;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        m = 1;
+        off = 999;
+        pl_rc rc = pol_scope_parse_list(cases[i].s, strlen(cases[i].s), &m, &off);
+        if (rc != cases[i].rc)
+            fail_msg("'%s': rc %d, want %d", cases[i].s, rc, cases[i].rc);
+        assert_int_equal(m, cases[i].mask); /* 0 on an error: nothing half-parsed */
+        if (rc != PL_OK && cases[i].off != off)
+            fail_msg("'%s': offset %zu, want %zu", cases[i].s, off, cases[i].off);
+    }
 
     char big[POL_SCOPE_LIST_MAX + 2];
     memset(big, 'a', sizeof big);
