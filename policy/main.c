@@ -144,6 +144,8 @@ static int cmd_check(int argc, char **argv)
     char deflock[4096];
     if (bad)
         return usage_error("check", "--lock needs a FILE");
+    if (lock && nolock)
+        return usage_error("check", "--lock and --no-lock exclude each other");
     if (unknown_flags("check", argc, argv) || argc != 1)
         return usage_error("check", "needs exactly one FILE");
     const char *path = argv[0];

@@ -355,25 +355,31 @@ static int run_line(run *r, field *f, size_t n)
     return st == 1 ? run_expect(r, f, n, ws, cls) : run_grant(r, f, n, ws, cls);
 }
 
-/* Reads one line into buf (NUL-terminated, newline and CR removed). 1: a line, 0: end of file,
- * -1: a fatal diagnostic (too long, control byte). */
-static int read_line(run *r, FILE *f, char *buf, size_t size)
+/* Reads one line into buf (NUL-terminated, without its newline or CR); at most
+ * CASE_LINE_MAX bytes are ever held. 1: a line, 0: end of file, -1: a fatal diagnostic (too
+ * long, a control byte or NUL). */
+static int read_line(run *r, FILE *f, char *buf)
 {
-    if (!fgets(buf, (int)size, f))
+    size_t len = 0;
+    int c;
+    while ((c = getc(f)) != EOF && c != '\n') {
+        if (len == CASE_LINE_MAX) {
+            r->ln++;
+            return bad_line(r, CASE_LINE_MAX + 1, POL_D_LINE_TOO_LONG, "line longer than %d bytes",
+                            CASE_LINE_MAX);
+        }
+        buf[len++] = (char)c;
+    }
+    if (c == EOF && len == 0)
         return 0;
     r->ln++;
-    size_t len = strlen(buf);
-    if (len && buf[len - 1] == '\n')
-        buf[--len] = '\0';
-    else if (!feof(f))
-        return bad_line(r, CASE_LINE_MAX + 1, POL_D_LINE_TOO_LONG, "line longer than %d bytes",
-                        CASE_LINE_MAX);
     if (len && buf[len - 1] == '\r')
-        buf[--len] = '\0';
+        len--;
     for (size_t i = 0; i < len; i++)
         if (((unsigned char)buf[i] < 0x20 && buf[i] != '\t') || buf[i] == 0x7f)
             return bad_line(r, (uint32_t)i + 1, POL_D_BAD_BYTE,
                             "invalid byte 0x%02x (a cases file is text)", (unsigned char)buf[i]);
+    buf[len] = '\0';
     return 1;
 }
 
@@ -396,7 +402,7 @@ pl_rc pol_test_run(const pol_compiled *p, const char *cases_path, int json, FILE
                    size_t *passed, size_t *failed)
 {
     pl_rc rc = PL_OK;
-    char line[CASE_LINE_MAX + 2];
+    char line[CASE_LINE_MAX + 1];
     FILE *f = NULL;
     char *jbuf = NULL;
     size_t jlen = 0;
@@ -417,7 +423,7 @@ pl_rc pol_test_run(const pol_compiled *p, const char *cases_path, int json, FILE
     for (;;) {
         field fl[CASE_FIELDS];
         size_t n = 0;
-        int got = read_line(&r, f, line, sizeof line);
+        int got = read_line(&r, f, line);
         if (got == 0)
             break;
         if (got < 0 || split(&r, line, fl, &n) < 0 || (n && run_line(&r, fl, n) < 0)) {

@@ -443,6 +443,39 @@ static void test_expectation_errors(void **state)
                      d.v[0].msg, cases[i].line, cases[i].col, cases[i].msg);
         pol_diags_free(&d);
     }
+
+    /* binary input: a NUL is an invalid byte at its column, not a short line */
+    FILE *nf = fopen(path, "wb");
+    assert_non_null(nf);
+    fwrite("policy x\nexpect ALLOW\0tool=y\n", 1, 30, nf);
+    fclose(nf);
+    pol_diags nd;
+    size_t np, nfail;
+    free(run_cases(p, path, 0, PL_ERR_PARSE, &nd, &np, &nfail));
+    assert_int_equal(nd.v[0].line, 2);
+    assert_int_equal(nd.v[0].col, 13);
+    assert_non_null(strstr(nd.v[0].msg, "invalid byte 0x00"));
+    pol_diags_free(&nd);
+    /* a line of 4096 bytes is fine, one of 4097 is not (and only 4 KiB is ever read) */
+    char *big = malloc(5000);
+    assert_non_null(big);
+    for (size_t extra = 0; extra < 2; extra++) {
+        int n = snprintf(big, 5000, "expect ALLOW tool=postly_get_workspace scopes=*");
+        memset(big + n, ' ', 4096 + extra - (size_t)n);
+        big[4096 + extra] = '\0';
+        nf = fopen(path, "w");
+        fprintf(nf, "%s\n", big);
+        fclose(nf);
+        free(run_cases(p, path, 0, extra ? PL_ERR_PARSE : PL_OK, &nd, &np, &nfail));
+        if (extra) {
+            assert_int_equal(nd.v[0].code, POL_D_LINE_TOO_LONG);
+            assert_int_equal(nd.v[0].col, 4097);
+        } else {
+            assert_int_equal(np, 1);
+        }
+        pol_diags_free(&nd);
+    }
+    free(big);
     pol_compiled_free(p);
 
     /* no policy at all; a named policy that is unusable reports the policy's own error */
