@@ -37,6 +37,8 @@ void mcp_config_usage(FILE *fp)
             "                         default http://<listen>/mcp)\n"
             "  --authz URL            authorization server issuer (POSTLY_AUTHZ_URL,\n"
             "                         default http://127.0.0.1:8080)\n"
+            "  --jwks-uri URL         fetch the JWKS from the authorization server instead of\n"
+            "                         reading <data>/keys (POSTLY_MCP_JWKS_URI)\n"
             "  --data DIR             data directory (POSTLY_DATA, default ./var)\n"
             "  --policy FILE          policy file (POSTLY_POLICY, default policy/default.policy)\n"
             "  --audit FILE           audit log, JSON lines (POSTLY_MCP_AUDIT,\n"
@@ -151,6 +153,7 @@ typedef enum opt_kind {
     OPT_LISTEN,
     OPT_URL,
     OPT_AUTHZ,
+    OPT_JWKS,
     OPT_DATA,
     OPT_POLICY,
     OPT_AUDIT,
@@ -171,6 +174,7 @@ static const struct {
     {"--listen", "POSTLY_MCP_LISTEN", OPT_LISTEN},
     {"--url", "POSTLY_MCP_URL", OPT_URL},
     {"--authz", "POSTLY_AUTHZ_URL", OPT_AUTHZ},
+    {"--jwks-uri", "POSTLY_MCP_JWKS_URI", OPT_JWKS},
     {"--data", "POSTLY_DATA", OPT_DATA},
     {"--policy", "POSTLY_POLICY", OPT_POLICY},
     {"--audit", "POSTLY_MCP_AUDIT", OPT_AUDIT},
@@ -199,6 +203,12 @@ static pl_rc apply(mcp_config *cfg, opt_kind k, const char *v, const char *what,
         return set_str(cfg->canonical_url, sizeof cfg->canonical_url, v, what, errbuf, errsz);
     case OPT_AUTHZ:
         return set_str(cfg->authz_url, sizeof cfg->authz_url, v, what, errbuf, errsz);
+    case OPT_JWKS:
+        if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) {
+            snprintf(errbuf, errsz, "%s: must be an http:// or https:// URL", what);
+            return PL_ERR_INVALID;
+        }
+        return set_str(cfg->jwks_uri, sizeof cfg->jwks_uri, v, what, errbuf, errsz);
     case OPT_DATA:
         return set_str(cfg->data_dir, sizeof cfg->data_dir, v, what, errbuf, errsz);
     case OPT_POLICY:

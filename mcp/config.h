@@ -36,6 +36,9 @@ typedef struct mcp_config {
     char listen_host[MCP_CFG_ENTRY_MAX]; /* "127.0.0.1" */
     int listen_port;                     /* 0 = any free port */
     char authz_url[MCP_CFG_URL_MAX];     /* the authorization server's issuer */
+    /* "" = verify with the key set in <data_dir>/keys (single machine); else fetch the JWKS
+     * from this URL (the authorization server's jwks_uri) and never touch private keys. */
+    char jwks_uri[MCP_CFG_URL_MAX];
     char data_dir[MCP_CFG_URL_MAX];      /* "./var" */
     char policy_file[MCP_CFG_URL_MAX];   /* "policy/default.policy" */
     char audit_file[MCP_CFG_URL_MAX];    /* "" = <data_dir>/mcp-audit.jsonl */

@@ -191,22 +191,29 @@ int main(int argc, char **argv)
     }
     policy_revision(cfg.policy_file, revision, sizeof revision);
 
-    /* Tokens are verified against the key set in the data directory (single machine); the
-     * key set is reloaded every tick so a rotation by postly-authz is seen. */
-    memset(&kcfg, 0, sizeof kcfg);
-    kcfg.data_dir = cfg.data_dir;
-    kcfg.leeway_s = -1;
-    rc = key_keyset_open(&kcfg, &keys, &kerr);
-    if (rc != PL_OK) {
-        fprintf(stderr, "postly-mcp: key set in %s/keys: %s (%s)\n", cfg.data_dir, pl_strerror(rc),
-                kerr.text);
-        goto out;
-    }
+    /* Tokens are verified against the key set in the data directory (single machine; the key
+     * set is reloaded every tick so a rotation by postly-authz is seen), or against the JWKS
+     * fetched from the authorization server's jwks_uri (--jwks-uri: no private key is ever
+     * read by this process; an unknown kid refetches at most once per interval). */
     memset(&vcfg, 0, sizeof vcfg);
     vcfg.issuer = cfg.authz_url;
     vcfg.audience = cfg.canonical_url;
     vcfg.leeway_s = -1;
-    vcfg.keyset = keys;
+    if (cfg.jwks_uri[0]) {
+        vcfg.fetch = key_jwks_fetch_http;
+        vcfg.fetch_ctx = cfg.jwks_uri;
+    } else {
+        memset(&kcfg, 0, sizeof kcfg);
+        kcfg.data_dir = cfg.data_dir;
+        kcfg.leeway_s = -1;
+        rc = key_keyset_open(&kcfg, &keys, &kerr);
+        if (rc != PL_OK) {
+            fprintf(stderr, "postly-mcp: key set in %s/keys: %s (%s)\n", cfg.data_dir,
+                    pl_strerror(rc), kerr.text);
+            goto out;
+        }
+        vcfg.keyset = keys;
+    }
     if (key_verifier_new(&vcfg, &verifier) != PL_OK) {
         fprintf(stderr, "postly-mcp: cannot create the token verifier\n");
         goto out;

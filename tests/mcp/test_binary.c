@@ -21,6 +21,9 @@
 #include <event2/event.h>
 
 #include "core/http_client.h"
+#include "keys/keyset.h"
+#include <event2/buffer.h>
+#include <event2/http.h>
 
 #define URL  "http://mcp.test/mcp"
 #define HOST "mcp.test"
@@ -306,6 +309,91 @@ static void test_header_limit(void **state)
     free(big);
 }
 
+/* A JWKS server in a child process (the authorization server's jwks_uri). */
+static char *jwks_doc;
+static void on_jwks(struct evhttp_request *req, void *arg)
+{
+    struct evbuffer *b = evhttp_request_get_output_buffer(req);
+    evbuffer_add(b, jwks_doc, strlen(jwks_doc));
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evhttp_send_reply(req, 200, "OK", NULL);
+}
+
+static pid_t jwks_server(const char *dir, int *port)
+{
+    int p[2];
+    pid_t pid;
+    char line[32] = "";
+    FILE *fp;
+    assert_int_equal(pipe(p), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        key_keyset_cfg kc;
+        key_keyset *ks = NULL;
+        key_error ke;
+        struct event_base *b = event_base_new();
+        struct evhttp *h = evhttp_new(b);
+        struct evhttp_bound_socket *s;
+        struct sockaddr_in sa;
+        ev_socklen_t len = sizeof sa;
+        FILE *w = fdopen(p[1], "w");
+        memset(&kc, 0, sizeof kc);
+        kc.data_dir = dir;
+        kc.leeway_s = -1;
+        if (key_keyset_open(&kc, &ks, &ke) != PL_OK ||
+            key_keyset_jwks(ks, &jwks_doc, NULL) != PL_OK)
+            _exit(1);
+        key_keyset_free(ks);
+        evhttp_set_cb(h, "/jwks", on_jwks, NULL);
+        s = evhttp_bind_socket_with_handle(h, "127.0.0.1", 0);
+        getsockname(evhttp_bound_socket_get_fd(s), (struct sockaddr *)&sa, &len);
+        fprintf(w, "%d\n", ntohs(sa.sin_port));
+        fclose(w);
+        event_base_dispatch(b);
+        _exit(0);
+    }
+    close(p[1]);
+    fp = fdopen(p[0], "r");
+    if (!fgets(line, sizeof line, fp))
+        line[0] = '\0';
+    fclose(fp);
+    *port = (int)strtol(line, NULL, 10);
+    return pid;
+}
+
+/* --jwks-uri: tokens verify against the authorization server's published keys; the process
+ * needs no key files at all (they are moved away before it starts). */
+static void test_jwks_uri(void **state)
+{
+    fx *f = *state;
+    core_http_fetch_resp r;
+    char uri[64], keys[128], moved[128];
+    const char *extra[3];
+    int jport = 0, port = 0, st;
+    pid_t jpid, pid;
+    kill(f->pid, SIGTERM); /* the fixture's server (key set mode) is not needed here */
+    waitpid(f->pid, &st, 0);
+    jpid = jwks_server(f->dir, &jport);
+    assert_true(jport > 0);
+    snprintf(keys, sizeof keys, "%s/keys", f->dir);
+    snprintf(moved, sizeof moved, "%s/keys.elsewhere", f->dir);
+    assert_int_equal(rename(keys, moved), 0);
+    snprintf(uri, sizeof uri, "http://127.0.0.1:%d/jwks", jport);
+    extra[0] = "--jwks-uri";
+    extra[1] = uri;
+    extra[2] = NULL;
+    pid = start(f, extra, &port, NULL, 0);
+    assert_true(port > 0);
+    f->pid = pid;
+    f->port = (uint16_t)port;
+    assert_int_equal(post(f, NULL, INIT, &r), 200);
+    core_http_fetch_resp_free(&r);
+    kill(jpid, SIGTERM);
+    waitpid(jpid, &st, 0);
+    rename(moved, keys);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -313,6 +401,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shutdown_flushes_usage_and_audit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_configuration_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_jwks_uri, setup, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests(tests, NULL, NULL);
