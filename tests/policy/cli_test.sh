@@ -52,8 +52,8 @@ head -c 3000 /dev/urandom >"$tmp/g.policy"
 expect_rc 2 "check garbage" "$bin" check "$tmp/g.policy"
 expect_rc 2 "check missing file" "$bin" check "$tmp/nope.policy"
 expect_rc 2 "check missing lock" "$bin" check --lock "$tmp/nope.lock" "$policy"
-expect_rc 2 "check --lock with --no-lock" "$bin" check --no-lock --lock "$src/policy/scopes.lock" "$policy"
 grep -q "cannot open scope lock file" "$tmp/err" && ok "missing lock message" || bad "missing lock message"
+expect_rc 2 "check --lock with --no-lock" "$bin" check --no-lock --lock "$src/policy/scopes.lock" "$policy"
 
 # compile: deterministic, one bundle line per bundle
 expect_rc 0 "compile" "$bin" compile "$policy"
