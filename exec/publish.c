@@ -476,6 +476,8 @@ pl_rc ex_pub_record(const ex_ctx *ctx, ex_pub_job *job, json_t **post_out, ex_er
     int64_t now = core_clock_now_ms(ctx->clock);
     json_t *ts = json_object_get(post, "targets");
     size_t unconfirmed = 0;
+    char was[32];
+    snprintf(was, sizeof was, "%s", str(post, "status") ? str(post, "status") : "");
     for (size_t k = 0; k < job->n; k++) {
         json_t *t = json_array_get(ts, job->idx[k]);
         const char *st = str(t, "status");
@@ -505,7 +507,9 @@ pl_rc ex_pub_record(const ex_ctx *ctx, ex_pub_job *job, json_t **post_out, ex_er
             goto out;
     }
     ex_obj_touch(post, now);
-    rc = emit_final(ctx, &txn, job->ws, post);
+    /* An event per change: a claim that decided everything itself (nothing to call) already
+     * emitted it. */
+    rc = streq(was, str(post, "status")) ? PL_OK : emit_final(ctx, &txn, job->ws, post);
     if (rc == PL_OK && unconfirmed)
         rc = emit_unconfirmed(ctx, &txn, job->ws, post);
     if (rc == PL_OK)

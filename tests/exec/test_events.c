@@ -146,7 +146,20 @@ static void test_events_follow_changes(void **state)
     assert_string_equal(t, "post.failed,post.failed,post.partially_published,post.published,"
                            "post.scheduled,post.unconfirmed");
 
-    json_t *a = json_pack("{s:s}", "data_base64", "R0lGODlhAQABAAAAADs="), *m = NULL;
+    /* A publish decided without calling the platform (account needs a reconnect) emits one
+     * event, not two. */
+    json_t *a = json_pack("{s:s,s:s}", "account_id", f->li, "state", "needs_reconnect"), *m = NULL;
+    assert_int_equal(ex_account_set_state(&f->env.ctx, WS, a, &m, NULL), PL_OK);
+    json_decref(m);
+    json_decref(a);
+    p = create(f, "{\"text\":\"b\",\"account_ids\":[\"%s\"]}", f->li);
+    publish(f, p);
+    json_decref(p);
+    types(f, t, sizeof t);
+    assert_string_equal(t, "post.failed,post.failed,post.failed,post.partially_published,"
+                           "post.published,post.scheduled,post.unconfirmed");
+
+    a = json_pack("{s:s}", "data_base64", "R0lGODlhAQABAAAAADs=");
     assert_int_equal(ex_media_upload(&f->env.ctx, WS, a, &m, NULL), PL_OK);
     json_decref(m);
     json_decref(a);
