@@ -56,6 +56,11 @@ pl_rc ex_media_update(const ex_ctx *ctx, const char *ws, const json_t *args, jso
 pl_rc ex_media_delete(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
                       ex_err *err);
 
+/* Deletes chunked uploads untouched for longer than max_idle_ms (and their temporary files),
+ * scanning at most max_scan records from where the previous call stopped (position in
+ * EX_DB_META). Run by the scheduler's timer. *removed gets the count. */
+pl_rc ex_media_gc(const ex_ctx *ctx, int64_t max_idle_ms, size_t max_scan, size_t *removed);
+
 /* Sniffs bytes: *mime gets a static string, *kind the connector kind; width/height when the
  * header says (0 otherwise). PL_ERR_UNSUPPORTED when unrecognised. */
 pl_rc ex_media_sniff(const uint8_t *p, size_t n, const char **mime, ex_media_kind *kind,

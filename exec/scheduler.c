@@ -8,6 +8,7 @@
 
 #include "core/crypto.h"
 #include "exec/idempotency.h"
+#include "exec/media.h"
 #include "exec/obj.h"
 #include "exec/publish.h"
 #include "exec/schedule.h"
@@ -251,6 +252,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         core_log_warn(s->ctx->log, "scheduler %s: pass failed: %s", s->name, pl_strerror(rc));
     size_t purged = 0;
     (void)ex_idem_purge(s->ctx, 256, &purged);
+    (void)ex_media_gc(s->ctx, 24LL * 3600 * 1000, 256, &purged);
     /* A full pass means more may be due: go again at once. */
     arm(s, st.posts + st.stale >= BATCH_DEFAULT ? 0 : s->interval_ms);
 }

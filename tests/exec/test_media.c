@@ -298,6 +298,31 @@ static void test_unschedule_frees_medium(void **state)
     free(p);
 }
 
+static void test_abandoned_uploads_collected(void **state)
+{
+    fx *f = *state;
+    json_t *a = json_pack("{s:i}", "total_bytes", 100), *u = NULL, *o = NULL;
+    ex_err err = {0};
+    assert_int_equal(ex_media_upload_begin(&f->env.ctx, WS, a, &u, &err), PL_OK);
+    json_decref(a);
+    char tmp[600];
+    struct stat sb;
+    snprintf(tmp, sizeof tmp, "%s/media/tmp/%s", f->env.dir,
+             json_string_value(json_object_get(u, "upload_id")));
+    assert_int_equal(stat(tmp, &sb), 0);
+    size_t removed = 9;
+    assert_int_equal(ex_media_gc(&f->env.ctx, 3600000, 100, &removed), PL_OK);
+    assert_int_equal(removed, 0);
+    core_fake_clock_advance(&f->env.clock, 3600001);
+    assert_int_equal(ex_media_gc(&f->env.ctx, 3600000, 100, &removed), PL_OK);
+    assert_int_equal(removed, 1);
+    assert_int_not_equal(stat(tmp, &sb), 0);
+    a = json_pack("{s:O}", "upload_id", json_object_get(u, "upload_id"));
+    assert_int_equal(ex_media_upload_finish(&f->env.ctx, WS, a, &o, &err), PL_ERR_NOT_FOUND);
+    json_decref(a);
+    json_decref(u);
+}
+
 static void test_sniff_table(void **state)
 {
     (void)state;
@@ -336,6 +361,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_chunked_upload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_guarded_by_scheduled_post, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unschedule_frees_medium, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abandoned_uploads_collected, setup, teardown),
         cmocka_unit_test(test_sniff_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

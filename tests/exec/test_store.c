@@ -164,7 +164,7 @@ static void test_group_commit(void **state)
     for (int i = 0; i < T; i++)
         assert_int_equal(pthread_join(th[i], NULL), 0);
     uint64_t syncs = ex_store_syncs(st) - before;
-    assert_true(syncs >= 1 && syncs <= T * N);
+    assert_true(syncs >= 1 && syncs <= (uint64_t)T * N);
     print_message("group commit: %d commits, %llu syncs\n", T * N, (unsigned long long)syncs);
     ex_store_free(st);
     assert_int_equal(ex_store_open(dir, 0, 0, &st), PL_OK);
