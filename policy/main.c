@@ -347,7 +347,7 @@ static const cmd cmds[] = {
      "rule ids. LIST is space- or comma-separated; --bundle adds a recommended bundle's\n"
      "scopes. Defaults: workspace *, class first_party."},
     {"diff", cmd_diff, "diff [--json] A B",
-     "Labels each workspace x client class, role and tool of B against A: equivalent,\n"
+     "Labels each workspace x client class, role, tool and rate rule of B against A: equivalent,\n"
      "more-permissive, less-permissive or incomparable, with +scope/-scope changes.\n"
      "Exit 1 when anything changed. --json: one object (docs/policy.md \"JSON output\")."},
     {"who-can", cmd_whocan, "who-can [--json] FILE SCOPE",

@@ -621,6 +621,72 @@ static void diff_tool(diff_out *o, const char *name, const tool_row *ta, const t
     item_end(o, more, less);
 }
 
+/* 1 when rate rules x (of p) and y (of q) count the same calls: classes, key, tools by name. */
+static int rate_same_calls(const pol_compiled *p, const src_rule *x, const pol_compiled *q,
+                           const src_rule *y)
+{
+    if (x->classes != y->classes || x->per != y->per || x->all_tools != y->all_tools)
+        return 0;
+    if (x->all_tools)
+        return 1;
+    if (x->n_tool_idx != y->n_tool_idx)
+        return 0;
+    /* tool indices are sorted and rows are sorted by name: the names come in order */
+    for (uint32_t k = 0; k < x->n_tool_idx; k++)
+        if (strcmp(p->tool_names[x->tool_idx[k]].name, q->tool_names[y->tool_idx[k]].name) != 0)
+            return 0;
+    return 1;
+}
+
+static void rate_json(FILE *out, const char *key, const src_rule *r)
+{
+    fprintf(out, ",\"%s\":", key);
+    if (!r) {
+        pol_json_string(out, NULL);
+        return;
+    }
+    fprintf(out, "{\"limit\":%u,\"period_s\":%u,\"burst\":%u,\"per\":\"%s\"}", r->limit,
+            r->period_s, r->burst, per_names[r->per]);
+}
+
+/* A rate rule of a (ra) against the one with the same id in b (rb); either may be NULL.
+ * A limit added is less permissive, one removed more; with the same calls counted, a higher
+ * rate or burst is more permissive; counting other calls is incomparable. */
+static void diff_rate(diff_out *o, const pol_compiled *a, const src_rule *ra, const pol_compiled *b,
+                      const src_rule *rb)
+{
+    const char *change = !ra ? "added" : !rb ? "removed" : "kept";
+    int more = !rb, less = !ra, same = 1;
+    if (ra && rb) {
+        /* calls per second as fractions: limit_b/period_b against limit_a/period_a */
+        uint64_t xa = (uint64_t)ra->limit * rb->period_s, xb = (uint64_t)rb->limit * ra->period_s;
+        same = rate_same_calls(a, ra, b, rb);
+        more = !same || xb > xa || rb->burst > ra->burst;
+        less = !same || xb < xa || rb->burst < ra->burst;
+    }
+    item(o, "rate", ra ? ra->id : rb->id);
+    if (o->json) {
+        fprintf(o->out, ",\"change\":\"%s\"", change);
+        field_str(o, "label", label(more, less));
+        rate_json(o->out, "a", ra);
+        rate_json(o->out, "b", rb);
+        fprintf(o->out, ",\"same_calls\":%s", ra && rb && same ? "true" : "false");
+    } else if (!ra || !rb) {
+        fprintf(o->out, " %s", change);
+        field_str(o, "label", label(more, less));
+    } else {
+        field_str(o, "label", label(more, less));
+        if (ra->limit != rb->limit || ra->period_s != rb->period_s)
+            fprintf(o->out, " limit:%u/%us->%u/%us", ra->limit, ra->period_s, rb->limit,
+                    rb->period_s);
+        if (ra->burst != rb->burst)
+            fprintf(o->out, " burst:%u->%u", ra->burst, rb->burst);
+        if (!same)
+            fputs(" counts-other-calls", o->out);
+    }
+    item_end(o, more, less);
+}
+
 static pl_rc diff_write(const pol_compiled *a, const pol_compiled *b, int json, FILE *out,
                         size_t *changed)
 {
@@ -655,6 +721,17 @@ static pl_rc diff_write(const pol_compiled *a, const pol_compiled *b, int json, 
                                   : strcmp(a->tool_names[i].name, b->tool_names[j].name);
         const char *name = c <= 0 ? a->tool_names[i].name : b->tool_names[j].name;
         diff_tool(&o, name, c <= 0 ? &a->tools[i] : NULL, c >= 0 ? &b->tools[j] : NULL);
+        i += c <= 0;
+        j += c >= 0;
+    }
+    /* rate rules: merge by id */
+    section(&o, "rates", 0);
+    i = j = 0;
+    while (i < a->n_rates || j < b->n_rates) {
+        const src_rule *ra = i < a->n_rates ? &a->rules_src[a->rates[i]] : NULL;
+        const src_rule *rb = j < b->n_rates ? &b->rules_src[b->rates[j]] : NULL;
+        int c = !ra ? 1 : !rb ? -1 : strcmp(ra->id, rb->id);
+        diff_rate(&o, a, c <= 0 ? ra : NULL, b, c >= 0 ? rb : NULL);
         i += c <= 0;
         j += c >= 0;
     }

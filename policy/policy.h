@@ -295,7 +295,8 @@ pl_rc pol_grant_explain_write(const pol_compiled *p, pol_role role, uint32_t ws,
                               uint64_t requested, int json, FILE *out);
 
 /* Labels each workspace × class of b against a: "equivalent", "more-permissive",
- * "less-permissive" or "incomparable", with +scope/-scope lists; also roles and tools.
+ * "less-permissive" or "incomparable", with +scope/-scope lists; also roles, tools and rate
+ * rules (by id).
  * *changed = number of non-equivalent items. pol_diff_write writes text lines,
  * pol_diff_write_json one JSON object (docs/policy.md "JSON output"). */
 pl_rc pol_diff_write(const pol_compiled *a, const pol_compiled *b, FILE *out, size_t *changed);

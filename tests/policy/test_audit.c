@@ -556,6 +556,42 @@ static void test_diff_json(void **state)
     json_decref(j);
     free(out);
 
+    /* rate limits: a raised limit was reported as "0 changed" (exit 0) before */
+    const char *r10 = BASE "rate r1 class=dynamic tool=pub limit=10/min\n"
+                           "rate r2 class=* tool=* limit=600/min burst=100\n";
+    out = diff_of(r10,
+                  BASE "rate r1 class=dynamic tool=pub limit=1/s burst=10\n"
+                       "rate r2 class=* tool=read limit=600/min burst=100\n"
+                       "rate r3 class=* tool=del limit=1/hour\n",
+                  &changed);
+    has_line(out, "rate r1 more-permissive limit:10/60s->1/1s");
+    has_line(out, "rate r2 incomparable counts-other-calls");
+    has_line(out, "rate r3 added less-permissive");
+    has_line(out, "summary 3 changed");
+    free(out);
+    out = diff_of(r10, BASE "rate r1 class=dynamic tool=pub limit=600/hour burst=5\n", &changed);
+    has_line(out, "rate r1 less-permissive limit:10/60s->600/3600s burst:10->5"); /* same rate */
+    has_line(out, "rate r2 removed more-permissive");
+    assert_int_equal(changed, 2);
+    free(out);
+    out = diff_of(r10, r10, &changed);
+    has_line(out, "rate r1 equivalent");
+    assert_int_equal(changed, 0);
+    free(out);
+    out = diff_as(r10, BASE "rate r1 class=dynamic tool=pub limit=20/min\n", 1, &changed);
+    j = json_of(out);
+    json_t *r1 = json_array_get(json_object_get(j, "rates"), 0);
+    assert_string_equal(json_string_value(json_object_get(r1, "rate")), "r1");
+    assert_string_equal(json_string_value(json_object_get(r1, "change")), "kept");
+    assert_string_equal(json_string_value(json_object_get(r1, "label")), "more-permissive");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(r1, "b"), "limit")), 20);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(r1, "a"), "period_s")), 60);
+    assert_true(json_is_true(json_object_get(r1, "same_calls")));
+    json_t *r2 = json_array_get(json_object_get(j, "rates"), 1);
+    assert_true(json_is_null(json_object_get(r2, "b")));
+    json_decref(j);
+    free(out);
+
     /* a requirement change, in JSON as in text */
     out = diff_as(BASE, BASE "tool pub2 all=posts:read\n", 1, &changed);
     j = json_of(out);
