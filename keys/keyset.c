@@ -936,6 +936,68 @@ out:
     return rc;
 }
 
+pl_rc key_keyset_remove(key_keyset *ks, const char *kid, key_error *err)
+{
+    key_entry *keys = NULL, *grown;
+    size_t n = 0, active = 0, i;
+    int64_t now;
+    int lock = -1, generated = 0;
+    pl_rc rc;
+
+    if (!ks || !kid)
+        return PL_ERR_INVALID;
+    if (ks->public_only)
+        return fail(err, PL_ERR_STATE, "%s: opened public-only, cannot remove keys", ks->dir);
+    if ((rc = lock_take(ks->dir, LOCK_EX, &lock, err)) != PL_OK)
+        return rc;
+    if ((rc = load_state(ks->dir, ks->public_only, &keys, &n, &active, err)) != PL_OK)
+        goto out;
+    for (i = 0; i < n && strcmp(keys[i].info.kid, kid) != 0; i++)
+        ;
+    if (i == n) {
+        rc = fail(err, PL_ERR_NOT_FOUND, "%s/" STATE_FILE ": no key %s", ks->dir, kid);
+        goto out;
+    }
+    if (keys[i].info.state == KEY_STATE_ACTIVE) {
+        rc = fail(err, PL_ERR_STATE, "key %s is active: rotate first, then remove it", kid);
+        goto out;
+    }
+    if (keys[i].info.state == KEY_STATE_REMOVED) {
+        rc = fail(err, PL_ERR_STATE, "key %s is already removed", kid);
+        goto out;
+    }
+    now = now_s(ks);
+    if (keys[i].info.state == KEY_STATE_NEXT) {
+        /* keep a key published ahead of the next rotation */
+        if (!(grown = realloc(keys, (n + 1) * sizeof *keys))) {
+            rc = PL_ERR_NOMEM;
+            goto out;
+        }
+        keys = grown;
+        if ((rc = generate(ks->dir, KEY_STATE_NEXT, now, &keys[n], err)) != PL_OK)
+            goto out;
+        n++;
+        generated = 1;
+    }
+    keys[i].info.state = KEY_STATE_REMOVED;
+    keys[i].info.removed_s = now;
+    EVP_PKEY_free(keys[i].pkey);
+    keys[i].pkey = NULL;
+    if ((rc = write_state(ks->dir, keys, n, err)) != PL_OK)
+        goto out;
+    unlink_pem(ks->dir, kid);
+    adopt(ks, keys, n, active);
+    (void)state_digest(ks->dir, ks->state_digest, NULL);
+    keys = NULL;
+    n = 0;
+out:
+    if (rc != PL_OK && generated)
+        unlink_pem(ks->dir, keys[n - 1].info.kid);
+    entries_free(keys, n);
+    lock_release(lock);
+    return rc;
+}
+
 size_t key_keyset_count(const key_keyset *ks)
 {
     return ks ? ks->n : 0;

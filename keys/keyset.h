@@ -23,6 +23,7 @@
  *   removed  private file deleted, no longer in the JWKS; the record stays for the audit trail
  * key_keyset_rotate(): active → retired, next → active, a new key → next.
  * key_keyset_prune():  retired keys with removable_s <= now → removed.
+ * key_keyset_remove(): one next or retired key → removed at once (a compromised key).
  *
  * Threads: a key_keyset is not synchronised. Mutating calls (rotate, prune, reload) must not
  * run concurrently with anything else on the same key_keyset. Read-only calls (list, jwks,
@@ -121,6 +122,14 @@ pl_rc key_keyset_rotate(key_keyset *ks, char new_active[KEY_KID_SIZE], key_error
 /* Removes every retired key whose removable_s <= now: deletes its private file, marks it
  * removed. *removed (may be NULL) gets how many. */
 pl_rc key_keyset_prune(key_keyset *ks, size_t *removed, key_error *err);
+
+/* Removes the key kid now, whatever its removable time: for a key that must stop verifying at
+ * once (compromised). Its files are deleted and tokens it signed are refused from then on.
+ * Removing the next key creates a new next key. Persisted before returning.
+ *  PL_ERR_NOT_FOUND  no such kid
+ *  PL_ERR_STATE      kid is the active key (rotate first, then remove it) or already removed
+ *  PL_ERR_IO, PL_ERR_CRYPTO as key_keyset_rotate */
+pl_rc key_keyset_remove(key_keyset *ks, const char *kid, key_error *err);
 
 /* Number of keys, removed ones included, and the i-th (oldest first). PL_ERR_NOT_FOUND when
  * i >= count. */

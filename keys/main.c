@@ -19,6 +19,7 @@
 
 typedef struct opts {
     const char *data;
+    const char *kid; /* prune --kid */
     int64_t max_lifetime_s;
     int64_t leeway_s;
 } opts;
@@ -56,7 +57,10 @@ static const struct {
      "retired public keys. Private parts are never printed.\n"},
     {"prune", cmd_prune, "remove retired keys whose tokens have all expired",
      "Marks removed every retired key whose removable time has passed and deletes its\n"
-     "private file. Tokens it signed are refused from then on.\n"},
+     "private file. Tokens it signed are refused from then on.\n"
+     "  --kid KID  remove this one key now, whatever its removable time (a compromised\n"
+     "             key). The active key cannot be removed: rotate first. Removing the next\n"
+     "             key creates a new next key.\n"},
 };
 
 static void usage(FILE *f)
@@ -206,6 +210,18 @@ static int cmd_prune(const opts *o)
 
     if (open_set(o, 0, &ks))
         return 1;
+    if (o->kid) {
+        rc = key_keyset_remove(ks, o->kid, &err);
+        if (rc != PL_OK) {
+            fprintf(stderr, "postly-keys: prune: %s\n", err.text[0] ? err.text : pl_strerror(rc));
+            key_keyset_free(ks);
+            return 1;
+        }
+        printf("pruned 1\nremoved %s\n", o->kid);
+        print_kid_in_state("next", ks, KEY_STATE_NEXT);
+        key_keyset_free(ks);
+        return 0;
+    }
     n = key_keyset_count(ks);
     before = calloc(n ? n : 1, sizeof *before);
     for (size_t i = 0; before && i < n; i++)
@@ -260,6 +276,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "postly-keys: --max-lifetime needs seconds (1..31622400)\n");
                 return EXIT_USAGE;
             }
+        } else if (strcmp(a, "--kid") == 0 && i + 1 < argc) {
+            o.kid = argv[++i];
         } else if (strcmp(a, "--leeway") == 0 && i + 1 < argc) {
             if (!parse_seconds(argv[++i], &o.leeway_s)) {
                 fprintf(stderr, "postly-keys: --leeway needs seconds (0..31622400)\n");
@@ -282,9 +300,15 @@ int main(int argc, char **argv)
             continue;
         if (help) {
             printf("usage: postly-keys [--data DIR] %s%s\n\n%s", cmds[i].name,
-                   cmds[i].fn == cmd_rotate ? " [--max-lifetime S] [--leeway S]" : "",
+                   cmds[i].fn == cmd_rotate  ? " [--max-lifetime S] [--leeway S]"
+                   : cmds[i].fn == cmd_prune ? " [--kid KID]"
+                                             : "",
                    cmds[i].help);
             return 0;
+        }
+        if (o.kid && cmds[i].fn != cmd_prune) {
+            fprintf(stderr, "postly-keys: --kid only applies to prune\n");
+            return EXIT_USAGE;
         }
         return cmds[i].fn(&o);
     }

@@ -182,6 +182,19 @@ static void test_lifecycle(void **state)
     doc = json_loads(r.out, 0, NULL);
     assert_int_equal(json_array_size(json_object_get(doc, "keys")), 3);
     json_decref(doc);
+
+    /* a compromised key: the retired one goes now; the active one cannot */
+    keys(&r, (const char *[]){"--data", f->data, "prune", "--kid", next, NULL});
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "rotate first"));
+    keys(&r, (const char *[]){"--data", f->data, "prune", "--kid", active, NULL});
+    assert_int_equal(r.status, 0);
+    snprintf(want, sizeof want, "pruned 1\nremoved %s\n", active);
+    assert_non_null(strstr(r.out, want));
+    keys(&r, (const char *[]){"--data", f->data, "jwks", NULL});
+    assert_null(strstr(r.out, active));
+    keys(&r, (const char *[]){"--data", f->data, "list", "--kid", active, NULL});
+    assert_int_equal(r.status, 2);
 }
 
 static void test_bad_permissions_named(void **state)

@@ -364,6 +364,55 @@ static void test_public_files_recreated(void **state)
     key_keyset_free(ks);
 }
 
+static void test_remove_compromised(void **state)
+{
+    fx *f = *state;
+    key_error err;
+    key_info k;
+    char path[512], retired[KEY_KID_SIZE], new_next[KEY_KID_SIZE] = "";
+    struct stat st;
+    size_t removed;
+
+    /* the active key cannot go: rotate first */
+    assert_int_equal(key_keyset_remove(f->ks, f->active, &err), PL_ERR_STATE);
+    assert_non_null(strstr(err.text, "rotate first"));
+    assert_int_equal(key_keyset_remove(f->ks, "no-such-kid", &err), PL_ERR_NOT_FOUND);
+    assert_non_null(strstr(err.text, "no-such-kid"));
+
+    /* the next key goes, and a new next key takes its place */
+    assert_int_equal(key_keyset_remove(f->ks, f->next, &err), PL_OK);
+    key_path(f, f->next, path, sizeof path);
+    assert_int_not_equal(stat(path, &st), 0);
+    for (size_t i = 0; i < key_keyset_count(f->ks); i++) {
+        assert_int_equal(key_keyset_get(f->ks, i, &k), PL_OK);
+        if (strcmp(k.kid, f->next) == 0)
+            assert_int_equal(k.state, KEY_STATE_REMOVED);
+        if (k.state == KEY_STATE_NEXT)
+            memcpy(new_next, k.kid, KEY_KID_SIZE);
+    }
+    assert_int_equal(strlen(new_next), 43);
+    assert_string_not_equal(new_next, f->next);
+    assert_int_equal(key_keyset_remove(f->ks, f->next, &err), PL_ERR_STATE);
+
+    /* a retired key goes at once, long before its removable time */
+    memcpy(retired, f->active, KEY_KID_SIZE);
+    assert_int_equal(key_keyset_rotate(f->ks, NULL, &err), PL_OK);
+    assert_string_equal(key_keyset_active_kid(f->ks), new_next);
+    assert_int_equal(key_keyset_remove(f->ks, retired, &err), PL_OK);
+    key_path(f, retired, path, sizeof path);
+    assert_int_not_equal(stat(path, &st), 0);
+    assert_int_equal(key_keyset_prune(f->ks, &removed, &err), PL_OK);
+    assert_int_equal(removed, 0);
+    {
+        char *jwks = NULL;
+        assert_int_equal(key_keyset_jwks(f->ks, &jwks, NULL), PL_OK);
+        assert_null(strstr(jwks, retired));
+        assert_null(strstr(jwks, f->next));
+        assert_non_null(strstr(jwks, new_next));
+        free(jwks);
+    }
+}
+
 static void test_state_names(void **state)
 {
     (void)state;
@@ -385,6 +434,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rotate_persists_and_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_public_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_public_files_recreated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove_compromised, setup, teardown),
         cmocka_unit_test(test_state_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -873,6 +873,23 @@ static void test_pruned_key_refused(void **state)
     assert_int_equal(out.from_cache, 0);
 }
 
+static void test_removed_key_refused_at_once(void **state)
+{
+    fx *f = *state;
+    char tok[KEY_TOKEN_MAX];
+    key_minted m;
+    key_error err;
+    key_verified out;
+    mint(f, &std_claims, tok, &m);
+    assert_int_equal(verify(f, tok, &out), KEY_REASON_NONE);
+    assert_int_equal(key_keyset_rotate(f->ks, NULL, &err), PL_OK);
+    assert_int_equal(verify(f, tok, &out), KEY_REASON_NONE);
+    assert_int_equal(out.from_cache, 1);
+    /* compromised: removed now, minutes before the token expires */
+    assert_int_equal(key_keyset_remove(f->ks, m.kid, &err), PL_OK);
+    assert_int_equal(verify(f, tok, &out), KEY_REASON_KID);
+}
+
 /* ---- the cache ---- */
 
 static void test_cache_bounded_lru(void **state)
@@ -1080,6 +1097,7 @@ int main(void)
         BOTH(test_oversized),
         BOTH(test_rotation),
         BOTH(test_pruned_key_refused),
+        BOTH(test_removed_key_refused_at_once),
         BOTH(test_cache_bounded_lru),
         BOTH(test_fetch_refetch_once_per_interval),
         BOTH(test_public_only_key_set),
