@@ -229,6 +229,9 @@ pl_rc ex_store_open(const char *dir, size_t map_size, unsigned flags, ex_store *
         rc = PL_ERR_STORE;
         goto out;
     }
+    /* Reader slots of processes that died (SIGKILL, crash) would pin old pages forever. */
+    int dead = 0;
+    (void)mdb_reader_check(st->env, &dead);
     if (mdb_txn_begin(st->env, NULL, 0, &t) != 0) {
         rc = PL_ERR_STORE;
         goto out;

@@ -210,7 +210,8 @@ typedef struct ex_err {
     char msg[256];
 } ex_err;
 
-/* Sets err (when non-NULL) and returns rc. */
+/* Sets err (when non-NULL) and returns rc: err->field = field, err->msg = "<field>: <text>"
+ * (just "<text>" when field is NULL or empty), so callers must not repeat the field in fmt. */
 pl_rc ex_err_set(ex_err *err, pl_rc rc, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
