@@ -655,23 +655,25 @@ static void rate_json(FILE *out, const char *key, const src_rule *r)
 static void diff_rate(diff_out *o, const pol_compiled *a, const src_rule *ra, const pol_compiled *b,
                       const src_rule *rb)
 {
+    const int both = ra && rb;
+    const src_rule *r = ra ? ra : rb;
     const char *change = !ra ? "added" : !rb ? "removed" : "kept";
     int more = !rb, less = !ra, same = 1;
-    if (ra && rb) {
+    if (both) {
         /* calls per second as fractions: limit_b/period_b against limit_a/period_a */
         uint64_t xa = (uint64_t)ra->limit * rb->period_s, xb = (uint64_t)rb->limit * ra->period_s;
         same = rate_same_calls(a, ra, b, rb);
         more = !same || xb > xa || rb->burst > ra->burst;
         less = !same || xb < xa || rb->burst < ra->burst;
     }
-    item(o, "rate", ra ? ra->id : rb->id);
+    item(o, "rate", r->id);
     if (o->json) {
         fprintf(o->out, ",\"change\":\"%s\"", change);
         field_str(o, "label", label(more, less));
         rate_json(o->out, "a", ra);
         rate_json(o->out, "b", rb);
-        fprintf(o->out, ",\"same_calls\":%s", ra && rb && same ? "true" : "false");
-    } else if (!ra || !rb) {
+        fprintf(o->out, ",\"same_calls\":%s", both && same ? "true" : "false");
+    } else if (!both) {
         fprintf(o->out, " %s", change);
         field_str(o, "label", label(more, less));
     } else {

@@ -293,7 +293,7 @@ static void test_expectation_file(void **state)
 {
     (void)state;
     pol_compiled *p = load_default();
-    tmpdir t;
+    tmpdir t = {0};
     tmp_begin(&t);
     const char *path = tmp_file(
         &t, "c.cases",
@@ -356,7 +356,7 @@ static void test_expectation_file(void **state)
 static void test_expectation_policy_line(void **state)
 {
     (void)state;
-    tmpdir t;
+    tmpdir t = {0};
     tmp_begin(&t);
     tmp_file(&t, "p.policy",
              BASE "forbid f1 class=dynamic scopes=posts:publish\n"
@@ -425,7 +425,7 @@ static void test_expectation_errors(void **state)
         {"expect ALLOW tool=postly_get_post\x01\n", 1, 34, "invalid byte 0x01"},
     };
     pol_compiled *p = load_default();
-    tmpdir t;
+    tmpdir t = {0};
     tmp_begin(&t);
     const char *path = tmp_file(&t, "e.cases", "");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

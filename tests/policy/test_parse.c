@@ -326,7 +326,7 @@ static void test_many_rules(void **state)
 static void test_table_bounds(void **state)
 {
     (void)state;
-    size_t cap = 64 * 1100, len = 0;
+    size_t cap = (size_t)64 * 1100, len = 0;
     char *t = malloc(cap);
     assert_non_null(t);
     for (unsigned i = 0; i <= POL_TOOLS_MAX; i++)
@@ -371,7 +371,7 @@ static void test_table_bounds(void **state)
         /* at the first item past the bound */
         const char *last = strrchr(lists[k].head, '\n');
         last = last ? last + 1 : lists[k].head;
-        assert_int_equal(g->col, strlen(last) + 2 * lists[k].count);
+        assert_int_equal(g->col, strlen(last) + 2 * (size_t)lists[k].count);
         pol_diags_free(&d);
     }
     free(t);
