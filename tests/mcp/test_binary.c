@@ -16,6 +16,10 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <poll.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 #include <event2/event.h>
@@ -394,6 +398,74 @@ static void test_jwks_uri(void **state)
     rename(moved, keys);
 }
 
+static int connect_raw(uint16_t port)
+{
+    struct sockaddr_in sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+/* --max-conns and --idle-timeout: over the connection limit a request gets 503; an idle
+ * connection is closed by the server after the timeout (the test waits for the close event,
+ * bounded at 10 s, instead of sleeping). */
+static void test_connection_limits(void **state)
+{
+    fx *f = *state;
+    core_http_fetch_resp r;
+    const char *extra[] = {"--max-conns", "2", "--idle-timeout", "1", NULL};
+    int port = 0, st, a, b, c;
+    struct pollfd pfd;
+    char buf[512];
+    kill(f->pid, SIGTERM);
+    waitpid(f->pid, &st, 0);
+    f->pid = start(f, extra, &port, NULL, 0);
+    assert_true(port > 0);
+    f->port = (uint16_t)port;
+    /* two keep-alive connections that have each made one request (the HTTP layer counts a
+     * connection from its first request) */
+    a = connect_raw(f->port);
+    b = connect_raw(f->port);
+    for (st = 0; st < 2; st++) {
+        static const char get[] = "GET /mcp HTTP/1.1\r\nHost: " HOST "\r\n\r\n";
+        int fd = st ? b : a;
+        assert_int_equal(write(fd, get, sizeof get - 1), (ssize_t)(sizeof get - 1));
+        pfd.fd = fd;
+        pfd.events = POLLIN;
+        assert_int_equal(poll(&pfd, 1, 10000), 1);
+        assert_true(read(fd, buf, sizeof buf) > 0); /* the 401 arrived; stay connected */
+    }
+    assert_int_equal(post(f, NULL, INIT, &r), 503);
+    core_http_fetch_resp_free(&r);
+    /* an idle connection is closed by the server: read() returns 0 */
+    pfd.fd = a;
+    pfd.events = POLLIN;
+    for (;;) { /* drain the rest of the 401 body, then see the close */
+        ssize_t n;
+        assert_int_equal(poll(&pfd, 1, 10000), 1);
+        n = read(a, buf, sizeof buf);
+        if (n <= 0)
+            break;
+    }
+    close(a);
+    close(b);
+    /* with the idle ones gone, requests are served again */
+    c = 0;
+    for (st = 0; st < 50 && c != 200; st++) {
+        c = post(f, NULL, INIT, &r);
+        core_http_fetch_resp_free(&r);
+        if (c != 200) {
+            pfd.fd = -1;
+            poll(&pfd, 0, 100); /* bounded wait for the server to see the closes */
+        }
+    }
+    assert_int_equal(c, 200);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -402,6 +474,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_configuration_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jwks_uri, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connection_limits, setup, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1543,6 +1543,35 @@ static void test_usage_and_quota(void **state)
     assert_int_equal(mcp_usage_count(f->usage, "ws_b", free_plan, "c", "t", 1, &qd), PL_OK);
 }
 
+/* The session table is bounded (64 here): a full table of live sessions answers 503 with
+ * Retry-After; expired ones make room. */
+static void test_session_limit(void **state)
+{
+    fx *f = *state;
+    char tok[KEY_TOKEN_MAX], sid[64];
+    core_http_fetch_resp r;
+    rq q = {0};
+    size_t i;
+    mint(f, &(tok_opts){.scope = "workspace:read"}, tok, sizeof tok);
+    for (i = 0; i < f->cfg.limits.max_sessions; i++)
+        open_session(f, tok, sid, sizeof sid);
+    q.token = tok;
+    q.body = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
+             "\"protocolVersion\":\"2025-11-25\",\"capabilities\":{},\"clientInfo\":{\"name\":"
+             "\"t\",\"version\":\"1\"}}}";
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 503);
+    assert_non_null(core_http_fetch_header(&r, "Retry-After"));
+    assert_null(core_http_fetch_header(&r, "MCP-Session-Id"));
+    core_http_fetch_resp_free(&r);
+    core_fake_clock_advance(&f->clock, f->cfg.limits.session_idle_ms);
+    mint(f, &(tok_opts){.scope = "workspace:read"}, tok, sizeof tok);
+    q.token = tok;
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 200);
+    core_http_fetch_resp_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1560,6 +1589,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_workflow_and_isolation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_and_quota, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_limit, setup, teardown),
     };
     /* The server closes a connection whose body is over the limit while the client writes. */
     signal(SIGPIPE, SIG_IGN);
