@@ -6,19 +6,23 @@
  *   1. size: longer than cfg.max_token_len → TOO_LARGE, before any parsing
  *   2. shape: exactly three non-empty base64url segments (RFC 7515 §7.1) → MALFORMED
  *   3. cache: SHA-256 of the token; a hit that has not expired returns the stored result
+ *      (entries live until exp + leeway; the cache is emptied whenever the set of published
+ *      kids changes, so a removed key's tokens stop verifying at once; about 3.4 KB/entry)
  *   4. header: a JSON object; "alg" must be "ES256" (pinned: "none", "HS256", "RS256", …
  *      are refused here, before any library sees the token, so no algorithm confusion);
- *      "typ" must be "at+jwt" (RFC 9068 §4); "kid" a string; no "crit", "jku", "jwk", "x5u"
+ *      "typ" must be "at+jwt" or "application/at+jwt" (RFC 9068 §4); "kid" a string; no
+ *      "crit", "jku", "jwk", "x5u", "x5c", "b64" → ALG / TYP / KID / MALFORMED
  *   5. key: kid looked up in the JWKS copy; an unknown kid refetches the JWKS at most once
  *      per cfg.refetch_interval_s, then → KID
  *   6. signature (ES256, RFC 7518 §3.4) with the configured backend: OpenSSL, or liboauth2
  *      (verify type "jwk" with that key's public JWK) → SIGNATURE
- *   7. claims, on the payload liboauth2 returns (it checks none of these):
- *      iss == cfg.issuer, aud == cfg.audience (a string, or an array containing it;
- *      RFC 9068 §4), exp > now - leeway, nbf <= now + leeway, iat an integer, and
- *      sub, client_id, ws, gid, cls, jti, scope present, strings, within the bounds of
- *      keys/token.h; scope parsed with the policy registry into a mask (an unknown scope
- *      name → SCOPE).
+ *   7. claims (liboauth2 checks none of these), read from the payload by a strict JSON
+ *      reader (a known claim twice → MALFORMED): iss == cfg.issuer → ISSUER; aud ==
+ *      cfg.audience, or an array containing it (RFC 9068 §4) → AUDIENCE; exp, nbf, iat
+ *      integers → CLAIMS; exp + leeway > now → EXPIRED; nbf, iat <= now + leeway →
+ *      NOT_YET_VALID; sub, client_id, ws, gid, cls, jti non-empty strings within the bounds
+ *      of keys/token.h → CLAIMS; scope a string parsed with the policy registry into a mask
+ *      (an unknown scope name → SCOPE).
  *
  * The reason never carries any part of the token; log key_reason_name() and, if anything,
  * a hash prefix of the token.
