@@ -367,12 +367,13 @@ static pl_rc jwks_refresh(key_verifier *v, int64_t now_ms)
     char *json = NULL;
     size_t len = 0, n = 0;
     vkey *keys = NULL;
+    uint64_t gen = 0;
     pl_rc rc;
 
     v->last_fetch_ms = now_ms;
     v->stats.jwks_fetches++;
     if (v->keyset) {
-        v->keyset_gen = key_keyset_generation(v->keyset);
+        gen = key_keyset_generation(v->keyset);
         rc = key_keyset_jwks(v->keyset, &json, &len);
     } else {
         rc = v->fetch(v->fetch_ctx, &json, &len);
@@ -391,6 +392,8 @@ static pl_rc jwks_refresh(key_verifier *v, int64_t now_ms)
     v->nkeys = n;
     v->have_jwks = 1;
     v->jwks_at_ms = now_ms;
+    if (v->keyset)
+        v->keyset_gen = gen; /* only once the copy is current */
 out:
     free(json);
     return rc;
