@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 #include <openssl/sha.h>
@@ -413,6 +414,47 @@ static void test_remove_compromised(void **state)
     }
 }
 
+/* Two processes rotating at the same time (postly-keys while postly-authz runs): the lock and
+ * the read-modify-write from disk keep every rotation, and the state consistent. */
+static void test_concurrent_rotations(void **state)
+{
+    fx *f = *state;
+    pid_t kids[2];
+    key_keyset *ks = NULL;
+    key_error err;
+    key_info k;
+    size_t active = 0, next = 0, retired = 0;
+    for (int c = 0; c < 2; c++) {
+        kids[c] = fork();
+        assert_true(kids[c] >= 0);
+        if (kids[c] == 0) {
+            key_keyset *mine = NULL;
+            int ok = key_keyset_open(&f->cfg, &mine, &err) == PL_OK;
+            for (int i = 0; ok && i < 10; i++)
+                ok = key_keyset_rotate(mine, NULL, &err) == PL_OK;
+            key_keyset_free(mine);
+            _exit(ok ? 0 : 1);
+        }
+    }
+    for (int c = 0; c < 2; c++) {
+        int st = 0;
+        assert_int_equal(waitpid(kids[c], &st, 0), kids[c]);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    assert_int_equal(key_keyset_open(&f->cfg, &ks, &err), PL_OK);
+    assert_int_equal(key_keyset_count(ks), 22); /* 2 + one new key per rotation */
+    for (size_t i = 0; i < key_keyset_count(ks); i++) {
+        assert_int_equal(key_keyset_get(ks, i, &k), PL_OK);
+        active += k.state == KEY_STATE_ACTIVE;
+        next += k.state == KEY_STATE_NEXT;
+        retired += k.state == KEY_STATE_RETIRED;
+    }
+    assert_int_equal(active, 1);
+    assert_int_equal(next, 1);
+    assert_int_equal(retired, 20);
+    key_keyset_free(ks);
+}
+
 static void test_state_names(void **state)
 {
     (void)state;
@@ -435,6 +477,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_public_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_public_files_recreated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_compromised, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_rotations, setup, teardown),
         cmocka_unit_test(test_state_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
