@@ -146,6 +146,115 @@ pl_rc ex_media_sniff(const uint8_t *p, size_t n, const char **mime, ex_media_kin
     return PL_ERR_UNSUPPORTED;
 }
 
+/* ---- MP4 / QuickTime: duration and size from the movie and track headers ---- */
+
+/* Bytes of a medium in memory (mem) or in a file (fd), for the video probe. */
+typedef struct src {
+    const uint8_t *mem;
+    int fd;
+    uint64_t size;
+} src;
+
+static int src_read(const src *s, uint64_t off, uint8_t *buf, size_t n)
+{
+    if (off > s->size || n > s->size - off)
+        return -1;
+    if (s->mem) {
+        memcpy(buf, s->mem + off, n);
+        return 0;
+    }
+    while (n > 0) {
+        ssize_t r = pread(s->fd, buf, n, (off_t)off);
+        if (r <= 0)
+            return -1;
+        buf += r, n -= (size_t)r, off += (uint64_t)r;
+    }
+    return 0;
+}
+
+static uint64_t be64(const uint8_t *p)
+{
+    return (uint64_t)be32(p) << 32 | be32(p + 4);
+}
+
+/* Finds the first box of type within [from, to); *body and *end get its payload range. */
+static int find_box(const src *s, uint64_t from, uint64_t to, const char *type, uint64_t *body,
+                    uint64_t *end)
+{
+    uint8_t h[16];
+    for (int guard = 0; from + 8 <= to && guard < 4096; guard++) {
+        if (src_read(s, from, h, 8) != 0)
+            return -1;
+        uint64_t size = be32(h), hdr = 8;
+        if (size == 1) { /* ISO/IEC 14496-12 §4.2: 64-bit largesize */
+            if (src_read(s, from + 8, h + 8, 8) != 0)
+                return -1;
+            size = be64(h + 8), hdr = 16;
+        } else if (size == 0) {
+            size = to - from;
+        }
+        if (size < hdr || size > to - from)
+            return -1;
+        if (memcmp(h + 4, type, 4) == 0) {
+            *body = from + hdr;
+            *end = from + size;
+            return 0;
+        }
+        from += size;
+    }
+    return -1;
+}
+
+/* moov/mvhd gives the duration; the first moov/trak/tkhd with a size gives width and height
+ * (16.16 fixed point). ISO/IEC 14496-12 §8.2.2 and §8.3.2. */
+static pl_rc mp4_probe(const src *s, uint32_t *duration_ms, uint32_t *w, uint32_t *h)
+{
+    uint64_t mb, me, b, e;
+    uint8_t buf[96];
+    if (find_box(s, 0, s->size, "moov", &mb, &me) != 0 ||
+        find_box(s, mb, me, "mvhd", &b, &e) != 0 || src_read(s, b, buf, 1) != 0)
+        return PL_ERR_INVALID;
+    uint64_t scale, dur;
+    if (buf[0] == 1) {
+        if (e - b < 32 || src_read(s, b, buf, 32) != 0)
+            return PL_ERR_INVALID;
+        scale = be32(buf + 20), dur = be64(buf + 24);
+    } else {
+        if (e - b < 20 || src_read(s, b, buf, 20) != 0)
+            return PL_ERR_INVALID;
+        scale = be32(buf + 12), dur = be32(buf + 16);
+    }
+    if (scale == 0 || dur == UINT64_MAX || dur / scale > 24ULL * 3600 * 100)
+        return PL_ERR_INVALID;
+    *duration_ms = (uint32_t)(dur * 1000 / scale);
+    uint64_t from = mb;
+    for (int guard = 0; guard < 64; guard++) {
+        uint64_t tb, te, kb, ke;
+        if (find_box(s, from, me, "trak", &tb, &te) != 0)
+            break;
+        from = te;
+        if (find_box(s, tb, te, "tkhd", &kb, &ke) != 0 || src_read(s, kb, buf, 1) != 0)
+            continue;
+        uint64_t off = buf[0] == 1 ? 88 : 76; /* width, height: the last 8 bytes */
+        if (ke - kb < off + 8 || src_read(s, kb + off, buf, 8) != 0)
+            continue;
+        uint32_t tw = be32(buf) >> 16, th = be32(buf + 4) >> 16;
+        if (tw && th) {
+            *w = tw, *h = th;
+            break;
+        }
+    }
+    return PL_OK;
+}
+
+pl_rc ex_media_mp4_probe(const uint8_t *p, size_t n, uint32_t *duration_ms, uint32_t *w,
+                         uint32_t *h)
+{
+    src s = {.mem = p, .fd = -1, .size = n};
+    *duration_ms = *w = *h = 0;
+    return mp4_probe(&s, duration_ms, w, h);
+}
+
 static const char *const kind_names[EX_MEDIA__COUNT] = {
     [EX_MEDIA_IMAGE] = "image",
     [EX_MEDIA_GIF] = "gif",
@@ -256,8 +365,11 @@ static pl_rc tmp_path(const ex_ctx *ctx, const char *name, char *buf, size_t n)
 
 /* Builds the record from sniffed bytes; checks the claimed mime type. */
 static pl_rc make_record(const ex_ctx *ctx, const char *ws, const json_t *meta, const uint8_t *head,
-                         size_t headlen, uint64_t size, const char *hex, json_t **out, ex_err *err)
+                         size_t headlen, const src *whole, const char *hex, json_t **out,
+                         ex_err *err)
 {
+    uint64_t size = whole->size;
+    uint32_t duration = 0;
     const char *mime = NULL, *claimed = NULL, *filename = NULL, *alt = NULL;
     ex_media_kind kind;
     uint32_t w, h;
@@ -268,6 +380,11 @@ static pl_rc make_record(const ex_ctx *ctx, const char *ws, const json_t *meta, 
         return ex_err_set(err, PL_ERR_UNSUPPORTED, "data_base64",
                           "unrecognised content; accepted: JPEG, PNG, GIF, WebP, MP4, "
                           "QuickTime, PDF");
+    if (kind == EX_MEDIA_VIDEO) {
+        uint32_t vw = 0, vh = 0;
+        if (mp4_probe(whole, &duration, &vw, &vh) == PL_OK && vw && vh)
+            w = vw, h = vh; /* unreadable headers leave 0: "unknown", rules skipped */
+    }
     pl_rc rc = ex_arg_str(meta, "mime_type", EX_ARG_OPTIONAL, 100, &claimed, err);
     if (rc != PL_OK && rc != PL_ERR_NOT_FOUND)
         return rc;
@@ -293,7 +410,7 @@ static pl_rc make_record(const ex_ctx *ctx, const char *ws, const json_t *meta, 
     json_object_set_new(m, "size_bytes", json_integer((json_int_t)size));
     json_object_set_new(m, "width", json_integer(w));
     json_object_set_new(m, "height", json_integer(h));
-    json_object_set_new(m, "duration_ms", json_integer(0));
+    json_object_set_new(m, "duration_ms", json_integer(duration));
     json_object_set_new(m, "filename", filename ? json_string(filename) : json_null());
     json_object_set_new(m, "alt_text", alt ? json_string(alt) : json_null());
     json_object_set_new(m, "status", json_string("ready"));
@@ -349,7 +466,8 @@ pl_rc ex_media_upload(const ex_ctx *ctx, const char *ws, const json_t *args, jso
     char hex[65];
     core_sha256(data, n, h);
     core_hex_encode(h, sizeof h, hex, sizeof hex);
-    rc = make_record(ctx, ws, args, data, n, n, hex, &m, err);
+    src whole = {.mem = data, .fd = -1, .size = n};
+    rc = make_record(ctx, ws, args, data, n, &whole, hex, &m, err);
     if (rc != PL_OK)
         goto out;
     rc = tmp_path(ctx, str(m, "id"), tmp, sizeof tmp);
@@ -620,8 +738,8 @@ pl_rc ex_media_upload_finish(const ex_ctx *ctx, const char *ws, const json_t *ar
     }
     char hex[65];
     core_hex_encode(h, sizeof h, hex, sizeof hex);
-    rc = make_record(ctx, ws, json_object_get(u, "meta"), head, headlen, (uint64_t)total, hex, &m,
-                     err);
+    src whole = {.mem = NULL, .fd = fd, .size = (uint64_t)total};
+    rc = make_record(ctx, ws, json_object_get(u, "meta"), head, headlen, &whole, hex, &m, err);
     if (rc != PL_OK)
         goto out;
     rc = commit_medium(ctx, &txn, ws, m, tmp);

@@ -6,7 +6,7 @@
  * The mime type is sniffed from the bytes (magic numbers: JPEG, PNG, GIF, WebP, MP4/MOV, PDF);
  * a client's claimed mime_type that disagrees is refused ("mime_type: claimed image/png but
  * the content is image/jpeg"); unrecognised content is refused. PNG, GIF and JPEG dimensions
- * are read from their headers.
+ * are read from their headers, MP4/QuickTime duration and size from moov/mvhd and tkhd.
  *
  * Uploads: inline (data_base64, at most ctx->limits.inline_media_max decoded bytes) or chunked
  * (begin -> append* -> finish; at most ctx->limits.chunk_max per append and
@@ -65,6 +65,12 @@ pl_rc ex_media_gc(const ex_ctx *ctx, int64_t max_idle_ms, size_t max_scan, size_
  * header says (0 otherwise). PL_ERR_UNSUPPORTED when unrecognised. */
 pl_rc ex_media_sniff(const uint8_t *p, size_t n, const char **mime, ex_media_kind *kind,
                      uint32_t *width, uint32_t *height);
+
+/* Reads an MP4/QuickTime movie's duration (moov/mvhd) and picture size (first trak/tkhd with
+ * one) from its boxes. PL_ERR_INVALID when the boxes are missing or malformed (the medium is
+ * still accepted, with duration 0 = unknown). */
+pl_rc ex_media_mp4_probe(const uint8_t *p, size_t n, uint32_t *duration_ms, uint32_t *w,
+                         uint32_t *h);
 
 /* Inside the caller's write transaction: adds / removes the reference index key
  * "<ws>|mref|<medium>|<post>" (EX_DB_MEDIA) for each

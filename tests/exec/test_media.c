@@ -323,6 +323,74 @@ static void test_abandoned_uploads_collected(void **state)
     json_decref(u);
 }
 
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8),
+    p[3] = (uint8_t)v;
+}
+
+static void put4cc(uint8_t *p, const char *t)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)t[i];
+}
+
+/* A minimal MP4: ftyp, moov { mvhd (version 0), trak { tkhd (version 0) } }, then mdat. */
+static uint8_t *mp4(uint32_t timescale, uint32_t duration, uint32_t w, uint32_t h, size_t *len)
+{
+    const size_t ftyp = 16, mvhd = 8 + 100, tkhd = 8 + 84, trak = 8 + tkhd, moov = 8 + mvhd + trak;
+    *len = ftyp + moov + 16;
+    uint8_t *p = calloc(1, *len), *q = p;
+    put32(q, (uint32_t)ftyp), put4cc(q + 4, "ftyp"), put4cc(q + 8, "isom"), q += ftyp;
+    put32(q, (uint32_t)moov), put4cc(q + 4, "moov"), q += 8;
+    put32(q, (uint32_t)mvhd), put4cc(q + 4, "mvhd");
+    put32(q + 8 + 12, timescale), put32(q + 8 + 16, duration), q += mvhd;
+    put32(q, (uint32_t)trak), put4cc(q + 4, "trak"), q += 8;
+    put32(q, (uint32_t)tkhd), put4cc(q + 4, "tkhd");
+    put32(q + 8 + 76, w << 16), put32(q + 8 + 80, h << 16), q += tkhd;
+    put32(q, 16), put4cc(q + 4, "mdat");
+    return p;
+}
+
+static void test_video_duration_rules(void **state)
+{
+    fx *f = *state;
+    size_t n;
+    uint32_t d, w, h;
+    uint8_t *p = mp4(600, 600 * 30, 1280, 720, &n);
+    assert_int_equal(ex_media_mp4_probe(p, n, &d, &w, &h), PL_OK);
+    assert_int_equal(d, 30000);
+    assert_int_equal(w, 1280);
+    assert_int_equal(h, 720);
+    assert_int_equal(ex_media_mp4_probe(p, 30, &d, &w, &h), PL_ERR_INVALID); /* truncated */
+    json_t *ok = NULL, *long_ = NULL, *acc = NULL, *o = NULL;
+    ex_err err = {0};
+    assert_int_equal(upload(f, p, n, "video/mp4", &ok, &err), PL_OK);
+    assert_int_equal(json_integer_value(json_object_get(ok, "duration_ms")), 30000);
+    assert_int_equal(json_integer_value(json_object_get(ok, "width")), 1280);
+    free(p);
+    p = mp4(1000, 200000, 1280, 720, &n);
+    assert_int_equal(upload(f, p, n, NULL, &long_, &err), PL_OK);
+    json_t *a = json_pack("{s:s,s:s}", "platform", "x", "display_name", "X");
+    assert_int_equal(ex_account_create(&f->env.ctx, WS, a, &acc, NULL), PL_OK);
+    json_decref(a);
+    /* X takes a 30 s video, refuses a 200 s one, naming the medium and the limit. */
+    a = json_pack("{s:s,s:[O],s:[O]}", "text", "clip", "account_ids", json_object_get(acc, "id"),
+                  "media_ids", json_object_get(ok, "id"));
+    assert_int_equal(ex_post_create(&f->env.ctx, WS, a, &o, &err), PL_OK);
+    json_decref(o);
+    json_decref(a);
+    a = json_pack("{s:s,s:[O],s:[O]}", "text", "clip", "account_ids", json_object_get(acc, "id"),
+                  "media_ids", json_object_get(long_, "id"));
+    assert_int_equal(ex_post_create(&f->env.ctx, WS, a, &o, &err), PL_ERR_INVALID);
+    assert_non_null(strstr(err.field, "duration"));
+    json_decref(a);
+    json_decref(acc);
+    json_decref(ok);
+    json_decref(long_);
+    free(p);
+}
+
 static void test_sniff_table(void **state)
 {
     (void)state;
@@ -362,6 +430,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delete_guarded_by_scheduled_post, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unschedule_frees_medium, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abandoned_uploads_collected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_video_duration_rules, setup, teardown),
         cmocka_unit_test(test_sniff_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
