@@ -757,7 +757,8 @@ pl_rc key_keyset_open(const key_keyset_cfg *cfg, key_keyset **out, key_error *er
     }
     if ((rc = ensure_dir(ks->dir, cfg->create, err)) != PL_OK)
         goto out;
-    if ((rc = lock_take(ks->dir, LOCK_EX, &lock, err)) != PL_OK)
+    /* exclusive only when this open may create the key set; readers share */
+    if ((rc = lock_take(ks->dir, cfg->create ? LOCK_EX : LOCK_SH, &lock, err)) != PL_OK)
         goto out;
     if (!(state_path = path_join(ks->dir, STATE_FILE))) {
         rc = PL_ERR_NOMEM;
