@@ -155,19 +155,18 @@ pl_rc mcp_rate_charge(mcp_call *c, const char *name, const json_t *id)
     mcp_rate_denial d;
     uint32_t tool;
     char msg[200];
-    static const char *const per_name[] = {"client", "user", "workspace"};
     if (!c->srv->rate || pol_tool_index(c->srv->deps.policy, name, strlen(name), &tool) != PL_OK)
         return PL_OK;
     who.client_id = c->who->client_id;
     who.user = c->who->sub;
     who.workspace = c->who->ws;
+    who.token = c->who->jti;
     who.cls = c->cls;
     memset(&d, 0, sizeof d);
     if (mcp_rate_take(c->srv->rate, &who, tool, &d) == PL_OK)
         return PL_OK;
     snprintf(msg, sizeof msg, "rate limit %s exceeded: %u calls per %u s per %s; retry after %d s",
-             d.rule_id, d.limit, d.period_s, per_name[d.per <= POL_PER_WORKSPACE ? d.per : 0],
-             d.retry_after_s);
+             d.rule_id, d.limit, d.period_s, d.per ? d.per : "client", d.retry_after_s);
     json_decref(c->reply->body);
     c->reply->status = 429;
     c->reply->retry_after_s = d.retry_after_s;

@@ -24,6 +24,7 @@ void mcp_config_defaults(mcp_config *cfg)
     cfg->limits.max_sessions = 10000;
     cfg->limits.session_idle_ms = (int64_t)30 * 60 * 1000;
     cfg->limits.max_rate_buckets = 100000;
+    cfg->limits.token_rate_per_min = 300;
     cfg->log_level = CORE_LOG_INFO;
 }
 
@@ -51,6 +52,8 @@ void mcp_config_usage(FILE *fp)
             "  --max-conns N          concurrent connections (default 512)\n"
             "  --idle-timeout SEC     idle connection timeout (default 60)\n"
             "  --session-idle SEC     MCP session idle expiry (default 1800)\n"
+            "  --token-rate N         tool calls per minute of one access token, burst N/4\n"
+            "                         (POSTLY_MCP_TOKEN_RATE, default 300, 0 = off)\n"
             "  --log-level LEVEL      debug|info|warn|error|off (POSTLY_LOG_LEVEL, default info)\n"
             "  --print-port           print the bound port on stdout once listening\n"
             "  --help                 this text\n");
@@ -163,6 +166,7 @@ typedef enum opt_kind {
     OPT_MAX_CONNS,
     OPT_IDLE,
     OPT_SESSION_IDLE,
+    OPT_TOKEN_RATE,
     OPT_LOG_LEVEL
 } opt_kind;
 
@@ -184,6 +188,7 @@ static const struct {
     {"--max-conns", "POSTLY_MCP_MAX_CONNS", OPT_MAX_CONNS},
     {"--idle-timeout", "POSTLY_MCP_IDLE_TIMEOUT", OPT_IDLE},
     {"--session-idle", "POSTLY_MCP_SESSION_IDLE", OPT_SESSION_IDLE},
+    {"--token-rate", "POSTLY_MCP_TOKEN_RATE", OPT_TOKEN_RATE},
     {"--log-level", "POSTLY_LOG_LEVEL", OPT_LOG_LEVEL},
 };
 
@@ -238,6 +243,11 @@ static pl_rc apply(mcp_config *cfg, opt_kind k, const char *v, const char *what,
         rc = parse_long(v, 1, 7L * 86400, &x, what, errbuf, errsz);
         if (rc == PL_OK)
             cfg->limits.session_idle_ms = (int64_t)x * 1000;
+        return rc;
+    case OPT_TOKEN_RATE:
+        rc = parse_long(v, 0, 1000000000L, &x, what, errbuf, errsz);
+        if (rc == PL_OK)
+            cfg->limits.token_rate_per_min = (uint32_t)x;
         return rc;
     case OPT_LOG_LEVEL:
         x = core_log_level_parse(v);

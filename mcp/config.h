@@ -19,15 +19,16 @@
 #define MCP_CFG_ENTRY_MAX 256
 
 typedef struct mcp_limits {
-    size_t max_body;         /* bytes of one POST body */
-    size_t max_headers;      /* bytes of the request line + headers */
-    size_t max_depth;        /* JSON nesting */
-    size_t max_string;       /* raw bytes of one JSON string */
-    unsigned max_conns;      /* concurrent connections */
-    int idle_timeout_s;      /* a connection idle this long is closed */
-    size_t max_sessions;     /* live MCP sessions */
-    int64_t session_idle_ms; /* an MCP session unused this long ends */
-    size_t max_rate_buckets; /* live token buckets of the rate rules */
+    size_t max_body;             /* bytes of one POST body */
+    size_t max_headers;          /* bytes of the request line + headers */
+    size_t max_depth;            /* JSON nesting */
+    size_t max_string;           /* raw bytes of one JSON string */
+    unsigned max_conns;          /* concurrent connections */
+    int idle_timeout_s;          /* a connection idle this long is closed */
+    size_t max_sessions;         /* live MCP sessions */
+    int64_t session_idle_ms;     /* an MCP session unused this long ends */
+    size_t max_rate_buckets;     /* live token buckets of the rate rules */
+    uint32_t token_rate_per_min; /* calls per minute of one access token (0 = off) */
 } mcp_limits;
 
 typedef struct mcp_config {
@@ -39,9 +40,9 @@ typedef struct mcp_config {
     /* "" = verify with the key set in <data_dir>/keys (single machine); else fetch the JWKS
      * from this URL (the authorization server's jwks_uri) and never touch private keys. */
     char jwks_uri[MCP_CFG_URL_MAX];
-    char data_dir[MCP_CFG_URL_MAX];      /* "./var" */
-    char policy_file[MCP_CFG_URL_MAX];   /* "policy/default.policy" */
-    char audit_file[MCP_CFG_URL_MAX];    /* "" = <data_dir>/mcp-audit.jsonl */
+    char data_dir[MCP_CFG_URL_MAX];    /* "./var" */
+    char policy_file[MCP_CFG_URL_MAX]; /* "policy/default.policy" */
+    char audit_file[MCP_CFG_URL_MAX];  /* "" = <data_dir>/mcp-audit.jsonl */
     /* Origin values allowed on /mcp (exact match, scheme://host[:port]); requests without
      * Origin are allowed (non-browser clients). */
     char origins[MCP_CFG_LIST_MAX][MCP_CFG_ENTRY_MAX];

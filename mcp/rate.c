@@ -16,8 +16,9 @@ typedef struct bucket {
 struct mcp_rate {
     const pol_compiled *policy;
     const core_clock *clock;
-    pol_rate_info *rules;
-    uint32_t nrules;
+    pol_rate_info *rules; /* the policy's, then the per-token rule when enabled */
+    uint32_t nrules;      /* policy rules */
+    uint32_t nall;        /* nrules + (token rule ? 1 : 0) */
     bucket **tab;
     size_t nbuckets, count, max;
 };
@@ -31,7 +32,7 @@ static uint64_t fnv(uint32_t rule, const char *s)
 }
 
 pl_rc mcp_rate_new(const pol_compiled *policy, const core_clock *clock, size_t max_buckets,
-                   mcp_rate **out)
+                   uint32_t token_limit, mcp_rate **out)
 {
     mcp_rate *r;
     uint32_t i;
@@ -46,7 +47,7 @@ pl_rc mcp_rate_new(const pol_compiled *policy, const core_clock *clock, size_t m
     r->clock = clock;
     r->max = max_buckets;
     r->nrules = pol_rate_count(policy);
-    r->rules = calloc(r->nrules + 1, sizeof *r->rules);
+    r->rules = calloc(r->nrules + 1, sizeof(pol_rate_info));
     while (n < max_buckets && n < ((size_t)1 << 22))
         n <<= 1;
     r->nbuckets = n;
@@ -63,6 +64,16 @@ pl_rc mcp_rate_new(const pol_compiled *policy, const core_clock *clock, size_t m
         }
         if (r->rules[i].burst == 0)
             r->rules[i].burst = r->rules[i].limit;
+    }
+    r->nall = r->nrules;
+    if (token_limit > 0) {
+        pol_rate_info *t = &r->rules[r->nrules];
+        t->id = "token";
+        t->limit = token_limit;
+        t->period_s = 60;
+        t->burst = token_limit / 4 ? token_limit / 4 : 1;
+        t->all_tools = 1;
+        r->nall++;
     }
     *out = r;
     return PL_OK;
@@ -166,23 +177,33 @@ pl_rc mcp_rate_take(mcp_rate *r, const mcp_rate_who *who, uint32_t tool, mcp_rat
     int64_t now = core_clock_now_ms(r->clock);
     char key[1400];
 
-    for (i = 0; i < r->nrules; i++) {
+    for (i = 0; i < r->nall; i++) {
         const pol_rate_info *ri = &r->rules[i];
-        const char *v;
+        static const char *const per_names[] = {"client", "user", "workspace"};
+        const char *v, *per;
         int applies = 0;
         bucket *b;
-        if (pol_rate_applies(r->policy, i, who->cls, tool, &applies) != PL_OK || !applies)
+        if (i == r->nrules) { /* the per-token rule */
+            applies = 1;
+            per = "token";
+            v = who->token;
+        } else {
+            if (pol_rate_applies(r->policy, i, who->cls, tool, &applies) != PL_OK)
+                applies = 0;
+            per = per_names[ri->per <= POL_PER_WORKSPACE ? ri->per : 0];
+            v = ri->per == POL_PER_CLIENT ? who->client_id
+                : ri->per == POL_PER_USER ? who->user
+                                          : who->workspace;
+        }
+        if (!applies)
             continue;
-        v = ri->per == POL_PER_CLIENT ? who->client_id
-            : ri->per == POL_PER_USER ? who->user
-                                      : who->workspace;
-        snprintf(key, sizeof key, "%d|%s", (int)ri->per, v ? v : "");
+        snprintf(key, sizeof key, "%s|%s", per, v ? v : "");
         b = lookup(r, i, key, now, 1);
         if (!b || nhit >= MAX_APPLY) {
             denied->rule_id = "table-full";
             denied->limit = ri->limit;
             denied->period_s = ri->period_s;
-            denied->per = ri->per;
+            denied->per = per;
             denied->retry_after_s = 1;
             return PL_ERR_LIMIT;
         }
@@ -192,7 +213,7 @@ pl_rc mcp_rate_take(mcp_rate *r, const mcp_rate_who *who, uint32_t tool, mcp_rat
             denied->rule_id = ri->id;
             denied->limit = ri->limit;
             denied->period_s = ri->period_s;
-            denied->per = ri->per;
+            denied->per = per;
             denied->retry_after_s = (int)(wait_ms / 1000.0);
             if ((double)denied->retry_after_s * 1000.0 < wait_ms)
                 denied->retry_after_s++; /* round up: never invite a retry that fails */

@@ -4,6 +4,9 @@
  * the workspace as the rule's `per=` says. A bucket holds `burst` tokens and refills at
  * `limit` per `period_s`; a call takes one token from every bucket whose rule applies.
  *
+ * Besides the policy's rules, a per-token bucket (token_limit calls per minute, burst a quarter
+ * of that, keyed by the token's jti) caps what one leaked or runaway token can do; 0 = off.
+ *
  * Memory is bounded: at most max_buckets live buckets; when full, buckets that have refilled
  * completely (indistinguishable from new ones) are dropped first, and if none can be dropped
  * the call is refused as limited (fail closed) with the rule id "table-full".
@@ -27,6 +30,7 @@ typedef struct mcp_rate_who {
     const char *client_id;
     const char *user;
     const char *workspace;
+    const char *token; /* the token's jti */
     pol_class cls;
 } mcp_rate_who;
 
@@ -34,12 +38,12 @@ typedef struct mcp_rate_who {
 typedef struct mcp_rate_denial {
     const char *rule_id; /* borrowed from the policy (or "table-full") */
     uint32_t limit, period_s;
-    pol_rate_per per;
+    const char *per;   /* "client", "user", "workspace" or "token" */
     int retry_after_s; /* >= 1 */
 } mcp_rate_denial;
 
 pl_rc mcp_rate_new(const pol_compiled *policy, const core_clock *clock, size_t max_buckets,
-                   mcp_rate **out);
+                   uint32_t token_limit, mcp_rate **out);
 void mcp_rate_free(mcp_rate *r);
 
 /* Takes one token from every bucket that applies to a call of `who` to policy row `tool`

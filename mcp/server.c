@@ -171,7 +171,8 @@ pl_rc mcp_server_new(const mcp_config *cfg, const mcp_deps *deps, mcp_server **o
                                &srv->sessions);
     if (rc != PL_OK)
         goto out;
-    rc = mcp_rate_new(deps->policy, deps->clock, cfg->limits.max_rate_buckets, &srv->rate);
+    rc = mcp_rate_new(deps->policy, deps->clock, cfg->limits.max_rate_buckets,
+                      cfg->limits.token_rate_per_min, &srv->rate);
     if (rc != PL_OK)
         goto out;
     srv->tool_in = calloc(mcp_tools_count + 1, sizeof(json_t *));
