@@ -104,8 +104,10 @@ pl_rc key_token_mint(const key_keyset *ks, const core_clock *clock, const key_cl
         goto out;
     }
 
-    /* header_b64 "." payload_b64 "." sig_b64 (RFC 7515 §7.1) */
-    if (hdrlen + 1 + CORE_B64URL_SIZE(paylen) + 1 + CORE_B64URL_SIZE(64) > outsz) {
+    /* header_b64 "." payload_b64 "." sig_b64 (RFC 7515 §7.1). A token longer than
+     * KEY_TOKEN_MAX is never minted: verifiers refuse it unread by default. */
+    if (hdrlen + 1 + CORE_B64URL_SIZE(paylen) + 1 + CORE_B64URL_SIZE(64) > KEY_TOKEN_MAX ||
+        hdrlen + 1 + CORE_B64URL_SIZE(paylen) + 1 + CORE_B64URL_SIZE(64) > outsz) {
         rc = PL_ERR_TOO_LARGE;
         goto out;
     }

@@ -67,11 +67,13 @@ typedef struct key_minted {
 
 /* Mints a token with the active key of ks, reading the time from clock (NULL: real clock).
  * Writes the compact serialisation (NUL-terminated) into out (outsz bytes; KEY_TOKEN_MAX is
- * always enough for claims within the bounds); *outlen (may be NULL) gets strlen(out);
- * *minted (may be NULL) gets kid, jti, iat and exp.
+ * always enough); *outlen (may be NULL) gets strlen(out); *minted (may be NULL) gets kid,
+ * jti, iat and exp. Each claim is bounded, and so is the whole token: one that would be
+ * longer than KEY_TOKEN_MAX (the verifier's default limit) is not minted. Real tokens are far
+ * smaller (about 750 bytes; 3 KB with a 1 KB client_id and every scope).
  *  PL_OK
- *  PL_ERR_INVALID    a claim missing, empty, too long or with control characters
- *  PL_ERR_TOO_LARGE  out too small
+ *  PL_ERR_INVALID    a claim missing, empty, too long, not UTF-8 or with control characters
+ *  PL_ERR_TOO_LARGE  out too small, or the token would exceed KEY_TOKEN_MAX
  *  PL_ERR_STATE      the key set has no active key
  *  PL_ERR_CRYPTO     the signature failed
  *  PL_ERR_NOMEM */

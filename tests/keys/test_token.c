@@ -248,6 +248,25 @@ static void test_mint_rejects_bad_claims(void **state)
     c.client_id = big;
     assert_int_equal(key_token_mint(f->ks, &f->clock.base, &c, tok, sizeof tok, NULL, NULL),
                      PL_ERR_INVALID);
+    /* every claim within its bound, but together too long for a token: refused, not cut */
+    {
+        static char quotes[KEY_URL_CLAIM_MAX + 1], scope[KEY_SCOPE_CLAIM_MAX + 1];
+        memset(quotes, '"', KEY_URL_CLAIM_MAX); /* each one doubles when escaped */
+        memset(scope, 'a', KEY_SCOPE_CLAIM_MAX);
+        c = std_claims;
+        c.client_id = quotes;
+        c.aud = quotes;
+        c.scope = scope;
+        assert_int_equal(key_token_mint(f->ks, &f->clock.base, &c, tok, sizeof tok, NULL, NULL),
+                         PL_ERR_TOO_LARGE);
+        /* a large but fitting one verifies with the default limit */
+        memset(quotes, 'q', KEY_URL_CLAIM_MAX);
+        c = std_claims;
+        c.client_id = quotes;
+        assert_int_equal(key_token_mint(f->ks, &f->clock.base, &c, tok, sizeof tok, NULL, NULL),
+                         PL_OK);
+        assert_int_equal(verify(f, tok, NULL), KEY_REASON_NONE);
+    }
     c = std_claims;
     c.cls = "\xff\xfe";
     assert_int_equal(key_token_mint(f->ks, &f->clock.base, &c, tok, sizeof tok, NULL, NULL),
