@@ -427,7 +427,8 @@ pl_rc key_verifier_new(const key_verifier_cfg *cfg, key_verifier **out)
     if (!out || !cfg || !cfg->issuer || !cfg->issuer[0] || !cfg->audience || !cfg->audience[0] ||
         (!cfg->keyset == !cfg->fetch) ||
         (cfg->backend != KEY_SIG_OPENSSL && cfg->backend != KEY_SIG_LIBOAUTH2) ||
-        cfg->cache_entries > (1u << 24) || cfg->max_token_len > (1u << 20))
+        cfg->cache_entries > (1u << 24) || cfg->max_token_len > (1u << 20) ||
+        cfg->leeway_s > 3600 || cfg->refetch_interval_s > 86400 || cfg->jwks_max_age_s > 7 * 86400)
         return PL_ERR_INVALID;
     *out = NULL;
     if (!(v = calloc(1, sizeof *v)))

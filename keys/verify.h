@@ -136,7 +136,9 @@ typedef struct key_verifier_cfg {
 typedef struct key_verifier key_verifier;
 
 /* Creates a verifier and loads the JWKS once (a failure to load is not fatal: the first
- * verify retries). PL_ERR_INVALID for a bad cfg; PL_ERR_NOMEM; PL_ERR_CRYPTO when liboauth2
+ * verify retries). PL_ERR_INVALID for a bad cfg (missing issuer/audience, not exactly one
+ * JWKS source, leeway > 3600 s, refetch interval > 1 day, max age > 7 days, more than 2^24
+ * cache entries, max_token_len > 1 MiB); PL_ERR_NOMEM; PL_ERR_CRYPTO when liboauth2
  * cannot be initialised. *out owned by the caller (key_verifier_free). */
 pl_rc key_verifier_new(const key_verifier_cfg *cfg, key_verifier **out);
 

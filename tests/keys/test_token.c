@@ -1077,6 +1077,36 @@ static void test_public_only_key_set(void **state)
     key_keyset_free(pub);
 }
 
+static void test_verifier_cfg_checked(void **state)
+{
+    fx *f = *state;
+    key_verifier *v = NULL;
+    key_verifier_cfg ok = {.issuer = T_ISS, .audience = T_AUD, .keyset = f->ks};
+    key_verifier_cfg c;
+    c = ok;
+    c.issuer = NULL;
+    assert_int_equal(key_verifier_new(&c, &v), PL_ERR_INVALID);
+    c = ok;
+    c.audience = "";
+    assert_int_equal(key_verifier_new(&c, &v), PL_ERR_INVALID);
+    c = ok;
+    c.fetch = fetch_jwks; /* two sources */
+    assert_int_equal(key_verifier_new(&c, &v), PL_ERR_INVALID);
+    c = ok;
+    c.keyset = NULL; /* none */
+    assert_int_equal(key_verifier_new(&c, &v), PL_ERR_INVALID);
+    c = ok;
+    c.leeway_s = INT64_MAX;
+    assert_int_equal(key_verifier_new(&c, &v), PL_ERR_INVALID);
+    c = ok;
+    c.backend = (key_sig_backend)7;
+    assert_int_equal(key_verifier_new(&c, &v), PL_ERR_INVALID);
+    assert_null(v);
+    assert_int_equal(key_verifier_new(&ok, &v), PL_OK);
+    key_verifier_free(v);
+    key_verifier_free(NULL);
+}
+
 static void test_reasons_table(void **state)
 {
     (void)state;
@@ -1123,6 +1153,7 @@ int main(void)
         BOTH(test_cache_bounded_lru),
         BOTH(test_fetch_refetch_once_per_interval),
         BOTH(test_public_only_key_set),
+        cmocka_unit_test_setup_teardown(test_verifier_cfg_checked, setup_openssl, teardown),
         cmocka_unit_test(test_reasons_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
