@@ -360,6 +360,7 @@ pl_rc ex_pub_claim_txn(const ex_ctx *ctx, ex_txn *txn, json_t *post, const char 
         return rc;
     if (job->n > 0) {
         int64_t lease_until = now + ctx->limits.lease_ms;
+        job->leased_at_ms = now;
         json_t *c = json_pack("{s:s,s:I,s:I}", "owner", owner, "lease_until_ms",
                               (json_int_t)lease_until, "claimed_at_ms", (json_int_t)now);
         rc = c ? ex_txn_put_json(txn, EX_DB_CLAIMS, ck, c) : PL_ERR_NOMEM;
@@ -377,9 +378,35 @@ pl_rc ex_pub_claim_txn(const ex_ctx *ctx, ex_txn *txn, json_t *post, const char 
     return ex_obj_store(txn, EX_DB_POSTS, ws, "pst", post);
 }
 
+/* Extends this job's lease when half of it has passed (calls to several targets of one post
+ * run one after the other). Only the owner's own, unexpired lease is extended: a lease already
+ * taken over stays with its new owner. */
+static void renew_lease(const ex_ctx *ctx, ex_pub_job *job)
+{
+    int64_t now = core_clock_now_ms(ctx->clock);
+    if (now - job->leased_at_ms < ctx->limits.lease_ms / 2)
+        return;
+    char ck[EX_KEY_MAX + 1];
+    ex_txn txn = {0};
+    json_t *c = NULL;
+    if (claim_key(ck, sizeof ck, job->ws, job->post_id) != PL_OK ||
+        ex_txn_begin(ctx->store, 1, &txn) != PL_OK)
+        return;
+    if (ex_txn_get_json(&txn, EX_DB_CLAIMS, ck, &c) == PL_OK &&
+        streq(str(c, "owner"), job->owner) &&
+        json_integer_value(json_object_get(c, "lease_until_ms")) > now) {
+        json_object_set_new(c, "lease_until_ms", json_integer(now + ctx->limits.lease_ms));
+        if (ex_txn_put_json(&txn, EX_DB_CLAIMS, ck, c) == PL_OK && ex_txn_commit(&txn) == PL_OK)
+            job->leased_at_ms = now;
+    }
+    ex_txn_abort(&txn);
+    json_decref(c);
+}
+
 void ex_pub_call(const ex_ctx *ctx, ex_pub_job *job)
 {
     for (size_t k = 0; k < job->n; k++) {
+        renew_lease(ctx, job);
         ex_target_buf *b = &job->tb[k];
         const ex_connector *c = ctx->connectors[b->t.platform];
         memset(&job->out[k], 0, sizeof job->out[k]);

@@ -54,7 +54,8 @@ typedef struct ex_pub_job {
     ex_target_buf tb[EX_TARGETS_MAX];
     ex_outcome out[EX_TARGETS_MAX];
     pl_rc call_rc[EX_TARGETS_MAX];
-    ex_idem idem; /* finished with the final post when active */
+    ex_idem idem;         /* finished with the final post when active */
+    int64_t leased_at_ms; /* when the lease was taken or last extended */
 } ex_pub_job;
 
 /* Inside the caller's write transaction, with post loaded (modified and stored here): claims
@@ -63,7 +64,8 @@ typedef struct ex_pub_job {
 pl_rc ex_pub_claim_txn(const ex_ctx *ctx, ex_txn *txn, json_t *post, const char *owner,
                        ex_claim_mode mode, ex_pub_job *job, ex_err *err);
 
-/* Calls the connectors for the claimed targets (no transaction held). */
+/* Calls the connectors for the claimed targets (no transaction held), extending the lease in a
+ * small write transaction whenever half of it has passed between two calls. */
 void ex_pub_call(const ex_ctx *ctx, ex_pub_job *job);
 
 /* Records the outcomes in one write transaction; *post_out (may be NULL) gets the presented

@@ -382,6 +382,81 @@ static void test_two_processes_no_double_publish(void **state)
     }
 }
 
+/* A connector that takes 0.6 of a lease per call (on the fake clock) and, on the third call of
+ * the post, lets another scheduler look for dead leases. One wrapper per platform; the call
+ * count is shared. */
+typedef struct slow_shared {
+    core_fake_clock *clock;
+    const ex_ctx *ctx;
+    int calls;
+    size_t recovered;
+} slow_shared;
+
+typedef struct slow {
+    ex_connector base;
+    const ex_connector *inner;
+    slow_shared *sh;
+} slow;
+
+static pl_rc slow_validate(const ex_connector *c, const ex_target *t, ex_problems *p)
+{
+    return ex_connector_validate(((const slow *)c->impl)->inner, t, p);
+}
+
+static pl_rc slow_publish(const ex_connector *c, const ex_target *t, const ex_publish_req *req,
+                          ex_outcome *out)
+{
+    const slow *sl = c->impl;
+    slow_shared *sh = sl->sh;
+    core_fake_clock_advance(sh->clock, sh->ctx->limits.lease_ms * 6 / 10);
+    if (++sh->calls == 3) {
+        ex_scheduler *other = NULL;
+        ex_sched_stats st = {0};
+        if (ex_scheduler_new(sh->ctx, "other", &other) == PL_OK &&
+            ex_scheduler_run_once(other, 8, &st) == PL_OK)
+            sh->recovered = st.recovered;
+        ex_scheduler_free(other);
+    }
+    return ex_connector_publish(sl->inner, t, req, out);
+}
+
+static const ex_connector_ops slow_ops = {.validate = slow_validate, .publish = slow_publish};
+
+static void test_lease_extended_between_slow_calls(void **state)
+{
+    fx *f = *state;
+    char fb[EX_ID_MAX];
+    make_account(&f->env, "facebook", fb);
+    slow_shared sh = {.clock = &f->env.clock, .ctx = &f->env.ctx};
+    slow sl[3];
+    const ex_platform plats[3] = {EX_PLATFORM_X, EX_PLATFORM_LINKEDIN, EX_PLATFORM_FACEBOOK};
+    for (int i = 0; i < 3; i++) {
+        memset(&sl[i], 0, sizeof sl[i]);
+        sl[i].inner = ex_connectors_get(&f->env.reg, plats[i]);
+        sl[i].sh = &sh;
+        sl[i].base.ops = &slow_ops;
+        sl[i].base.platform = plats[i];
+        sl[i].base.name = "slow";
+        sl[i].base.impl = &sl[i];
+        f->env.ctx.connectors[plats[i]] = &sl[i].base;
+    }
+    json_t *a = json_pack("{s:s,s:[s,s,s]}", "text", "slow", "account_ids", f->x, f->li, fb),
+           *p = NULL;
+    ex_err err = {0};
+    assert_int_equal(ex_post_create(&f->env.ctx, WS, a, &p, &err), PL_OK);
+    json_decref(a);
+    a = json_pack("{s:O}", "post_id", json_object_get(p, "id"));
+    json_decref(p);
+    assert_int_equal(ex_post_publish(&f->env.ctx, WS, a, &p, &err), PL_OK);
+    json_decref(a);
+    /* 1.8 leases went by during the calls, yet the lease was extended between them: the other
+     * scheduler took nothing for dead, and all three targets are published. */
+    assert_int_equal(sh.calls, 3);
+    assert_int_equal(sh.recovered, 0);
+    assert_string_equal(s_(p, "status"), "published");
+    json_decref(p);
+}
+
 static void test_libevent_timer(void **state)
 {
     fx *f = *state;
@@ -414,6 +489,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_missed_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_lease_becomes_unconfirmed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_processes_no_double_publish, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_extended_between_slow_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_libevent_timer, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
