@@ -76,6 +76,10 @@ static pl_rc load_accounts(const ex_ctx *ctx, const char *ws, const char *platfo
     MDB_cursor *cur = NULL;
     json_t *list = json_array();
     char prefix[EX_KEY_MAX + 1];
+    if (!ex_ws_valid(ws)) {
+        json_decref(list);
+        return PL_ERR_NOT_FOUND;
+    }
     int plen = snprintf(prefix, sizeof prefix, "%s|acc|", ws);
     pl_rc rc = ex_txn_begin(ctx->store, 0, &txn);
     if (rc != PL_OK)

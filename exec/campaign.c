@@ -197,6 +197,8 @@ out:
 
 static pl_rc link_key(char *buf, size_t n, const char *ws, const char *cmp, const char *post)
 {
+    if (!ex_ws_valid(ws))
+        return PL_ERR_INVALID;
     int r = snprintf(buf, n, "%s|cpl|%s|%s", ws, cmp, post);
     return r < 0 || (size_t)r >= n ? PL_ERR_TOO_LARGE : PL_OK;
 }

@@ -107,6 +107,8 @@ pl_rc ex_list_run(const ex_ctx *ctx, const char *ws, const ex_listing *l, const 
                    ? ex_err_set(err, PL_ERR_INVALID, "cursor", "malformed (too long)")
                    : rc;
 
+    if (!ex_ws_valid(ws))
+        return ex_err_set(err, PL_ERR_INVALID, "workspace", "not a valid workspace id");
     filters = args ? json_deep_copy(args) : json_object();
     if (!filters)
         return PL_ERR_NOMEM;

@@ -946,6 +946,8 @@ out:
 
 static pl_rc ref_key(char *buf, size_t n, const char *ws, const char *mid, const char *pid)
 {
+    if (!ex_ws_valid(ws))
+        return PL_ERR_INVALID;
     int r = snprintf(buf, n, "%s|mref|%s|%s", ws, mid, pid);
     return r < 0 || (size_t)r >= n ? PL_ERR_TOO_LARGE : PL_OK;
 }
@@ -993,6 +995,8 @@ static pl_rc refs_of(ex_txn *txn, const char *ws, const char *mid, json_t **out)
     MDB_cursor *cur = NULL;
     char prefix[EX_KEY_MAX + 1];
     *out = NULL;
+    if (!ex_ws_valid(ws))
+        return PL_ERR_INVALID;
     int plen = snprintf(prefix, sizeof prefix, "%s|mref|%s|", ws, mid);
     if (plen < 0 || (size_t)plen >= sizeof prefix)
         return PL_ERR_TOO_LARGE;

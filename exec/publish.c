@@ -240,6 +240,8 @@ static pl_rc emit_unconfirmed(const ex_ctx *ctx, ex_txn *txn, const char *ws, co
 
 static pl_rc claim_key(char *buf, size_t n, const char *ws, const char *post_id)
 {
+    if (!ex_ws_valid(ws))
+        return PL_ERR_INVALID;
     int r = snprintf(buf, n, "%s|%s", ws, post_id);
     return r < 0 || (size_t)r >= n ? PL_ERR_TOO_LARGE : PL_OK;
 }

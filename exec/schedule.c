@@ -146,6 +146,8 @@ pl_rc ex_schedule_check(const ex_ctx *ctx, const char *at, const char *tz, int64
 
 pl_rc ex_queue_key(char *buf, size_t bufsz, int64_t due_ms, const char *ws, const char *post_id)
 {
+    if (!ex_ws_valid(ws))
+        return PL_ERR_INVALID;
     int n = snprintf(buf, bufsz, "%016llx|%s|%s", (unsigned long long)(due_ms < 0 ? 0 : due_ms), ws,
                      post_id);
     if (n < 0 || (size_t)n >= bufsz)

@@ -446,7 +446,7 @@ pl_rc ex_txn_del(ex_txn *txn, ex_db db, const char *key)
 
 pl_rc ex_key_build(char *buf, size_t bufsz, const char *ws, const char *kind, const char *id)
 {
-    if (!ws || !kind || !id || !*ws || !*kind || !*id)
+    if (!ex_ws_valid(ws) || !kind || !id || !*kind || !*id)
         return PL_ERR_INVALID;
     if (strchr(ws, '|') || strchr(kind, '|') || strchr(id, '|'))
         return PL_ERR_INVALID;

@@ -50,7 +50,7 @@
 
 #define EX_KEY_MAX 256 /* longest key we build, NUL excluded */
 #define EX_ID_MAX  48  /* longest id, NUL included */
-#define EX_WS_MAX  64  /* longest workspace id, NUL included */
+#define EX_WS_MAX  65  /* longest workspace id (64, as the authorization server's), NUL included */
 
 typedef enum ex_db {
     EX_DB_META = 0,    /* "schema_version", "cursor_secret", ... */
@@ -140,7 +140,7 @@ pl_rc ex_txn_del(ex_txn *txn, ex_db db, const char *key);
 /* ---- keys and ids ---- */
 
 /* Builds "<ws>|<kind>|<id>" into buf (EX_KEY_MAX + 1 bytes). PL_ERR_TOO_LARGE when too long,
- * PL_ERR_INVALID when a part is empty or contains '|'. */
+ * PL_ERR_INVALID when ws is not a valid workspace id or a part is empty or contains '|'. */
 pl_rc ex_key_build(char *buf, size_t bufsz, const char *ws, const char *kind, const char *id);
 
 /* A new id "<kind>_<12 hex ms><16 base32 random>" (e.g. "pst_0192f3a1b2c3k3j9..."), time
@@ -151,7 +151,9 @@ pl_rc ex_id_new(const core_clock *clock, const char *kind, char *buf, size_t buf
 /* 1 when s is a syntactically valid id of that kind (prefix, charset, length). */
 int ex_id_valid(const char *s, const char *kind);
 
-/* 1 when s is a valid workspace id: 1..63 chars of [A-Za-z0-9_-]. */
+/* 1 when s is a valid workspace id: 1..64 chars of [A-Za-z0-9_-] (the authorization server's
+ * id syntax). Every key builder refuses anything else, so no workspace range can meet another
+ * workspace's or an internal key ("~blob|..."). */
 int ex_ws_valid(const char *s);
 
 /* ---- the context every service receives ---- */

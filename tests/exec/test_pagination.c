@@ -175,6 +175,24 @@ static void test_workspace_isolation(void **state)
     assert_int_equal(ex_account_get(&f->env.ctx, "wsA", a, &out, &err), PL_OK);
     json_decref(out);
     json_decref(a);
+    /* Workspace ids follow the authorization server's syntax (1..64 of [A-Za-z0-9_-]); anything
+     * else is refused before it can shape a key range. */
+    char ws64[65];
+    memset(ws64, 'w', 64);
+    ws64[64] = '\0';
+    a = json_object();
+    assert_int_equal(ex_post_list(&f->env.ctx, ws64, a, &out, &err), PL_OK);
+    json_decref(out);
+    static const char *const bad_ws[] = {"wsA|pst", "", "~blob", "ws A", NULL};
+    for (int i = 0; bad_ws[i]; i++) {
+        assert_int_equal(ex_post_list(&f->env.ctx, bad_ws[i], a, &out, &err), PL_ERR_INVALID);
+        assert_int_equal(ex_account_list(&f->env.ctx, bad_ws[i], a, &out, &err), PL_ERR_INVALID);
+    }
+    json_decref(a);
+    a = json_pack("{s:s}", "post_id", id);
+    assert_int_equal(ex_post_get(&f->env.ctx, "wsA|pst", a, &out, &err), PL_ERR_NOT_FOUND);
+    json_decref(a);
+
     /* A workspace whose id is a prefix of another's does not see its range. */
     json_t *o = NULL;
     a = json_pack("{s:s,s:s}", "platform", "x", "display_name", "X");
