@@ -253,8 +253,17 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     size_t purged = 0;
     (void)ex_idem_purge(s->ctx, 256, &purged);
     (void)ex_media_gc(s->ctx, 24LL * 3600 * 1000, 256, &purged);
-    /* A full pass means more may be due: go again at once. */
-    arm(s, st.posts + st.stale >= BATCH_DEFAULT ? 0 : s->interval_ms);
+    /* A full pass means more may be due: go again at once. Otherwise wake at the next due
+     * entry, and at least every interval (another process may add earlier work). */
+    int64_t wait = s->interval_ms, due = -1;
+    if (st.posts + st.stale >= BATCH_DEFAULT)
+        wait = 0;
+    else if (ex_scheduler_next_due(s->ctx, &due) == PL_OK && due >= 0) {
+        int64_t until = due - core_clock_now_ms(s->ctx->clock);
+        if (until < wait)
+            wait = until < 0 ? 0 : until;
+    }
+    arm(s, wait);
 }
 
 pl_rc ex_scheduler_attach(ex_scheduler *s, struct event_base *base, int64_t interval_ms)

@@ -44,8 +44,9 @@ pl_rc ex_scheduler_run_once(ex_scheduler *s, size_t max_posts, ex_sched_stats *s
 /* The due time of the earliest queue entry, or -1 when the queue is empty. */
 pl_rc ex_scheduler_next_due(const ex_ctx *ctx, int64_t *due_ms);
 
-/* Runs the scheduler on base every interval_ms (and immediately again while a pass was full).
- * Detach before freeing the base. */
+/* Runs the scheduler on base: at the next due queue entry, at least every interval_ms (other
+ * processes may add work), and immediately again while a pass was full. Also purges expired
+ * idempotency records and abandoned uploads. Detach before freeing the base. */
 pl_rc ex_scheduler_attach(ex_scheduler *s, struct event_base *base, int64_t interval_ms);
 void ex_scheduler_detach(ex_scheduler *s);
 
