@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/crypto.h"
 #include "exec/args.h"
 #include "mcp/mcp_int.h"
@@ -96,57 +97,90 @@ static const char *rule_id(const pol_compiled *p, uint32_t rule)
     return ri.id;
 }
 
+/* Appends s as a JSON string (RFC 8259 §7). Claims are bounded and control-free, but escape
+ * everything anyway: the audit log must stay one valid JSON object per line. */
+static void add_json_str(core_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    const char *run = s;
+    core_buf_add(b, "\"", 1);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        core_buf_add(b, run, (size_t)(s - run));
+        if (ch == '"' || ch == '\\') {
+            char e[2] = {'\\', (char)ch};
+            core_buf_add(b, e, 2);
+        } else {
+            char e[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
+            core_buf_add(b, e, 6);
+        }
+        run = s + 1;
+    }
+    core_buf_add(b, run, (size_t)(s - run));
+    core_buf_add(b, "\"", 1);
+}
+
+static void add_field(core_buf *b, const char *name, const char *value)
+{
+    core_buf_addf(b, ",\"%s\":", name);
+    add_json_str(b, value ? value : "");
+}
+
 void mcp_audit(mcp_call *c, const char *kind, const char *target, const char *outcome,
                const pol_decision *d, const json_t *args)
 {
     FILE *fp = c->srv->deps.audit;
     const pol_compiled *p = c->srv->deps.policy;
-    json_t *rec, *rules;
-    char when[40], id[40], hash_hex[65];
-    uint8_t rnd[8], h[32];
-    char *line;
+    char when[40], hash_hex[65];
+    uint8_t h[32];
     const char *r;
+    int nrules = 0;
+    core_buf b;
 
     if (!fp)
         return;
+    /* Built by hand rather than through a jansson tree: this runs on every call (measured in
+     * bench/mcp: a third of the request's user time went to the tree version). */
+    core_buf_init(&b, 16384);
     ex_time_format(core_clock_now_ms(c->srv->deps.clock), when, sizeof when);
-    if (core_random(rnd, sizeof rnd) != PL_OK)
-        memset(rnd, 0, sizeof rnd);
     c->srv->decision_seq++;
-    {
-        char hex[17];
-        core_hex_encode(rnd, sizeof rnd, hex, sizeof hex);
-        snprintf(id, sizeof id, "dec_%s%06llx", hex,
-                 (unsigned long long)(c->srv->decision_seq & 0xffffff));
-    }
-    rules = json_array();
+    core_buf_addf(&b, "{\"time\":\"%s\",\"decision_id\":\"dec_%s%012llx\"", when, c->srv->boot_id,
+                  (unsigned long long)c->srv->decision_seq);
+    add_field(&b, "policy_revision", c->srv->deps.policy_revision);
+    add_field(&b, "workspace", c->who->ws);
+    add_field(&b, "subject", c->who->sub);
+    add_field(&b, "client", c->who->client_id);
+    add_field(&b, "client_class", c->who->cls);
+    add_field(&b, "kind", kind);
+    add_field(&b, "target", target);
+    add_field(&b, "outcome", outcome);
+    core_buf_adds(&b, ",\"rule_ids\":[");
     if (d) {
-        if ((r = rule_id(p, d->tool_rule)) != NULL)
-            json_array_append_new(rules, json_string(r));
-        if ((r = rule_id(p, d->rule)) != NULL)
-            json_array_append_new(rules, json_string(r));
+        if ((r = rule_id(p, d->tool_rule)) != NULL) {
+            add_json_str(&b, r);
+            nrules++;
+        }
+        if ((r = rule_id(p, d->rule)) != NULL) {
+            if (nrules)
+                core_buf_add(&b, ",", 1);
+            add_json_str(&b, r);
+        }
     }
-    rec = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:I}", "time", when, "decision_id",
-        id, "policy_revision", c->srv->deps.policy_revision ? c->srv->deps.policy_revision : "",
-        "workspace", c->who->ws, "subject", c->who->sub, "client", c->who->client_id,
-        "client_class", c->who->cls, "kind", kind, "target", target, "outcome", outcome, "rule_ids",
-        rules, "latency_ms", (json_int_t)(core_clock_now_ms(c->srv->deps.clock) - c->start_ms));
-    if (!rec)
-        return;
+    core_buf_addf(&b, "],\"latency_ms\":%lld",
+                  (long long)(core_clock_now_ms(c->srv->deps.clock) - c->start_ms));
     if (d)
-        json_object_set_new(rec, "verdict", json_string(pol_verdict_name(d->verdict)));
+        add_field(&b, "verdict", pol_verdict_name(d->verdict));
     /* Arguments only as a hash: never in clear (they may hold customer content). */
     if (args && ex_json_hash(args, NULL, h) == PL_OK &&
         core_hex_encode(h, sizeof h, hash_hex, sizeof hash_hex) == PL_OK)
-        json_object_set_new(rec, "args_sha256", json_string(hash_hex));
-    line = json_dumps(rec, JSON_COMPACT);
-    if (line) {
-        fprintf(fp, "%s\n", line);
-        fflush(fp);
+        add_field(&b, "args_sha256", hash_hex);
+    if (core_buf_adds(&b, "}\n") == PL_OK) {
+        fwrite(b.p, 1, b.len, fp);
+        fflush(fp); /* a line survives a crash of this process */
     }
-    free(line);
-    json_decref(rec);
+    core_buf_free(&b);
 }
 
 pl_rc mcp_rate_charge(mcp_call *c, const char *name, const json_t *id)

@@ -61,6 +61,7 @@ struct mcp_server {
     char prm_url[MCP_CFG_URL_MAX + 64];
     char resource_url[MCP_CFG_URL_MAX];
     uint64_t decision_seq;
+    char boot_id[17]; /* random per start: decision ids are unique across restarts */
     mcp_rate *rate;
 };
 

@@ -171,6 +171,13 @@ pl_rc mcp_server_new(const mcp_config *cfg, const mcp_deps *deps, mcp_server **o
                                &srv->sessions);
     if (rc != PL_OK)
         goto out;
+    {
+        uint8_t rnd[8];
+        rc = core_random(rnd, sizeof rnd);
+        if (rc != PL_OK)
+            goto out;
+        core_hex_encode(rnd, sizeof rnd, srv->boot_id, sizeof srv->boot_id);
+    }
     rc = mcp_rate_new(deps->policy, deps->clock, cfg->limits.max_rate_buckets,
                       cfg->limits.token_rate_per_min, &srv->rate);
     if (rc != PL_OK)
