@@ -417,18 +417,21 @@ static pl_rc consent_load(az_server *s, core_http_req *req, const char *rid, con
     return PL_OK;
 }
 
-static const char *client_flag(const az_client *c, const char *redirect_uri)
+static const char *client_flag(const az_client *c, const char *redirect_uri, char *buf,
+                               size_t bufsz)
 {
+    char host[256];
+    if (c->kind == AZ_CLIENT_CIMD) {
+        az_uri_host(c->id, host, sizeof host);
+        snprintf(buf, bufsz,
+                 "Described by a metadata document published at %s; not verified by Postly.%s",
+                 host, az_uri_is_loopback(redirect_uri) ? " It runs on this computer." : "");
+        return buf;
+    }
     if (az_uri_is_loopback(redirect_uri))
         return "Runs on this computer (loopback redirect); Postly cannot verify who made it.";
-    switch (c->kind) {
-    case AZ_CLIENT_PRE:
-        return "";
-    case AZ_CLIENT_CIMD:
-        return "Identified by its metadata document; not verified by Postly.";
-    default:
-        return "Registered itself automatically; not verified by Postly.";
-    }
+    return c->kind == AZ_CLIENT_PRE ? ""
+                                    : "Registered itself automatically; not verified by Postly.";
 }
 
 static pl_rc render_scopes(core_buf *b, const consent_ctx *x, uint64_t checked)
@@ -551,7 +554,8 @@ static void consent_page(az_server *s, core_http_req *req, int status, const con
     core_buf scopes, wss, bundles;
     char csrf[AZ_SECRET_SIZE] = "", host[256];
     pl_rc rc;
-    const char *flag = client_flag(&x->c, x->p.redirect_uri);
+    char flagbuf[512];
+    const char *flag = client_flag(&x->c, x->p.redirect_uri, flagbuf, sizeof flagbuf);
     core_buf_init(&scopes, AZ_PAGE_MAX);
     core_buf_init(&wss, AZ_PAGE_MAX);
     core_buf_init(&bundles, AZ_PAGE_MAX);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
 #include <event2/event.h>
 
 #include "authz/server.h"
@@ -124,6 +125,9 @@ int main(int argc, char **argv)
         cfg.resources[cfg.nresources++] = "http://127.0.0.1:8081/mcp";
     cfg.log = &log;
 
+    /* Before any other thread exists (the syncer; curl fetches client metadata documents). */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        goto out;
     base = event_base_new();
     if (!base)
         goto out;
@@ -168,5 +172,6 @@ out:
     az_server_free(srv);
     if (base)
         event_base_free(base);
+    curl_global_cleanup();
     return ret;
 }

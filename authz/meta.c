@@ -51,8 +51,7 @@ void az_h_metadata(core_http_req *req, void *arg)
     json_object_set_new(o, "introspection_endpoint_auth_methods_supported", strings(im, 2));
     json_object_set_new(o, "scopes_supported", scopes);
     json_object_set_new(o, "authorization_response_iss_parameter_supported", json_true());
-    /* true once cimd.c fetches documents (docs/authz.md "Not done yet"). */
-    json_object_set_new(o, "client_id_metadata_document_supported", json_false());
+    json_object_set_new(o, "client_id_metadata_document_supported", json_true());
     snprintf(url, sizeof url, "%s/apps", s->issuer);
     json_object_set_new(o, "service_documentation", json_string(url));
     core_http_header_add(req, "Cache-Control", "public, max-age=300");

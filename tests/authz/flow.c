@@ -22,6 +22,11 @@ void tsrv_start(tsrv *t, int policy)
 
 void tsrv_start_durable(tsrv *t, int policy, int durable)
 {
+    tsrv_start_opts(t, policy, durable, 0);
+}
+
+void tsrv_start_opts(tsrv *t, int policy, int durable, int cimd_loopback)
+{
     az_config cfg = {0};
     az_store *st;
     az_client c;
@@ -38,6 +43,7 @@ void tsrv_start_durable(tsrv *t, int policy, int durable)
     cfg.web_dir = POSTLY_SOURCE_DIR "/web";
     cfg.policy_path = policy ? POSTLY_SOURCE_DIR "/policy/default.policy" : NULL;
     cfg.nosync = !durable;
+    cfg.cimd_allow_loopback = cimd_loopback;
     cfg.scrypt_n = 1024;
     cfg.clock = &t->clock.base;
     cfg.log = &t->log;

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "authz/server.h"
+#include "core/buf.h"
 #include "core/http_client.h"
 
 #define T_RESOURCE    "https://mcp.example/mcp"
@@ -37,6 +38,8 @@ typedef struct tresp {
 void tsrv_start(tsrv *t, int policy);
 /* The same with fsync (durable: group commit + the syncer thread, as in production). */
 void tsrv_start_durable(tsrv *t, int policy, int durable);
+/* ... and with the CIMD loopback test option. */
+void tsrv_start_opts(tsrv *t, int policy, int durable, int cimd_loopback);
 void tsrv_stop(tsrv *t);
 
 /* method GET/POST; body form-encoded when not NULL; cookie may be NULL or "";
