@@ -514,15 +514,54 @@ static pl_rc render_workspaces(core_buf *b, const consent_ctx *x)
     return rc;
 }
 
-static pl_rc render_bundles(core_buf *b, const consent_ctx *x)
+/* Whether the policy offers recommended bundle i here (its workspace's `bundles=` and the
+ * bundle's `offer=` roles); *why says why not. Without a policy every bundle is offered. */
+static int bundle_offered(az_server *s, const consent_ctx *x, unsigned i, const char **why)
+{
+    const char *role = x->ws[x->sel].role, *ws = x->ws[x->sel].ws.id;
+    pol_role r;
+    uint32_t wi;
+    uint64_t rows;
+    pol_bundle_row row;
+    if (!s->policy)
+        return 1;
+    if (pol_role_lookup(role, strlen(role), &r) != PL_OK ||
+        pol_workspace_index(s->policy, ws, strlen(ws), &wi, NULL) != PL_OK ||
+        pol_workspace_bundles(s->policy, wi, &rows) != PL_OK ||
+        pol_bundle_row_get(s->policy, i, &row) != PL_OK) {
+        *why = "Not available.";
+        return 0;
+    }
+    if (!(rows & ((uint64_t)1 << i))) {
+        *why = "Not offered in this workspace.";
+        return 0;
+    }
+    if (!(row.offer_roles & (1u << r))) {
+        *why = "Not offered to your role in this workspace.";
+        return 0;
+    }
+    return 1;
+}
+
+static pl_rc render_bundles(az_server *s, core_buf *b, const consent_ctx *x)
 {
     pl_rc rc = PL_OK;
     for (unsigned i = 0; rc == PL_OK && i < pol_bundle_count(); i++) {
         const pol_bundle_info *bi;
         char names[POL_SCOPE_FORMAT_MAX];
+        const char *why = NULL;
         uint64_t m;
         if (pol_bundle_get(i, &bi) != PL_OK)
             continue;
+        if (!bundle_offered(s, x, i, &why)) {
+            rc = core_buf_addf(b, "<li><span class=\"bundle disabled\" id=\"bundle-%s\"><strong>",
+                               bi->id);
+            if (rc == PL_OK)
+                rc = core_buf_add_html(b, bi->display_name, strlen(bi->display_name));
+            if (rc == PL_OK)
+                rc = core_buf_addf(b, "</strong><span class=\"why\">%s</span></span></li>", why);
+            continue;
+        }
         m = bi->mask & x->g.grantable;
         az_scope_str(m, names);
         rc = core_buf_addf(b,
@@ -564,7 +603,7 @@ static void consent_page(az_server *s, core_http_req *req, int status, const con
     if (rc == PL_OK)
         rc = render_workspaces(&wss, x);
     if (rc == PL_OK)
-        rc = render_bundles(&bundles, x);
+        rc = render_bundles(s, &bundles, x);
     if (rc == PL_OK)
         rc = az_csrf_make(&x->ss, "consent", x->p.rid, csrf);
     if (rc != PL_OK) {
@@ -634,8 +673,11 @@ void az_h_consent_get(core_http_req *req, void *arg)
     bundle = core_form_get(&f, "bundle");
     if (bundle) {
         const pol_bundle_info *bi;
-        if (pol_bundle_lookup(bundle, strlen(bundle), &bi) == PL_OK)
-            checked = bi->mask & x->g.grantable;
+        const char *why;
+        for (unsigned i = 0; i < pol_bundle_count(); i++)
+            if (pol_bundle_get(i, &bi) == PL_OK && strcmp(bi->id, bundle) == 0 &&
+                bundle_offered(s, x, i, &why))
+                checked = bi->mask & x->g.grantable;
     } else if (remembered && rscope) {
         checked = rscope & x->g.grantable;
     }

@@ -409,6 +409,12 @@ static void test_consent_page(void **state)
         assert_non_null(strstr(page.r.body.p, "value=\"posts:publish\" disabled"));
         assert_non_null(strstr(page.r.body.p, "Your role in this workspace (viewer) cannot grant"));
         assert_non_null(strstr(page.r.body.p, "value=\"posts:read\" checked"));
+        /* default.policy offers the publishing bundles to owner, admin and editor only. */
+        assert_non_null(
+            strstr(page.r.body.p, "bundle disabled\" id=\"bundle-publishing-assistant\""));
+        assert_non_null(strstr(page.r.body.p, "Not offered to your role in this workspace."));
+        assert_non_null(
+            strstr(page.r.body.p, "<a class=\"bundle\" data-scopes=\"analytics:read\""));
         t_free(&page);
         snprintf(target, sizeof target, "/consent?rid=%s&ws=nope", rid);
         t_req(t, "GET", target, NULL, cookie, NULL, &page);
@@ -870,6 +876,86 @@ static void test_revoke_introspect_apps(void **state)
     t_free(&r);
 }
 
+/* Remembered consent: preselected next time, skipped silently only for same-site
+ * navigations. */
+static void test_remembered_consent(void **state)
+{
+    tsrv *t = *state;
+    char cookie[128], rid[64], csrf[64], body[512], target[1024], loc[512];
+    const char *q = "&resource=https%3A%2F%2Fmcp.example%2Fmcp&scope=posts%3Aread+analytics%3Aread";
+    tresp page, r;
+    t_login_to_consent(t, "cli-public", T_REDIRECT, q, cookie, rid, &page);
+    t_html_input(&page, "csrf", csrf, sizeof csrf);
+    t_free(&page);
+    snprintf(body, sizeof body,
+             "csrf=%s&rid=%s&ws=beta&action=approve&scope=posts%%3Aread&scope=analytics%%3Aread",
+             csrf, rid);
+    t_req(t, "POST", "/consent", body, cookie, NULL, &r);
+    assert_int_equal(r.r.status, 303);
+    t_free(&r);
+    snprintf(target, sizeof target,
+             "/authorize?response_type=code&client_id=cli-public&redirect_uri=https%%3A%%2F%%2Fapp."
+             "example%%2Fcb&state=again&code_challenge=%s&code_challenge_method=S256%s",
+             t_challenge(), q);
+    for (int same_site = 0; same_site < 2; same_site++) {
+        const char *const hdr[] = {"Sec-Fetch-Site", same_site ? "same-origin" : "cross-site",
+                                   NULL};
+        t_req(t, "GET", target, NULL, cookie, hdr, &r);
+        assert_int_equal(r.r.status, 302);
+        snprintf(loc, sizeof loc, "%s", core_http_fetch_header(&r.r, "Location"));
+        assert_int_equal(strncmp(loc, "/consent?rid=", 13), 0);
+        t_free(&r);
+        t_req(t, "GET", loc, NULL, cookie, hdr, &page);
+        if (same_site) {
+            char code[64];
+            assert_int_equal(page.r.status, 302);
+            t_loc_param(&page, "code", code, sizeof code);
+            assert_int_equal(strlen(code), 43);
+        } else {
+            /* Cross-site: the page is shown, with the remembered workspace preselected. */
+            assert_int_equal(page.r.status, 200);
+            assert_non_null(strstr(page.r.body.p, "<option value=\"beta\" selected>"));
+            assert_non_null(strstr(page.r.body.p, "value=\"posts:read\" checked"));
+        }
+        t_free(&page);
+    }
+}
+
+/* Revoking an access token ends its grant: introspection and refresh both fail after. */
+static void test_revoke_access_token(void **state)
+{
+    tsrv *t = *state;
+    char code[64], body[4096], at[2048], rt[64];
+    int st;
+    json_t *j;
+    tresp r;
+    t_get_code(t, "&resource=https%3A%2F%2Fmcp.example%2Fmcp&scope=posts%3Aread", "acme",
+               "posts:read", code);
+    exchange(t, code, "cli-public", T_REDIRECT, T_VERIFIER, NULL, &st, &j);
+    snprintf(at, sizeof at, "%s", json_string_value(json_object_get(j, "access_token")));
+    snprintf(rt, sizeof rt, "%s", json_string_value(json_object_get(j, "refresh_token")));
+    json_decref(j);
+    /* Another client cannot revoke it. */
+    snprintf(body, sizeof body, "client_id=rs&client_secret=" T_CONF_SECRET "&token=%s", at);
+    t_req(t, "POST", "/revoke", body, NULL, NULL, &r);
+    assert_int_equal(r.r.status, 200);
+    t_free(&r);
+    t_req(t, "POST", "/introspect", body, NULL, NULL, &r);
+    assert_non_null(strstr(r.r.body.p, "\"active\":true"));
+    t_free(&r);
+    snprintf(body, sizeof body, "client_id=cli-public&token=%s&token_type_hint=access_token", at);
+    t_req(t, "POST", "/revoke", body, NULL, NULL, &r);
+    assert_int_equal(r.r.status, 200);
+    t_free(&r);
+    snprintf(body, sizeof body, "client_id=rs&client_secret=" T_CONF_SECRET "&token=%s", at);
+    t_req(t, "POST", "/introspect", body, NULL, NULL, &r);
+    assert_string_equal(r.r.body.p, "{\"active\":false}");
+    t_free(&r);
+    j = refresh(t, "cli-public", rt, NULL, &st);
+    assert_int_equal(st, 400);
+    json_decref(j);
+}
+
 /* Production durability: batch commits completed by the syncer thread before replying. */
 static void test_durable_group_commit(void **state)
 {
@@ -938,6 +1024,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_revoke_introspect_apps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_static_and_404, setup, teardown),
         cmocka_unit_test(test_durable_group_commit),
+        cmocka_unit_test_setup_teardown(test_remembered_consent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revoke_access_token, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
