@@ -1015,7 +1015,7 @@ static void test_scope_matrix(void **state)
     const json_t *t;
     size_t i, checked = 0;
     int st;
-    uint64_t all_mask = POL_MASK_ALL;
+    uint64_t all_mask = POL_MASK_ALL, covered = 0;
 
     mint(f, &(tok_opts){.scope = ALL_SCOPES}, alltok, sizeof alltok);
     open_session(f, alltok, all_sid, sizeof all_sid);
@@ -1033,6 +1033,7 @@ static void test_scope_matrix(void **state)
         assert_int_equal(pol_tool_index(f->policy, name, strlen(name), &idx), PL_OK);
         assert_int_equal(pol_tool_get(f->policy, idx, &ti), PL_OK);
         req = ti.all | ti.any;
+        covered |= req;
         if (!req)
             continue; /* postly_get_channel_schema: any valid token */
         tokmask = all_mask & ~req;
@@ -1077,6 +1078,8 @@ static void test_scope_matrix(void **state)
         checked++;
     }
     assert_true(checked >= 25);
+    /* every one of the 31 scopes is required by at least one listed tool */
+    assert_int_equal(covered, POL_MASK_ALL);
     json_decref(list);
 }
 
@@ -1294,6 +1297,18 @@ static void test_workflow_and_isolation(void **state)
             if (!err || !strstr(text, "not_found"))
                 fail_msg("%s from another workspace: %s", cases[i].tool, text);
             json_decref(res);
+        }
+        /* and the resources of those objects */
+        for (i = 0; i < 2; i++) {
+            json_t *j;
+            int st;
+            snprintf(args, sizeof args,
+                     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":{"
+                     "\"uri\":\"postly://%s/%s\"}}",
+                     i ? "campaigns" : "posts", i ? cmp : post);
+            j = call(f, otok, osid, args, &st, NULL);
+            assert_int_equal(error_code(j), -32002);
+            json_decref(j);
         }
     }
 
