@@ -22,6 +22,7 @@ void mcp_config_defaults(mcp_config *cfg)
     cfg->limits.max_conns = 512;
     cfg->limits.idle_timeout_s = 60;
     cfg->limits.max_sessions = 10000;
+    cfg->limits.sessions_per_principal = 32;
     cfg->limits.session_idle_ms = (int64_t)30 * 60 * 1000;
     cfg->limits.max_rate_buckets = 100000;
     cfg->limits.token_rate_per_min = 300;

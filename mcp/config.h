@@ -19,16 +19,17 @@
 #define MCP_CFG_ENTRY_MAX 256
 
 typedef struct mcp_limits {
-    size_t max_body;             /* bytes of one POST body */
-    size_t max_headers;          /* bytes of the request line + headers */
-    size_t max_depth;            /* JSON nesting */
-    size_t max_string;           /* raw bytes of one JSON string */
-    unsigned max_conns;          /* concurrent connections */
-    int idle_timeout_s;          /* a connection idle this long is closed */
-    size_t max_sessions;         /* live MCP sessions */
-    int64_t session_idle_ms;     /* an MCP session unused this long ends */
-    size_t max_rate_buckets;     /* live token buckets of the rate rules */
-    uint32_t token_rate_per_min; /* calls per minute of one access token (0 = off) */
+    size_t max_body;               /* bytes of one POST body */
+    size_t max_headers;            /* bytes of the request line + headers */
+    size_t max_depth;              /* JSON nesting */
+    size_t max_string;             /* raw bytes of one JSON string */
+    unsigned max_conns;            /* concurrent connections */
+    int idle_timeout_s;            /* a connection idle this long is closed */
+    size_t max_sessions;           /* live MCP sessions */
+    size_t sessions_per_principal; /* live sessions of one user+client+workspace (0 = any) */
+    int64_t session_idle_ms;       /* an MCP session unused this long ends */
+    size_t max_rate_buckets;       /* live token buckets of the rate rules */
+    uint32_t token_rate_per_min;   /* calls per minute of one access token (0 = off) */
 } mcp_limits;
 
 typedef struct mcp_config {

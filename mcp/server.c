@@ -167,7 +167,8 @@ pl_rc mcp_server_new(const mcp_config *cfg, const mcp_deps *deps, mcp_server **o
         return PL_ERR_NOMEM;
     srv->cfg = cfg;
     srv->deps = *deps;
-    rc = mcp_session_table_new(deps->clock, cfg->limits.max_sessions, cfg->limits.session_idle_ms,
+    rc = mcp_session_table_new(deps->clock, cfg->limits.max_sessions,
+                               cfg->limits.sessions_per_principal, cfg->limits.session_idle_ms,
                                &srv->sessions);
     if (rc != PL_OK)
         goto out;

@@ -12,7 +12,7 @@ typedef struct node {
 
 struct mcp_session_table {
     const core_clock *clock;
-    size_t max, count, nbuckets;
+    size_t max, per_owner, count, nbuckets;
     int64_t idle_ms;
     node **buckets;
 };
@@ -26,7 +26,7 @@ static size_t bucket_of(const mcp_session_table *t, const char *id)
     return (size_t)(h & (t->nbuckets - 1));
 }
 
-pl_rc mcp_session_table_new(const core_clock *clock, size_t max, int64_t idle_ms,
+pl_rc mcp_session_table_new(const core_clock *clock, size_t max, size_t per_owner, int64_t idle_ms,
                             mcp_session_table **out)
 {
     mcp_session_table *t;
@@ -46,6 +46,7 @@ pl_rc mcp_session_table_new(const core_clock *clock, size_t max, int64_t idle_ms
     }
     t->clock = clock;
     t->max = max;
+    t->per_owner = per_owner;
     t->nbuckets = n;
     t->idle_ms = idle_ms;
     *out = t;
@@ -101,6 +102,29 @@ size_t mcp_session_count(const mcp_session_table *t)
     return t ? t->count : 0;
 }
 
+/* Keeps owner below per_owner live sessions by ending its least recently used one. O(table)
+ * per initialize, which is rare next to the requests inside sessions. */
+static void bound_owner(mcp_session_table *t, const uint8_t owner[32])
+{
+    node **lru = NULL, **pp;
+    size_t i, n = 0;
+    for (i = 0; i < t->nbuckets; i++) {
+        for (pp = &t->buckets[i]; *pp; pp = &(*pp)->next) {
+            if (memcmp((*pp)->s.owner, owner, 32) != 0)
+                continue;
+            n++;
+            if (!lru || (*pp)->s.last_ms < (*lru)->s.last_ms)
+                lru = pp;
+        }
+    }
+    if (n >= t->per_owner && lru) {
+        node *cur = *lru;
+        *lru = cur->next;
+        free(cur);
+        t->count--;
+    }
+}
+
 pl_rc mcp_session_create(mcp_session_table *t, const uint8_t owner[32], const char *version,
                          mcp_session **out)
 {
@@ -108,6 +132,8 @@ pl_rc mcp_session_create(mcp_session_table *t, const uint8_t owner[32], const ch
     size_t b;
     pl_rc rc;
     *out = NULL;
+    if (t->per_owner)
+        bound_owner(t, owner);
     if (t->count >= t->max)
         mcp_session_sweep(t, NULL);
     if (t->count >= t->max)

@@ -33,9 +33,11 @@ typedef struct mcp_session {
 
 typedef struct mcp_session_table mcp_session_table;
 
-/* A table of at most max sessions that expire idle_ms after last use. The clock is borrowed
- * and must outlive the table. */
-pl_rc mcp_session_table_new(const core_clock *clock, size_t max, int64_t idle_ms,
+/* A table of at most max sessions that expire idle_ms after last use, and at most per_owner
+ * sessions of one principal (a new one then replaces that principal's least recently used
+ * session, so one client cannot fill the table; 0 = no per-principal bound). The clock is
+ * borrowed and must outlive the table. */
+pl_rc mcp_session_table_new(const core_clock *clock, size_t max, size_t per_owner, int64_t idle_ms,
                             mcp_session_table **out);
 void mcp_session_table_free(mcp_session_table *t);
 

@@ -93,8 +93,9 @@ static int setup(void **state)
     f->cfg.limits.max_depth = 16;
     f->cfg.limits.max_string = 4096;
     f->cfg.limits.max_sessions = 64;
-    f->cfg.limits.token_rate_per_min = 0; /* the policy's rules are tested here; test_rate.c
-                                             covers the per-token bucket */
+    f->cfg.limits.sessions_per_principal = 0; /* test_session.c covers the per-principal bound */
+    f->cfg.limits.token_rate_per_min = 0;     /* the policy's rules are tested here; test_rate.c
+                                                 covers the per-token bucket */
     assert_int_equal(mcp_config_finish(&f->cfg, f->port, err, sizeof err), PL_OK);
     snprintf(f->url, sizeof f->url, "%s", f->cfg.canonical_url);
 
