@@ -28,6 +28,8 @@ typedef struct az_deferred {
     core_http_req *req;
     int status;
     json_t *body;
+    char *raw; /* a pre-rendered JSON body instead of body (the token response) */
+    size_t raw_len;
     int basic;    /* add WWW-Authenticate: Basic */
     uint64_t seq; /* the commit it waits for (syncer) */
     struct az_deferred *next;

@@ -55,6 +55,7 @@ struct az_store {
     int in_batch;
     int batch_failed;
     int nometasync;
+    EVP_MD *sha256; /* fetched once */
     const core_clock *clock;
     uint64_t scrypt_n;
     int64_t session_ttl_ms, refresh_grace_ms;
@@ -370,9 +371,12 @@ static pl_rc new_id(const char *prefix, char out[AZ_ID_MAX + 1])
 }
 
 /* The lookup key of a secret: its SHA-256. */
-static void secret_key(const char *secret, uint8_t out[CORE_SHA256_LEN])
+static void secret_key(az_store *st, const char *secret, uint8_t out[CORE_SHA256_LEN])
 {
-    core_sha256(secret, strlen(secret), out);
+    /* The SHA-256 implementation is fetched once (an implicit fetch per call costs a lock
+     * and a property lookup in OpenSSL 3); core_sha256 when the fetch failed. */
+    if (!st->sha256 || EVP_Digest(secret, strlen(secret), out, NULL, st->sha256, NULL) != 1)
+        core_sha256(secret, strlen(secret), out);
 }
 
 static MDB_val hkey(uint8_t h[CORE_SHA256_LEN])
@@ -403,6 +407,7 @@ pl_rc az_store_open(const az_store_cfg *cfg, az_store **out)
     if (!st)
         return PL_ERR_NOMEM;
     st->clock = cfg->clock;
+    st->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     st->nometasync = !cfg->nosync && cfg->nometasync;
     st->scrypt_n = cfg->scrypt_n ? cfg->scrypt_n : SCRYPT_N_DEFAULT;
     st->session_ttl_ms = cfg->session_ttl_ms ? cfg->session_ttl_ms : 12 * 3600 * 1000;
@@ -456,6 +461,7 @@ void az_store_free(az_store *st)
         mdb_txn_abort(st->batch); /* never acknowledged: replies wait for the commit */
     if (st->env)
         mdb_env_close(st->env);
+    EVP_MD_free(st->sha256);
     free(st);
 }
 
@@ -1167,7 +1173,7 @@ pl_rc az_session_new(az_store *st, const char *uid, char sid_out[AZ_SECRET_SIZE]
     cpy(out->uid, sizeof out->uid, uid);
     out->created_ms = now_ms(st);
     out->expires_ms = out->created_ms + st->session_ttl_ms;
-    secret_key(sid_out, h);
+    secret_key(st, sid_out, h);
     o = json_pack("{s:s,s:s,s:I,s:I}", "uid", out->uid, "csrf", csrf, "created_ms",
                   (json_int_t)out->created_ms, "expires_ms", (json_int_t)out->expires_ms);
     rc = o ? put_json(t, st->db[DB_SESSIONS], hkey(h), o) : PL_ERR_NOMEM;
@@ -1185,7 +1191,7 @@ pl_rc az_session_get(az_store *st, const char *sid, az_session *out)
     pl_rc rc;
     if (!sid || strlen(sid) != AZ_SECRET_LEN)
         return PL_ERR_NOT_FOUND;
-    secret_key(sid, h);
+    secret_key(st, sid, h);
     rc = rtxn(st, &t);
     if (rc != PL_OK)
         return rc;
@@ -1213,7 +1219,7 @@ pl_rc az_session_del(az_store *st, const char *sid)
     uint8_t h[CORE_SHA256_LEN];
     if (!sid)
         return PL_OK;
-    secret_key(sid, h);
+    secret_key(st, sid, h);
     return del_key(st, DB_SESSIONS, hkey(h));
 }
 
@@ -1462,7 +1468,7 @@ pl_rc az_code_issue(az_store *st, const az_code *c, char code_out[AZ_SECRET_SIZE
         rc = wtxn(st, &t);
     if (rc != PL_OK)
         return rc;
-    secret_key(code_out, h);
+    secret_key(st, code_out, h);
     code_write(&w, c, "", now_ms(st));
     rc = rec_put(t, st->db[DB_CODES], hkey(h), &w);
     return finish(st, t, rc);
@@ -1477,14 +1483,14 @@ static int verifier_valid(const char *v)
 }
 
 /* RFC 7636 §4.6: BASE64URL(SHA256(ASCII(code_verifier))) == code_challenge. */
-static int pkce_ok(const char *verifier, const char *challenge)
+static int pkce_ok(az_store *st, const char *verifier, const char *challenge)
 {
     uint8_t h[CORE_SHA256_LEN];
     char enc[CORE_B64URL_SIZE(CORE_SHA256_LEN)];
     size_t n;
     if (!verifier_valid(verifier) || strlen(challenge) != 43)
         return 0;
-    core_sha256(verifier, strlen(verifier), h);
+    secret_key(st, verifier, h);
     if (core_b64url_encode(h, sizeof h, enc, sizeof enc, &n) != PL_OK || n != 43)
         return 0;
     return core_ct_equal(enc, challenge, 43);
@@ -1532,7 +1538,7 @@ static pl_rc refresh_put(az_store *st, MDB_txn *t, const az_grant *g, char rt[AZ
     pl_rc rc = core_random_token(rt, AZ_SECRET_SIZE, 32);
     if (rc != PL_OK)
         return rc;
-    secret_key(rt, h);
+    secret_key(st, rt, h);
     memset(&rr, 0, sizeof rr);
     cpy(rr.gid, sizeof rr.gid, g->gid);
     rr.gen = g->rgen;
@@ -1558,7 +1564,7 @@ pl_rc az_code_redeem(az_store *st, const char *code, const az_redeem *in, az_gra
     *why = "invalid authorization code";
     if (!code || strlen(code) != AZ_SECRET_LEN)
         return PL_ERR_NOT_FOUND;
-    secret_key(code, h);
+    secret_key(st, code, h);
     rc = wtxn(st, &t);
     if (rc != PL_OK)
         return rc;
@@ -1602,7 +1608,7 @@ pl_rc az_code_redeem(az_store *st, const char *code, const az_redeem *in, az_gra
         rc = PL_ERR_DENIED;
         goto out;
     }
-    if (!pkce_ok(in->verifier, c.challenge)) {
+    if (!pkce_ok(st, in->verifier, c.challenge)) {
         *why = "code_verifier does not match the code_challenge";
         rc = PL_ERR_DENIED;
         goto out;
@@ -1656,7 +1662,7 @@ pl_rc az_refresh_rotate(az_store *st, const char *rt, const char *client_id, con
     *why = "invalid refresh token";
     if (!rt || strlen(rt) != AZ_SECRET_LEN)
         return PL_ERR_NOT_FOUND;
-    secret_key(rt, h);
+    secret_key(st, rt, h);
     rc = wtxn(st, &t);
     if (rc != PL_OK)
         return rc;
@@ -1725,7 +1731,7 @@ pl_rc az_refresh_grant(az_store *st, const char *rt, az_grant *g, int *current)
     pl_rc rc;
     if (!rt || strlen(rt) != AZ_SECRET_LEN)
         return PL_ERR_NOT_FOUND;
-    secret_key(rt, h);
+    secret_key(st, rt, h);
     rc = rtxn(st, &t);
     if (rc != PL_OK)
         return rc;
