@@ -11,6 +11,9 @@
  *       The workspace is created on plan $MCP_FIXTURE_PLAN (default "free").
  *   mcp_fixture revoke DATA GID
  *       revokes the grant (what "disconnect" on the connected-apps page does).
+ *   mcp_fixture account DATA WS PLATFORM NAME
+ *       connects a (sandbox) social account in the execution layer's store, as the platform
+ *       OAuth flow would; prints its id. LMDB lets this process write while postly-mcp runs.
  *
  * Runs in its own process: LMDB forbids one process opening the authz environment twice, and
  * postly-mcp opens it read-only from another process.
@@ -20,6 +23,8 @@
 #include <string.h>
 
 #include "authz/store.h"
+#include "exec/account.h"
+#include "exec/store.h"
 #include "core/crypto.h"
 #include "keys/keyset.h"
 #include "keys/token.h"
@@ -170,8 +175,39 @@ static int revoke(char **argv)
     return rc == PL_OK ? 0 : 1;
 }
 
+static int account(char **argv)
+{
+    ex_store *st = NULL;
+    ex_ctx ctx;
+    ex_err err;
+    core_log log = {NULL, CORE_LOG_ERROR, "fixture"};
+    json_t *args = json_pack("{s:s, s:s}", "platform", argv[4], "display_name", argv[5]);
+    json_t *out = NULL;
+    pl_rc rc;
+    memset(&ctx, 0, sizeof ctx);
+    memset(&err, 0, sizeof err);
+    rc = ex_store_open_data_dir(argv[2], 0, &st);
+    if (rc == PL_OK) {
+        ctx.store = st;
+        ctx.clock = core_clock_real();
+        ctx.log = &log;
+        ex_limits_default(&ctx.limits);
+        rc = ex_account_create(&ctx, argv[3], args, &out, &err);
+    }
+    if (rc == PL_OK)
+        printf("%s\n", json_string_value(json_object_get(out, "id")));
+    else
+        fprintf(stderr, "mcp_fixture: account: %s %s\n", pl_strerror(rc), err.msg);
+    json_decref(out);
+    json_decref(args);
+    ex_store_free(st);
+    return rc == PL_OK ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 6 && strcmp(argv[1], "account") == 0)
+        return account(argv);
     if (argc >= 9 && strcmp(argv[1], "mint") == 0)
         return mint(argc, argv);
     if (argc == 4 && strcmp(argv[1], "revoke") == 0)

@@ -51,6 +51,7 @@ async function connect(token, port) {
 async function main() {
   const all = [
     'workspace:read', 'workspace:list', 'posts:read', 'posts:create', 'posts:update', 'posts:schedule',
+    'posts:publish', 'analytics:linkedin:read', 'media:update',
     'posts:status:read', 'drafts:read', 'drafts:create', 'drafts:update', 'media:read', 'media:upload',
     'campaigns:read', 'campaigns:create', 'campaigns:update', 'social_accounts:read',
     'social_accounts:list', 'analytics:read', 'analytics:x:read',
@@ -99,12 +100,31 @@ async function main() {
   await call('postly_get_platform_analytics', { platform: 'x' });
   await call('postly_list_workspaces', {});
 
+  // posts and media: an account connected in the execution layer, then the post life cycle
+  const acc = execFileSync(args.fixture, ['account', data, 'ws_sdk', 'linkedin', 'Acme']).toString().trim();
+  await call('postly_get_social_account', { account_id: acc });
+  const png = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==';
+  const med = await call('postly_upload_media', { data_base64: png, filename: 'a.png' });
+  await call('postly_get_media', { media_id: med.id });
+  await call('postly_update_media', { media_id: med.id, alt_text: 'a dot' });
+  const draftPost = { account_ids: [acc], text: 'Hello from the SDK test', media_ids: [med.id] };
+  await call('postly_validate_post', draftPost);
+  const post = await call('postly_create_post', { ...draftPost, idempotency_key: 'p1' });
+  await call('postly_get_post', { post_id: post.id });
+  await call('postly_update_post', { post_id: post.id, text: 'Hello again' });
+  await call('postly_schedule_post', { post_id: post.id, scheduled_at: '2027-06-01T09:00:00Z' });
+  await call('postly_unschedule_post', { post_id: post.id });
+  const pub = await call('postly_publish_post', { post_id: post.id, idempotency_key: 'pub1' });
+  check(pub.status === 'published', `published: ${pub.status}`);
+  await call('postly_get_post_status', { post_id: post.id });
+  await call('postly_get_post_analytics', { post_id: post.id });
+
   const bad = await client.callTool({ name: 'postly_get_draft', arguments: { draft_id: 7 } });
   check(bad.isError === true && /draft_id/.test(bad.content[0].text), 'a bad argument is an isError result naming the field');
 
   let stepUp = null;
   try {
-    await client.callTool({ name: 'postly_publish_post', arguments: { post_id: 'pst_x' } });
+    await client.callTool({ name: 'postly_delete_post', arguments: { post_id: 'pst_x' } });
   } catch (e) {
     stepUp = e;
   }
