@@ -66,6 +66,7 @@ static void on_mcp(core_http_req *req, void *arg)
     rq.content_type = core_http_header(req, "Content-Type");
     rq.session_id = core_http_header(req, "MCP-Session-Id");
     rq.protocol_version = core_http_header(req, "MCP-Protocol-Version");
+    rq.client_addr = core_http_client_addr(req);
     if (rq.method == CORE_HTTP_POST && core_http_body(req, &body, &len) != PL_OK) {
         core_http_reply_json(req, 413, mcp_rpc_error_new(NULL, -32000, "Payload Too Large", NULL));
         return;

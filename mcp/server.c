@@ -393,6 +393,9 @@ static pl_rc authenticate(mcp_server *srv, const mcp_request *req, key_verified 
             if (rc == PL_OK)
                 snprintf(plan, 32, "%s", w.plan);
             if (rc == PL_ERR_DENIED || rc == PL_ERR_NOT_FOUND) {
+                core_log_info(srv->deps.log, "401 invalid_token reason=%s client=%s ws=%s",
+                              rc == PL_ERR_DENIED ? "grant_revoked" : "workspace_gone",
+                              who->client_id, who->ws);
                 mcp_auth_challenge(srv, reply, "invalid_token",
                                    rc == PL_ERR_DENIED ? "the grant behind this token was revoked"
                                                        : "the token's workspace does not exist");
@@ -410,6 +413,9 @@ static pl_rc authenticate(mcp_server *srv, const mcp_request *req, key_verified 
         return PL_OK;
     }
     if (key_reason_classify(why) == KEY_CLASS_INVALID_TOKEN) {
+        /* The reason's name only: never the token or any part of it. */
+        core_log_info(srv->deps.log, "401 invalid_token reason=%s peer=%s", key_reason_name(why),
+                      req->client_addr ? req->client_addr : "-");
         mcp_auth_challenge(srv, reply, "invalid_token", key_reason_text(why));
         return PL_ERR_DENIED;
     }

@@ -80,6 +80,7 @@ typedef struct mcp_request {
     const char *protocol_version;
     const char *body;
     size_t body_len;
+    const char *client_addr; /* the peer's address, for log lines (may be NULL) */
 } mcp_request;
 
 #define MCP_WWW_AUTH_MAX 2048
