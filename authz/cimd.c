@@ -28,7 +28,7 @@
 #include <curl/curl.h>
 #include <event2/http.h>
 
-#define CIMD_MAX_BYTES   (64 * 1024)
+#define CIMD_MAX_BYTES   ((size_t)64 * 1024)
 #define CIMD_TIMEOUT_MS  5000
 #define CIMD_CONNECT_MS  3000
 #define CIMD_TTL_MIN_S   300
@@ -151,10 +151,9 @@ static int url_ok(const char *url, int allow_loopback, const char **why)
         *why = "the client_id URL must have a path";
     else if (strstr(path, "/./") || strstr(path, "/../"))
         *why = "the client_id URL has dot segments";
-    else if (strcmp(evhttp_uri_get_scheme(u), "https") == 0)
-        ok = 1;
-    else if (allow_loopback && strcmp(evhttp_uri_get_scheme(u), "http") == 0 &&
-             evhttp_uri_get_host(u) && strcmp(evhttp_uri_get_host(u), "127.0.0.1") == 0)
+    else if (strcmp(evhttp_uri_get_scheme(u), "https") == 0 ||
+             (allow_loopback && strcmp(evhttp_uri_get_scheme(u), "http") == 0 &&
+              evhttp_uri_get_host(u) && strcmp(evhttp_uri_get_host(u), "127.0.0.1") == 0))
         ok = 1;
     else
         *why = "the client_id URL must use https";

@@ -45,10 +45,9 @@ pl_rc az_redirect_uri_valid(const char *uri, const char **why)
         *why = "redirect URI must not contain user information";
         goto out;
     }
-    if (strcmp(scheme, "https") == 0) {
+    /* https, or http on a loopback host: RFC 8252 §7.3 loopback redirect of a native app. */
+    if (strcmp(scheme, "https") == 0 || (strcmp(scheme, "http") == 0 && host_is_loopback(host))) {
         rc = PL_OK;
-    } else if (strcmp(scheme, "http") == 0 && host_is_loopback(host)) {
-        rc = PL_OK; /* RFC 8252 §7.3 loopback redirect of a native app */
     } else {
         *why = "redirect URI must use https, or http on a loopback address (127.0.0.1, [::1], "
                "localhost)";

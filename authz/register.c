@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REG_BODY_MAX (16 * 1024)
+#define REG_BODY_MAX ((size_t)16 * 1024)
 
 static void reg_error(core_http_req *req, const char *code, const char *desc)
 {

@@ -111,7 +111,7 @@ pl_rc az_server_new(struct event_base *base, const az_config *cfg, az_server **o
     if (!s->cfg.dcr.total)
         s->cfg.dcr.total = 200;
     if (!s->cfg.dcr.window_ms)
-        s->cfg.dcr.window_ms = 3600 * 1000;
+        s->cfg.dcr.window_ms = (int64_t)3600 * 1000;
     if (!s->cfg.dcr.max_clients)
         s->cfg.dcr.max_clients = 10000;
     for (size_t i = 0; i < cfg->nresources; i++) {
@@ -147,7 +147,7 @@ pl_rc az_server_new(struct event_base *base, const az_config *cfg, az_server **o
     hc.host = cfg->host;
     hc.port = cfg->port;
     hc.log = cfg->log;
-    hc.limits.max_body = 64 * 1024;
+    hc.limits.max_body = (size_t)64 * 1024;
     rc = core_http_new(base, &hc, &s->http);
     if (rc != PL_OK)
         goto out;

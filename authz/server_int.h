@@ -15,7 +15,7 @@
 #include "policy/scopes.h"
 
 #define AZ_COOKIE   "postly_session"
-#define AZ_PAGE_MAX (256 * 1024)
+#define AZ_PAGE_MAX ((size_t)256 * 1024)
 #define AZ_WS_MAX   64 /* workspaces shown on the consent page */
 
 typedef struct az_template {

@@ -10,14 +10,14 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-#define PENDING_TTL_MS   (15 * 60 * 1000)
-#define THROTTLE_WIN_MS  (15 * 60 * 1000)
+#define PENDING_TTL_MS   ((int64_t)15 * 60 * 1000)
+#define THROTTLE_WIN_MS  ((int64_t)15 * 60 * 1000)
 #define THROTTLE_ACCOUNT 5  /* failures per account per window */
 #define THROTTLE_ADDR    20 /* failures per address per window */
 #define SCRYPT_N_DEFAULT 32768
 #define SCRYPT_R         8
 #define SCRYPT_P         1
-#define SCRYPT_MAXMEM    (256u * 1024 * 1024)
+#define SCRYPT_MAXMEM    ((uint64_t)256 * 1024 * 1024)
 
 /* The named databases; the first three are also read by directory.c. */
 enum {
@@ -410,8 +410,8 @@ pl_rc az_store_open(const az_store_cfg *cfg, az_store **out)
     st->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     st->nometasync = !cfg->nosync && cfg->nometasync;
     st->scrypt_n = cfg->scrypt_n ? cfg->scrypt_n : SCRYPT_N_DEFAULT;
-    st->session_ttl_ms = cfg->session_ttl_ms ? cfg->session_ttl_ms : 12 * 3600 * 1000;
-    st->refresh_grace_ms = cfg->refresh_grace_ms ? cfg->refresh_grace_ms : 10 * 1000;
+    st->session_ttl_ms = cfg->session_ttl_ms ? cfg->session_ttl_ms : (int64_t)12 * 3600 * 1000;
+    st->refresh_grace_ms = cfg->refresh_grace_ms ? cfg->refresh_grace_ms : (int64_t)10 * 1000;
     if (mdb_env_create(&st->env) != 0 || mdb_env_set_maxdbs(st->env, 32) != 0 ||
         mdb_env_set_mapsize(st->env, cfg->map_size ? cfg->map_size : (size_t)1 << 30) != 0) {
         rc = PL_ERR_STORE;
@@ -479,7 +479,7 @@ static pl_rc scrypt_raw(const char *pw, const uint8_t *salt, size_t saltlen, uin
 static pl_rc pw_hash(const az_store *st, const char *pw, char *out, size_t outsz)
 {
     uint8_t salt[32], h[32];
-    char s64[CORE_B64URL_SIZE(32)], h64[CORE_B64URL_SIZE(32)];
+    char s64[CORE_B64URL_SIZE(32)] = "", h64[CORE_B64URL_SIZE(32)] = "";
     pl_rc rc = core_random(salt, sizeof salt);
     if (rc == PL_OK)
         rc = scrypt_raw(pw, salt, sizeof salt, st->scrypt_n, SCRYPT_R, SCRYPT_P, h);
@@ -495,6 +495,30 @@ static pl_rc pw_hash(const az_store *st, const char *pw, char *out, size_t outsz
     return rc;
 }
 
+/* Parses one "$"-terminated unsigned decimal field at *p (advancing past the '$'). */
+static int field_u64(const char **p, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtoull(*p, &end, 10);
+    if (errno || end == *p || *end != '$')
+        return 0;
+    *p = end + 1;
+    return 1;
+}
+
+/* Copies one base64url field ending at '$' or the end into out. */
+static int field_b64(const char **p, char *out, size_t outsz)
+{
+    size_t n = strspn(*p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_");
+    if (n == 0 || n >= outsz || ((*p)[n] != '$' && (*p)[n] != '\0'))
+        return 0;
+    memcpy(out, *p, n);
+    out[n] = '\0';
+    *p += n + ((*p)[n] == '$');
+    return 1;
+}
+
 /* PL_OK when pw matches the encoded hash; PL_ERR_DENIED otherwise. */
 static pl_rc pw_verify(const char *enc, const char *pw)
 {
@@ -502,9 +526,13 @@ static pl_rc pw_verify(const char *enc, const char *pw)
     char s64[64], h64[64];
     uint8_t salt[48], want[48], got[32];
     size_t sl, hl;
+    const char *q = enc;
     pl_rc rc = PL_ERR_DENIED;
-    if (sscanf(enc, "scrypt$%llu$%llu$%llu$%63[A-Za-z0-9_-]$%63[A-Za-z0-9_-]", &n, &r, &p, s64,
-               h64) != 5)
+    if (strncmp(q, "scrypt$", 7) != 0)
+        return PL_ERR_DENIED;
+    q += 7;
+    if (!field_u64(&q, &n) || !field_u64(&q, &r) || !field_u64(&q, &p) ||
+        !field_b64(&q, s64, sizeof s64) || !field_b64(&q, h64, sizeof h64) || *q)
         return PL_ERR_DENIED;
     if (n < 2 || n > (1u << 20) || r == 0 || r > 32 || p == 0 || p > 4)
         return PL_ERR_DENIED;
@@ -670,7 +698,7 @@ static pl_rc throttle_bump(az_store *st, MDB_txn *t, const char *key, int64_t no
         t0 = jint(o, "t0");
     }
     json_decref(o);
-    o = json_pack("{s:I,s:I}", "n", (json_int_t)(n + 1), "t0", (json_int_t)t0);
+    o = json_pack("{s:I,s:I}", "n", (json_int_t)n + 1, "t0", (json_int_t)t0);
     rc = o ? put_json(t, st->db[DB_THROTTLE], sval(key), o) : PL_ERR_NOMEM;
     json_decref(o);
     return rc;
@@ -963,7 +991,7 @@ static void client_fill(const json_t *o, az_client *c)
             json_string_value(json_array_get(ru, i)));
     c->kind = (az_client_kind)jint(o, "kind");
     c->auth = (az_auth_method)jint(o, "auth");
-    if (strlen(hex) == 2 * CORE_SHA256_LEN)
+    if (strlen(hex) == (size_t)2 * CORE_SHA256_LEN)
         for (size_t i = 0; i < CORE_SHA256_LEN; i++)
             c->secret_hash[i] = (uint8_t)(hexval(hex[2 * i]) * 16 + hexval(hex[2 * i + 1]));
     cpy(c->cls, sizeof c->cls, jstr(o, "cls"));
@@ -1022,7 +1050,7 @@ static pl_rc dcr_count(az_store *st, MDB_txn *t, const char *key, unsigned limit
     json_decref(o);
     if (n >= (int64_t)limit)
         return PL_ERR_LIMIT;
-    o = json_pack("{s:I,s:I}", "n", (json_int_t)(n + 1), "t0", (json_int_t)t0);
+    o = json_pack("{s:I,s:I}", "n", (json_int_t)n + 1, "t0", (json_int_t)t0);
     rc = o ? put_json(t, st->db[DB_DCR_COUNT], sval(key), o) : PL_ERR_NOMEM;
     json_decref(o);
     return rc;
@@ -1838,7 +1866,7 @@ pl_rc az_store_sweep(az_store *st)
         rc = sweep_db(st, t, DB_SESSIONS, "expires_ms", 0, now);
     /* Used codes are kept a while so a late replay still revokes their grant. */
     if (rc == PL_OK)
-        rc = sweep_codes(st, t, now - 24 * 3600 * 1000LL);
+        rc = sweep_codes(st, t, now - (int64_t)24 * 3600 * 1000);
     if (rc == PL_OK)
         rc = sweep_db(st, t, DB_THROTTLE, "t0", THROTTLE_WIN_MS, now);
     return finish(st, t, rc);

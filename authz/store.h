@@ -33,7 +33,7 @@
 #define AZ_PASSWORD_MAX  256
 #define AZ_SECRET_SIZE   CORE_B64URL_SIZE(32) /* codes, refresh tokens, session ids, secrets */
 #define AZ_SECRET_LEN    43                   /* their text length: 32 bytes in base64url */
-#define AZ_CODE_TTL_MS   (60 * 1000)          /* RFC 9700 §4.5: short-lived, here <= 60 s */
+#define AZ_CODE_TTL_MS   ((int64_t)60000)     /* RFC 9700 §4.5: short-lived, here <= 60 s */
 
 typedef enum az_client_kind { AZ_CLIENT_PRE = 0, AZ_CLIENT_DCR, AZ_CLIENT_CIMD } az_client_kind;
 typedef enum az_auth_method { AZ_AUTH_NONE = 0, AZ_AUTH_BASIC, AZ_AUTH_POST } az_auth_method;

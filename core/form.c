@@ -7,10 +7,10 @@
 #include <string.h>
 
 const core_form_limits core_form_default_limits = {
-    .max_input = 64 * 1024,
+    .max_input = (size_t)64 * 1024,
     .max_params = 64,
     .max_name = 64,
-    .max_value = 8 * 1024,
+    .max_value = (size_t)8 * 1024,
     .repeatable = NULL,
 };
 

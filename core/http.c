@@ -13,8 +13,8 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#define DEFAULT_MAX_BODY        (64 * 1024)
-#define DEFAULT_MAX_HEADERS     (16 * 1024)
+#define DEFAULT_MAX_BODY        ((size_t)64 * 1024)
+#define DEFAULT_MAX_HEADERS     ((size_t)16 * 1024)
 #define DEFAULT_TIMEOUT_S       30
 #define DEFAULT_MAX_CONNECTIONS 1024
 
@@ -485,7 +485,7 @@ pl_rc core_http_new(struct event_base *base, const core_http_config *cfg, core_h
         h->lim.timeout_s = DEFAULT_TIMEOUT_S;
     if (!h->lim.max_connections)
         h->lim.max_connections = DEFAULT_MAX_CONNECTIONS;
-    h->conns = calloc(h->lim.max_connections, sizeof *h->conns);
+    h->conns = calloc(h->lim.max_connections, sizeof(struct evhttp_connection *));
     h->ev = evhttp_new(base);
     if (!h->conns || !h->ev) {
         rc = PL_ERR_NOMEM;

@@ -9,7 +9,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#define MAX_RESP_BODY (4u * 1024 * 1024)
+#define MAX_RESP_BODY ((size_t)4 * 1024 * 1024)
 
 typedef struct fetch_ctx {
     struct event_base *base;

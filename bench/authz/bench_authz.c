@@ -138,7 +138,7 @@ static double run(struct event_base *base, int port, int conc, item *items, size
     l.n = n;
     l.phase = phase;
     l.client_id = client_id;
-    l.conns = calloc((size_t)conc, sizeof *l.conns);
+    l.conns = calloc((size_t)conc, sizeof(struct evhttp_connection *));
     for (int i = 0; i < conc; i++)
         l.conns[i] = evhttp_connection_base_new(base, NULL, "127.0.0.1", (uint16_t)port);
     t0 = now_s();
@@ -177,7 +177,7 @@ static pid_t spawn_wait(char *const argv[], const char *marker, int *port)
     while (fp && fgets(line, sizeof line, fp)) {
         const char *m = strstr(line, marker);
         if (m) {
-            *port = atoi(m + strlen(marker));
+            *port = (int)strtol(m + strlen(marker), NULL, 10);
             break;
         }
     }
@@ -211,11 +211,11 @@ static int seed_authz(const char *dir, item *items, size_t n)
              az_ws_add(st, "bench", "Bench", "pro") == PL_OK &&
              az_member_set(st, uid, "bench", "owner") == PL_OK;
     memset(&c, 0, sizeof c);
-    strcpy(c.id, "bench");
-    strcpy(c.name, "Bench");
-    strcpy(c.redirect_uris[0], "http://127.0.0.1/cb");
+    snprintf(c.id, sizeof c.id, "%s", "bench");
+    snprintf(c.name, sizeof c.name, "%s", "Bench");
+    snprintf(c.redirect_uris[0], sizeof c.redirect_uris[0], "%s", "http://127.0.0.1/cb");
     c.nredirect = 1;
-    strcpy(c.cls, "preregistered");
+    snprintf(c.cls, sizeof c.cls, "%s", "preregistered");
     ok = ok && az_client_put(st, &c) == PL_OK;
     for (size_t i = 0; ok && i < n; i++) {
         az_code code;
@@ -225,12 +225,12 @@ static int seed_authz(const char *dir, item *items, size_t n)
         core_b64url_encode(raw, sizeof raw, items[i].verifier, sizeof items[i].verifier, NULL);
         core_sha256(items[i].verifier, strlen(items[i].verifier), h);
         core_b64url_encode(h, sizeof h, code.challenge, sizeof code.challenge, NULL);
-        strcpy(code.client_id, "bench");
-        strcpy(code.redirect_uri, "http://127.0.0.1/cb");
-        strcpy(code.resource, RESOURCE);
-        strcpy(code.ws, "bench");
+        snprintf(code.client_id, sizeof code.client_id, "%s", "bench");
+        snprintf(code.redirect_uri, sizeof code.redirect_uri, "%s", "http://127.0.0.1/cb");
+        snprintf(code.resource, sizeof code.resource, "%s", RESOURCE);
+        snprintf(code.ws, sizeof code.ws, "%s", "bench");
         snprintf(code.uid, sizeof code.uid, "%s", uid);
-        strcpy(code.cls, "preregistered");
+        snprintf(code.cls, sizeof code.cls, "%s", "preregistered");
         code.scope = 0x800003; /* workspace:read workspace:list analytics:read */
         ok = az_code_issue(st, &code, items[i].code) == PL_OK;
     }
@@ -276,8 +276,21 @@ static double cpu_of(pid_t pid)
         buf[0] = '\0';
     fclose(fp);
     p = strrchr(buf, ')'); /* the command name may contain spaces */
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &stt) != 2)
+    if (!p)
         return 0;
+    /* Fields after the name: state, then 10 numbers, then utime and stime (proc(5)). */
+    p += 2;
+    for (int i = 0; i < 11 && p; i++) {
+        p = strchr(p, ' ');
+        p = p ? p + 1 : NULL;
+    }
+    if (!p)
+        return 0;
+    {
+        char *end;
+        ut = strtoul(p, &end, 10);
+        stt = strtoul(end, NULL, 10);
+    }
     return (double)(ut + stt) / (double)sysconf(_SC_CLK_TCK);
 }
 

@@ -57,24 +57,24 @@ void tsrv_start_opts(tsrv *t, int policy, int durable, int cimd_loopback)
     assert_int_equal(az_member_set(st, t->uid_alice, "beta", "viewer"), PL_OK);
 
     memset(&c, 0, sizeof c);
-    strcpy(c.id, "cli-public");
-    strcpy(c.name, "Public CLI");
-    strcpy(c.redirect_uris[0], T_REDIRECT);
-    strcpy(c.redirect_uris[1], "http://127.0.0.1/callback");
+    snprintf(c.id, sizeof c.id, "%s", "cli-public");
+    snprintf(c.name, sizeof c.name, "%s", "Public CLI");
+    snprintf(c.redirect_uris[0], sizeof c.redirect_uris[0], "%s", T_REDIRECT);
+    snprintf(c.redirect_uris[1], sizeof c.redirect_uris[1], "%s", "http://127.0.0.1/callback");
     c.nredirect = 2;
     c.kind = AZ_CLIENT_PRE;
     c.auth = AZ_AUTH_NONE;
-    strcpy(c.cls, "preregistered");
+    snprintf(c.cls, sizeof c.cls, "%s", "preregistered");
     assert_int_equal(az_client_put(st, &c), PL_OK);
 
-    strcpy(c.id, "cli-conf");
-    strcpy(c.name, "Confidential App");
+    snprintf(c.id, sizeof c.id, "%s", "cli-conf");
+    snprintf(c.name, sizeof c.name, "%s", "Confidential App");
     c.auth = AZ_AUTH_BASIC;
     core_sha256(T_CONF_SECRET, strlen(T_CONF_SECRET), c.secret_hash);
     assert_int_equal(az_client_put(st, &c), PL_OK);
 
-    strcpy(c.id, "rs");
-    strcpy(c.name, "Resource server");
+    snprintf(c.id, sizeof c.id, "%s", "rs");
+    snprintf(c.name, sizeof c.name, "%s", "Resource server");
     c.auth = AZ_AUTH_POST;
     c.introspect = 1;
     assert_int_equal(az_client_put(st, &c), PL_OK);

@@ -52,32 +52,34 @@ static void test_admin_commands(void **state)
     char role[16], got[AZ_ID_MAX + 1];
     (void)state;
     assert_int_equal(fx_tmpdir(f.dir), 0);
-    assert_int_equal(run(&f, NULL, "users", "add", "bob", NULL), 0);
+    assert_int_equal(run(&f, NULL, "users", "add", "bob", (char *)NULL), 0);
     assert_non_null(strstr(f.out, "password for bob: "));
     assert_int_equal(
-        run(&f, "bobs new password\n", "users", "passwd", "bob", "--password-stdin", NULL), 0);
-    assert_int_equal(run(&f, NULL, "users", "add", "bob", NULL), 1);
+        run(&f, "bobs new password\n", "users", "passwd", "bob", "--password-stdin", (char *)NULL),
+        0);
+    assert_int_equal(run(&f, NULL, "users", "add", "bob", (char *)NULL), 1);
     assert_non_null(strstr(f.err, "exists"));
-    assert_int_equal(run(&f, NULL, "workspaces", "add", "acme", "Acme Inc", "--plan", "pro", NULL),
-                     0);
-    assert_int_equal(run(&f, NULL, "workspaces", "plan", "acme", "team", NULL), 0);
-    assert_int_equal(run(&f, NULL, "workspaces", "add", "bad id", "X", NULL), 1);
-    assert_int_equal(run(&f, NULL, "members", "add", "bob", "acme", "editor", NULL), 0);
-    assert_int_equal(run(&f, NULL, "members", "add", "bob", "acme", "god", NULL), 1);
+    assert_int_equal(
+        run(&f, NULL, "workspaces", "add", "acme", "Acme Inc", "--plan", "pro", (char *)NULL), 0);
+    assert_int_equal(run(&f, NULL, "workspaces", "plan", "acme", "team", (char *)NULL), 0);
+    assert_int_equal(run(&f, NULL, "workspaces", "add", "bad id", "X", (char *)NULL), 1);
+    assert_int_equal(run(&f, NULL, "members", "add", "bob", "acme", "editor", (char *)NULL), 0);
+    assert_int_equal(run(&f, NULL, "members", "add", "bob", "acme", "god", (char *)NULL), 1);
     assert_non_null(strstr(f.err, "role must be"));
     assert_int_equal(run(&f, NULL, "clients", "add", "desk", "--name", "Desktop", "--redirect",
-                         "http://127.0.0.1/cb", NULL),
+                         "http://127.0.0.1/cb", (char *)NULL),
                      0);
     assert_int_equal(run(&f, NULL, "clients", "add", "web", "--name", "Web", "--redirect",
-                         "https://web.example/cb", "--auth", "basic", NULL),
+                         "https://web.example/cb", "--auth", "basic", (char *)NULL),
                      0);
     assert_non_null(strstr(f.out, "client secret: "));
-    assert_int_equal(
-        run(&f, NULL, "clients", "add", "bad", "--redirect", "http://evil.example/cb", NULL), 1);
+    assert_int_equal(run(&f, NULL, "clients", "add", "bad", "--redirect", "http://evil.example/cb",
+                         (char *)NULL),
+                     1);
     assert_non_null(strstr(f.err, "loopback"));
-    assert_int_equal(run(&f, NULL, "users", "disable", "bob", NULL), 0);
-    assert_int_equal(run(&f, NULL, "frobnicate", "x", NULL), 2);
-    assert_int_equal(run(&f, NULL, NULL), 2);
+    assert_int_equal(run(&f, NULL, "users", "disable", "bob", (char *)NULL), 0);
+    assert_int_equal(run(&f, NULL, "frobnicate", "x", (char *)NULL), 2);
+    assert_int_equal(run(&f, NULL, (char *)NULL), 2);
 
     cfg.data_dir = f.dir;
     cfg.scrypt_n = 1024;

@@ -550,7 +550,7 @@ static void test_code_negatives(void **state)
     json_decref(ok);
     /* Expired code. */
     t_get_code(t, q, "acme", "posts:read", code);
-    core_fake_clock_advance(&t->clock, 61 * 1000);
+    core_fake_clock_advance(&t->clock, 61000);
     exchange(t, code, "cli-public", T_REDIRECT, T_VERIFIER, NULL, &st, &j);
     assert_string_equal(err_of(j), "invalid_grant");
     assert_non_null(strstr(json_string_value(json_object_get(j, "error_description")), "expired"));
@@ -612,7 +612,7 @@ static void test_refresh(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "scope")), "posts:read posts:create");
     json_decref(j);
     /* rt0 is two generations old: reuse revokes the family (rt1's successor dies too). */
-    core_fake_clock_advance(&t->clock, 60 * 1000);
+    core_fake_clock_advance(&t->clock, 60000);
     j = refresh(t, "cli-public", rt0, NULL, &st);
     assert_int_equal(st, 400);
     assert_string_equal(err_of(j), "invalid_grant");

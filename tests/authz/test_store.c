@@ -127,14 +127,14 @@ static void make_code(fx *f, az_code *c, char code[AZ_SECRET_SIZE], const char *
 {
     uint8_t h[CORE_SHA256_LEN];
     memset(c, 0, sizeof *c);
-    strcpy(c->client_id, "client-1");
-    strcpy(c->redirect_uri, "https://app.example/cb");
+    snprintf(c->client_id, sizeof c->client_id, "%s", "client-1");
+    snprintf(c->redirect_uri, sizeof c->redirect_uri, "%s", "https://app.example/cb");
     core_sha256(verifier, strlen(verifier), h);
     core_b64url_encode(h, sizeof h, c->challenge, sizeof c->challenge, NULL);
-    strcpy(c->resource, "https://mcp.example/mcp");
-    strcpy(c->ws, "acme");
-    strcpy(c->uid, "u_test");
-    strcpy(c->cls, "preregistered");
+    snprintf(c->resource, sizeof c->resource, "%s", "https://mcp.example/mcp");
+    snprintf(c->ws, sizeof c->ws, "%s", "acme");
+    snprintf(c->uid, sizeof c->uid, "%s", "u_test");
+    snprintf(c->cls, sizeof c->cls, "%s", "preregistered");
     c->scope = 3;
     assert_int_equal(az_code_issue(f->st, c, code), PL_OK);
 }
@@ -243,7 +243,7 @@ static void test_refresh_grace_expires(void **state)
     make_code(f, &c, code, VERIFIER);
     assert_int_equal(az_code_redeem(f->st, code, &in, &g, rt1, &why), PL_OK);
     assert_int_equal(az_refresh_rotate(f->st, rt1, "client-1", NULL, &g, rt2, &why), PL_OK);
-    core_fake_clock_advance(&f->clock, 11 * 1000);
+    core_fake_clock_advance(&f->clock, 11000);
     assert_int_equal(az_refresh_rotate(f->st, rt1, "client-1", NULL, &g, rt3, &why),
                      PL_ERR_CONFLICT);
     assert_int_equal(az_refresh_rotate(f->st, rt2, "client-1", NULL, &g, rt3, &why), PL_ERR_DENIED);
@@ -263,14 +263,14 @@ static void test_sessions_pending_consent(void **state)
     assert_int_equal(az_session_get(f->st, "x", &s2), PL_ERR_NOT_FOUND);
     core_fake_clock_advance(&f->clock, 13LL * 3600 * 1000);
     assert_int_equal(az_session_get(f->st, sid, &s2), PL_ERR_NOT_FOUND);
-    strcpy(p.client_id, "c");
-    strcpy(p.state, "st<>");
+    snprintf(p.client_id, sizeof p.client_id, "%s", "c");
+    snprintf(p.state, sizeof p.state, "%s", "st<>");
     p.scope = 5;
     assert_int_equal(az_pending_put(f->st, &p), PL_OK);
     assert_int_equal(az_pending_get(f->st, p.rid, &p2), PL_OK);
     assert_string_equal(p2.state, "st<>");
     assert_int_equal(p2.scope, 5);
-    core_fake_clock_advance(&f->clock, 16 * 60 * 1000);
+    core_fake_clock_advance(&f->clock, (int64_t)16 * 60 * 1000);
     assert_int_equal(az_pending_get(f->st, p.rid, &p2), PL_ERR_EXPIRED);
     assert_int_equal(az_store_sweep(f->st), PL_OK);
     assert_int_equal(az_pending_get(f->st, p.rid, &p2), PL_ERR_NOT_FOUND);
@@ -289,10 +289,10 @@ static void test_dcr_limits(void **state)
     uint8_t fp[32];
     int reused;
     memset(&c, 0, sizeof c);
-    strcpy(c.name, "App");
-    strcpy(c.source, "10.0.0.1");
+    snprintf(c.name, sizeof c.name, "%s", "App");
+    snprintf(c.source, sizeof c.source, "%s", "10.0.0.1");
     c.nredirect = 1;
-    strcpy(c.redirect_uris[0], "https://app.example/cb");
+    snprintf(c.redirect_uris[0], sizeof c.redirect_uris[0], "%s", "https://app.example/cb");
     memset(fp, 1, sizeof fp);
     assert_int_equal(az_client_register(f->st, &c, fp, &lim, &reused), PL_OK);
     assert_false(reused);
@@ -306,10 +306,10 @@ static void test_dcr_limits(void **state)
     assert_int_equal(az_client_register(f->st, &c2, fp, &lim, &reused), PL_OK);
     fp[0] = 3;
     assert_int_equal(az_client_register(f->st, &c2, fp, &lim, &reused), PL_ERR_LIMIT);
-    strcpy(c2.source, "10.0.0.2");
+    snprintf(c2.source, sizeof c2.source, "%s", "10.0.0.2");
     assert_int_equal(az_client_register(f->st, &c2, fp, &lim, &reused), PL_OK);
     fp[0] = 4;
-    strcpy(c2.source, "10.0.0.3");
+    snprintf(c2.source, sizeof c2.source, "%s", "10.0.0.3");
     assert_int_equal(az_client_register(f->st, &c2, fp, &lim, &reused), PL_ERR_LIMIT);
     assert_int_equal(az_client_get(f->st, c.id, &c2), PL_OK);
     assert_string_equal(c2.redirect_uris[0], "https://app.example/cb");
