@@ -103,6 +103,18 @@ static int same_site(core_http_req *req)
     return sfs && (strcmp(sfs, "same-origin") == 0 || strcmp(sfs, "same-site") == 0);
 }
 
+static void authorize_resume(az_server *s, void *arg, pl_rc rc)
+{
+    core_http_req *req = arg;
+    if (rc != PL_OK) {
+        az_error_page(s, req, 400, "Unknown application",
+                      "This application's metadata document could not be used, so it cannot be "
+                      "authorized. Go back to the application and reconnect it.");
+        return;
+    }
+    az_h_authorize(req, s); /* the document is now cached and fresh */
+}
+
 void az_h_authorize(core_http_req *req, void *arg)
 {
     az_server *s = arg;
@@ -124,6 +136,18 @@ void az_h_authorize(core_http_req *req, void *arg)
     if (!client_id || !*client_id) {
         az_error_page(s, req, 400, "Invalid authorization request",
                       "The request has no client_id. Go back to the application and try again.");
+        goto done;
+    }
+    if (az_cimd_is_url(s, client_id) &&
+        (az_client_lookup(s, client_id, &c) != PL_OK || c.kind != AZ_CLIENT_CIMD ||
+         core_clock_now_ms(s->cfg.clock) >= c.expires_ms)) {
+        /* A metadata document not cached (or stale): fetch it off the loop, then resume. */
+        pl_rc rc = az_cimd_fetch_async(s, client_id, authorize_resume, req);
+        if (rc == PL_OK)
+            core_http_defer(req);
+        else
+            az_error_page(s, req, 503, "Please try again",
+                          "Too many applications are being looked up right now.");
         goto done;
     }
     if (az_client_lookup(s, client_id, &c) != PL_OK) {

@@ -13,11 +13,14 @@
  *    registration rules; token_endpoint_auth_method must be "none" (public client);
  *  - the result is cached in the store for the response's Cache-Control max-age, bounded to
  *    [5 min, 24 h] (1 h without one; no-store/no-cache: 5 min).
- * The fetch is synchronous on the event loop (bounded by the 5 s timeout): documented in
- * docs/authz.md as a limit to lift with curl's multi interface. */
+ * The fetch runs on a worker thread while the request that needs it waits (see below). */
 #include "server_int.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,8 +37,6 @@
 #define CIMD_TTL_MIN_S   300
 #define CIMD_TTL_MAX_S   86400
 #define CIMD_TTL_DEFAULT 3600
-
-pl_rc az_cimd_fetch(az_server *s, const char *url, az_client *out);
 
 typedef struct fetch {
     core_buf body;
@@ -217,17 +218,20 @@ out:
     return ok;
 }
 
-pl_rc az_cimd_fetch(az_server *s, const char *url, az_client *out)
+/* Fetches and validates the document (any thread: touches neither the store nor the server).
+ * *ttl_s gets the cache lifetime. */
+static pl_rc fetch_doc(int allow_loopback, const char *url, az_client *out, long *ttl_s,
+                       const char **why)
 {
     CURL *c = NULL;
-    fetch f = {.max_age = -1, .allow_loopback = s->cfg.cimd_allow_loopback};
-    const char *why = "the metadata document could not be fetched";
+    fetch f = {.max_age = -1, .allow_loopback = allow_loopback};
     long status = 0, ttl;
     CURLcode cc;
     pl_rc rc = PL_ERR_NOT_FOUND;
 
+    *why = "the metadata document could not be fetched";
     core_buf_init(&f.body, CIMD_MAX_BYTES);
-    if (!url_ok(url, f.allow_loopback, &why))
+    if (!url_ok(url, f.allow_loopback, why))
         goto out;
     c = curl_easy_init();
     if (!c)
@@ -251,35 +255,169 @@ pl_rc az_cimd_fetch(az_server *s, const char *url, az_client *out)
     cc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     if (f.blocked) {
-        why = "the client_id URL resolves to a private or loopback address";
+        *why = "the client_id URL resolves to a private or loopback address";
         goto out;
     }
     if (f.too_big || cc == CURLE_FILESIZE_EXCEEDED) {
-        why = "the metadata document is larger than 64 KiB";
+        *why = "the metadata document is larger than 64 KiB";
         goto out;
     }
     if (cc != CURLE_OK || status != 200) {
-        why = "the metadata document could not be fetched (network error or not 200)";
+        *why = "the metadata document could not be fetched (network error or not 200)";
         goto out;
     }
-    if (!doc_ok(url, f.body.p ? f.body.p : "", f.body.len, out, &why))
+    if (!doc_ok(url, f.body.p ? f.body.p : "", f.body.len, out, why))
         goto out;
     ttl = f.max_age < 0 ? CIMD_TTL_DEFAULT : f.max_age;
     if (ttl < CIMD_TTL_MIN_S)
         ttl = CIMD_TTL_MIN_S;
     if (ttl > CIMD_TTL_MAX_S)
         ttl = CIMD_TTL_MAX_S;
-    out->created_ms = core_clock_now_ms(s->cfg.clock);
-    out->expires_ms = out->created_ms + ttl * 1000;
-    rc = az_client_put(s->store, out);
-    if (rc != PL_OK)
-        goto out;
-    why = NULL;
+    *ttl_s = ttl;
+    *why = NULL;
+    rc = PL_OK;
 out:
-    if (why)
-        core_log_warn(s->log, "authz: client metadata document refused: %s", why);
     if (c)
         curl_easy_cleanup(c);
     core_buf_free(&f.body);
     return rc;
+}
+
+/* ---- asynchronous fetches ----------------------------------------------------------------
+ * The fetch runs on a short-lived thread (at most CIMD_MAX_JOBS at once); the loop learns of
+ * its end through a pipe, stores the client and calls the requester back. The request that
+ * needed the client is deferred meanwhile (core_http_defer), so a slow or hostile metadata
+ * server never stalls the event loop. */
+#define CIMD_MAX_JOBS 8
+
+typedef struct cimd_job {
+    az_server *s;
+    char url[AZ_CLIENT_ID_MAX + 1];
+    int allow_loopback;
+    az_client c;
+    long ttl_s;
+    pl_rc rc;
+    const char *why;
+    az_cimd_done_fn done;
+    void *arg;
+    pthread_t thread;
+    struct cimd_job *next;
+} cimd_job;
+
+struct az_cimd {
+    int pipefd[2];
+    struct event *ev;
+    cimd_job *jobs; /* in flight */
+    size_t njobs;
+};
+
+static void *job_run(void *arg)
+{
+    cimd_job *j = arg;
+    ssize_t w;
+    j->rc = fetch_doc(j->allow_loopback, j->url, &j->c, &j->ttl_s, &j->why);
+    do
+        w = write(j->s->cimd->pipefd[1], &j, sizeof j);
+    while (w < 0 && errno == EINTR);
+    return NULL;
+}
+
+static void unlink_job(az_cimd *cm, cimd_job *j)
+{
+    for (cimd_job **pp = &cm->jobs; *pp; pp = &(*pp)->next)
+        if (*pp == j) {
+            *pp = j->next;
+            cm->njobs--;
+            return;
+        }
+}
+
+static void on_job_done(evutil_socket_t fd, short what, void *arg)
+{
+    az_server *s = arg;
+    cimd_job *j;
+    (void)what;
+    while (read(fd, &j, sizeof j) == (ssize_t)sizeof j) {
+        pthread_join(j->thread, NULL);
+        unlink_job(s->cimd, j);
+        if (j->rc == PL_OK) {
+            j->c.created_ms = core_clock_now_ms(s->cfg.clock);
+            j->c.expires_ms = j->c.created_ms + (int64_t)j->ttl_s * 1000;
+            j->rc = az_client_put(s->store, &j->c);
+        } else {
+            core_log_warn(s->log, "authz: client metadata document refused: %s", j->why);
+        }
+        j->done(s, j->arg, j->rc);
+        free(j);
+    }
+}
+
+pl_rc az_cimd_init(az_server *s)
+{
+    az_cimd *cm = calloc(1, sizeof *cm);
+    if (!cm)
+        return PL_ERR_NOMEM;
+    cm->pipefd[0] = cm->pipefd[1] = -1;
+    s->cimd = cm;
+    /* Pointers are written whole: a pipe write of <= PIPE_BUF bytes is atomic. */
+    if (pipe(cm->pipefd) != 0 || fcntl(cm->pipefd[0], F_SETFL, O_NONBLOCK) != 0)
+        return PL_ERR_IO;
+    cm->ev = event_new(s->base, cm->pipefd[0], EV_READ | EV_PERSIST, on_job_done, s);
+    if (!cm->ev || event_add(cm->ev, NULL) != 0)
+        return PL_ERR_NOMEM;
+    return PL_OK;
+}
+
+void az_cimd_free(az_server *s)
+{
+    az_cimd *cm = s->cimd;
+    if (!cm)
+        return;
+    /* Each fetch ends within its 5 s timeout; the requests waiting for them are dropped. */
+    while (cm->jobs) {
+        cimd_job *j = cm->jobs;
+        cm->jobs = j->next;
+        pthread_join(j->thread, NULL);
+        free(j);
+    }
+    if (cm->ev)
+        event_free(cm->ev);
+    if (cm->pipefd[0] >= 0)
+        close(cm->pipefd[0]);
+    if (cm->pipefd[1] >= 0)
+        close(cm->pipefd[1]);
+    free(cm);
+    s->cimd = NULL;
+}
+
+int az_cimd_is_url(const az_server *s, const char *client_id)
+{
+    return strncmp(client_id, "https://", 8) == 0 ||
+           (s->cfg.cimd_allow_loopback && strncmp(client_id, "http://127.0.0.1:", 17) == 0);
+}
+
+pl_rc az_cimd_fetch_async(az_server *s, const char *url, az_cimd_done_fn done, void *arg)
+{
+    az_cimd *cm = s->cimd;
+    cimd_job *j;
+    if (!cm || cm->njobs >= CIMD_MAX_JOBS)
+        return PL_ERR_BUSY;
+    if (strlen(url) > AZ_CLIENT_ID_MAX)
+        return PL_ERR_INVALID;
+    j = calloc(1, sizeof *j);
+    if (!j)
+        return PL_ERR_NOMEM;
+    j->s = s;
+    snprintf(j->url, sizeof j->url, "%s", url);
+    j->allow_loopback = s->cfg.cimd_allow_loopback;
+    j->done = done;
+    j->arg = arg;
+    if (pthread_create(&j->thread, NULL, job_run, j) != 0) {
+        free(j);
+        return PL_ERR_BUSY;
+    }
+    j->next = cm->jobs;
+    cm->jobs = j;
+    cm->njobs++;
+    return PL_OK;
 }

@@ -116,21 +116,9 @@ int az_redirect_uri_match(const az_client *c, const char *given)
     return 0;
 }
 
-pl_rc az_cimd_fetch(az_server *s, const char *url, az_client *out);
-
 pl_rc az_client_lookup(az_server *s, const char *client_id, az_client *out)
 {
-    pl_rc rc;
     if (!client_id || !*client_id || strlen(client_id) > AZ_CLIENT_ID_MAX)
         return PL_ERR_NOT_FOUND;
-    rc = az_client_get(s->store, client_id, out);
-    if (strncmp(client_id, "https://", 8) == 0 ||
-        (s->cfg.cimd_allow_loopback && strncmp(client_id, "http://127.0.0.1:", 17) == 0)) {
-        /* Client ID Metadata Document: the cached copy while fresh, else fetch. */
-        if (rc == PL_OK && out->kind == AZ_CLIENT_CIMD &&
-            core_clock_now_ms(s->cfg.clock) < out->expires_ms)
-            return PL_OK;
-        return az_cimd_fetch(s, client_id, out);
-    }
-    return rc;
+    return az_client_get(s->store, client_id, out);
 }

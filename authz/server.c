@@ -171,6 +171,9 @@ pl_rc az_server_new(struct event_base *base, const az_config *cfg, az_server **o
         if (rc != PL_OK)
             goto out;
     }
+    rc = az_cimd_init(s);
+    if (rc != PL_OK)
+        goto out;
     s->commit = event_new(base, -1, 0, az_commit_cb, s);
     if (!s->commit) {
         rc = PL_ERR_NOMEM;
@@ -213,6 +216,7 @@ void az_server_free(az_server *s)
     if (!s)
         return;
     az_syncer_free(s->syncer); /* before anything it calls back into */
+    az_cimd_free(s);
     if (s->sweep)
         event_free(s->sweep);
     if (s->commit)

@@ -16,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include <event2/http.h>
+
 #include "authz/store.h"
 #include "core/http.h"
 #include "flow.h"
@@ -35,6 +37,8 @@ static void serve_doc(core_http_req *req, void *arg)
         core_http_reply_body(req, 200, "application/json", big, sizeof big);
         return;
     }
+    if (strcmp(path, "/slow.json") == 0)
+        sleep(1); /* a slow metadata server (in the child process) */
     if (strcmp(path, "/redirect.json") == 0) {
         core_http_reply_redirect(req, 302, "/good.json");
         return;
@@ -51,9 +55,13 @@ static void serve_doc(core_http_req *req, void *arg)
 }
 
 static const core_http_route doc_routes[] = {
-    {CORE_HTTP_GET, "/good.json", serve_doc, 0}, {CORE_HTTP_GET, "/mismatch.json", serve_doc, 0},
-    {CORE_HTTP_GET, "/big.json", serve_doc, 0},  {CORE_HTTP_GET, "/redirect.json", serve_doc, 0},
-    {CORE_HTTP_GET, "/conf.json", serve_doc, 0}, {CORE_HTTP_GET, "/badredirect.json", serve_doc, 0},
+    {CORE_HTTP_GET, "/good.json", serve_doc, 0},
+    {CORE_HTTP_GET, "/mismatch.json", serve_doc, 0},
+    {CORE_HTTP_GET, "/big.json", serve_doc, 0},
+    {CORE_HTTP_GET, "/redirect.json", serve_doc, 0},
+    {CORE_HTTP_GET, "/conf.json", serve_doc, 0},
+    {CORE_HTTP_GET, "/slow.json", serve_doc, 0},
+    {CORE_HTTP_GET, "/badredirect.json", serve_doc, 0},
 };
 
 /* Forks the document server; returns its pid, sets doc_port. */
@@ -178,8 +186,50 @@ static void test_cimd_documents(void **state)
     stop_docs(docs);
 }
 
+static void slow_done(struct evhttp_request *req, void *arg)
+{
+    int *status = arg;
+    *status = req ? evhttp_request_get_response_code(req) : -1;
+}
+
+/* A slow metadata server does not stall the event loop: other requests are answered while
+ * the /authorize that needs the document waits for it. */
+static void test_cimd_fetch_does_not_block(void **state)
+{
+    tsrv t;
+    pid_t docs = start_docs();
+    char url[256], target[1024];
+    int slow_status = 0;
+    tresp r;
+    struct evhttp_connection *con;
+    struct evhttp_request *req;
+    (void)state;
+    tsrv_start_opts(&t, 1, 0, 1);
+    snprintf(url, sizeof url, "http%%3A%%2F%%2F127.0.0.1%%3A%d%%2Fslow.json", doc_port);
+    snprintf(target, sizeof target,
+             "/authorize?response_type=code&client_id=%s&redirect_uri=http%%3A%%2F%%2F127.0.0.1%%"
+             "2Fcb&state=s&code_challenge=%s&code_challenge_method=S256&resource=https%%3A%%2F%%"
+             "2Fmcp.example%%2Fmcp",
+             url, t_challenge());
+    con = evhttp_connection_base_new(t.base, NULL, "127.0.0.1", az_server_port(t.srv));
+    req = evhttp_request_new(slow_done, &slow_status);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Host", "127.0.0.1");
+    assert_int_equal(evhttp_make_request(con, req, EVHTTP_REQ_GET, target), 0);
+    t_req(&t, "GET", "/jwks", NULL, NULL, NULL, &r);
+    assert_int_equal(r.r.status, 200);
+    assert_int_equal(slow_status, 0); /* still waiting for the document */
+    t_free(&r);
+    while (slow_status == 0)
+        event_base_loop(t.base, EVLOOP_ONCE);
+    assert_int_equal(slow_status, 302);
+    evhttp_connection_free(con);
+    tsrv_stop(&t);
+    stop_docs(docs);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_cimd_documents)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_cimd_documents),
+                                       cmocka_unit_test(test_cimd_fetch_does_not_block)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
