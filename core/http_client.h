@@ -7,6 +7,8 @@
  * not followed. Plain HTTP only (no TLS).
  *
  * Threading: the thread that owns base; not while base is already running a loop.
+ * Signals: a server may close the connection while a large body is still being written;
+ * callers ignore SIGPIPE (signal(SIGPIPE, SIG_IGN)) so that shows up as a failed request.
  */
 #ifndef POSTLY_CORE_HTTP_CLIENT_H
 #define POSTLY_CORE_HTTP_CLIENT_H
