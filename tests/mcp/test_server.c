@@ -1590,6 +1590,60 @@ static void test_session_limit(void **state)
     core_http_fetch_resp_free(&r);
 }
 
+/* DENY_POLICY for every tool: in workspace demo-readonly the ceiling is the Full Analytics
+ * bundle. A token carrying every scope sees exactly the tools whose requirement fits the
+ * ceiling; each other tool is hidden and its call refused with -32602, never a step-up. */
+static void test_policy_matrix(void **state)
+{
+    fx *f = *state;
+    char tok[KEY_TOKEN_MAX], sid[64], body[512];
+    json_t *full, *mine, *j;
+    const json_t *t;
+    uint32_t wsi;
+    uint64_t ceiling;
+    const char *wsid;
+    size_t i, hidden = 0, shown = 0;
+    int st;
+    assert_int_equal(pol_workspace_index(f->policy, "demo-readonly", 13, &wsi, NULL), PL_OK);
+    assert_int_equal(pol_workspace_get(f->policy, wsi, &wsid, &ceiling, NULL), PL_OK);
+    mint(f, &(tok_opts){.scope = ALL_SCOPES}, tok, sizeof tok);
+    open_session(f, tok, sid, sizeof sid);
+    full = call(f, tok, sid, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", &st, NULL);
+    mint(f, &(tok_opts){.scope = ALL_SCOPES, .ws = "demo-readonly"}, tok, sizeof tok);
+    open_session(f, tok, sid, sizeof sid);
+    mine = call(f, tok, sid, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", &st, NULL);
+    json_array_foreach(json_object_get(result_of(full), "tools"), i, t)
+    {
+        const char *name = json_string_value(json_object_get(t, "name"));
+        uint32_t idx;
+        pol_tool_info ti;
+        int fits, listed;
+        assert_int_equal(pol_tool_index(f->policy, name, strlen(name), &idx), PL_OK);
+        assert_int_equal(pol_tool_get(f->policy, idx, &ti), PL_OK);
+        fits = (ti.all & ~ceiling) == 0 && (!ti.any || (ti.any & ceiling));
+        listed = find_tool(json_object_get(result_of(mine), "tools"), name) != NULL;
+        if (fits != listed)
+            fail_msg("%s: fits the ceiling %d but listed %d", name, fits, listed);
+        if (fits) {
+            shown++;
+            continue;
+        }
+        hidden++;
+        snprintf(body, sizeof body,
+                 "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+                 "\"%s\",\"arguments\":{}}}",
+                 name);
+        j = call(f, tok, sid, body, &st, NULL);
+        if (st != 200 || error_code(j) != -32602)
+            fail_msg("%s in demo-readonly: HTTP %d code %d", name, st, error_code(j));
+        json_decref(j);
+    }
+    assert_true(hidden >= 20);
+    assert_true(shown >= 4);
+    json_decref(full);
+    json_decref(mine);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1604,6 +1658,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_audit_never_holds_the_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scope_matrix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_classes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policy_matrix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_workflow_and_isolation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_and_quota, setup, teardown),
