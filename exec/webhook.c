@@ -6,6 +6,8 @@
 #include "webhook.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,40 +44,67 @@ int ex_webhook_event_known(const char *type)
 
 /* ---- receiver URLs ---- */
 
-typedef enum host_class { HOST_PUBLIC, HOST_LOOPBACK, HOST_PRIVATE } host_class;
-
 /* IPv4 ranges a webhook must never reach (SSRF): RFC 1918, RFC 6598, link-local (cloud
  * metadata lives at 169.254.169.254), "this network", multicast and reserved. */
 static const struct {
     uint32_t net, mask;
-    host_class cls;
+    ex_wh_addr_class cls;
 } v4_ranges[] = {
-    {0x7f000000, 0xff000000, HOST_LOOPBACK}, /* 127.0.0.0/8 */
-    {0x00000000, 0xff000000, HOST_PRIVATE},  /* 0.0.0.0/8 */
-    {0x0a000000, 0xff000000, HOST_PRIVATE},  /* 10.0.0.0/8 */
-    {0x64400000, 0xffc00000, HOST_PRIVATE},  /* 100.64.0.0/10 */
-    {0xa9fe0000, 0xffff0000, HOST_PRIVATE},  /* 169.254.0.0/16 */
-    {0xac100000, 0xfff00000, HOST_PRIVATE},  /* 172.16.0.0/12 */
-    {0xc0a80000, 0xffff0000, HOST_PRIVATE},  /* 192.168.0.0/16 */
-    {0xe0000000, 0xe0000000, HOST_PRIVATE},  /* 224.0.0.0/3: multicast and reserved */
+    {0x7f000000, 0xff000000, EX_WH_ADDR_LOOPBACK}, /* 127.0.0.0/8 */
+    {0x00000000, 0xff000000, EX_WH_ADDR_PRIVATE},  /* 0.0.0.0/8 */
+    {0x0a000000, 0xff000000, EX_WH_ADDR_PRIVATE},  /* 10.0.0.0/8 */
+    {0x64400000, 0xffc00000, EX_WH_ADDR_PRIVATE},  /* 100.64.0.0/10 */
+    {0xa9fe0000, 0xffff0000, EX_WH_ADDR_PRIVATE},  /* 169.254.0.0/16 */
+    {0xac100000, 0xfff00000, EX_WH_ADDR_PRIVATE},  /* 172.16.0.0/12 */
+    {0xc0a80000, 0xffff0000, EX_WH_ADDR_PRIVATE},  /* 192.168.0.0/16 */
+    {0xe0000000, 0xe0000000, EX_WH_ADDR_PRIVATE},  /* 224.0.0.0/3: multicast and reserved */
 };
 
-static host_class classify_v4(uint32_t a)
+static ex_wh_addr_class classify_v4(uint32_t a)
 {
     for (size_t i = 0; i < sizeof v4_ranges / sizeof v4_ranges[0]; i++)
         if ((a & v4_ranges[i].mask) == v4_ranges[i].net)
             return v4_ranges[i].cls;
-    return HOST_PUBLIC;
+    return EX_WH_ADDR_PUBLIC;
 }
 
-static host_class classify_host(const char *host)
+static ex_wh_addr_class classify_v6(const uint8_t b[16])
+{
+    static const uint8_t loop6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const uint8_t zero12[12] = {0};
+    if (memcmp(b, loop6, 16) == 0)
+        return EX_WH_ADDR_LOOPBACK;
+    if (memcmp(b, mapped, 12) == 0)
+        return classify_v4((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 |
+                           b[15]);
+    /* ::/96 (unspecified, compatible), fc00::/7 unique local, fe80::/10 link-local,
+     * ff00::/8 multicast */
+    if (memcmp(b, zero12, 12) == 0 || (b[0] & 0xfe) == 0xfc ||
+        (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || b[0] == 0xff)
+        return EX_WH_ADDR_PRIVATE;
+    return EX_WH_ADDR_PUBLIC;
+}
+
+ex_wh_addr_class ex_wh_sockaddr_class(const struct sockaddr *sa)
+{
+    if (sa && sa->sa_family == AF_INET)
+        return classify_v4(ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr));
+    if (sa && sa->sa_family == AF_INET6)
+        return classify_v6(((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr);
+    return EX_WH_ADDR_PRIVATE;
+}
+
+ex_wh_addr_class ex_wh_host_class(const char *host, int *is_literal)
 {
     char buf[256];
     size_t n = strlen(host);
     struct in_addr a4;
     struct in6_addr a6;
+    if (is_literal)
+        *is_literal = 1;
     if (n >= sizeof buf)
-        return HOST_PRIVATE;
+        return EX_WH_ADDR_PRIVATE;
     memcpy(buf, host, n + 1);
     if (n >= 2 && buf[0] == '[' && buf[n - 1] == ']') {
         memmove(buf, buf + 1, n - 2);
@@ -86,28 +115,15 @@ static host_class classify_host(const char *host)
      * as "names". */
     if (inet_aton(buf, &a4) != 0)
         return classify_v4(ntohl(a4.s_addr));
-    if (inet_pton(AF_INET6, buf, &a6) == 1) {
-        static const uint8_t loop6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        const uint8_t *b = a6.s6_addr;
-        if (memcmp(b, loop6, 16) == 0)
-            return HOST_LOOPBACK;
-        if (memcmp(b, mapped, 12) == 0)
-            return classify_v4((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
-                               (uint32_t)b[14] << 8 | b[15]);
-        /* ::/96 (unspecified, compatible), fc00::/7 unique local, fe80::/10 link-local,
-         * ff00::/8 multicast */
-        static const uint8_t zero12[12] = {0};
-        if (memcmp(b, zero12, 12) == 0 || (b[0] & 0xfe) == 0xfc ||
-            (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || b[0] == 0xff)
-            return HOST_PRIVATE;
-        return HOST_PUBLIC;
-    }
+    if (inet_pton(AF_INET6, buf, &a6) == 1)
+        return classify_v6(a6.s6_addr);
+    if (is_literal)
+        *is_literal = 0;
     /* RFC 6761 §6.3: "localhost" and names under it are loopback. */
     if (strcasecmp(buf, "localhost") == 0 ||
         (n > 10 && strcasecmp(buf + n - 10, ".localhost") == 0))
-        return HOST_LOOPBACK;
-    return HOST_PUBLIC;
+        return EX_WH_ADDR_LOOPBACK;
+    return EX_WH_ADDR_PUBLIC;
 }
 
 pl_rc ex_wh_url_check(const char *url, const ex_webhook_url_policy *policy, const char *field,
@@ -153,18 +169,18 @@ pl_rc ex_wh_url_check(const char *url, const ex_webhook_url_policy *policy, cons
         ex_err_set(err, rc, field, "port 0 is not a valid port");
         goto out;
     }
-    host_class cls = classify_host(host);
+    ex_wh_addr_class cls = ex_wh_host_class(host, NULL);
     int allow_loop = policy && policy->allow_http_loopback;
-    if (cls == HOST_PRIVATE) {
+    if (cls == EX_WH_ADDR_PRIVATE) {
         ex_err_set(err, rc, field,
                    "private, link-local and reserved addresses are not allowed receivers");
         goto out;
     }
-    if (cls == HOST_LOOPBACK && !allow_loop) {
+    if (cls == EX_WH_ADDR_LOOPBACK && !allow_loop) {
         ex_err_set(err, rc, field, "loopback receivers are only allowed in development");
         goto out;
     }
-    if (http && cls != HOST_LOOPBACK) {
+    if (http && cls != EX_WH_ADDR_LOOPBACK) {
         ex_err_set(err, rc, field,
                    "must be an https:// URL (http only to a loopback host in "
                    "development)");
@@ -364,8 +380,11 @@ pl_rc ex_webhook_create(const ex_ctx *ctx, const char *ws, const json_t *args,
         ex_err_set(err, rc, "", "cannot create an id or secret");
         goto out;
     }
-    w = json_pack("{s:s, s:O, s:s?, s:b, s:s}", "url", url, "events", events, "description", desc,
-                  "active", 1, "secret", secret);
+    /* allow_loopback: what the dispatcher may connect to once it resolves the host (a name
+     * registered as public must not resolve to a loopback address later). */
+    w = json_pack("{s:s, s:O, s:s?, s:b, s:b, s:s}", "url", url, "events", events, "description",
+                  desc, "active", 1, "allow_loopback", policy && policy->allow_http_loopback,
+                  "secret", secret);
     if (!w) {
         rc = PL_ERR_NOMEM;
         goto out;
@@ -512,8 +531,11 @@ static pl_rc change(const ex_ctx *ctx, const char *ws, const json_t *args,
         rc = *out ? PL_OK : PL_ERR_NOMEM;
         goto out;
     }
-    if (url)
+    if (url) {
         json_object_set_new(w, "url", json_string(url));
+        json_object_set_new(w, "allow_loopback",
+                            json_boolean(policy && policy->allow_http_loopback));
+    }
     if (events)
         json_object_set(w, "events", events);
     if (desc)

@@ -4,6 +4,8 @@
  * concurrency), record each attempt and schedule the next with exponential backoff and
  * jitter. Everything here runs on the dispatcher's event-loop thread.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/util.h>
 
 #include "core/crypto.h"
 #include "exec/args.h"
@@ -43,6 +46,12 @@ typedef struct job {
     int code;     /* the result, once finished: HTTP status (0: none) and error text */
     char error[ERROR_TEXT_MAX];
     int64_t retry_after_ms; /* from a 429/503 answer's Retry-After, 0 when none */
+    /* the target, parsed from url */
+    char host[256];    /* brackets removed */
+    char hosthdr[300]; /* Host: header */
+    char path[EX_WEBHOOK_URL_MAX + 2];
+    int port, https, allow_loopback;
+    struct evdns_getaddrinfo_request *dns_req; /* while the host is being resolved */
 } job;
 
 struct ex_webhook_dispatcher {
@@ -434,6 +443,7 @@ static pl_rc claim(ex_webhook_dispatcher *d, int slots, job **out)
                  json_string_value(json_object_get(dl, "event_id"))
                      ? json_string_value(json_object_get(dl, "event_id"))
                      : "");
+        j->allow_loopback = json_is_true(json_object_get(w, "allow_loopback"));
         j->url = dup_str(w, "url");
         j->secret = dup_str(w, "secret");
         j->body = dup_str(dl, "body");
@@ -499,6 +509,16 @@ static void bury(ex_webhook_dispatcher *d, struct evhttp_connection *conn)
     d->dead[d->ndead++] = conn;
 }
 
+/* Hands a finished job to the reaper (from inside a libevent callback). */
+static void finish_later(ex_webhook_dispatcher *d, job *j, int code, const char *error)
+{
+    j->code = code;
+    snprintf(j->error, sizeof j->error, "%s", error ? error : "");
+    j->next = d->finished;
+    d->finished = j;
+    event_active(d->reaper, EV_TIMEOUT, 1);
+}
+
 /* Retry-After in delta-seconds (RFC 9110 §10.2.3), capped at max_ms; the HTTP-date form and
  * anything malformed count as absent (the backoff then applies). */
 static int64_t retry_after_ms(const char *v, int64_t max_ms)
@@ -540,55 +560,27 @@ static void on_done(struct evhttp_request *req, void *arg)
     event_active(d->reaper, EV_TIMEOUT, 1);
 }
 
-/* Starts one request; on a failure before anything was sent the attempt is recorded at once. */
-static void start(ex_webhook_dispatcher *d, job *j)
+/* Connects to `address` (an IP literal: the URL's own, or what its host resolved to) and
+ * sends the signed request; the TLS provider gets the URL's host for SNI and certificate
+ * checks. On a failure before anything was sent the attempt is recorded at once (j is then
+ * freed). */
+static void send_request(ex_webhook_dispatcher *d, job *j, const char *address)
 {
-    struct evhttp_uri *u = evhttp_uri_parse(j->url);
     struct evhttp_request *req = NULL;
     struct bufferevent *bev = NULL;
     struct evkeyvalq *h;
-    char host[300], hosthdr[320], path[EX_WEBHOOK_URL_MAX + 2], ts[24], sig[80];
+    char ts[24], sig[80];
     const char *fail = NULL;
     int64_t now = core_clock_now_ms(d->clock);
-    j->started_ms = now;
-    if (!u) {
-        fail = "invalid url";
-        goto out;
-    }
-    const char *scheme = evhttp_uri_get_scheme(u), *hst = evhttp_uri_get_host(u);
-    const char *p = evhttp_uri_get_path(u), *q = evhttp_uri_get_query(u);
-    int https = scheme && strcasecmp(scheme, "https") == 0;
-    int port = evhttp_uri_get_port(u);
-    size_t hl = hst ? strlen(hst) : 0;
-    if (!hl || hl + 1 > sizeof host) {
-        fail = "invalid url";
-        goto out;
-    }
-    memcpy(host, hst, hl + 1);
-    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
-        memmove(host, host + 1, hl - 2);
-        host[hl - 2] = '\0';
-    }
-    if (strchr(host, ':'))
-        snprintf(hosthdr, sizeof hosthdr, "[%s]", host); /* RFC 7230 §5.4: an IPv6 literal */
-    else
-        snprintf(hosthdr, sizeof hosthdr, "%s", host);
-    if (port > 0) {
-        size_t n = strlen(hosthdr);
-        snprintf(hosthdr + n, sizeof hosthdr - n, ":%d", port);
-    } else {
-        port = https ? 443 : 80;
-    }
-    snprintf(path, sizeof path, "%s%s%s", p && *p ? p : "/", q ? "?" : "", q ? q : "");
-    if (https) {
-        bev = d->o.tls ? d->o.tls(d->base, host, d->o.tls_arg) : NULL;
+    if (j->https) {
+        bev = d->o.tls ? d->o.tls(d->base, j->host, d->o.tls_arg) : NULL;
         if (!bev) {
             fail = "tls_unavailable";
             goto out;
         }
     }
-    j->conn =
-        evhttp_connection_base_bufferevent_new(d->base, d->dns, bev, host, (unsigned short)port);
+    j->conn = evhttp_connection_base_bufferevent_new(d->base, NULL, bev, address,
+                                                     (unsigned short)j->port);
     if (!j->conn) {
         if (bev)
             bufferevent_free(bev);
@@ -614,7 +606,7 @@ static void start(ex_webhook_dispatcher *d, job *j)
         goto out;
     }
     h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Host", hosthdr);
+    evhttp_add_header(h, "Host", j->hosthdr);
     evhttp_add_header(h, "User-Agent", USER_AGENT);
     evhttp_add_header(h, "Content-Type", "application/json");
     evhttp_add_header(h, "Connection", "close");
@@ -623,7 +615,7 @@ static void start(ex_webhook_dispatcher *d, job *j)
     evhttp_add_header(h, "Postly-Webhook-Signature", sig);
     evbuffer_add(evhttp_request_get_output_buffer(req), j->body, blen);
     job_link(d, j);
-    if (evhttp_make_request(j->conn, req, EVHTTP_REQ_POST, path) != 0) {
+    if (evhttp_make_request(j->conn, req, EVHTTP_REQ_POST, j->path) != 0) {
         job_unlink(d, j); /* the request was taken off the connection's queue: ours to free */
         fail = "cannot send request";
         goto out;
@@ -631,16 +623,139 @@ static void start(ex_webhook_dispatcher *d, job *j)
     req = NULL;
 out:
     core_wipe(sig, sizeof sig);
-    if (u)
-        evhttp_uri_free(u);
     if (fail) {
         if (req)
             evhttp_request_free(req);
         if (j->conn)
-            evhttp_connection_free(j->conn); /* not inside a libevent callback: safe */
+            evhttp_connection_free(j->conn); /* ours alone, no callback of it is running */
         j->conn = NULL;
         record_attempt(d, j, 0, fail); /* takes j */
     }
+}
+
+static const char *const not_public = "the receiver's address is not public (SSRF guard)";
+
+/* A host name resolved: connect only if it leads where the subscription may go. */
+static void on_resolved(int err, struct evutil_addrinfo *res, void *arg)
+{
+    job *j = arg;
+    ex_webhook_dispatcher *d;
+    char ip[INET6_ADDRSTRLEN], msg[ERROR_TEXT_MAX];
+    if (err == EVUTIL_EAI_CANCEL) {
+        /* the dispatcher is being freed; it frees the job */
+        if (res)
+            evutil_freeaddrinfo(res);
+        return;
+    }
+    d = j->d;
+    j->dns_req = NULL;
+    job_unlink(d, j);
+    if (err || !res) {
+        snprintf(msg, sizeof msg, "dns: %s", err ? evutil_gai_strerror(err) : "no address");
+        finish_later(d, j, 0, msg);
+        if (res)
+            evutil_freeaddrinfo(res);
+        return;
+    }
+    /* Every address must be acceptable, not only the first: a name with one public and one
+     * private address could otherwise be steered. */
+    for (struct evutil_addrinfo *a = res; a; a = a->ai_next) {
+        ex_wh_addr_class cls = ex_wh_sockaddr_class(a->ai_addr);
+        if (cls == EX_WH_ADDR_PRIVATE || (cls == EX_WH_ADDR_LOOPBACK && !j->allow_loopback)) {
+            evutil_freeaddrinfo(res);
+            finish_later(d, j, 0, not_public);
+            return;
+        }
+    }
+    const void *addr = res->ai_family == AF_INET6
+                           ? (const void *)&((struct sockaddr_in6 *)(void *)res->ai_addr)->sin6_addr
+                           : (const void *)&((struct sockaddr_in *)(void *)res->ai_addr)->sin_addr;
+    const char *text = evutil_inet_ntop(res->ai_family, addr, ip, sizeof ip);
+    evutil_freeaddrinfo(res);
+    if (!text) {
+        finish_later(d, j, 0, "dns: unusable address");
+        return;
+    }
+    send_request(d, j, ip);
+}
+
+/* Parses the job's URL; for an IP literal it checks the address class and sends at once, for
+ * a name it resolves first (asynchronously, counted as in flight) and checks every address
+ * the name leads to: the registration-time check alone would let a name re-pointed at an
+ * internal address (DNS rebinding) through. */
+static void start(ex_webhook_dispatcher *d, job *j)
+{
+    struct evhttp_uri *u = evhttp_uri_parse(j->url);
+    const char *fail = NULL;
+    char portstr[8];
+    j->started_ms = core_clock_now_ms(d->clock);
+    if (!u) {
+        fail = "invalid url";
+        goto out;
+    }
+    const char *scheme = evhttp_uri_get_scheme(u), *hst = evhttp_uri_get_host(u);
+    const char *p = evhttp_uri_get_path(u), *q = evhttp_uri_get_query(u);
+    size_t hl = hst ? strlen(hst) : 0;
+    j->https = scheme && strcasecmp(scheme, "https") == 0;
+    j->port = evhttp_uri_get_port(u);
+    if (!hl || hl + 1 > sizeof j->host) {
+        fail = "invalid url";
+        goto out;
+    }
+    memcpy(j->host, hst, hl + 1);
+    if (hl >= 2 && j->host[0] == '[' && j->host[hl - 1] == ']') {
+        memmove(j->host, j->host + 1, hl - 2);
+        j->host[hl - 2] = '\0';
+    }
+    if (strchr(j->host, ':'))
+        snprintf(j->hosthdr, sizeof j->hosthdr, "[%s]", j->host); /* RFC 7230 §5.4 */
+    else
+        snprintf(j->hosthdr, sizeof j->hosthdr, "%s", j->host);
+    if (j->port > 0) {
+        size_t n = strlen(j->hosthdr);
+        snprintf(j->hosthdr + n, sizeof j->hosthdr - n, ":%d", j->port);
+    } else {
+        j->port = j->https ? 443 : 80;
+    }
+    snprintf(j->path, sizeof j->path, "%s%s%s", p && *p ? p : "/", q ? "?" : "", q ? q : "");
+    if (j->https && !d->o.tls) {
+        fail = "tls_unavailable"; /* no point resolving a host we cannot talk to */
+        goto out;
+    }
+    int literal = 0;
+    ex_wh_addr_class cls = ex_wh_host_class(j->host, &literal);
+    if (literal) {
+        if (cls == EX_WH_ADDR_PRIVATE || (cls == EX_WH_ADDR_LOOPBACK && !j->allow_loopback)) {
+            fail = not_public;
+            goto out;
+        }
+        evhttp_uri_free(u);
+        send_request(d, j, j->host);
+        return;
+    }
+    if (!d->dns) {
+        fail = "dns: no resolver";
+        goto out;
+    }
+    struct evutil_addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    snprintf(portstr, sizeof portstr, "%d", j->port);
+    evhttp_uri_free(u);
+    job_link(d, j); /* resolving counts against max_in_flight */
+    /* The callback may run before this returns (hosts file, numeric forms): then the request
+     * handle is NULL and j may already be gone, so j is not touched afterwards. */
+    struct evdns_getaddrinfo_request *r =
+        evdns_getaddrinfo(d->dns, j->host, portstr, &hints, on_resolved, j);
+    if (r)
+        j->dns_req = r;
+    return;
+out:
+    if (u)
+        evhttp_uri_free(u);
+    record_attempt(d, j, 0, fail); /* takes j */
 }
 
 /* ---- the dispatcher ---- */
@@ -761,6 +876,8 @@ void ex_webhook_dispatcher_free(ex_webhook_dispatcher *d)
     while (d->jobs) {
         job *j = d->jobs;
         job_unlink(d, j);
+        if (j->dns_req)
+            evdns_getaddrinfo_cancel(j->dns_req); /* its callback returns at once */
         if (j->conn)
             evhttp_connection_free(j->conn);
         job_free(j);

@@ -4,7 +4,8 @@
  *
  * RECORDS
  *   EX_DB_WEBHOOKS   "<ws>|whk|<id>" -> {id, workspace_id, url, events, description, active,
- *                                        secret, version, created_at, updated_at}
+ *                                        allow_loopback, secret, version, created_at,
+ *                                        updated_at, disabled_reason?}
  *   EX_DB_DELIVERIES "<ws>|dlv|<id>" -> {id, workspace_id, webhook_id, event_id, type, body
  *                                        (the exact bytes sent), status, attempts,
  *                                        next_attempt_ms, next_attempt_at, created_at,
@@ -43,6 +44,22 @@ pl_rc ex_wh_queue_key(int64_t due_ms, const char *ws, const char *dlv_id, char *
 
 /* A delivery record as the API shows it (no body, no internal fields); new reference. */
 json_t *ex_wh_delivery_present(const json_t *d);
+
+/* Where an address or host leads (the receiver policy, docs/webhooks.md). */
+typedef enum ex_wh_addr_class {
+    EX_WH_ADDR_PUBLIC = 0,
+    EX_WH_ADDR_LOOPBACK,
+    EX_WH_ADDR_PRIVATE, /* private, link-local, reserved, multicast, unspecified */
+} ex_wh_addr_class;
+
+struct sockaddr;
+
+/* The class of a resolved address (AF_INET / AF_INET6; anything else is PRIVATE). */
+ex_wh_addr_class ex_wh_sockaddr_class(const struct sockaddr *sa);
+
+/* The class of a URL host: an IP literal in any form getaddrinfo() reads (*is_literal = 1),
+ * "localhost" and names under it (loopback), or another name (public until resolved). */
+ex_wh_addr_class ex_wh_host_class(const char *host, int *is_literal);
 
 /* Checks a receiver URL against the policy (NULL = strict); err names field. */
 pl_rc ex_wh_url_check(const char *url, const ex_webhook_url_policy *policy, const char *field,

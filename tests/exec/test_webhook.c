@@ -1084,6 +1084,84 @@ static void test_retry_after(void **state)
     evhttp_free(r.http);
 }
 
+/* A host name is resolved by the dispatcher, and every address it leads to must be allowed:
+ * "localhost" registered in development is delivered; the same subscription stripped of its
+ * loopback permission (a public name re-pointed at 127.0.0.1: DNS rebinding) is refused
+ * before any connection. */
+static void test_resolved_names_are_checked(void **state)
+{
+    fx *f = *state;
+    receiver r;
+    static const int ok[] = {200};
+    char url[128], id[EX_ID_MAX];
+    receiver_start(f, &r, ok, 1);
+    snprintf(url, sizeof url, "http://localhost:%d/hook", r.port);
+    create_hook(f, WS, url, "[\"post.published\"]", id, r.secret);
+    enqueue(f, WS, "post.published", "pst_1");
+    ex_webhook_options o = test_options();
+    ex_webhook_dispatcher *d = NULL;
+    int started = 0;
+    assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d),
+                     PL_OK);
+    assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
+    assert_int_equal(started, 1);
+    run_until_idle(f, d);
+    assert_int_equal(r.count, 1);
+    json_t *l = deliveries(f, id);
+    assert_string_equal(json_string_value(json_object_get(first_delivery(l), "status")),
+                        "delivered");
+    json_decref(l);
+
+    /* the rebinding case: the stored subscription may not reach loopback */
+    char key[EX_KEY_MAX + 1];
+    ex_txn txn;
+    json_t *w = NULL;
+    snprintf(key, sizeof key, "%s|whk|%s", WS, id);
+    assert_int_equal(ex_txn_begin(f->st, 1, &txn), PL_OK);
+    assert_int_equal(ex_txn_get_json(&txn, EX_DB_WEBHOOKS, key, &w), PL_OK);
+    assert_true(json_is_true(json_object_get(w, "allow_loopback")));
+    json_object_set_new(w, "allow_loopback", json_false());
+    assert_int_equal(ex_txn_put_json(&txn, EX_DB_WEBHOOKS, key, w), PL_OK);
+    assert_int_equal(ex_txn_commit(&txn), PL_OK);
+    json_decref(w);
+    core_fake_clock_advance(&f->clock, 1);
+    enqueue(f, WS, "post.published", "pst_2");
+    assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
+    run_until_idle(f, d);
+    assert_int_equal(r.count, 1); /* nothing reached the receiver */
+    l = deliveries(f, id);
+    json_t *dl = first_delivery(l);
+    assert_string_equal(json_string_value(json_object_get(dl, "last_error")),
+                        "the receiver's address is not public (SSRF guard)");
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_array_get(json_object_get(dl, "last"), 0), "status_code")),
+                     0);
+    json_decref(l);
+    /* the same for a literal address */
+    json_t *upd = json_pack("{s:s, s:s}", "webhook_id", id, "url", "http://127.0.0.1:9/x"), *out;
+    ex_err err;
+    assert_int_equal(ex_webhook_update(&f->ctx, WS, upd, &dev, &out, &err), PL_OK);
+    json_decref(out);
+    json_decref(upd);
+    assert_int_equal(ex_txn_begin(f->st, 1, &txn), PL_OK);
+    assert_int_equal(ex_txn_get_json(&txn, EX_DB_WEBHOOKS, key, &w), PL_OK);
+    json_object_set_new(w, "allow_loopback", json_false());
+    assert_int_equal(ex_txn_put_json(&txn, EX_DB_WEBHOOKS, key, w), PL_OK);
+    assert_int_equal(ex_txn_commit(&txn), PL_OK);
+    json_decref(w);
+    core_fake_clock_advance(&f->clock, 1);
+    enqueue(f, WS, "post.published", "pst_3");
+    assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
+    assert_int_equal(started, 1);
+    assert_int_equal(ex_webhook_dispatcher_in_flight(d), 0); /* refused before connecting */
+    l = deliveries(f, id);
+    assert_string_equal(json_string_value(json_object_get(first_delivery(l), "last_error")),
+                        "the receiver's address is not public (SSRF guard)");
+    json_decref(l);
+    ex_webhook_dispatcher_free(d);
+    evhttp_free(r.http);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1100,6 +1178,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_send_test_and_gone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resolved_names_are_checked, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
