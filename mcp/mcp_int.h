@@ -29,6 +29,8 @@ typedef struct mcp_call mcp_call;
 typedef pl_rc (*mcp_tool_fn)(const ex_ctx *ex, const char *ws, const json_t *args, json_t **out,
                              ex_err *err);
 
+enum { MCP_PUBLISH_NEVER = 0, MCP_PUBLISH_ALWAYS = 1, MCP_PUBLISH_IF_SCHEDULED = 2 };
+
 typedef struct mcp_tool {
     const char *name;          /* postly_verb_noun; also the policy row name */
     const char *title;         /* human display name */
@@ -39,7 +41,10 @@ typedef struct mcp_tool {
     int read_only, destructive, idempotent, open_world;
     const char *policy_suffix_arg; /* non-NULL: the policy row is name#<this argument> */
     mcp_tool_fn fn;
-    int counts_publish; /* counted against the plan's publish quota */
+    /* Counted against the plan's publish quota: publishing now, and committing a post to the
+     * schedule (the scheduler later publishes it without another MCP call, so the quota is
+     * taken when the user's agent schedules; unscheduling gives nothing back). */
+    int counts_publish; /* MCP_PUBLISH_* */
     /* Instead of fn, for the few tools that need the caller (user, decision, directory). */
     pl_rc (*cfn)(struct mcp_call *c, const pol_decision *d, const json_t *args, json_t **out,
                  ex_err *err);

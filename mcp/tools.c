@@ -318,7 +318,7 @@ const mcp_tool mcp_tools[] = {
      "automatically at that time. Validated against each network's rules first. Pass an "
      "idempotency_key so a retry does not create a duplicate.",
      S_IN(S_POST_CONTENT "," S_SCHEDULED_AT "," S_IDEM, ""), S_POST_OUT, 0, 0, 0, 0, NULL,
-     ex_post_create, 0, NULL},
+     ex_post_create, MCP_PUBLISH_IF_SCHEDULED, NULL},
     {"postly_list_posts", "List posts",
      "Lists posts of this workspace, newest last, filtered by status, campaign, network or a "
      "time range (on scheduled_at when set, else created_at). Paginated: pass next_cursor back "
@@ -353,7 +353,7 @@ const mcp_tool mcp_tools[] = {
      "scheduled_at. Times are RFC 3339 with an offset; past times are refused.",
      S_IN(S_ID("post_id", "pst_... id") "," S_SCHEDULED_AT "," S_VERSION,
           "\"post_id\",\"scheduled_at\""),
-     S_POST_OUT, 0, 0, 1, 0, NULL, ex_post_schedule, 0, NULL},
+     S_POST_OUT, 0, 0, 1, 0, NULL, ex_post_schedule, MCP_PUBLISH_ALWAYS, NULL},
     {"postly_unschedule_post", "Unschedule post",
      "Takes a scheduled post off the schedule; it goes back to draft and will not publish.",
      S_IN(S_ID("post_id", "pst_... id") "," S_VERSION, "\"post_id\""), S_POST_OUT, 0, 0, 1, 0, NULL,
@@ -363,14 +363,14 @@ const mcp_tool mcp_tools[] = {
      "and cannot be undone from Postly: confirm with the user first. Pass an idempotency_key so "
      "a retry after a timeout does not publish twice. Returns the post with per-target results.",
      S_IN(S_ID("post_id", "pst_... id") "," S_IDEM, "\"post_id\""), S_POST_OUT, 0, 1, 0, 1, NULL,
-     ex_post_publish, 1, NULL},
+     ex_post_publish, MCP_PUBLISH_ALWAYS, NULL},
     {"postly_retry_post", "Retry failed targets",
      "Publishes again the targets of a post that failed (and, with force, those whose outcome "
      "is unknown, which may duplicate a post on that network). Public: confirm with the user.",
      S_IN(S_ID("post_id", "pst_... id") ",\"force\":{\"type\":\"boolean\",\"description\":"
                                         "\"Also retry unconfirmed targets.\"}," S_IDEM,
           "\"post_id\""),
-     S_POST_OUT, 0, 1, 0, 1, NULL, ex_post_retry, 1, NULL},
+     S_POST_OUT, 0, 1, 0, 1, NULL, ex_post_retry, MCP_PUBLISH_ALWAYS, NULL},
     {"postly_get_post_status", "Get post status",
      "Returns the publishing status of a post and of each target (attempts, next retry, remote "
      "URL, error). Use it to follow a scheduled or publishing post. Read-only.",
@@ -703,7 +703,10 @@ pl_rc mcp_tools_call(mcp_call *c, const json_t *params, json_t **result, mcp_rpc
         plan = mcp_plan_get(c->plan);
         memset(&qd, 0, sizeof qd);
         rc = mcp_usage_count(c->srv->deps.usage, c->who->ws, plan, c->who->client_id, t->name,
-                             t->counts_publish, &qd);
+                             t->counts_publish == MCP_PUBLISH_ALWAYS ||
+                                 (t->counts_publish == MCP_PUBLISH_IF_SCHEDULED &&
+                                  json_object_get(args, "scheduled_at")),
+                             &qd);
         if (rc == PL_ERR_LIMIT) {
             snprintf(msg, sizeof msg,
                      "quota exhausted: the %s plan allows %llu %s per month and this workspace "

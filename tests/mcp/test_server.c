@@ -1557,6 +1557,39 @@ static void test_usage_and_quota(void **state)
         assert_non_null(strstr(m, "quota_exceeded"));
     }
     json_decref(j);
+    /* scheduling counts as a publish: with the publish quota used up, postly_schedule_post
+     * is refused naming publishes (after the call quota check, so use a fresh workspace) */
+    {
+        const mcp_plan *pl = mcp_plan_get("free");
+        char tok2[KEY_TOKEN_MAX], sid2[64];
+        for (i = 0; i < pl->publishes; i++)
+            assert_int_equal(
+                mcp_usage_count(f->usage, "ws_pub", pl, "c", "postly_publish_post", 1, &qd), PL_OK);
+        mint(f, &(tok_opts){.scope = ALL_SCOPES, .ws = "ws_pub"}, tok2, sizeof tok2);
+        open_session(f, tok2, sid2, sizeof sid2);
+        j = call(f, tok2, sid2,
+                 "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+                 "\"postly_schedule_post\",\"arguments\":{\"post_id\":\"pst_x\",\"scheduled_at\":"
+                 "\"2027-03-01T09:00:00Z\"}}}",
+                 &st, NULL);
+        assert_non_null(
+            strstr(json_string_value(json_object_get(
+                       json_array_get(json_object_get(result_of(j), "content"), 0), "text")),
+                   "publishes"));
+        json_decref(j);
+        /* a draft post (no scheduled_at) is not a publish: it gets past the quota (and fails
+         * later only because the account does not exist) */
+        j = call(
+            f, tok2, sid2,
+            "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+            "\"postly_create_post\",\"arguments\":{\"account_ids\":[\"acc_x\"],\"text\":\"t\"}}}",
+            &st, NULL);
+        assert_null(
+            strstr(json_string_value(json_object_get(
+                       json_array_get(json_object_get(result_of(j), "content"), 0), "text")),
+                   "quota"));
+        json_decref(j);
+    }
     /* another workspace is not affected */
     assert_int_equal(mcp_usage_count(f->usage, "ws_b", free_plan, "c", "t", 1, &qd), PL_OK);
 }
