@@ -41,6 +41,25 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
         core_log_warn(s->log, "authz: store sweep failed");
 }
 
+/* postly-keys rotates and prunes in another process; reloading is cheap when keys.json did
+ * not change. A failed reload keeps the previous key set (and says so). */
+pl_rc az_server_keys_reload(az_server *s)
+{
+    key_error ke = {{0}};
+    pl_rc rc = key_keyset_reload(s->keys, &ke);
+    if (rc != PL_OK)
+        core_log_warn(s->log, "authz: key set reload failed, keeping the current keys: %s",
+                      ke.text);
+    return rc;
+}
+
+static void on_keys_reload(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    az_server_keys_reload(arg);
+}
+
 static pl_rc open_keys(az_server *s)
 {
     key_keyset_cfg kc = {0};
@@ -184,6 +203,14 @@ pl_rc az_server_new(struct event_base *base, const az_config *cfg, az_server **o
         rc = PL_ERR_NOMEM;
         goto out;
     }
+    {
+        struct timeval ktv = {5, 0};
+        s->keys_reload = event_new(base, -1, EV_PERSIST, on_keys_reload, s);
+        if (!s->keys_reload || event_add(s->keys_reload, &ktv) != 0) {
+            rc = PL_ERR_NOMEM;
+            goto out;
+        }
+    }
     *out = s;
     s = NULL;
 out:
@@ -219,6 +246,8 @@ void az_server_free(az_server *s)
     az_cimd_free(s);
     if (s->sweep)
         event_free(s->sweep);
+    if (s->keys_reload)
+        event_free(s->keys_reload);
     if (s->commit)
         event_free(s->commit);
     if (s->commits)

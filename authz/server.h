@@ -69,6 +69,10 @@ az_store *az_server_store(az_server *s);
 /* JWKS JSON of the server's keys (caller frees). */
 pl_rc az_server_jwks(const az_server *s, char **json);
 
+/* Re-reads the key set (postly-keys rotated or pruned it). The server does this every 5 s
+ * by itself; tests call it to avoid waiting. On failure the current keys stay. */
+pl_rc az_server_keys_reload(az_server *s);
+
 void az_server_free(az_server *s);
 
 /* First-start demo data: user "demo" with a generated password (written to password_out,

@@ -52,7 +52,8 @@ struct az_server {
     char *css, *js;
     size_t css_len, js_len;
     struct event *sweep;
-    struct event *commit; /* group commit, activated once per loop iteration with work */
+    struct event *keys_reload; /* picks up rotations made by postly-keys (every 5 s) */
+    struct event *commit;      /* group commit, activated once per loop iteration with work */
     int commit_scheduled;
     uint64_t commits, committed_replies; /* group-commit statistics, logged at exit */
     az_deferred *deferred, **deferred_tail;

@@ -27,6 +27,11 @@ void tsrv_start_durable(tsrv *t, int policy, int durable)
 
 void tsrv_start_opts(tsrv *t, int policy, int durable, int cimd_loopback)
 {
+    tsrv_start_full(t, policy, durable, cimd_loopback, NULL);
+}
+
+void tsrv_start_full(tsrv *t, int policy, int durable, int cimd_loopback, const char *issuer)
+{
     az_config cfg = {0};
     az_store *st;
     az_client c;
@@ -44,6 +49,7 @@ void tsrv_start_opts(tsrv *t, int policy, int durable, int cimd_loopback)
     cfg.policy_path = policy ? POSTLY_SOURCE_DIR "/policy/default.policy" : NULL;
     cfg.nosync = !durable;
     cfg.cimd_allow_loopback = cimd_loopback;
+    cfg.issuer = issuer;
     cfg.scrypt_n = 1024;
     cfg.clock = &t->clock.base;
     cfg.log = &t->log;

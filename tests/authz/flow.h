@@ -40,6 +40,8 @@ void tsrv_start(tsrv *t, int policy);
 void tsrv_start_durable(tsrv *t, int policy, int durable);
 /* ... and with the CIMD loopback test option. */
 void tsrv_start_opts(tsrv *t, int policy, int durable, int cimd_loopback);
+/* ... and an issuer (NULL: http://127.0.0.1:<port>). */
+void tsrv_start_full(tsrv *t, int policy, int durable, int cimd_loopback, const char *issuer);
 void tsrv_stop(tsrv *t);
 
 /* method GET/POST; body form-encoded when not NULL; cookie may be NULL or "";

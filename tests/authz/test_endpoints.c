@@ -15,6 +15,8 @@
 #include "authz/directory.h"
 #include "authz/store.h"
 #include "core/buf.h"
+#include "core/crypto.h"
+#include "keys/keyset.h"
 #include "flow.h"
 
 static int setup(void **state)
@@ -957,6 +959,75 @@ static void test_revoke_access_token(void **state)
     json_decref(j);
 }
 
+/* The session cookie: HttpOnly and SameSite=Lax always, Secure when served over https. */
+static void test_cookie_attributes(void **state)
+{
+    tsrv t;
+    tresp r;
+    const char *sc;
+    (void)state;
+    for (int https = 0; https < 2; https++) {
+        tsrv_start_full(&t, 1, 0, 0, https ? "https://auth.example" : NULL);
+        t_req(&t, "GET", "/login?next=apps", NULL, NULL, NULL, &r);
+        sc = core_http_fetch_header(&r.r, "Set-Cookie");
+        assert_non_null(sc);
+        assert_non_null(strstr(sc, "; HttpOnly"));
+        assert_non_null(strstr(sc, "; SameSite=Lax"));
+        assert_non_null(strstr(sc, "; Path=/"));
+        if (https)
+            assert_non_null(strstr(sc, "; Secure"));
+        else
+            assert_null(strstr(sc, "Secure"));
+        t_free(&r);
+        if (https) {
+            /* The issuer in metadata and in every redirect is the configured one. */
+            t_req(&t, "GET", "/.well-known/oauth-authorization-server", NULL, NULL, NULL, &r);
+            assert_non_null(strstr(r.r.body.p, "\"issuer\":\"https://auth.example\""));
+            assert_non_null(
+                strstr(r.r.body.p, "\"token_endpoint\":\"https://auth.example/token\""));
+            t_free(&r);
+        }
+        tsrv_stop(&t);
+    }
+}
+
+/* A rotation by postly-keys (another key set handle) is picked up: the JWKS publishes the
+ * new next key and new tokens are signed by the new active key. */
+static void test_key_rotation_pickup(void **state)
+{
+    tsrv *t = *state;
+    key_keyset *ks = NULL;
+    key_keyset_cfg kc = {0};
+    key_error ke;
+    char active[KEY_KID_SIZE], code[64], hdr[256];
+    int st;
+    json_t *j;
+    kc.data_dir = t->dir;
+    kc.clock = &t->clock.base;
+    assert_int_equal(key_keyset_open(&kc, &ks, &ke), PL_OK);
+    assert_int_equal(key_keyset_rotate(ks, active, &ke), PL_OK);
+    assert_int_equal(az_server_keys_reload(t->srv), PL_OK);
+    t_get_code(t, "&resource=https%3A%2F%2Fmcp.example%2Fmcp&scope=posts%3Aread", "acme",
+               "posts:read", code);
+    exchange(t, code, "cli-public", T_REDIRECT, T_VERIFIER, NULL, &st, &j);
+    assert_int_equal(st, 200);
+    {
+        const char *at = json_string_value(json_object_get(j, "access_token"));
+        const char *dot = strchr(at, '.');
+        uint8_t raw[256];
+        size_t n;
+        json_t *h;
+        assert_int_equal(core_b64url_decode(at, (size_t)(dot - at), raw, sizeof raw, &n), PL_OK);
+        snprintf(hdr, sizeof hdr, "%.*s", (int)n, (const char *)raw);
+        h = json_loads(hdr, 0, NULL);
+        assert_string_equal(json_string_value(json_object_get(h, "kid")), active);
+        assert_string_equal(json_string_value(json_object_get(h, "typ")), "at+jwt");
+        json_decref(h);
+    }
+    json_decref(j);
+    key_keyset_free(ks);
+}
+
 /* Hostile bodies on every form endpoint: a clear 4xx, never a crash or a 5xx. */
 static void test_hostile_forms(void **state)
 {
@@ -1088,6 +1159,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_static_and_404, setup, teardown),
         cmocka_unit_test(test_durable_group_commit),
         cmocka_unit_test_setup_teardown(test_hostile_forms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_rotation_pickup, setup, teardown),
+        cmocka_unit_test(test_cookie_attributes),
         cmocka_unit_test_setup_teardown(test_remembered_consent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke_access_token, setup, teardown),
     };
