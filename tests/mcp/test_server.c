@@ -1677,6 +1677,54 @@ static void test_policy_matrix(void **state)
     json_decref(mine);
 }
 
+/* Every resource: a token without its scope gets the 403 step-up naming it; in the policy-
+ * restricted workspace a resource whose scope is above the ceiling is -32002 (hidden). */
+static void test_resource_scope_matrix(void **state)
+{
+    fx *f = *state;
+    static const struct {
+        const char *uri, *scope;
+        int above_readonly_ceiling;
+    } cases[] = {
+        {"postly://workspace", "workspace:read", 0},
+        {"postly://social-accounts/acc_0192f3a1b2c3aaaaaaaaaaaaaaaa", "social_accounts:read", 0},
+        {"postly://campaigns/cmp_0192f3a1b2c3aaaaaaaaaaaaaaaa", "campaigns:read", 1},
+        {"postly://posts/pst_0192f3a1b2c3aaaaaaaaaaaaaaaa", "posts:read", 1},
+        {"postly://analytics/summary", "analytics:read", 0},
+        {"postly://analytics/youtube", "analytics:youtube:read", 0},
+    };
+    char tok[KEY_TOKEN_MAX], sid[64], body[512], have[POL_SCOPE_FORMAT_MAX];
+    unsigned bit;
+    size_t i;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        core_http_fetch_resp r;
+        json_t *j;
+        int st;
+        assert_int_equal(pol_scope_lookup(cases[i].scope, strlen(cases[i].scope), &bit), PL_OK);
+        assert_int_equal(pol_scope_format(POL_MASK_ALL & ~POL_MASK(bit), have, sizeof have, NULL),
+                         PL_OK);
+        mint(f, &(tok_opts){.scope = have}, tok, sizeof tok);
+        open_session(f, tok, sid, sizeof sid);
+        snprintf(body, sizeof body,
+                 "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":{"
+                 "\"uri\":\"%s\"}}",
+                 cases[i].uri);
+        j = call(f, tok, sid, body, &st, &r);
+        if (st != 403 || !strstr(core_http_fetch_header(&r, "WWW-Authenticate"), cases[i].scope))
+            fail_msg("%s without %s: HTTP %d", cases[i].uri, cases[i].scope, st);
+        core_http_fetch_resp_free(&r);
+        json_decref(j);
+        if (!cases[i].above_readonly_ceiling)
+            continue;
+        mint(f, &(tok_opts){.scope = ALL_SCOPES, .ws = "demo-readonly"}, tok, sizeof tok);
+        open_session(f, tok, sid, sizeof sid);
+        j = call(f, tok, sid, body, &st, NULL);
+        assert_int_equal(st, 200);
+        assert_int_equal(error_code(j), -32002);
+        json_decref(j);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1692,6 +1740,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scope_matrix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_classes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_matrix, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resource_scope_matrix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_workflow_and_isolation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_and_quota, setup, teardown),
