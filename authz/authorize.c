@@ -279,7 +279,12 @@ static void login_page(az_server *s, core_http_req *req, int status, const az_se
 static const char *rid_param(const core_form *f)
 {
     const char *rid = core_form_get(f, "rid");
-    return rid && strlen(rid) == AZ_SECRET_LEN ? rid : NULL;
+    return rid && strlen(rid) == AZ_SECRET_LEN &&
+                   strspn(rid,
+                          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") ==
+                       AZ_SECRET_LEN
+               ? rid
+               : NULL;
 }
 
 void az_h_login_get(core_http_req *req, void *arg)

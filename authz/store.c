@@ -1403,24 +1403,28 @@ static pl_rc revoke_user_grants(az_store *st, MDB_txn *t, const char *uid)
     MDB_cursor *c = NULL;
     MDB_val k, v;
     char prefix[AZ_ID_MAX + 2], gids[256][AZ_ID_MAX + 1];
-    size_t plen, n = 0;
+    size_t plen, n;
     pl_rc rc = PL_OK;
     int e;
     plen = (size_t)snprintf(prefix, sizeof prefix, "%s|", uid);
-    if (mdb_cursor_open(t, st->db[DB_USER_GRANTS], &c) != 0)
-        return PL_ERR_STORE;
-    k.mv_data = prefix;
-    k.mv_size = plen;
-    for (e = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); e == 0 && n < 256;
-         e = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        if (k.mv_size <= plen || memcmp(k.mv_data, prefix, plen) != 0 || v.mv_size > AZ_ID_MAX)
-            break;
-        memcpy(gids[n], v.mv_data, v.mv_size);
-        gids[n++][v.mv_size] = '\0';
-    }
-    mdb_cursor_close(c);
-    for (size_t i = 0; i < n && rc == PL_OK; i++)
-        rc = grant_revoke_txn(st, t, gids[i]);
+    /* Revoking removes the grant from the user index, so repeat until the index is empty. */
+    do {
+        n = 0;
+        if (mdb_cursor_open(t, st->db[DB_USER_GRANTS], &c) != 0)
+            return PL_ERR_STORE;
+        k.mv_data = prefix;
+        k.mv_size = plen;
+        for (e = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); e == 0 && n < 256;
+             e = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+            if (k.mv_size <= plen || memcmp(k.mv_data, prefix, plen) != 0 || v.mv_size > AZ_ID_MAX)
+                break;
+            memcpy(gids[n], v.mv_data, v.mv_size);
+            gids[n++][v.mv_size] = '\0';
+        }
+        mdb_cursor_close(c);
+        for (size_t i = 0; i < n && rc == PL_OK; i++)
+            rc = grant_revoke_txn(st, t, gids[i]);
+    } while (rc == PL_OK && n == 256);
     return rc;
 }
 

@@ -316,6 +316,36 @@ static void test_dcr_limits(void **state)
     assert_int_equal(c2.nredirect, 1);
 }
 
+/* Disabling a user ends every grant, however many (the index is walked in pages). */
+static void test_disable_revokes_all(void **state)
+{
+    fx *f = *state;
+    char uid[AZ_ID_MAX + 1], code[AZ_SECRET_SIZE], rt[AZ_SECRET_SIZE];
+    az_grant g, first;
+    az_code c;
+    size_t n;
+    az_redeem in = {"client-1", "https://app.example/cb", VERIFIER, NULL};
+    az_grant *list = calloc(400, sizeof *list);
+    assert_int_equal(az_user_add(f->st, "many", "many password", uid), PL_OK);
+    for (int i = 0; i < 300; i++) {
+        make_code(f, &c, code, VERIFIER);
+        /* make_code binds to u_test; rebind to this user. */
+        snprintf(c.uid, sizeof c.uid, "%s", uid);
+        assert_int_equal(az_code_issue(f->st, &c, code), PL_OK);
+        assert_int_equal(az_code_redeem(f->st, code, &in, &g, rt, NULL), PL_OK);
+        if (i == 0)
+            first = g;
+    }
+    assert_int_equal(az_grant_list(f->st, uid, list, 400, &n), PL_OK);
+    assert_int_equal(n, 300);
+    assert_int_equal(az_user_disable(f->st, "many", 1), PL_OK);
+    assert_int_equal(az_grant_list(f->st, uid, list, 400, &n), PL_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(az_grant_get(f->st, first.gid, &g), PL_OK);
+    assert_int_not_equal(g.revoked_ms, 0);
+    free(list);
+}
+
 /* The directory opened by this process sees what another process commits, at once. */
 static void test_directory_cross_process(void **state)
 {
@@ -382,6 +412,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sessions_pending_consent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dcr_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_directory_cross_process, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disable_revokes_all, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
