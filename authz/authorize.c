@@ -5,6 +5,7 @@
  * known to match, every error is an error page, never a redirect (no open redirector). After
  * that, errors go back to the client with `error`, `state` and `iss`. */
 #include "server_int.h"
+#include "worker.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -318,27 +319,76 @@ done:
     core_form_free(&f);
 }
 
+/* A login waiting for its scrypt check on a worker thread (worker.h). */
+typedef struct login_job {
+    core_http_req *req;
+    az_login l;
+    char password[AZ_PASSWORD_MAX + 1];
+    int ok;
+    char rid[AZ_SECRET_SIZE]; /* "" for a plain login */
+    char user[AZ_USERNAME_MAX + 1];
+    char sid[AZ_SECRET_SIZE];
+    az_session ss;
+} login_job;
+
+static void login_work(void *arg)
+{
+    login_job *j = arg;
+    j->ok = az_password_check(j->l.enc, j->password);
+    core_wipe(j->password, sizeof j->password);
+}
+
+static void login_done(az_server *s, void *arg)
+{
+    login_job *j = arg;
+    core_http_req *req = j->req;
+    const char *rid = j->rid[0] ? j->rid : NULL;
+    char nsid[AZ_SECRET_SIZE], uid[AZ_ID_MAX + 1], loc[128];
+    az_session ns;
+    if (az_user_login_finish(s->store, &j->l, j->ok, uid) != PL_OK) {
+        /* One message for unknown user, wrong password and disabled account. */
+        login_page(s, req, 401, &j->ss, rid, "Incorrect username or password.", j->user);
+        goto done;
+    }
+    /* A new session id at login (no session fixation). */
+    if (az_session_new(s->store, uid, nsid, &ns) != PL_OK) {
+        az_error_page(s, req, 500, "Something went wrong", "No session could be started.");
+        goto done;
+    }
+    az_session_del(s->store, j->sid);
+    az_session_cookie(s, req, nsid);
+    snprintf(loc, sizeof loc, rid ? "/consent?rid=%s" : "/apps", rid);
+    core_http_reply_redirect(req, 303, loc);
+    core_wipe(nsid, sizeof nsid);
+done:
+    core_wipe(j, sizeof *j);
+    free(j);
+}
+
 void az_h_login_post(core_http_req *req, void *arg)
 {
     az_server *s = arg;
     core_form f = {0};
     core_form_error fe;
-    az_session ss, ns;
-    char sid[AZ_SECRET_SIZE], nsid[AZ_SECRET_SIZE], uid[AZ_ID_MAX + 1], loc[128];
+    login_job *j = calloc(1, sizeof *j);
     const char *rid, *user, *pw;
     pl_rc rc;
 
+    if (!j) {
+        core_http_reply_text(req, 503, "Out of memory.");
+        return;
+    }
     if (core_http_form_parse(req, NULL, &f, &fe) != PL_OK) {
         az_error_page(s, req, 400, "Invalid request", fe.msg);
         goto done;
     }
-    if (az_session_of(s, req, sid, &ss) != PL_OK) {
+    if (az_session_of(s, req, j->sid, &j->ss) != PL_OK) {
         az_error_page(s, req, 400, "Your session has expired",
                       "Go back to the application and connect again.");
         goto done;
     }
     rid = rid_param(&f);
-    if (!az_csrf_check(&ss, "login", rid ? rid : "apps", core_form_get(&f, "csrf"))) {
+    if (!az_csrf_check(&j->ss, "login", rid ? rid : "apps", core_form_get(&f, "csrf"))) {
         az_error_page(s, req, 403, "This form has expired",
                       "The form was not sent from this browser session. Reload the page and "
                       "try again.");
@@ -348,33 +398,38 @@ void az_h_login_post(core_http_req *req, void *arg)
     pw = core_form_get(&f, "password");
     if (!user || !pw || !*user || !*pw || strlen(user) > AZ_USERNAME_MAX ||
         strlen(pw) > AZ_PASSWORD_MAX) {
-        login_page(s, req, 400, &ss, rid, "Enter your username and password.", NULL);
+        login_page(s, req, 400, &j->ss, rid, "Enter your username and password.", NULL);
         goto done;
     }
-    rc = az_user_login(s->store, user, pw, core_http_client_addr(req), uid);
+    rc = az_user_login_begin(s->store, user, core_http_client_addr(req), &j->l);
     if (rc == PL_ERR_LIMIT) {
         core_log_warn(s->log, "authz: login throttled addr=%s", core_http_client_addr(req));
-        login_page(s, req, 429, &ss, rid, "Too many attempts. Wait a few minutes and try again.",
+        login_page(s, req, 429, &j->ss, rid, "Too many attempts. Wait a few minutes and try again.",
                    user);
         goto done;
     }
     if (rc != PL_OK) {
-        /* One message for unknown user, wrong password and disabled account. */
-        login_page(s, req, 401, &ss, rid, "Incorrect username or password.", user);
+        az_error_page(s, req, 500, "Something went wrong", "Sign-in is unavailable right now.");
         goto done;
     }
-    /* A new session id at login (no session fixation). */
-    if (az_session_new(s->store, uid, nsid, &ns) != PL_OK) {
-        az_error_page(s, req, 500, "Something went wrong", "No session could be started.");
+    /* The scrypt check (tens of milliseconds) runs off the event loop. */
+    j->req = req;
+    snprintf(j->password, sizeof j->password, "%s", pw);
+    snprintf(j->rid, sizeof j->rid, "%s", rid ? rid : "");
+    snprintf(j->user, sizeof j->user, "%s", user);
+    rc = az_work_submit(s, login_work, login_done, j);
+    if (rc != PL_OK) {
+        login_page(s, req, 503, &j->ss, rid, "Too many sign-ins at once. Try again in a moment.",
+                   user);
         goto done;
     }
-    az_session_del(s->store, sid);
-    az_session_cookie(s, req, nsid);
-    snprintf(loc, sizeof loc, rid ? "/consent?rid=%s" : "/apps", rid);
-    core_http_reply_redirect(req, 303, loc);
-    core_wipe(nsid, sizeof nsid);
+    core_http_defer(req);
+    j = NULL; /* owned by the job now */
 done:
-    core_wipe(sid, sizeof sid);
+    if (j) {
+        core_wipe(j, sizeof *j);
+        free(j);
+    }
     core_form_free(&f);
 }
 

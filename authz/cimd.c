@@ -15,12 +15,9 @@
  *    [5 min, 24 h] (1 h without one; no-store/no-cache: 5 min).
  * The fetch runs on a worker thread while the request that needs it waits (see below). */
 #include "server_int.h"
+#include "worker.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
-#include <unistd.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -283,15 +280,10 @@ out:
     return rc;
 }
 
-/* ---- asynchronous fetches ----------------------------------------------------------------
- * The fetch runs on a short-lived thread (at most CIMD_MAX_JOBS at once); the loop learns of
- * its end through a pipe, stores the client and calls the requester back. The request that
- * needed the client is deferred meanwhile (core_http_defer), so a slow or hostile metadata
- * server never stalls the event loop. */
-#define CIMD_MAX_JOBS 8
-
+/* ---- asynchronous fetches ---------------------------------------------------------------
+ * The fetch runs on a worker thread (worker.h); the request that needed the client is
+ * deferred meanwhile, so a slow or hostile metadata server never stalls the event loop. */
 typedef struct cimd_job {
-    az_server *s;
     char url[AZ_CLIENT_ID_MAX + 1];
     int allow_loopback;
     az_client c;
@@ -300,94 +292,26 @@ typedef struct cimd_job {
     const char *why;
     az_cimd_done_fn done;
     void *arg;
-    pthread_t thread;
-    struct cimd_job *next;
 } cimd_job;
 
-struct az_cimd {
-    int pipefd[2];
-    struct event *ev;
-    cimd_job *jobs; /* in flight */
-    size_t njobs;
-};
-
-static void *job_run(void *arg)
+static void job_work(void *arg)
 {
     cimd_job *j = arg;
-    ssize_t w;
     j->rc = fetch_doc(j->allow_loopback, j->url, &j->c, &j->ttl_s, &j->why);
-    do
-        w = write(j->s->cimd->pipefd[1], &j, sizeof j);
-    while (w < 0 && errno == EINTR);
-    return NULL;
 }
 
-static void unlink_job(az_cimd *cm, cimd_job *j)
+static void job_done(az_server *s, void *arg)
 {
-    for (cimd_job **pp = &cm->jobs; *pp; pp = &(*pp)->next)
-        if (*pp == j) {
-            *pp = j->next;
-            cm->njobs--;
-            return;
-        }
-}
-
-static void on_job_done(evutil_socket_t fd, short what, void *arg)
-{
-    az_server *s = arg;
-    cimd_job *j;
-    (void)what;
-    while (read(fd, &j, sizeof j) == (ssize_t)sizeof j) {
-        pthread_join(j->thread, NULL);
-        unlink_job(s->cimd, j);
-        if (j->rc == PL_OK) {
-            j->c.created_ms = core_clock_now_ms(s->cfg.clock);
-            j->c.expires_ms = j->c.created_ms + (int64_t)j->ttl_s * 1000;
-            j->rc = az_client_put(s->store, &j->c);
-        } else {
-            core_log_warn(s->log, "authz: client metadata document refused: %s", j->why);
-        }
-        j->done(s, j->arg, j->rc);
-        free(j);
+    cimd_job *j = arg;
+    if (j->rc == PL_OK) {
+        j->c.created_ms = core_clock_now_ms(s->cfg.clock);
+        j->c.expires_ms = j->c.created_ms + (int64_t)j->ttl_s * 1000;
+        j->rc = az_client_put(s->store, &j->c);
+    } else {
+        core_log_warn(s->log, "authz: client metadata document refused: %s", j->why);
     }
-}
-
-pl_rc az_cimd_init(az_server *s)
-{
-    az_cimd *cm = calloc(1, sizeof *cm);
-    if (!cm)
-        return PL_ERR_NOMEM;
-    cm->pipefd[0] = cm->pipefd[1] = -1;
-    s->cimd = cm;
-    /* Pointers are written whole: a pipe write of <= PIPE_BUF bytes is atomic. */
-    if (pipe(cm->pipefd) != 0 || fcntl(cm->pipefd[0], F_SETFL, O_NONBLOCK) != 0)
-        return PL_ERR_IO;
-    cm->ev = event_new(s->base, cm->pipefd[0], EV_READ | EV_PERSIST, on_job_done, s);
-    if (!cm->ev || event_add(cm->ev, NULL) != 0)
-        return PL_ERR_NOMEM;
-    return PL_OK;
-}
-
-void az_cimd_free(az_server *s)
-{
-    az_cimd *cm = s->cimd;
-    if (!cm)
-        return;
-    /* Each fetch ends within its 5 s timeout; the requests waiting for them are dropped. */
-    while (cm->jobs) {
-        cimd_job *j = cm->jobs;
-        cm->jobs = j->next;
-        pthread_join(j->thread, NULL);
-        free(j);
-    }
-    if (cm->ev)
-        event_free(cm->ev);
-    if (cm->pipefd[0] >= 0)
-        close(cm->pipefd[0]);
-    if (cm->pipefd[1] >= 0)
-        close(cm->pipefd[1]);
-    free(cm);
-    s->cimd = NULL;
+    j->done(s, j->arg, j->rc);
+    free(j);
 }
 
 int az_cimd_is_url(const az_server *s, const char *client_id)
@@ -398,26 +322,19 @@ int az_cimd_is_url(const az_server *s, const char *client_id)
 
 pl_rc az_cimd_fetch_async(az_server *s, const char *url, az_cimd_done_fn done, void *arg)
 {
-    az_cimd *cm = s->cimd;
     cimd_job *j;
-    if (!cm || cm->njobs >= CIMD_MAX_JOBS)
-        return PL_ERR_BUSY;
+    pl_rc rc;
     if (strlen(url) > AZ_CLIENT_ID_MAX)
         return PL_ERR_INVALID;
     j = calloc(1, sizeof *j);
     if (!j)
         return PL_ERR_NOMEM;
-    j->s = s;
     snprintf(j->url, sizeof j->url, "%s", url);
     j->allow_loopback = s->cfg.cimd_allow_loopback;
     j->done = done;
     j->arg = arg;
-    if (pthread_create(&j->thread, NULL, job_run, j) != 0) {
+    rc = az_work_submit(s, job_work, job_done, j);
+    if (rc != PL_OK)
         free(j);
-        return PL_ERR_BUSY;
-    }
-    j->next = cm->jobs;
-    cm->jobs = j;
-    cm->njobs++;
-    return PL_OK;
+    return rc;
 }

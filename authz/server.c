@@ -1,6 +1,7 @@
 /* authz/server.c — startup, the route table, periodic sweeping, demo data. */
 #include "server_int.h"
 #include "syncer.h"
+#include "worker.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,7 +191,7 @@ pl_rc az_server_new(struct event_base *base, const az_config *cfg, az_server **o
         if (rc != PL_OK)
             goto out;
     }
-    rc = az_cimd_init(s);
+    rc = az_work_init(s);
     if (rc != PL_OK)
         goto out;
     s->commit = event_new(base, -1, 0, az_commit_cb, s);
@@ -243,7 +244,7 @@ void az_server_free(az_server *s)
     if (!s)
         return;
     az_syncer_free(s->syncer); /* before anything it calls back into */
-    az_cimd_free(s);
+    az_work_free(s);           /* joins running work; their replies are dropped */
     if (s->sweep)
         event_free(s->sweep);
     if (s->keys_reload)

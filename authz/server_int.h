@@ -60,8 +60,8 @@ struct az_server {
     /* Replies whose commit waits for the syncer's meta sync, in commit order. */
     az_deferred *syncing, **syncing_tail;
     uint64_t commit_seq;
-    struct az_syncer *syncer; /* NULL with cfg.nosync */
-    struct az_cimd *cimd;     /* metadata-document fetches in flight (cimd.c) */
+    struct az_syncer *syncer;   /* NULL with cfg.nosync */
+    struct az_workers *workers; /* slow work off the loop (worker.h) */
     const core_log *log;
 };
 typedef struct az_server az_server;
@@ -117,16 +117,14 @@ void az_uri_host(const char *uri, char *out, size_t outsz);
 pl_rc az_client_lookup(az_server *s, const char *client_id, az_client *out);
 
 /* ---- cimd.c: Client ID Metadata Documents ---- */
-typedef struct az_cimd az_cimd;
+typedef struct az_workers az_workers;
 typedef void (*az_cimd_done_fn)(az_server *s, void *arg, pl_rc rc);
-pl_rc az_cimd_init(az_server *s);
-void az_cimd_free(az_server *s);
 /* 1 when client_id is a metadata-document URL (https; http://127.0.0.1 with the test
  * option). */
 int az_cimd_is_url(const az_server *s, const char *client_id);
-/* Fetches, validates and stores the document of url on a worker thread, then calls
- * done(s, arg, rc) on the loop thread (rc PL_OK: the client is in the store). PL_ERR_BUSY
- * when too many fetches are in flight. */
+/* Fetches and validates the document of url on a worker thread (worker.h), stores it, then
+ * calls done(s, arg, rc) on the loop thread (rc PL_OK: the client is in the store).
+ * PL_ERR_BUSY when too much work is in flight. */
 pl_rc az_cimd_fetch_async(az_server *s, const char *url, az_cimd_done_fn done, void *arg);
 
 /* ---- auth.c: client authentication at /token, /revoke, /introspect (RFC 6749 §2.3) ---- */

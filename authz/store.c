@@ -704,65 +704,91 @@ static pl_rc throttle_bump(az_store *st, MDB_txn *t, const char *key, int64_t no
     return rc;
 }
 
-pl_rc az_user_login(az_store *st, const char *username, const char *password, const char *addr,
-                    char uid_out[AZ_ID_MAX + 1])
+pl_rc az_user_login_begin(az_store *st, const char *username, const char *addr, az_login *l)
 {
-    /* A fixed hash to spend the same scrypt time on unknown users (no user enumeration by
-     * timing). Its parameters follow the store's. */
     MDB_txn *t = NULL;
     json_t *o = NULL;
-    char ukey[AZ_USERNAME_MAX + 3], akey[80], uid[AZ_ID_MAX + 1] = "", enc[256] = "";
     int64_t now = now_ms(st);
-    int disabled = 1;
     pl_rc rc;
 
-    if (!password || strlen(password) > AZ_PASSWORD_MAX)
-        return PL_ERR_DENIED;
-    snprintf(ukey, sizeof ukey, "u:%.64s", username_valid(username) ? username : "?");
-    snprintf(akey, sizeof akey, "a:%.64s", addr ? addr : "");
+    memset(l, 0, sizeof *l);
+    l->disabled = 1;
+    snprintf(l->ukey, sizeof l->ukey, "u:%.64s", username_valid(username) ? username : "?");
+    snprintf(l->akey, sizeof l->akey, "a:%.64s", addr ? addr : "");
     rc = rtxn(st, &t);
     if (rc != PL_OK)
         return rc;
-    if (throttled(st, t, ukey, THROTTLE_ACCOUNT, now) ||
-        throttled(st, t, akey, THROTTLE_ADDR, now)) {
+    if (throttled(st, t, l->ukey, THROTTLE_ACCOUNT, now) ||
+        throttled(st, t, l->akey, THROTTLE_ADDR, now)) {
         rdone(st, t);
         return PL_ERR_LIMIT;
     }
-    if (uid_of(st, t, username, uid) == PL_OK &&
-        get_json(t, st->db[DB_USERS], sval(uid), &o) == PL_OK) {
-        cpy(enc, sizeof enc, jstr(o, "pw"));
-        disabled = json_is_true(json_object_get(o, "disabled"));
+    if (uid_of(st, t, username, l->uid) == PL_OK &&
+        get_json(t, st->db[DB_USERS], sval(l->uid), &o) == PL_OK) {
+        cpy(l->enc, sizeof l->enc, jstr(o, "pw"));
+        l->disabled = json_is_true(json_object_get(o, "disabled"));
     }
     json_decref(o);
     rdone(st, t);
-    t = NULL;
-    if (!enc[0]) {
-        /* Unknown user: same work as a real check. */
-        char dummy[256];
-        if (pw_hash(st, "not-a-password", dummy, sizeof dummy) == PL_OK)
-            (void)pw_verify(dummy, password);
-        rc = PL_ERR_DENIED;
-    } else {
-        rc = pw_verify(enc, password);
-        if (rc == PL_OK && disabled)
-            rc = PL_ERR_DENIED;
+    if (!l->enc[0]) {
+        /* Unknown user: a hash with the store's parameters and a random salt that matches no
+         * password, so checking it costs exactly one scrypt, like a real user (no user
+         * enumeration by timing). */
+        uint8_t salt[32], zero[32] = {0};
+        char s64[CORE_B64URL_SIZE(32)] = "", z64[CORE_B64URL_SIZE(32)] = "";
+        l->uid[0] = '\0';
+        if (core_random(salt, sizeof salt) != PL_OK ||
+            core_b64url_encode(salt, 32, s64, sizeof s64, NULL) != PL_OK ||
+            core_b64url_encode(zero, 32, z64, sizeof z64, NULL) != PL_OK)
+            return PL_ERR_CRYPTO;
+        snprintf(l->enc, sizeof l->enc, "scrypt$%llu$%d$%d$%s$%s", (unsigned long long)st->scrypt_n,
+                 SCRYPT_R, SCRYPT_P, s64, z64);
+        l->unknown = 1;
     }
+    return PL_OK;
+}
+
+int az_password_check(const char *enc, const char *password)
+{
+    return password && strlen(password) <= AZ_PASSWORD_MAX && pw_verify(enc, password) == PL_OK;
+}
+
+pl_rc az_user_login_finish(az_store *st, const az_login *l, int password_ok,
+                           char uid_out[AZ_ID_MAX + 1])
+{
+    MDB_txn *t = NULL;
+    int64_t now = now_ms(st);
+    pl_rc rc = password_ok && !l->unknown && !l->disabled ? PL_OK : PL_ERR_DENIED;
     if (wtxn(st, &t) == PL_OK) {
         pl_rc wrc;
         if (rc == PL_OK) {
-            MDB_val k = sval(ukey);
+            MDB_val k = sval(l->ukey);
             int e = mdb_del(t, st->db[DB_THROTTLE], &k, NULL);
             wrc = e == 0 || e == MDB_NOTFOUND ? PL_OK : PL_ERR_STORE;
         } else {
-            wrc = throttle_bump(st, t, ukey, now);
+            wrc = throttle_bump(st, t, l->ukey, now);
             if (wrc == PL_OK)
-                wrc = throttle_bump(st, t, akey, now);
+                wrc = throttle_bump(st, t, l->akey, now);
         }
         if (finish(st, t, wrc) != PL_OK && rc == PL_OK)
             rc = PL_ERR_STORE;
     }
-    if (rc == PL_OK)
-        cpy(uid_out, AZ_ID_MAX + 1, uid);
+    if (rc == PL_OK && uid_out)
+        cpy(uid_out, AZ_ID_MAX + 1, l->uid);
+    return rc;
+}
+
+pl_rc az_user_login(az_store *st, const char *username, const char *password, const char *addr,
+                    char uid_out[AZ_ID_MAX + 1])
+{
+    az_login l;
+    int ok;
+    pl_rc rc = az_user_login_begin(st, username, addr, &l);
+    if (rc != PL_OK)
+        return rc;
+    ok = az_password_check(l.enc, password);
+    rc = az_user_login_finish(st, &l, ok, uid_out);
+    core_wipe(&l, sizeof l);
     return rc;
 }
 

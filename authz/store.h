@@ -144,7 +144,28 @@ pl_rc az_user_disable(az_store *st, const char *username, int disabled);
 pl_rc az_user_get(az_store *st, const char *uid, az_user *out);
 pl_rc az_user_find(az_store *st, const char *username, az_user *out);
 
-/* Checks a password with throttling per account and per address (addr):
+/* A login in three steps, so the scrypt check can run off the event loop:
+ * az_user_login_begin (store thread): throttling, and the hash to check (a dummy one with the
+ * same cost for an unknown user); az_password_check (any thread, pure, ~scrypt time);
+ * az_user_login_finish (store thread): records the outcome for throttling. */
+typedef struct az_login {
+    char uid[AZ_ID_MAX + 1];
+    char enc[256]; /* the encoded scrypt hash to check */
+    char ukey[AZ_USERNAME_MAX + 3], akey[80];
+    int disabled, unknown;
+} az_login;
+/* PL_OK (*l filled), PL_ERR_LIMIT (throttled: too many failures for this account or
+ * address), PL_ERR_STORE / PL_ERR_CRYPTO. */
+pl_rc az_user_login_begin(az_store *st, const char *username, const char *addr, az_login *l);
+/* 1 when password matches enc. Thread-safe, no store access. */
+int az_password_check(const char *enc, const char *password);
+/* PL_OK (*uid_out set) when the password was right and the account is enabled; else
+ * PL_ERR_DENIED (one answer for all failures). */
+pl_rc az_user_login_finish(az_store *st, const az_login *l, int password_ok,
+                           char uid_out[AZ_ID_MAX + 1]);
+
+/* Checks a password with throttling per account and per address (addr), all three steps on
+ * the calling thread:
  *  PL_OK          *uid_out set
  *  PL_ERR_DENIED  unknown user, wrong password or disabled account (one answer for all)
  *  PL_ERR_LIMIT   too many failures recently for this account or address */
