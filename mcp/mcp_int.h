@@ -67,6 +67,13 @@ struct mcp_server {
     char resource_url[MCP_CFG_URL_MAX];
     uint64_t decision_seq;
     char boot_id[17]; /* random per start: decision ids are unique across restarts */
+    /* Directory answers about workspaces (existence, plan), a few seconds old at most. */
+#define MCP_WS_CACHE_SLOTS 256
+    struct mcp_ws_cache_ent {
+        char ws[72];
+        char plan[32];
+        int64_t expires_ms;
+    } ws_cache[MCP_WS_CACHE_SLOTS];
     mcp_rate *rate;
 };
 
