@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -28,11 +29,12 @@ struct az_workers {
 static void *run(void *arg)
 {
     job *j = arg;
+    uintptr_t v = (uintptr_t)j;
     ssize_t w;
     j->work(j->arg);
-    /* A pointer is written whole: pipe writes of <= PIPE_BUF bytes are atomic. */
+    /* The job's address is written whole: pipe writes of <= PIPE_BUF bytes are atomic. */
     do
-        w = write(j->notify_fd, &j, sizeof j);
+        w = write(j->notify_fd, &v, sizeof v);
     while (w < 0 && errno == EINTR);
     return NULL;
 }
@@ -41,9 +43,10 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 {
     az_server *s = arg;
     az_workers *w = s->workers;
-    job *j;
+    uintptr_t v;
     (void)what;
-    while (read(fd, &j, sizeof j) == (ssize_t)sizeof j) {
+    while (read(fd, &v, sizeof v) == (ssize_t)sizeof v) {
+        job *j = (job *)v;
         pthread_join(j->thread, NULL);
         for (job **pp = &w->jobs; *pp; pp = &(*pp)->next)
             if (*pp == j) {

@@ -1034,11 +1034,11 @@ static void test_hostile_forms(void **state)
     tsrv *t = *state;
     static const char *const paths[] = {"/token",   "/revoke",          "/introspect", "/login",
                                         "/consent", "/apps/disconnect", "/register"};
-    char *big = malloc(70 * 1024);
+    char *big = malloc((size_t)70 * 1024);
     const char *bodies[5];
-    memset(big, 'a', 70 * 1024 - 1);
+    memset(big, 'a', (size_t)70 * 1024 - 1);
     memcpy(big, "x=", 2);
-    big[70 * 1024 - 1] = '\0';
+    big[(size_t)70 * 1024 - 1] = '\0';
     bodies[0] = "client_id=%ff&token=x";
     bodies[1] = "client_id=cli-public&client_id=cli-public&token=x";
     bodies[2] = "client_id=a%zzb";
