@@ -462,6 +462,15 @@ static pl_rc consent_load(az_server *s, core_http_req *req, const char *rid, con
         core_http_reply_redirect(req, core_http_method(req) == CORE_HTTP_POST ? 303 : 302, loc);
         return PL_ERR_DENIED;
     }
+    {
+        az_user u;
+        if (az_user_get(s->store, x->ss.uid, &u) != PL_OK || u.disabled) {
+            az_error_page(s, req, 403, "This account cannot be used",
+                          "Sign-in is not possible with this account. Contact your workspace "
+                          "administrator.");
+            return PL_ERR_DENIED;
+        }
+    }
     rc = rid ? az_pending_get(s->store, rid, &x->p) : PL_ERR_NOT_FOUND;
     if (rc != PL_OK) {
         az_error_page(s, req, 400, "This request has expired",

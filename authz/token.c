@@ -231,6 +231,17 @@ static void grant_code(az_server *s, core_http_req *req, const core_form *f,
         token_error(req, 400, "invalid_grant", why ? why : "invalid authorization code", 0);
         return;
     }
+    {
+        /* The user may have been disabled or left the workspace since the consent. */
+        uint64_t now_ok;
+        if (still_grantable(s, &g, &now_ok) != PL_OK || (g.scope & now_ok) == 0) {
+            az_grant_revoke(s->store, g.gid);
+            token_error(req, 400, "invalid_grant", "the user can no longer grant this access", 0);
+            core_wipe(rt, sizeof rt);
+            return;
+        }
+        g.scope &= now_ok;
+    }
     token_reply(s, req, &g, g.scope, rt);
     core_wipe(rt, sizeof rt);
 }

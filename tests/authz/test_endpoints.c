@@ -959,6 +959,35 @@ static void test_revoke_access_token(void **state)
     json_decref(j);
 }
 
+/* A user disabled after consenting: the code no longer yields tokens, and the open session
+ * cannot consent any more. */
+static void test_disabled_user(void **state)
+{
+    tsrv *t = *state;
+    char code[64], cookie[128], rid[64];
+    int st;
+    json_t *j;
+    tresp page;
+    t_get_code(t, "&resource=https%3A%2F%2Fmcp.example%2Fmcp&scope=posts%3Aread", "acme",
+               "posts:read", code);
+    t_login_to_consent(t, "cli-public", T_REDIRECT, "&resource=https%3A%2F%2Fmcp.example%2Fmcp",
+                       cookie, rid, &page);
+    assert_int_equal(page.r.status, 200);
+    t_free(&page);
+    assert_int_equal(az_user_disable(az_server_store(t->srv), "alice", 1), PL_OK);
+    exchange(t, code, "cli-public", T_REDIRECT, T_VERIFIER, NULL, &st, &j);
+    assert_int_equal(st, 400);
+    assert_string_equal(json_string_value(json_object_get(j, "error")), "invalid_grant");
+    json_decref(j);
+    {
+        char target[128];
+        snprintf(target, sizeof target, "/consent?rid=%s", rid);
+        t_req(t, "GET", target, NULL, cookie, NULL, &page);
+        assert_int_equal(page.r.status, 403);
+        t_free(&page);
+    }
+}
+
 /* The session cookie: HttpOnly and SameSite=Lax always, Secure when served over https. */
 static void test_cookie_attributes(void **state)
 {
@@ -1161,6 +1190,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_rotation_pickup, setup, teardown),
         cmocka_unit_test(test_cookie_attributes),
+        cmocka_unit_test_setup_teardown(test_disabled_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remembered_consent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke_access_token, setup, teardown),
     };
