@@ -13,7 +13,15 @@
 
 /* The route table (STYLE.md: tables over branches). Pages get the page security set;
  * token-bearing JSON endpoints get no-store. */
+/* GET / : people who open the server's address land on their connected apps. */
+static void h_root(core_http_req *req, void *arg)
+{
+    (void)arg;
+    core_http_reply_redirect(req, 302, "/apps");
+}
+
 static const core_http_route routes[] = {
+    {CORE_HTTP_GET | CORE_HTTP_HEAD, "/", h_root, CORE_HTTP_SEC_PAGE},
     {CORE_HTTP_GET | CORE_HTTP_HEAD, "/.well-known/oauth-authorization-server", az_h_metadata, 0},
     {CORE_HTTP_GET | CORE_HTTP_HEAD, "/.well-known/openid-configuration", az_h_metadata, 0},
     {CORE_HTTP_GET | CORE_HTTP_HEAD, "/jwks", az_h_jwks, 0},

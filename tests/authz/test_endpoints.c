@@ -1162,6 +1162,14 @@ static void test_static_and_404(void **state)
     t_req(t, "GET", "/token", NULL, NULL, NULL, &r);
     assert_int_equal(r.r.status, 405);
     t_free(&r);
+    t_req(t, "GET", "/", NULL, NULL, NULL, &r);
+    assert_int_equal(r.r.status, 302);
+    assert_string_equal(core_http_fetch_header(&r.r, "Location"), "/apps");
+    t_free(&r);
+    t_req(t, "GET", "/apps", NULL, NULL, NULL, &r);
+    assert_int_equal(r.r.status, 302);
+    assert_string_equal(core_http_fetch_header(&r.r, "Location"), "/login?next=apps");
+    t_free(&r);
 }
 
 int main(void)
