@@ -19,6 +19,9 @@
  * thread, including replies to deferred requests (use event_active/evuser triggers from
  * other threads to get back onto the loop).
  *
+ * Signals: the process must ignore SIGPIPE (signal(SIGPIPE, SIG_IGN) in main), or a client
+ * that closes its connection while a reply is being written kills it.
+ *
  * Lifetime: a core_http_req is valid from the handler call until its reply has been sent
  * (core_http_reply_* returns). Strings returned by the request getters are borrowed and
  * valid for the same span.
