@@ -227,6 +227,12 @@ out:
     return rc;
 }
 
+void az_server_commit_stats(const az_server *s, uint64_t *commits, uint64_t *replies)
+{
+    *commits = s->commits;
+    *replies = s->committed_replies;
+}
+
 uint16_t az_server_port(const az_server *s)
 {
     return core_http_port(s->http);

@@ -69,6 +69,9 @@ az_store *az_server_store(az_server *s);
 /* JWKS JSON of the server's keys (caller frees). */
 pl_rc az_server_jwks(const az_server *s, char **json);
 
+/* Group-commit counters: batches committed and /token replies sent after them. */
+void az_server_commit_stats(const az_server *s, uint64_t *commits, uint64_t *replies);
+
 /* Re-reads the key set (postly-keys rotated or pruned it). The server does this every 5 s
  * by itself; tests call it to avoid waiting. On failure the current keys stay. */
 pl_rc az_server_keys_reload(az_server *s);

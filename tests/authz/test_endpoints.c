@@ -12,6 +12,9 @@
 
 #include <cmocka.h>
 
+#include <event2/buffer.h>
+#include <event2/http.h>
+
 #include "authz/directory.h"
 #include "authz/store.h"
 #include "core/buf.h"
@@ -988,6 +991,89 @@ static void test_disabled_user(void **state)
     }
 }
 
+typedef struct conc_reply {
+    int status;
+    char rt[64];
+} conc_reply;
+
+static void conc_done(struct evhttp_request *req, void *arg)
+{
+    conc_reply *r = arg;
+    r->status = req ? evhttp_request_get_response_code(req) : -1;
+    if (req && r->status == 200) {
+        struct evbuffer *in = evhttp_request_get_input_buffer(req);
+        json_t *j =
+            json_loadb((const char *)evbuffer_pullup(in, -1), evbuffer_get_length(in), 0, NULL);
+        snprintf(r->rt, sizeof r->rt, "%s", json_string_value(json_object_get(j, "refresh_token")));
+        json_decref(j);
+    }
+}
+
+/* Requests sent together land in one group commit: distinct codes all succeed; the same code
+ * twice in one batch is a replay (one succeeds, the other fails and revokes the grant). */
+static void test_group_commit_concurrency(void **state)
+{
+    tsrv *t;
+    enum { N = 12 };
+    char codes[N][64], body[N + 2][1024];
+    conc_reply rep[N + 2];
+    struct evhttp_connection *con[N + 2];
+    int pending, ok = 0;
+    uint64_t c0, r0, c1, r1;
+    (void)state;
+    t = calloc(1, sizeof *t);
+    tsrv_start_durable(t, 1, 1);
+    for (int i = 0; i < N; i++)
+        t_get_code(t, "&resource=https%3A%2F%2Fmcp.example%2Fmcp&scope=posts%3Aread", "acme",
+                   "posts:read", codes[i]);
+    az_server_commit_stats(t->srv, &c0, &r0);
+    for (int i = 0; i < N + 2; i++) {
+        const char *code = codes[i < N ? i : 0]; /* the last two replay codes[0] */
+        struct evhttp_request *req = evhttp_request_new(conc_done, &rep[i]);
+        memset(&rep[i], 0, sizeof rep[i]);
+        snprintf(body[i], sizeof body[i],
+                 "grant_type=authorization_code&client_id=cli-public&code=%s&redirect_uri=https%%"
+                 "3A%%2F%%2Fapp.example%%2Fcb&code_verifier=%s",
+                 code, T_VERIFIER);
+        con[i] = evhttp_connection_base_new(t->base, NULL, "127.0.0.1", az_server_port(t->srv));
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Host", "127.0.0.1");
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "application/x-www-form-urlencoded");
+        evbuffer_add(evhttp_request_get_output_buffer(req), body[i], strlen(body[i]));
+        assert_int_equal(evhttp_make_request(con[i], req, EVHTTP_REQ_POST, "/token"), 0);
+    }
+    do {
+        event_base_loop(t->base, EVLOOP_ONCE);
+        pending = 0;
+        for (int i = 0; i < N + 2; i++)
+            pending += rep[i].status == 0;
+    } while (pending);
+    az_server_commit_stats(t->srv, &c1, &r1);
+    assert_int_equal(r1 - r0, N + 2);
+    assert_true(c1 - c0 < r1 - r0); /* several replies shared a commit */
+    for (int i = 1; i < N; i++)
+        assert_int_equal(rep[i].status, 200);
+    /* codes[0] was sent three times: exactly one exchange succeeded. */
+    ok = (rep[0].status == 200) + (rep[N].status == 200) + (rep[N + 1].status == 200);
+    assert_int_equal(ok, 1);
+    {
+        const char *rt = rep[0].status == 200   ? rep[0].rt
+                         : rep[N].status == 200 ? rep[N].rt
+                                                : rep[N + 1].rt;
+        int st;
+        json_t *j = refresh(t, "cli-public", rt, NULL, &st);
+        assert_int_equal(st, 400); /* the replay revoked that grant */
+        json_decref(j);
+        j = refresh(t, "cli-public", rep[1].rt, NULL, &st);
+        assert_int_equal(st, 200); /* the others are fine */
+        json_decref(j);
+    }
+    for (int i = 0; i < N + 2; i++)
+        evhttp_connection_free(con[i]);
+    tsrv_stop(t);
+    free(t);
+}
+
 /* The session cookie: HttpOnly and SameSite=Lax always, Secure when served over https. */
 static void test_cookie_attributes(void **state)
 {
@@ -1198,6 +1284,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_rotation_pickup, setup, teardown),
         cmocka_unit_test(test_cookie_attributes),
+        cmocka_unit_test(test_group_commit_concurrency),
         cmocka_unit_test_setup_teardown(test_disabled_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remembered_consent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke_access_token, setup, teardown),
