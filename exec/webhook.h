@@ -23,9 +23,14 @@
  *   Postly-Webhook-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>
  * with a timeout and bounded concurrency, records every attempt (time, status code, latency,
  * error) in the delivery record, and retries any non-2xx answer or network error with
- * exponential backoff and jitter up to max_attempts. Delivery is at least once. Redirects are
- * never followed (a 3xx is a failure). A 410 Gone fails the delivery at once and disables the
- * subscription (the receiver asked to be removed; re-enable it with update {active: true}).
+ * exponential backoff and jitter up to max_attempts. Delivery is at least once.
+ * https receivers are reached over TLS 1.2+ with the certificate chain verified against the
+ * system CA store (plus options.ca_file) and the name checked against the URL's host (SNI
+ * sent); a failed check is recorded as "tls: certificate verification failed: <reason>" and
+ * retried like any other error. The SSRF guard applies to the address actually connected to.
+ * Redirects are never followed (a 3xx is a failure). A 410 Gone fails the delivery at once and
+ * disables the subscription (the receiver asked to be removed; re-enable it with update {active:
+ * true}).
  *
  * THREADS: the services (create/get/list/update/delete/rotate/deliveries) and
  * ex_webhook_enqueue() may run on any thread. A dispatcher belongs to its event base's thread:
@@ -47,7 +52,6 @@
 #include "exec/store.h"
 
 struct event_base;
-struct bufferevent;
 
 #define EX_WEBHOOKS_PER_WS_MAX   20                   /* subscriptions per workspace */
 #define EX_WEBHOOK_URL_MAX       2048                 /* bytes */
@@ -145,13 +149,6 @@ pl_rc ex_webhook_verify_signature(const char *secret, const char *timestamp, con
 
 /* ---- the dispatcher ---- */
 
-/* Makes the connection's bufferevent for an https receiver (e.g. bufferevent_openssl with SNI
- * and certificate verification for host). Returns NULL on failure. exec/ does not link libssl:
- * the daemon that owns TLS supplies this. Without it https deliveries fail with the error
- * "tls_unavailable" (recorded and retried like any other error). */
-typedef struct bufferevent *(*ex_webhook_tls_fn)(struct event_base *base, const char *host,
-                                                 void *arg);
-
 typedef struct ex_webhook_options {
     int max_in_flight;       /* concurrent requests, default 8 */
     int64_t timeout_ms;      /* connect + request + response, default 10 s */
@@ -162,8 +159,9 @@ typedef struct ex_webhook_options {
     int64_t lease_ms;        /* a claim outlives the timeout by this, default 60 s */
     int64_t retention_ms;    /* finished deliveries are purged after this, default 30 days;
                                 0 keeps them forever */
-    ex_webhook_tls_fn tls;   /* may be NULL */
-    void *tls_arg;
+    /* An extra trusted CA bundle (PEM path, read once by dispatcher_new; borrowed) on top of
+     * the system store, for private deployments and tests. NULL: the system store only. */
+    const char *ca_file;
 } ex_webhook_options;
 
 void ex_webhook_options_default(ex_webhook_options *o);
@@ -174,7 +172,8 @@ typedef struct ex_webhook_dispatcher ex_webhook_dispatcher;
  * borrowed; opt NULL means the defaults. It polls every opt.poll_ms of real time; due times
  * and backoff follow `clock`, so tests move a fake clock and call ex_webhook_dispatcher_kick.
  * Free with ex_webhook_dispatcher_free (cancels requests in flight; their deliveries come
- * back when their lease ends). */
+ * back when their lease ends). PL_ERR_INVALID for options out of range or a ca_file that
+ * cannot be read as PEM certificates; PL_ERR_NOMEM. */
 pl_rc ex_webhook_dispatcher_new(struct event_base *base, ex_store *st, const core_clock *clock,
                                 const core_log *log, const ex_webhook_options *opt,
                                 ex_webhook_dispatcher **out);

@@ -2,7 +2,11 @@
  * exec/webhook_dispatch.c — delivers the outbox (exec/webhook.h): claim due entries with a
  * lease in one write transaction, POST them with libevent's HTTP client (timeouts, bounded
  * concurrency), record each attempt and schedule the next with exponential backoff and
- * jitter. Everything here runs on the dispatcher's event-loop thread.
+ * jitter. https receivers are reached over TLS (OpenSSL through bufferevent_openssl): one
+ * SSL_CTX per dispatcher, TLS 1.2 or later, the peer's chain verified against the system CA
+ * store (plus options.ca_file) and its name against the URL's host (RFC 6125 via
+ * SSL_set1_host, or the IP address for a literal), SNI for names (RFC 6066 §3). Everything
+ * here runs on the dispatcher's event-loop thread.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -13,11 +17,15 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "core/crypto.h"
 #include "exec/args.h"
@@ -28,7 +36,7 @@
 #define CLAIM_SCAN_MAX    256                     /* due queue entries looked at per kick */
 #define RESPONSE_BODY_MAX ((ev_ssize_t)64 * 1024) /* a receiver's answer is read and dropped */
 #define RESPONSE_HEAD_MAX ((ev_ssize_t)16 * 1024)
-#define ERROR_TEXT_MAX    96
+#define ERROR_TEXT_MAX    160
 #define USER_AGENT        "Postly-Webhooks/1.0"
 
 typedef struct job {
@@ -42,6 +50,7 @@ typedef struct job {
     int64_t started_ms;
     char *url, *secret, *body; /* owned; secret wiped on free */
     struct evhttp_connection *conn;
+    SSL *ssl;     /* https: owned by conn's bufferevent (freed with it); read for errors */
     int err_kind; /* -1, or an enum evhttp_request_error */
     int code;     /* the result, once finished: HTTP status (0: none) and error text */
     char error[ERROR_TEXT_MAX];
@@ -57,6 +66,7 @@ typedef struct job {
 struct ex_webhook_dispatcher {
     struct event_base *base;
     struct evdns_base *dns;
+    SSL_CTX *tls; /* the client context of every https delivery */
     ex_store *st;
     const core_clock *clock;
     const core_log *log;
@@ -531,13 +541,47 @@ static int64_t retry_after_ms(const char *v, int64_t max_ms)
     return s * 1000 > max_ms ? max_ms : s * 1000;
 }
 
+/* Why a TLS connection failed, when it did: the certificate check's verdict (the chain, the
+ * name), else the first OpenSSL error queued on the bufferevent (a handshake failure, a
+ * protocol version below TLS 1.2). Writes nothing and returns 0 when TLS saw no error (a
+ * refused connection, a timeout: the request error then names it). */
+static int tls_error(const job *j, char *buf, size_t n)
+{
+    struct bufferevent *bev = j->conn ? evhttp_connection_get_bufferevent(j->conn) : NULL;
+    unsigned long e = 0, next;
+    long vr;
+    if (!j->ssl)
+        return 0;
+    while (bev && (next = bufferevent_get_openssl_error(bev)) != 0)
+        if (!e)
+            e = next;
+    vr = SSL_get_verify_result(j->ssl);
+    if (vr != X509_V_OK) {
+        snprintf(buf, n, "tls: certificate verification failed: %s",
+                 X509_verify_cert_error_string(vr));
+        return 1;
+    }
+    /* libevent also queues SSL_get_error() codes and errno values there: only an OpenSSL
+     * error with a reason says something about TLS; otherwise the socket error stands. */
+    const char *why = e ? ERR_reason_error_string(e) : NULL;
+    if (why) {
+        snprintf(buf, n, "tls: handshake failed: %s", why);
+        return 1;
+    }
+    return 0;
+}
+
 static void on_done(struct evhttp_request *req, void *arg)
 {
     job *j = arg;
     ex_webhook_dispatcher *d = j->d;
     int code = req ? evhttp_request_get_response_code(req) : 0;
     const char *error = NULL;
-    if (j->err_kind >= 0 && (size_t)j->err_kind < sizeof request_errors / sizeof request_errors[0])
+    char tls_msg[ERROR_TEXT_MAX];
+    if (code == 0 && tls_error(j, tls_msg, sizeof tls_msg))
+        error = tls_msg;
+    else if (j->err_kind >= 0 &&
+             (size_t)j->err_kind < sizeof request_errors / sizeof request_errors[0])
         error = request_errors[j->err_kind];
     else if (code == 0)
         error = "connection failed";
@@ -555,15 +599,48 @@ static void on_done(struct evhttp_request *req, void *arg)
      * this answer together with any others that came in meanwhile. */
     bury(d, j->conn);
     j->conn = NULL;
+    j->ssl = NULL;
     j->next = d->finished;
     d->finished = j;
     event_active(d->reaper, EV_TIMEOUT, 1);
 }
 
-/* Connects to `address` (an IP literal: the URL's own, or what its host resolved to) and
- * sends the signed request; the TLS provider gets the URL's host for SNI and certificate
- * checks. On a failure before anything was sent the attempt is recorded at once (j is then
- * freed). */
+/* The TLS bufferevent of an https delivery to j->host (the URL's host, while the socket goes
+ * to the checked address): SNI and RFC 6125 name checks for a name, an IP address check for a
+ * literal (RFC 6066 §3: no SNI for literals). j->ssl borrows the SSL object, which the
+ * bufferevent owns (BEV_OPT_CLOSE_ON_FREE). NULL on failure. */
+static struct bufferevent *tls_bufferevent(ex_webhook_dispatcher *d, job *j)
+{
+    struct bufferevent *bev = NULL;
+    int literal = 0, ok;
+    SSL *ssl = SSL_new(d->tls);
+    if (!ssl)
+        return NULL;
+    (void)ex_wh_host_class(j->host, &literal);
+    if (literal) {
+        ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), j->host) == 1;
+    } else {
+        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        ok = SSL_set_tlsext_host_name(ssl, j->host) == 1 && SSL_set1_host(ssl, j->host) == 1;
+    }
+    if (ok)
+        bev = bufferevent_openssl_socket_new(d->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                             BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (!bev) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    /* Many receivers close without close_notify. Only the status line is used, and the
+     * request went out over the verified channel, so a truncated answer cannot forge one. */
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    j->ssl = ssl;
+    return bev;
+}
+
+/* Connects to `address` (an IP literal: the URL's own, or what its host resolved to, which
+ * passed the SSRF guard) and sends the signed request; over TLS for https, verified against
+ * the URL's host. On a failure before anything was sent the attempt is recorded at once (j is
+ * then freed). */
 static void send_request(ex_webhook_dispatcher *d, job *j, const char *address)
 {
     struct evhttp_request *req = NULL;
@@ -572,18 +649,16 @@ static void send_request(ex_webhook_dispatcher *d, job *j, const char *address)
     char ts[24], sig[80];
     const char *fail = NULL;
     int64_t now = core_clock_now_ms(d->clock);
-    if (j->https) {
-        bev = d->o.tls ? d->o.tls(d->base, j->host, d->o.tls_arg) : NULL;
-        if (!bev) {
-            fail = "tls_unavailable";
-            goto out;
-        }
+    if (j->https && !(bev = tls_bufferevent(d, j))) {
+        fail = "tls: cannot set up the connection";
+        goto out;
     }
     j->conn = evhttp_connection_base_bufferevent_new(d->base, NULL, bev, address,
                                                      (unsigned short)j->port);
     if (!j->conn) {
         if (bev)
             bufferevent_free(bev);
+        j->ssl = NULL;
         fail = "cannot create connection";
         goto out;
     }
@@ -629,6 +704,7 @@ out:
         if (j->conn)
             evhttp_connection_free(j->conn); /* ours alone, no callback of it is running */
         j->conn = NULL;
+        j->ssl = NULL;
         record_attempt(d, j, 0, fail); /* takes j */
     }
 }
@@ -718,10 +794,6 @@ static void start(ex_webhook_dispatcher *d, job *j)
         j->port = j->https ? 443 : 80;
     }
     snprintf(j->path, sizeof j->path, "%s%s%s", p && *p ? p : "/", q ? "?" : "", q ? q : "");
-    if (j->https && !d->o.tls) {
-        fail = "tls_unavailable"; /* no point resolving a host we cannot talk to */
-        goto out;
-    }
     int literal = 0;
     ex_wh_addr_class cls = ex_wh_host_class(j->host, &literal);
     if (literal) {
@@ -824,6 +896,33 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
     ex_webhook_dispatcher_kick(d, NULL);
 }
 
+/* The client context: TLS 1.2 or later, the peer verified (chain and, per connection, name)
+ * against the system CA store plus ca_file when given. Built once per dispatcher. */
+static pl_rc tls_context_new(const char *ca_file, SSL_CTX **out)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    pl_rc rc = PL_ERR_INVALID;
+    *out = NULL;
+    if (!ctx)
+        return PL_ERR_NOMEM;
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
+        goto out;
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_mode(ctx, SSL_MODE_AUTO_RETRY);
+    /* A machine without a CA store still works with ca_file alone: not an error here; every
+     * public receiver then fails verification, which the deliveries record. */
+    (void)SSL_CTX_set_default_verify_paths(ctx);
+    if (ca_file && SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1)
+        goto out;
+    *out = ctx;
+    ctx = NULL;
+    rc = PL_OK;
+out:
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return rc;
+}
+
 pl_rc ex_webhook_dispatcher_new(struct event_base *base, ex_store *st, const core_clock *clock,
                                 const core_log *log, const ex_webhook_options *opt,
                                 ex_webhook_dispatcher **out)
@@ -847,6 +946,12 @@ pl_rc ex_webhook_dispatcher_new(struct event_base *base, ex_store *st, const cor
         d->o.max_attempts < 1 || d->o.backoff_base_ms < 1 ||
         d->o.backoff_max_ms < d->o.backoff_base_ms || d->o.poll_ms < 1 || d->o.lease_ms < 0 ||
         d->o.retention_ms < 0) {
+        free(d);
+        return PL_ERR_INVALID;
+    }
+    if (tls_context_new(d->o.ca_file, &d->tls) != PL_OK) {
+        core_log_error(log, "webhook: cannot set up TLS (%s)",
+                       d->o.ca_file ? "ca_file unreadable or not PEM certificates" : "no memory");
         free(d);
         return PL_ERR_INVALID;
     }
@@ -890,6 +995,7 @@ void ex_webhook_dispatcher_free(ex_webhook_dispatcher *d)
         event_free(d->reaper);
     if (d->dns)
         evdns_base_free(d->dns, 0);
+    SSL_CTX_free(d->tls);
     free(d);
 }
 

@@ -1,9 +1,10 @@
 /* tests/exec/test_webhook.c — webhooks: signing vectors and verification, subscriptions and
  * their URL policy, the transactional outbox, and delivery to real loopback receivers (evhttp
  * on 127.0.0.1 port 0 in the test's own event loop): retry after a 500 with the fake clock,
- * a dead receiver, a slow receiver that never blocks enqueueing, two dispatchers claiming one
- * queue, a claim that outlives its dispatcher, deleted/disabled webhooks, and https without a
- * TLS provider. No sleeps: the loop runs until the dispatcher has nothing in flight. */
+ * a dead receiver, a slow receiver that never blocks enqueueing, a receiver timeout, two
+ * dispatchers claiming one queue, a claim that outlives its dispatcher, deleted/disabled
+ * webhooks (https over TLS: test_webhook_tls.c). No sleeps: the loop runs until the dispatcher has
+ * nothing in flight. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -123,7 +124,8 @@ typedef struct receiver {
     core_fake_clock *clock;
     int codes[8]; /* answers in order; the last repeats */
     int ncodes;
-    int slow;                /* never answer */
+    int slow; /* never answer (the request is kept in `held`) */
+    struct evhttp_request *held;
     const char *retry_after; /* sent with every non-200 answer when set */
     int count, bad_sig;
     char ids[64][EX_ID_MAX];
@@ -157,8 +159,10 @@ static void on_hook(struct evhttp_request *req, void *arg)
     snprintf(r->last_body, sizeof r->last_body, "%s", body);
     int code = r->codes[r->count < r->ncodes ? r->count : r->ncodes - 1];
     r->count++;
-    if (r->slow)
-        return; /* the client times out; evhttp frees the request when the peer closes */
+    if (r->slow) {
+        r->held = req; /* the test answers it, or the client times out and evhttp frees it */
+        return;
+    }
     if (r->retry_after && code != 200)
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", r->retry_after);
     evhttp_send_reply(req, code, code == 200 ? "OK" : "Error", NULL);
@@ -186,17 +190,18 @@ static void receiver_url(const receiver *r, char *buf, size_t n)
     snprintf(buf, n, "http://127.0.0.1:%d/hooks/postly?src=test", r->port);
 }
 
-/* A port nobody listens on: bind, read it back, close. */
-static int dead_port(void)
+/* A port nobody listens on: bound (so no parallel test and no outgoing connection can take
+ * it) but not listening, so connecting is refused. Close *fd when done. */
+static int dead_port(int *fd)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {0};
     socklen_t sl = sizeof sa;
+    *fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(*fd >= 0);
     sa.sin_family = AF_INET;
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-    close(fd);
+    assert_int_equal(bind(*fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(getsockname(*fd, (struct sockaddr *)&sa, &sl), 0);
     return ntohs(sa.sin_port);
 }
 
@@ -638,7 +643,8 @@ static void test_dead_receiver(void **state)
 {
     fx *f = *state;
     char url[128], id[EX_ID_MAX], secret[EX_WEBHOOK_SECRET_SIZE];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/gone", dead_port());
+    int dead_fd;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/gone", dead_port(&dead_fd));
     create_hook(f, WS, url, "[\"post.failed\"]", id, secret);
     enqueue(f, WS, "post.failed", "pst_1");
     ex_webhook_options o = test_options();
@@ -673,8 +679,13 @@ static void test_dead_receiver(void **state)
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 0);
     ex_webhook_dispatcher_free(d);
+    close(dead_fd);
 }
 
+/* A receiver that sits on a request holds one of the dispatcher's slots and nothing else:
+ * enqueueing commits at once and the bound holds. The test then answers the held request
+ * itself, so the outcome never depends on how fast this process runs (with a real-time
+ * timeout racing 21 sequential requests, a loaded machine once made this test fail). */
 static void test_slow_receiver_never_blocks(void **state)
 {
     fx *f = *state;
@@ -691,7 +702,7 @@ static void test_slow_receiver_never_blocks(void **state)
 
     ex_webhook_options o = test_options();
     o.max_in_flight = 1;
-    o.timeout_ms = 300; /* real time: the only wait in this file */
+    o.timeout_ms = 600000; /* never reached: the test answers the held request */
     ex_webhook_dispatcher *d = NULL;
     int started = 0;
     assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d),
@@ -709,7 +720,13 @@ static void test_slow_receiver_never_blocks(void **state)
     /* and the dispatcher keeps to its bound */
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 0);
-    /* the slow one times out; then the 20 others go through one at a time */
+    event_base_loop(f->base, EVLOOP_NONBLOCK);
+    assert_int_equal(fast.count, 0);
+    assert_int_equal(ex_webhook_dispatcher_in_flight(d), 1);
+    /* the slow one finally answers; then the 20 others go through one at a time */
+    assert_non_null(slow.held);
+    evhttp_send_reply(slow.held, 200, "OK", NULL);
+    slow.held = NULL;
     ex_webhook_stats s;
     do {
         event_base_loop(f->base, EVLOOP_ONCE);
@@ -718,15 +735,44 @@ static void test_slow_receiver_never_blocks(void **state)
     run_until_idle(f, d);
     assert_int_equal(fast.count, 20);
     assert_int_equal(fast.bad_sig, 0);
-    assert_int_equal(s.delivered, 20);
-    json_t *l = deliveries(f, slow_id), *dl = first_delivery(l);
+    assert_int_equal(slow.count, 1);
+    assert_int_equal(s.delivered, 21);
+    ex_webhook_dispatcher_free(d);
+    evhttp_free(slow.http);
+    evhttp_free(fast.http);
+}
+
+/* A receiver that never answers: the attempt ends with "timeout" after timeout_ms (real
+ * time; whether the request reached the receiver first or not, no answer ever comes) and is
+ * retried later. */
+static void test_receiver_timeout(void **state)
+{
+    fx *f = *state;
+    receiver slow;
+    static const int ok[] = {200};
+    char url[128], id[EX_ID_MAX];
+    receiver_start(f, &slow, ok, 1);
+    slow.slow = 1;
+    receiver_url(&slow, url, sizeof url);
+    create_hook(f, WS, url, "[\"post.failed\"]", id, slow.secret);
+    ex_webhook_options o = test_options();
+    o.timeout_ms = 200;
+    ex_webhook_dispatcher *d = NULL;
+    int started = 0;
+    assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d),
+                     PL_OK);
+    enqueue(f, WS, "post.failed", "pst_slow");
+    assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
+    assert_int_equal(started, 1);
+    run_until_idle(f, d);
+    json_t *l = deliveries(f, id), *dl = first_delivery(l);
     json_t *a0 = json_array_get(json_object_get(dl, "last"), 0);
     assert_string_equal(json_string_value(json_object_get(a0, "error")), "timeout");
+    assert_int_equal(json_integer_value(json_object_get(a0, "status_code")), 0);
     assert_string_equal(json_string_value(json_object_get(dl, "status")), "pending");
     json_decref(l);
     ex_webhook_dispatcher_free(d);
     evhttp_free(slow.http);
-    evhttp_free(fast.http);
 }
 
 static void test_two_dispatchers_claim_once(void **state)
@@ -810,8 +856,10 @@ static void test_claim_outlives_dispatcher(void **state)
 static void test_deleted_disabled_and_tls(void **state)
 {
     fx *f = *state;
-    char a[EX_ID_MAX], b[EX_ID_MAX];
-    create_hook(f, WS, "https://hooks.example.com/a", "[\"post.failed\"]", a, NULL);
+    char a[EX_ID_MAX], b[EX_ID_MAX], url[128];
+    int dead_fd;
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/a", dead_port(&dead_fd));
+    create_hook(f, WS, url, "[\"post.failed\"]", a, NULL);
     create_hook(f, WS, "https://hooks.example.com/b", "[\"post.published\"]", b, NULL);
     enqueue(f, WS, "post.failed", "pst_1");
     ex_webhook_options o = test_options();
@@ -819,12 +867,15 @@ static void test_deleted_disabled_and_tls(void **state)
     int started = 0;
     assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d),
                      PL_OK);
-    /* https without a TLS provider: recorded at once, retried later */
+    /* https to a receiver that refuses connections: recorded, retried later (TLS itself:
+     * test_webhook_tls.c) */
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 1);
-    assert_int_equal(ex_webhook_dispatcher_in_flight(d), 0);
+    run_until_idle(f, d);
     json_t *l = deliveries(f, a), *dl = first_delivery(l);
-    assert_string_equal(json_string_value(json_object_get(dl, "last_error")), "tls_unavailable");
+    const char *e = json_string_value(json_object_get(dl, "last_error"));
+    assert_non_null(e);
+    assert_true(strncmp(e, "tls:", 4) != 0); /* a socket error, not a TLS one */
     assert_string_equal(json_string_value(json_object_get(dl, "status")), "pending");
     json_decref(l);
     /* the webhook is deleted before the retry */
@@ -861,6 +912,7 @@ static void test_deleted_disabled_and_tls(void **state)
     o.max_in_flight = 0;
     assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d),
                      PL_ERR_INVALID);
+    close(dead_fd);
 }
 
 static void test_retention_purge(void **state)
@@ -1171,6 +1223,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delivery_retry_with_fake_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_receiver, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_receiver_never_blocks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_receiver_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_dispatchers_claim_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_outlives_dispatcher, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleted_disabled_and_tls, setup, teardown),
