@@ -12,7 +12,8 @@
  *  - the document's client_id must equal the URL exactly; its redirect_uris follow the
  *    registration rules; token_endpoint_auth_method must be "none" (public client);
  *  - the result is cached in the store for the response's Cache-Control max-age, bounded to
- *    [5 min, 24 h] (1 h without one; no-store/no-cache: 5 min).
+ *    [5 min, 24 h] (1 h without one; no-store/no-cache: 5 min); a stale copy with an ETag is
+ *    revalidated with If-None-Match (304 keeps it).
  * The fetch runs on a worker thread while the request that needs it waits (see below). */
 #include "server_int.h"
 #include "worker.h"
@@ -41,6 +42,7 @@ typedef struct fetch {
     int allow_loopback;
     int blocked;
     long max_age; /* -1 when absent */
+    char etag[128];
 } fetch;
 
 static size_t on_body(char *p, size_t sz, size_t n, void *arg)
@@ -59,6 +61,24 @@ static size_t on_header(char *p, size_t sz, size_t n, void *arg)
     size_t len = sz * n;
     char line[512];
     snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line - 1 ? len : sizeof line - 1), p);
+    if (strncasecmp(line, "etag:", 5) == 0) {
+        /* Kept only when it is plain printable ASCII (it goes back in a request header). */
+        const char *v = line + 5;
+        size_t k;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        k = strcspn(v, "\r\n");
+        while (k && (v[k - 1] == ' ' || v[k - 1] == '\t'))
+            k--;
+        f->etag[0] = '\0';
+        if (k > 0 && k < sizeof f->etag) {
+            size_t i;
+            for (i = 0; i < k && v[i] > 0x20 && v[i] < 0x7f; i++)
+                ;
+            if (i == k)
+                snprintf(f->etag, sizeof f->etag, "%.*s", (int)k, v);
+        }
+    }
     if (strncasecmp(line, "cache-control:", 14) == 0) {
         const char *ma = strstr(line, "max-age=");
         if (strstr(line, "no-store") || strstr(line, "no-cache"))
@@ -216,11 +236,13 @@ out:
 }
 
 /* Fetches and validates the document (any thread: touches neither the store nor the server).
- * *ttl_s gets the cache lifetime. */
-static pl_rc fetch_doc(int allow_loopback, const char *url, az_client *out, long *ttl_s,
-                       const char **why)
+ * With a cached copy that has an ETag, the request is conditional (If-None-Match) and a 304
+ * keeps the cached client. *ttl_s gets the cache lifetime. */
+static pl_rc fetch_doc(int allow_loopback, const char *url, const az_client *cached, az_client *out,
+                       long *ttl_s, const char **why)
 {
     CURL *c = NULL;
+    struct curl_slist *hdrs = NULL;
     fetch f = {.max_age = -1, .allow_loopback = allow_loopback};
     long status = 0, ttl;
     CURLcode cc;
@@ -249,6 +271,12 @@ static pl_rc fetch_doc(int allow_loopback, const char *url, az_client *out, long
     curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_socket);
     curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &f);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "postly-authz (client metadata)");
+    if (cached && cached->etag[0]) {
+        char h[160];
+        snprintf(h, sizeof h, "If-None-Match: %s", cached->etag);
+        hdrs = curl_slist_append(NULL, h);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    }
     cc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     if (f.blocked) {
@@ -259,12 +287,16 @@ static pl_rc fetch_doc(int allow_loopback, const char *url, az_client *out, long
         *why = "the metadata document is larger than 64 KiB";
         goto out;
     }
-    if (cc != CURLE_OK || status != 200) {
+    if (cc == CURLE_OK && status == 304 && cached && cached->etag[0]) {
+        *out = *cached; /* not modified: the validated copy stays */
+    } else if (cc != CURLE_OK || status != 200) {
         *why = "the metadata document could not be fetched (network error or not 200)";
         goto out;
+    } else {
+        if (!doc_ok(url, f.body.p ? f.body.p : "", f.body.len, out, why))
+            goto out;
+        snprintf(out->etag, sizeof out->etag, "%s", f.etag);
     }
-    if (!doc_ok(url, f.body.p ? f.body.p : "", f.body.len, out, why))
-        goto out;
     ttl = f.max_age < 0 ? CIMD_TTL_DEFAULT : f.max_age;
     if (ttl < CIMD_TTL_MIN_S)
         ttl = CIMD_TTL_MIN_S;
@@ -274,6 +306,7 @@ static pl_rc fetch_doc(int allow_loopback, const char *url, az_client *out, long
     *why = NULL;
     rc = PL_OK;
 out:
+    curl_slist_free_all(hdrs);
     if (c)
         curl_easy_cleanup(c);
     core_buf_free(&f.body);
@@ -286,6 +319,8 @@ out:
 typedef struct cimd_job {
     char url[AZ_CLIENT_ID_MAX + 1];
     int allow_loopback;
+    int has_cached;
+    az_client cached;
     az_client c;
     long ttl_s;
     pl_rc rc;
@@ -297,7 +332,8 @@ typedef struct cimd_job {
 static void job_work(void *arg)
 {
     cimd_job *j = arg;
-    j->rc = fetch_doc(j->allow_loopback, j->url, &j->c, &j->ttl_s, &j->why);
+    j->rc = fetch_doc(j->allow_loopback, j->url, j->has_cached ? &j->cached : NULL, &j->c,
+                      &j->ttl_s, &j->why);
 }
 
 static void job_done(az_server *s, void *arg)
@@ -331,6 +367,8 @@ pl_rc az_cimd_fetch_async(az_server *s, const char *url, az_cimd_done_fn done, v
         return PL_ERR_NOMEM;
     snprintf(j->url, sizeof j->url, "%s", url);
     j->allow_loopback = s->cfg.cimd_allow_loopback;
+    j->has_cached =
+        az_client_get(s->store, url, &j->cached) == PL_OK && j->cached.kind == AZ_CLIENT_CIMD;
     j->done = done;
     j->arg = arg;
     rc = az_work_submit(s, job_work, job_done, j);

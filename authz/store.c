@@ -993,6 +993,8 @@ static json_t *client_json(const az_client *c)
                   (int)c->auth, "secret_sha256", hex, "cls", c->cls, "scope_hint", c->scope_hint,
                   "source", c->source, "introspect", c->introspect, "created_ms",
                   (json_int_t)c->created_ms, "expires_ms", (json_int_t)c->expires_ms);
+    if (o && c->etag[0])
+        json_object_set_new(o, "etag", json_string(c->etag));
     return o;
 }
 
@@ -1026,6 +1028,7 @@ static void client_fill(const json_t *o, az_client *c)
     c->introspect = json_is_true(json_object_get(o, "introspect"));
     c->created_ms = jint(o, "created_ms");
     c->expires_ms = jint(o, "expires_ms");
+    cpy(c->etag, sizeof c->etag, jstr(o, "etag"));
 }
 
 pl_rc az_client_put(az_store *st, const az_client *c)

@@ -48,6 +48,7 @@ typedef struct az_client {
     uint8_t secret_hash[CORE_SHA256_LEN]; /* SHA-256 of the secret when auth != NONE */
     char cls[32];                         /* client class for the policy engine and `cls` */
     char scope_hint[256];                 /* registered `scope`: a hint only */
+    char etag[128];                       /* CIMD: the document's ETag, for revalidation */
     char source[64];                      /* registering address (DCR) */
     int introspect;                       /* 1: a resource server allowed to call /introspect */
     int64_t created_ms;

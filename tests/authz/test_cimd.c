@@ -37,6 +37,16 @@ static void serve_doc(core_http_req *req, void *arg)
         core_http_reply_body(req, 200, "application/json", big, sizeof big);
         return;
     }
+    if (strcmp(path, "/etag.json") == 0) {
+        const char *inm = core_http_header(req, "If-None-Match");
+        if (inm && strcmp(inm, "\"v1\"") == 0) {
+            core_http_header_add(req, "ETag", "\"v1\"");
+            core_http_header_add(req, "Cache-Control", "max-age=900");
+            core_http_reply_empty(req, 304);
+            return;
+        }
+        core_http_header_add(req, "ETag", "\"v1\"");
+    }
     if (strcmp(path, "/slow.json") == 0)
         sleep(1); /* a slow metadata server (in the child process) */
     if (strcmp(path, "/redirect.json") == 0) {
@@ -55,13 +65,10 @@ static void serve_doc(core_http_req *req, void *arg)
 }
 
 static const core_http_route doc_routes[] = {
-    {CORE_HTTP_GET, "/good.json", serve_doc, 0},
-    {CORE_HTTP_GET, "/mismatch.json", serve_doc, 0},
-    {CORE_HTTP_GET, "/big.json", serve_doc, 0},
-    {CORE_HTTP_GET, "/redirect.json", serve_doc, 0},
-    {CORE_HTTP_GET, "/conf.json", serve_doc, 0},
-    {CORE_HTTP_GET, "/slow.json", serve_doc, 0},
-    {CORE_HTTP_GET, "/badredirect.json", serve_doc, 0},
+    {CORE_HTTP_GET, "/good.json", serve_doc, 0}, {CORE_HTTP_GET, "/mismatch.json", serve_doc, 0},
+    {CORE_HTTP_GET, "/big.json", serve_doc, 0},  {CORE_HTTP_GET, "/redirect.json", serve_doc, 0},
+    {CORE_HTTP_GET, "/conf.json", serve_doc, 0}, {CORE_HTTP_GET, "/slow.json", serve_doc, 0},
+    {CORE_HTTP_GET, "/etag.json", serve_doc, 0}, {CORE_HTTP_GET, "/badredirect.json", serve_doc, 0},
 };
 
 /* Forks the document server; returns its pid, sets doc_port. */
@@ -186,6 +193,32 @@ static void test_cimd_documents(void **state)
     stop_docs(docs);
 }
 
+/* A stale document with an ETag is revalidated: the 304 (max-age 900) keeps the client. */
+static void test_cimd_revalidation(void **state)
+{
+    tsrv t;
+    pid_t docs = start_docs();
+    char url[256];
+    tresp r;
+    az_client c;
+    (void)state;
+    tsrv_start_opts(&t, 1, 0, 1);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/etag.json", doc_port);
+    assert_int_equal(authorize_status(&t, url, &r), 302);
+    t_free(&r);
+    assert_int_equal(az_client_get(az_server_store(t.srv), url, &c), PL_OK);
+    assert_string_equal(c.etag, "\"v1\"");
+    assert_int_equal(c.expires_ms - c.created_ms, 600 * 1000);
+    core_fake_clock_advance(&t.clock, 601000);
+    assert_int_equal(authorize_status(&t, url, &r), 302);
+    t_free(&r);
+    assert_int_equal(az_client_get(az_server_store(t.srv), url, &c), PL_OK);
+    assert_int_equal(c.expires_ms - c.created_ms, 900 * 1000); /* from the 304 */
+    assert_string_equal(c.name, "Doc <Client>");
+    tsrv_stop(&t);
+    stop_docs(docs);
+}
+
 static void slow_done(struct evhttp_request *req, void *arg)
 {
     int *status = arg;
@@ -230,6 +263,7 @@ static void test_cimd_fetch_does_not_block(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_cimd_documents),
-                                       cmocka_unit_test(test_cimd_fetch_does_not_block)};
+                                       cmocka_unit_test(test_cimd_fetch_does_not_block),
+                                       cmocka_unit_test(test_cimd_revalidation)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
