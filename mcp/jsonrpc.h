@@ -4,7 +4,8 @@
  *
  * MCP 2025-11-25 basic: every message is a JSON-RPC 2.0 request, notification or response;
  * request ids are strings or integers and never null; params, when present, are an object.
- * Batches (JSON arrays) were removed in 2025-06-18; this server answers them with -32600.
+ * Batches (JSON arrays) were removed in 2025-06-18: mcp_rpc_parse refuses them with -32600;
+ * mcp/server.c accepts them for 2025-03-26 sessions by parsing each element on its own.
  *
  * Input is bounded before jansson sees it (mcp_rpc_prescan): nesting depth and the raw byte
  * length of every string, so that a hostile body cannot exhaust the stack or memory. Thread:

@@ -494,6 +494,141 @@ static void dispatch(mcp_call *c, mcp_rpc_msg *msg)
     reply_rpc(c->reply, 200, mcp_rpc_error_new(msg->id, err.code, err.msg, NULL));
 }
 
+/* ---- JSON-RPC batches (MCP 2025-03-26 basic/transports: servers MUST accept them; removed
+ * in 2025-06-18). Accepted in sessions that negotiated 2025-03-26 only. ---- */
+
+#define MCP_BATCH_MAX 32
+
+static int is_batch(const char *body, size_t len)
+{
+    size_t i;
+    for (i = 0; body && i < len; i++) {
+        if (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n')
+            continue;
+        return body[i] == '[';
+    }
+    return 0;
+}
+
+/* One element's answer inside a batch: the JSON-RPC response, or for an HTTP-level answer
+ * (403 step-up, 429 rate limit) an error element carrying the status and challenge, since one
+ * HTTP response cannot carry several statuses. NULL for notifications and responses. */
+static json_t *batch_element(mcp_call *c, const json_t *el, const mcp_rpc_limits *lim)
+{
+    char *text = json_dumps(el, JSON_COMPACT | JSON_ENCODE_ANY);
+    mcp_rpc_msg msg;
+    mcp_rpc_error perr;
+    mcp_reply tmp;
+    json_t *out = NULL;
+    memset(&tmp, 0, sizeof tmp);
+    memset(&perr, 0, sizeof perr);
+    if (!text)
+        return mcp_rpc_error_new(NULL, MCP_RPC_INTERNAL_ERROR, "internal error", NULL);
+    if (mcp_rpc_parse(text, strlen(text), lim, &msg, &perr) != PL_OK) {
+        out = mcp_rpc_error_new(perr.id, perr.code, perr.msg, NULL);
+        json_decref(perr.id);
+        free(text);
+        return out;
+    }
+    free(text);
+    if (msg.kind != MCP_RPC_REQUEST) {
+        if (msg.kind == MCP_RPC_NOTIFICATION &&
+            strcmp(msg.method, "notifications/initialized") == 0)
+            c->session->initialized = 1;
+        mcp_rpc_msg_clear(&msg);
+        return NULL;
+    }
+    if (strcmp(msg.method, "initialize") == 0) {
+        /* MCP 2025-03-26 basic/lifecycle: initialize MUST NOT be part of a batch. */
+        out = mcp_rpc_error_new(msg.id, MCP_RPC_INVALID_REQUEST,
+                                "initialize must not be part of a JSON-RPC batch", NULL);
+        mcp_rpc_msg_clear(&msg);
+        return out;
+    }
+    c->reply = &tmp;
+    c->http_done = 0;
+    dispatch(c, &msg);
+    if (c->http_done) {
+        const json_t *b = tmp.body;
+        const char *m = json_string_value(json_object_get(b, "error_description"));
+        if (!m)
+            m = json_string_value(json_object_get(json_object_get(b, "error"), "message"));
+        out = mcp_rpc_error_new(msg.id, -32000, m ? m : "refused",
+                                json_pack("{s:i, s:s, s:i}", "http_status", tmp.status,
+                                          "www_authenticate", tmp.www_authenticate, "retry_after_s",
+                                          tmp.retry_after_s));
+    } else {
+        out = tmp.body;
+        tmp.body = NULL;
+    }
+    mcp_reply_clear(&tmp);
+    mcp_rpc_msg_clear(&msg);
+    return out;
+}
+
+static void handle_batch(mcp_server *srv, mcp_call *c, const mcp_request *req,
+                         const uint8_t owner[32], const mcp_rpc_limits *lim)
+{
+    mcp_reply *reply = c->reply;
+    mcp_session *session = NULL;
+    mcp_rpc_error perr;
+    json_error_t je;
+    json_t *arr = NULL, *outs = NULL, *el;
+    size_t i;
+
+    memset(&perr, 0, sizeof perr);
+    if (!req->session_id) {
+        reply_transport(reply, 400, -32000, "Bad Request: MCP-Session-Id header is required");
+        goto out;
+    }
+    if (mcp_session_find(srv->sessions, req->session_id, owner, &session) != PL_OK) {
+        reply_transport(reply, 404, -32001, "Session not found");
+        goto out;
+    }
+    if (strcmp(session->protocol_version, "2025-03-26") != 0) {
+        reply_transport(reply, 400, MCP_RPC_INVALID_REQUEST,
+                        "JSON-RPC batches are not supported: removed from MCP in 2025-06-18; "
+                        "send one message per request");
+        goto out;
+    }
+    if (mcp_rpc_prescan(req->body, req->body_len, lim, &perr) != PL_OK) {
+        reply_transport(reply, 400, perr.code, perr.msg);
+        goto out;
+    }
+    arr = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
+    if (!json_is_array(arr)) {
+        reply_transport(reply, 400, MCP_RPC_PARSE_ERROR, "parse error in the JSON-RPC batch");
+        goto out;
+    }
+    if (json_array_size(arr) == 0 || json_array_size(arr) > MCP_BATCH_MAX) {
+        /* JSON-RPC 2.0 §6: an empty batch is one invalid request. */
+        reply_transport(reply, 400, MCP_RPC_INVALID_REQUEST,
+                        json_array_size(arr) ? "a JSON-RPC batch holds at most 32 messages"
+                                             : "an empty JSON-RPC batch is invalid");
+        goto out;
+    }
+    c->session = session;
+    outs = json_array();
+    json_array_foreach(arr, i, el)
+    {
+        json_t *one = batch_element(c, el, lim);
+        if (one)
+            json_array_append_new(outs, one);
+    }
+    c->reply = reply;
+    c->http_done = 0;
+    if (json_array_size(outs) == 0) {
+        reply->status = 202; /* only notifications and responses */
+    } else {
+        reply->status = 200;
+        reply->body = outs;
+        outs = NULL;
+    }
+out:
+    json_decref(outs);
+    json_decref(arr);
+}
+
 pl_rc mcp_server_handle(mcp_server *srv, const mcp_request *req, mcp_reply *reply)
 {
     const mcp_config *cfg = srv->cfg;
@@ -577,6 +712,10 @@ pl_rc mcp_server_handle(mcp_server *srv, const mcp_request *req, mcp_reply *repl
     }
     if (req->body_len > cfg->limits.max_body) {
         reply_transport(reply, 413, -32000, "Payload Too Large");
+        goto out;
+    }
+    if (is_batch(req->body, req->body_len)) {
+        handle_batch(srv, &call, req, owner, &lim);
         goto out;
     }
     rc = mcp_rpc_parse(req->body ? req->body : "", req->body_len, &lim, &msg, &perr);

@@ -1725,6 +1725,109 @@ static void test_resource_scope_matrix(void **state)
     }
 }
 
+/* JSON-RPC batches: accepted in a session that negotiated 2025-03-26 (where servers MUST accept
+ * them), refused with -32600 in later revisions. */
+static void test_batches_2025_03_26(void **state)
+{
+    fx *f = *state;
+    char tok[KEY_TOKEN_MAX], sid[64];
+    core_http_fetch_resp r;
+    rq q = {0};
+    json_t *j;
+    const json_t *el;
+    size_t i;
+    int st;
+    char big[4096];
+    mint(f, &(tok_opts){.scope = "workspace:read"}, tok, sizeof tok);
+    q.token = tok;
+    q.body = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
+             "\"protocolVersion\":\"2025-03-26\",\"capabilities\":{},\"clientInfo\":{\"name\":"
+             "\"old\",\"version\":\"1\"}}}";
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 200);
+    snprintf(sid, sizeof sid, "%s", core_http_fetch_header(&r, "MCP-Session-Id"));
+    core_http_fetch_resp_free(&r);
+    j = call(f, tok, sid,
+             "[{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"},"
+             "{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"method\":\"ping\"},"
+             "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"postly_get_workspace\",\"arguments\":{}}},"
+             "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"postly_publish_post\",\"arguments\":{\"post_id\":\"pst_x\"}}},"
+             "{\"jsonrpc\":\"1.0\",\"id\":4,\"method\":\"ping\"},"
+             "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"initialize\",\"params\":{}},"
+             "42]",
+             &st, NULL);
+    assert_int_equal(st, 200);
+    assert_true(json_is_array(j));
+    assert_int_equal(json_array_size(j), 6); /* the notification has no answer */
+    json_array_foreach(j, i, el)
+    {
+        const json_t *id = json_object_get(el, "id");
+        const json_t *e = json_object_get(el, "error");
+        switch (i) {
+        case 0:
+            assert_string_equal(json_string_value(id), "a");
+            assert_non_null(json_object_get(el, "result"));
+            break;
+        case 1:
+            assert_int_equal(json_integer_value(id), 2);
+            assert_non_null(json_object_get(el, "result"));
+            break;
+        case 2: /* the step-up inside a batch: an error element with the challenge */
+            assert_int_equal(json_integer_value(id), 3);
+            assert_int_equal(
+                json_integer_value(json_object_get(json_object_get(e, "data"), "http_status")),
+                403);
+            assert_non_null(strstr(
+                json_string_value(json_object_get(json_object_get(e, "data"), "www_authenticate")),
+                "posts:publish"));
+            break;
+        case 3:
+            assert_int_equal(json_integer_value(json_object_get(e, "code")), -32600);
+            break;
+        case 4:
+            assert_int_equal(json_integer_value(json_object_get(e, "code")), -32600);
+            assert_non_null(strstr(json_string_value(json_object_get(e, "message")), "initialize"));
+            break;
+        default:
+            assert_int_equal(json_integer_value(json_object_get(e, "code")), -32600);
+            assert_true(json_is_null(id));
+        }
+    }
+    json_decref(j);
+    /* only notifications: 202 */
+    j = call(f, tok, sid, "[{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}]", &st,
+             NULL);
+    assert_int_equal(st, 202);
+    json_decref(j);
+    /* empty, too long, malformed */
+    j = call(f, tok, sid, "[]", &st, NULL);
+    assert_int_equal(st, 400);
+    assert_int_equal(error_code(j), -32600);
+    json_decref(j);
+    big[0] = '[';
+    big[1] = '\0';
+    for (i = 0; i < 33; i++) {
+        size_t n = strlen(big);
+        snprintf(big + n, sizeof big - n, "%s{\"jsonrpc\":\"2.0\",\"id\":%zu,\"method\":\"ping\"}",
+                 i ? "," : "", i);
+    }
+    {
+        size_t n = strlen(big);
+        snprintf(big + n, sizeof big - n, "]");
+    }
+    j = call(f, tok, sid, big, &st, NULL);
+    assert_int_equal(st, 400);
+    assert_non_null(
+        strstr(json_string_value(json_object_get(json_object_get(j, "error"), "message")), "32"));
+    json_decref(j);
+    j = call(f, tok, sid, "[{\"jsonrpc\":", &st, NULL);
+    assert_int_equal(st, 400);
+    assert_int_equal(error_code(j), -32700);
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1741,6 +1844,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_policy_classes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_matrix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resource_scope_matrix, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batches_2025_03_26, setup, teardown),
         cmocka_unit_test_setup_teardown(test_workflow_and_isolation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_and_quota, setup, teardown),
