@@ -145,7 +145,11 @@ int main(int argc, char **argv)
             printf("postly-authz: (shown once; change it with: postly-admin --data %s users "
                    "passwd demo)\n",
                    cfg.data_dir);
-        } else if (rc != PL_ERR_EXISTS) {
+        } else if (rc == PL_ERR_EXISTS) {
+            printf("postly-authz: demo user 'demo' already exists (its password was shown at the "
+                   "first start; set a new one with: postly-admin --data %s users passwd demo)\n",
+                   cfg.data_dir);
+        } else {
             fprintf(stderr, "postly-authz: demo data: %s\n", pl_strerror(rc));
             goto out;
         }
