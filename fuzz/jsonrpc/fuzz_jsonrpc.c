@@ -33,6 +33,7 @@ static struct {
     mcp_server *srv;
     char auth[KEY_TOKEN_MAX + 16];
     char sid[MCP_SESSION_ID_LEN + 1];
+    char sid_old[MCP_SESSION_ID_LEN + 1]; /* a 2025-03-26 session: batches are accepted there */
     char host[64];
 } g;
 
@@ -145,6 +146,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         die("initialize");
     memcpy(g.sid, rp.session_id, sizeof g.sid);
     mcp_reply_clear(&rp);
+    {
+        const char *old = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
+                          "\"protocolVersion\":\"2025-03-26\",\"capabilities\":{},"
+                          "\"clientInfo\":{\"name\":\"fuzz\",\"version\":\"1\"}}}";
+        request(old, strlen(old), NULL, &rp);
+        if (rp.status != 200 || !rp.session_id[0])
+            die("initialize 2025-03-26");
+        memcpy(g.sid_old, rp.session_id, sizeof g.sid_old);
+        mcp_reply_clear(&rp);
+    }
     return 0;
 }
 
@@ -152,10 +163,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     mcp_reply rp;
-    request((const char *)data, size, g.sid, &rp);
+    /* batches go to the 2025-03-26 session, everything else to the 2025-11-25 one */
+    request((const char *)data, size, size && data[0] == '[' ? g.sid_old : g.sid, &rp);
     if (rp.status < 200 || rp.status > 599)
         abort();
-    if (rp.status == 200 && !json_is_object(rp.body))
+    if (rp.status == 200 && !json_is_object(rp.body) && !json_is_array(rp.body))
         abort();
     mcp_reply_clear(&rp);
     return 0;
