@@ -148,6 +148,52 @@ void az_h_register(core_http_req *req, void *arg)
             goto done;
         }
     }
+    {
+        /* The other metadata of RFC 7591 §2: URLs must be https, strings bounded; key
+         * material is refused (only none / client_secret_* are supported). */
+        static const char *const urls[] = {"client_uri", "logo_uri", "tos_uri", "policy_uri"};
+        static const char *const strs[] = {"software_id", "software_version"};
+        static const char *const refused[] = {"jwks", "jwks_uri", "software_statement"};
+        const char *v, *bad = NULL;
+        json_t *contacts = json_object_get(o, "contacts");
+        for (size_t i = 0; !bad && i < sizeof urls / sizeof urls[0]; i++) {
+            if (!json_object_get(o, urls[i]))
+                continue;
+            if (!str_field(o, urls[i], AZ_URI_MAX, &v, "") || strncmp(v, "https://", 8) != 0 ||
+                strpbrk(v, " <>\"'"))
+                bad = urls[i];
+        }
+        for (size_t i = 0; !bad && i < sizeof strs / sizeof strs[0]; i++)
+            if (!str_field(o, strs[i], 128, &v, ""))
+                bad = strs[i];
+        if (!bad && contacts) {
+            if (!json_is_array(contacts) || json_array_size(contacts) > 8)
+                bad = "contacts";
+            for (size_t i = 0; !bad && i < json_array_size(contacts); i++) {
+                const char *ctc = json_string_value(json_array_get(contacts, i));
+                if (!ctc || !*ctc || strlen(ctc) > 128)
+                    bad = "contacts";
+            }
+        }
+        if (bad) {
+            char msg[160];
+            snprintf(msg, sizeof msg,
+                     "%s is malformed (URLs must be https and <= 512 bytes; strings <= 128)", bad);
+            reg_error(req, "invalid_client_metadata", msg);
+            goto done;
+        }
+        for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+            if (json_object_get(o, refused[i])) {
+                char msg[160];
+                snprintf(msg, sizeof msg, "%s is not supported here", refused[i]);
+                reg_error(req,
+                          strcmp(refused[i], "software_statement") == 0
+                              ? "invalid_software_statement"
+                              : "invalid_client_metadata",
+                          msg);
+                goto done;
+            }
+    }
     if (*scope) {
         uint64_t m;
         if (pol_scope_parse_list(scope, strlen(scope), &m, NULL) != PL_OK) {
