@@ -518,7 +518,7 @@ static json_t *batch_element(mcp_call *c, const json_t *el, const mcp_rpc_limits
     char *text = json_dumps(el, JSON_COMPACT | JSON_ENCODE_ANY);
     mcp_rpc_msg msg;
     mcp_rpc_error perr;
-    mcp_reply tmp;
+    mcp_reply tmp, *saved;
     json_t *out = NULL;
     memset(&tmp, 0, sizeof tmp);
     memset(&perr, 0, sizeof perr);
@@ -545,9 +545,12 @@ static json_t *batch_element(mcp_call *c, const json_t *el, const mcp_rpc_limits
         mcp_rpc_msg_clear(&msg);
         return out;
     }
-    c->reply = &tmp;
+    saved = c->reply;
+    /* The element answers into tmp; c->reply is restored before tmp goes out of scope. */
+    c->reply = &tmp; // cppcheck-suppress autoVariables
     c->http_done = 0;
     dispatch(c, &msg);
+    c->reply = saved;
     if (c->http_done) {
         const json_t *b = tmp.body;
         const char *m = json_string_value(json_object_get(b, "error_description"));
