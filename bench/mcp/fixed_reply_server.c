@@ -1,7 +1,7 @@
-/* bench/mcp/bench_mcp_fixed.c — the ceiling for the tools/call benchmark: a bare libevent
+/* bench/mcp/fixed_reply_server.c — the ceiling for the tools/call benchmark: a bare libevent
  * evhttp server that answers every POST /mcp with the same JSON-RPC result (the size of a
  * postly_get_workspace answer), doing no parsing, no auth and no work.
- *   bench_mcp_fixed   prints its port on stdout, serves until killed. */
+ *   fixed_reply_server   prints its port on stdout, serves until killed. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
