@@ -58,7 +58,7 @@ struct az_store {
     EVP_MD *sha256; /* fetched once */
     const core_clock *clock;
     uint64_t scrypt_n;
-    int64_t session_ttl_ms, refresh_grace_ms;
+    int64_t session_ttl_ms, refresh_grace_ms, refresh_ttl_ms;
 };
 
 /* ---- small helpers ------------------------------------------------------------------ */
@@ -412,6 +412,7 @@ pl_rc az_store_open(const az_store_cfg *cfg, az_store **out)
     st->scrypt_n = cfg->scrypt_n ? cfg->scrypt_n : SCRYPT_N_DEFAULT;
     st->session_ttl_ms = cfg->session_ttl_ms ? cfg->session_ttl_ms : (int64_t)12 * 3600 * 1000;
     st->refresh_grace_ms = cfg->refresh_grace_ms ? cfg->refresh_grace_ms : (int64_t)10 * 1000;
+    st->refresh_ttl_ms = cfg->refresh_ttl_ms ? cfg->refresh_ttl_ms : (int64_t)30 * 24 * 3600 * 1000;
     if (mdb_env_create(&st->env) != 0 || mdb_env_set_maxdbs(st->env, 32) != 0 ||
         mdb_env_set_mapsize(st->env, cfg->map_size ? cfg->map_size : (size_t)1 << 30) != 0) {
         rc = PL_ERR_STORE;
@@ -1739,6 +1740,11 @@ pl_rc az_refresh_rotate(az_store *st, const char *rt, const char *client_id, con
         rc = PL_ERR_DENIED;
         goto out;
     }
+    if (now - rr.created_ms > st->refresh_ttl_ms) {
+        *why = "refresh token expired";
+        rc = PL_ERR_EXPIRED;
+        goto out;
+    }
     if (strcmp(g->client_id, client_id) != 0) {
         *why = "refresh token was issued to another client";
         rc = PL_ERR_DENIED;
@@ -1887,6 +1893,74 @@ static pl_rc sweep_codes(az_store *st, MDB_txn *t, int64_t before)
     return PL_OK;
 }
 
+/* Refresh records past their life (a reuse of one is then just an unknown token). */
+static pl_rc sweep_refresh(az_store *st, MDB_txn *t, int64_t now)
+{
+    MDB_cursor *c = NULL;
+    MDB_val k, v;
+    int e, budget = 10000;
+    if (mdb_cursor_open(t, st->db[DB_REFRESH], &c) != 0)
+        return PL_ERR_STORE;
+    for (e = mdb_cursor_get(c, &k, &v, MDB_FIRST); e == 0 && budget-- > 0;
+         e = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        rec_r r = rec_open(&v);
+        char gid[AZ_ID_MAX + 1];
+        int64_t created;
+        r_str(&r, gid, sizeof gid);
+        (void)r_i64(&r); /* gen */
+        created = r_i64(&r);
+        if (r.err || now - created > st->refresh_ttl_ms)
+            mdb_cursor_del(c, 0);
+    }
+    mdb_cursor_close(c);
+    return PL_OK;
+}
+
+/* Grants revoked over a day ago (their access tokens expired long before) or unused for the
+ * refresh-token life: record, state row and user index go. */
+static pl_rc sweep_grants(az_store *st, MDB_txn *t, int64_t now)
+{
+    MDB_cursor *c = NULL;
+    MDB_val k, v;
+    char gids[256][AZ_ID_MAX + 1], uids[256][AZ_ID_MAX + 1];
+    size_t n = 0;
+    pl_rc rc = PL_OK;
+    int e, budget = 10000;
+    if (mdb_cursor_open(t, st->db[DB_GRANTS], &c) != 0)
+        return PL_ERR_STORE;
+    for (e = mdb_cursor_get(c, &k, &v, MDB_FIRST); e == 0 && budget-- > 0 && n < 256;
+         e = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        az_grant g;
+        char key[AZ_ID_MAX + 1];
+        if (k.mv_size > AZ_ID_MAX)
+            continue;
+        memcpy(key, k.mv_data, k.mv_size);
+        key[k.mv_size] = '\0';
+        if (grant_load(st, t, key, &g) != PL_OK)
+            continue;
+        if ((g.revoked_ms && now - g.revoked_ms > (int64_t)24 * 3600 * 1000) ||
+            (!g.revoked_ms && now - g.last_used_ms > st->refresh_ttl_ms)) {
+            cpy(gids[n], sizeof gids[n], g.gid);
+            cpy(uids[n], sizeof uids[n], g.uid);
+            n++;
+        }
+    }
+    mdb_cursor_close(c);
+    for (size_t i = 0; i < n && rc == PL_OK; i++) {
+        char ukey[2 * AZ_ID_MAX + 2];
+        MDB_val gk = sval(gids[i]), uk;
+        snprintf(ukey, sizeof ukey, "%s|%s", uids[i], gids[i]);
+        uk = sval(ukey);
+        for (int d = 0; d < 3 && rc == PL_OK; d++) {
+            static const int dbs[3] = {DB_GRANTS, DB_GRANT_STATE, DB_USER_GRANTS};
+            MDB_val *key = dbs[d] == DB_USER_GRANTS ? &uk : &gk;
+            e = mdb_del(t, st->db[dbs[d]], key, NULL);
+            rc = e == 0 || e == MDB_NOTFOUND ? PL_OK : PL_ERR_STORE;
+        }
+    }
+    return rc;
+}
+
 pl_rc az_store_sweep(az_store *st)
 {
     MDB_txn *t = NULL;
@@ -1902,5 +1976,9 @@ pl_rc az_store_sweep(az_store *st)
         rc = sweep_codes(st, t, now - (int64_t)24 * 3600 * 1000);
     if (rc == PL_OK)
         rc = sweep_db(st, t, DB_THROTTLE, "t0", THROTTLE_WIN_MS, now);
+    if (rc == PL_OK)
+        rc = sweep_refresh(st, t, now);
+    if (rc == PL_OK)
+        rc = sweep_grants(st, t, now);
     return finish(st, t, rc);
 }

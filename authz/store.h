@@ -126,6 +126,7 @@ typedef struct az_store_cfg {
     size_t map_size;          /* 0: 1 GiB */
     int64_t session_ttl_ms;   /* 0: 12 h */
     int64_t refresh_grace_ms; /* one retry of the just-rotated refresh token within this; 0: 10 s */
+    int64_t refresh_ttl_ms;   /* a refresh token's life; a grant unused this long ends; 0: 30 d */
 } az_store_cfg;
 
 typedef struct az_store az_store;
@@ -234,6 +235,7 @@ pl_rc az_code_redeem(az_store *st, const char *code, const az_redeem *in, az_gra
  * rotated may be retried once within the grace period; any other reuse revokes the grant.
  * client_id must be the grant's client; resource (NULL = absent) must equal its resource.
  *  PL_ERR_NOT_FOUND  unknown token
+ *  PL_ERR_EXPIRED    older than cfg.refresh_ttl_ms
  *  PL_ERR_CONFLICT   reuse: the whole family is revoked now
  *  PL_ERR_DENIED     another client, other resource, revoked grant */
 pl_rc az_refresh_rotate(az_store *st, const char *rt, const char *client_id, const char *resource,
@@ -280,7 +282,10 @@ pl_rc az_store_batch_commit(az_store *st, int *needs_sync);
 pl_rc az_store_sync(az_store *st);
 
 /* ---- maintenance ------------------------------------------------------------------------ */
-/* Deletes expired pending requests, sessions, used or expired codes, stale throttle rows. */
+/* Deletes expired pending requests, sessions, used or expired codes, stale throttle rows,
+ * refresh records past their life, and grants revoked more than a day ago or unused for
+ * cfg.refresh_ttl_ms (the directory then reports them revoked: unknown = revoked). Bounded
+ * work per call (it runs every minute). */
 pl_rc az_store_sweep(az_store *st);
 
 /* ---- helpers shared by the endpoints --------------------------------------------------- */

@@ -346,6 +346,36 @@ static void test_disable_revokes_all(void **state)
     free(list);
 }
 
+/* Refresh tokens have a life; the sweep removes what can no longer be used, so the store
+ * does not grow without bound. */
+static void test_refresh_ttl_and_sweep(void **state)
+{
+    fx *f = *state;
+    az_code c;
+    az_grant g, g2;
+    char code[AZ_SECRET_SIZE], rt[AZ_SECRET_SIZE], rt2[AZ_SECRET_SIZE];
+    const char *why;
+    az_redeem in = {"client-1", "https://app.example/cb", VERIFIER, NULL};
+    make_code(f, &c, code, VERIFIER);
+    assert_int_equal(az_code_redeem(f->st, code, &in, &g, rt, &why), PL_OK);
+    core_fake_clock_advance(&f->clock, (int64_t)31 * 24 * 3600 * 1000);
+    assert_int_equal(az_refresh_rotate(f->st, rt, "client-1", NULL, &g2, rt2, &why),
+                     PL_ERR_EXPIRED);
+    assert_string_equal(why, "refresh token expired");
+    assert_int_equal(az_store_sweep(f->st), PL_OK);
+    assert_int_equal(az_refresh_grant(f->st, rt, &g2, NULL), PL_ERR_NOT_FOUND);
+    assert_int_equal(az_grant_get(f->st, g.gid, &g2), PL_ERR_NOT_FOUND);
+    /* A revoked grant goes a day after its revocation. */
+    make_code(f, &c, code, VERIFIER);
+    assert_int_equal(az_code_redeem(f->st, code, &in, &g, rt, &why), PL_OK);
+    assert_int_equal(az_grant_revoke(f->st, g.gid), PL_OK);
+    assert_int_equal(az_store_sweep(f->st), PL_OK);
+    assert_int_equal(az_grant_get(f->st, g.gid, &g2), PL_OK);
+    core_fake_clock_advance(&f->clock, (int64_t)25 * 3600 * 1000);
+    assert_int_equal(az_store_sweep(f->st), PL_OK);
+    assert_int_equal(az_grant_get(f->st, g.gid, &g2), PL_ERR_NOT_FOUND);
+}
+
 /* The directory opened by this process sees what another process commits, at once. */
 static void test_directory_cross_process(void **state)
 {
@@ -413,6 +443,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dcr_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_directory_cross_process, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disable_revokes_all, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refresh_ttl_and_sweep, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
