@@ -57,7 +57,9 @@ void mcp_config_usage(FILE *fp)
             "                         (POSTLY_MCP_TOKEN_RATE, default 300, 0 = off)\n"
             "  --log-level LEVEL      debug|info|warn|error|off (POSTLY_LOG_LEVEL, default info)\n"
             "  --print-port           print the bound port on stdout once listening\n"
-            "  --help                 this text\n");
+            "  --help                 this text\n"
+            "       postly-mcp usage [--data DIR] [--period YYYY-MM] [--workspace WS]\n"
+            "                         print the usage counters (docs/mcp.md)\n");
 }
 
 static pl_rc set_str(char *dst, size_t dstsz, const char *v, const char *what, char *errbuf,
