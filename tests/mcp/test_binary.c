@@ -274,6 +274,15 @@ static void test_configuration_errors(void **state)
     waitpid(pid, &st, 0);
     assert_int_equal(WEXITSTATUS(st), 2);
     assert_non_null(strstr(err, "--colour"));
+    /* an unreadable policy file is named */
+    {
+        const char *nopolicy[] = {"--policy", "/nonexistent/postly.policy", NULL};
+        pid = start(f, nopolicy, &port, err, sizeof err);
+        waitpid(pid, &st, 0);
+        assert_int_equal(port, 0);
+        assert_int_equal(WEXITSTATUS(st), 1);
+        assert_non_null(strstr(err, "/nonexistent/postly.policy"));
+    }
     /* a data directory without the authorization server's store: a clear refusal */
     memset(&g, 0, sizeof g);
     snprintf(empty, sizeof empty, "/tmp/mcp-empty-XXXXXX");
