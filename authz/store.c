@@ -1949,7 +1949,7 @@ static pl_rc sweep_grants(az_store *st, MDB_txn *t, int64_t now)
     for (size_t i = 0; i < n && rc == PL_OK; i++) {
         char ukey[2 * AZ_ID_MAX + 2];
         MDB_val gk = sval(gids[i]), uk;
-        snprintf(ukey, sizeof ukey, "%s|%s", uids[i], gids[i]);
+        snprintf(ukey, sizeof ukey, "%.64s|%.64s", uids[i], gids[i]);
         uk = sval(ukey);
         for (int d = 0; d < 3 && rc == PL_OK; d++) {
             static const int dbs[3] = {DB_GRANTS, DB_GRANT_STATE, DB_USER_GRANTS};
