@@ -26,6 +26,8 @@
 typedef struct app {
     struct event_base *base;
     mcp_server *srv;
+    const mcp_config *cfg;
+    pol_compiled *policy; /* the table in use (owned) */
     key_keyset *keys;
     mcp_usage *usage;
     const core_log *log;
@@ -76,6 +78,36 @@ static int usage_main(int argc, char **argv)
 static void on_signal(evutil_socket_t fd, short what, void *arg)
 {
     event_base_loopexit(arg, NULL);
+}
+
+static void policy_revision(const char *path, char *out, size_t outsz);
+
+/* SIGHUP: reload the policy file; a file that does not load or that leaves a tool without a
+ * row is refused and the running policy stays (the log says why). */
+static void on_hup(evutil_socket_t fd, short what, void *arg)
+{
+    app *a = arg;
+    pol_diags d;
+    pol_compiled *p = NULL;
+    char rev[64];
+    pl_rc rc;
+    pol_diags_init(&d);
+    rc = pol_load_file(a->cfg->policy_file, 0, &d, &p);
+    if (rc == PL_OK) {
+        policy_revision(a->cfg->policy_file, rev, sizeof rev);
+        rc = mcp_server_set_policy(a->srv, p, rev);
+    }
+    if (rc == PL_OK) {
+        pol_compiled_free(a->policy);
+        a->policy = p;
+        core_log_info(a->log, "policy reloaded file=%s revision=%s", a->cfg->policy_file, rev);
+    } else {
+        pol_diags_print(&d, stderr);
+        core_log_error(a->log, "policy reload refused (%s): keeping the running policy",
+                       pl_strerror(rc));
+        pol_compiled_free(p);
+    }
+    pol_diags_free(&d);
 }
 
 /* Every 10 s: expire idle sessions and pick up key rotations of postly-authz. */
@@ -131,7 +163,7 @@ int main(int argc, char **argv)
     mcp_server *srv = NULL;
     mcp_deps deps;
     mcp_usage *usage = NULL;
-    struct event *sigint = NULL, *sigterm = NULL, *tick = NULL, *flush = NULL;
+    struct event *sigint = NULL, *sigterm = NULL, *sighup = NULL, *tick = NULL, *flush = NULL;
     struct timeval every = {10, 0}, second = {1, 0};
     char err[256], revision[64], audit_path[MCP_CFG_URL_MAX + 32];
     int want_help = 0, print_port = 0, i, status = 1;
@@ -277,12 +309,17 @@ int main(int argc, char **argv)
     a.keys = keys;
     a.log = &log;
     a.usage = usage;
+    a.cfg = &cfg;
+    a.policy = policy;
+    policy = NULL; /* owned by a from here; SIGHUP may replace it */
     sigint = evsignal_new(a.base, SIGINT, on_signal, a.base);
     sigterm = evsignal_new(a.base, SIGTERM, on_signal, a.base);
+    sighup = evsignal_new(a.base, SIGHUP, on_hup, &a);
     tick = event_new(a.base, -1, EV_PERSIST, on_tick, &a);
     flush = event_new(a.base, -1, EV_PERSIST, on_flush, &a);
-    if (!sigint || !sigterm || !tick || !flush)
+    if (!sigint || !sigterm || !sighup || !tick || !flush)
         goto out;
+    event_add(sighup, NULL);
     event_add(flush, &second);
     event_add(sigint, NULL);
     event_add(sigterm, NULL);
@@ -301,6 +338,8 @@ out:
         event_free(flush);
     if (tick)
         event_free(tick);
+    if (sighup)
+        event_free(sighup);
     if (sigterm)
         event_free(sigterm);
     if (sigint)
@@ -316,6 +355,7 @@ out:
     key_verifier_free(verifier);
     key_keyset_free(keys);
     pol_compiled_free(policy);
+    pol_compiled_free(a.policy);
     pol_diags_free(&diags);
     if (a.base)
         event_base_free(a.base);

@@ -66,7 +66,8 @@ struct mcp_server {
     char prm_url[MCP_CFG_URL_MAX + 64];
     char resource_url[MCP_CFG_URL_MAX];
     uint64_t decision_seq;
-    char boot_id[17]; /* random per start: decision ids are unique across restarts */
+    char boot_id[17];  /* random per start: decision ids are unique across restarts */
+    char revision[80]; /* the policy revision (deps.policy_revision points here) */
     /* Directory answers about workspaces (existence, plan), a few seconds old at most. */
 #define MCP_WS_CACHE_SLOTS 256
     struct mcp_ws_cache_ent {

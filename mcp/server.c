@@ -150,6 +150,43 @@ static mcp_method_fn method_find(const char *name)
 
 /* ---- lifecycle ---- */
 
+/* Every tool of the table needs a requirement row in the policy: the server refuses a policy
+ * that would leave a tool undecidable rather than guess. */
+static pl_rc policy_covers_tools(const pol_compiled *policy, const core_log *log)
+{
+    size_t i;
+    for (i = 0; i < mcp_tools_count; i++) {
+        const mcp_tool *t = &mcp_tools[i];
+        uint32_t idx;
+        if (pol_tool_index(policy, t->name, strlen(t->name), &idx) != PL_OK) {
+            core_log_error(log, "tool %s: the policy has no requirement row for it", t->name);
+            return PL_ERR_INVALID;
+        }
+    }
+    return PL_OK;
+}
+
+pl_rc mcp_server_set_policy(mcp_server *srv, const struct pol_compiled *policy,
+                            const char *revision)
+{
+    mcp_rate *rate = NULL;
+    pl_rc rc;
+    if (!srv || !policy)
+        return PL_ERR_INVALID;
+    rc = policy_covers_tools(policy, srv->deps.log);
+    if (rc != PL_OK)
+        return rc;
+    rc = mcp_rate_new(policy, srv->deps.clock, srv->cfg->limits.max_rate_buckets,
+                      srv->cfg->limits.token_rate_per_min, &rate);
+    if (rc != PL_OK)
+        return rc;
+    mcp_rate_free(srv->rate); /* rule indices change with the policy: buckets start full */
+    srv->rate = rate;
+    srv->deps.policy = policy;
+    snprintf(srv->revision, sizeof srv->revision, "%s", revision ? revision : "");
+    return PL_OK;
+}
+
 pl_rc mcp_server_new(const mcp_config *cfg, const mcp_deps *deps, mcp_server **out)
 {
     mcp_server *srv = NULL;
@@ -201,16 +238,13 @@ pl_rc mcp_server_new(const mcp_config *cfg, const mcp_deps *deps, mcp_server **o
             rc = PL_ERR_INVALID;
             goto out;
         }
-        if (!t->policy_suffix_arg) {
-            uint32_t idx;
-            if (pol_tool_index(deps->policy, t->name, strlen(t->name), &idx) != PL_OK) {
-                core_log_error(deps->log, "tool %s: the policy has no requirement row for it",
-                               t->name);
-                rc = PL_ERR_INVALID;
-                goto out;
-            }
-        }
     }
+    rc = policy_covers_tools(deps->policy, deps->log);
+    if (rc != PL_OK)
+        goto out;
+    snprintf(srv->revision, sizeof srv->revision, "%s",
+             deps->policy_revision ? deps->policy_revision : "");
+    srv->deps.policy_revision = srv->revision;
     /* The basic scope set of the 401 challenge and scopes_supported: the smallest read-only
      * bundle plus workspace:read, so a client that asks for "everything offered" starts
      * with read-only access and steps up (MCP 2025-11-25 basic/authorization "Scope

@@ -475,6 +475,73 @@ static void test_connection_limits(void **state)
     assert_int_equal(c, 200);
 }
 
+static int tools_list_has(fx *f, const char *sid, const char *name)
+{
+    core_http_fetch_resp r;
+    int has;
+    assert_int_equal(post(f, sid, "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/list\"}", &r),
+                     200);
+    has = strstr(r.body.p, name) != NULL;
+    core_http_fetch_resp_free(&r);
+    return has;
+}
+
+/* SIGHUP reloads the policy: a new ceiling for the workspace hides the tools it no longer
+ * allows, without a restart and without ending sessions; a policy file that does not load
+ * leaves the running one in place. */
+static void test_policy_reload(void **state)
+{
+    fx *f = *state;
+    core_http_fetch_resp r;
+    char sid[64], path[128], cmd[512];
+    const char *extra[3];
+    int port = 0, st, i, hidden = 0;
+    FILE *fp;
+    kill(f->pid, SIGTERM);
+    waitpid(f->pid, &st, 0);
+    snprintf(path, sizeof path, "%s/policy.copy", f->dir);
+    snprintf(cmd, sizeof cmd, "cp %s/policy/default.policy %s", POSTLY_SOURCE_DIR, path);
+    assert_int_equal(system(cmd), 0);
+    extra[0] = "--policy";
+    extra[1] = path;
+    extra[2] = NULL;
+    f->pid = start(f, extra, &port, NULL, 0);
+    f->port = (uint16_t)port;
+    assert_int_equal(post(f, NULL, INIT, &r), 200);
+    snprintf(sid, sizeof sid, "%s", core_http_fetch_header(&r, "MCP-Session-Id"));
+    core_http_fetch_resp_free(&r);
+    assert_true(tools_list_has(f, sid, "postly_get_workspace"));
+    /* a broken file that would also hide the tool if any of it were applied: refused as a
+     * whole, the tool stays listed over the next 200 ms of requests */
+    fp = fopen(path, "a");
+    fputs("ceiling c-bin workspace=ws_bin scopes=analytics:read\nthis is not a policy line\n", fp);
+    fclose(fp);
+    kill(f->pid, SIGHUP);
+    for (i = 0; i < 10; i++) {
+        struct pollfd none = {-1, 0, 0};
+        assert_true(tools_list_has(f, sid, "postly_get_workspace"));
+        poll(&none, 0, 20);
+    }
+    /* a valid change: ws_bin's ceiling becomes analytics:read only */
+    snprintf(cmd, sizeof cmd,
+             "cp %s/policy/default.policy %s && echo 'ceiling c-bin workspace=ws_bin "
+             "scopes=analytics:read' >> %s",
+             POSTLY_SOURCE_DIR, path, path);
+    assert_int_equal(system(cmd), 0);
+    kill(f->pid, SIGHUP);
+    for (i = 0; i < 100 && !hidden; i++) { /* the signal is handled on the next loop turn */
+        hidden = !tools_list_has(f, sid, "postly_get_workspace");
+        if (!hidden) {
+            struct pollfd none = {-1, 0, 0};
+            poll(&none, 0, 20);
+        }
+    }
+    assert_true(hidden);
+    assert_int_equal(post(f, sid, CALL, &r), 200); /* the session survived; the call is refused */
+    assert_non_null(strstr(r.body.p, "not available"));
+    core_http_fetch_resp_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -484,6 +551,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_header_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jwks_uri, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policy_reload, setup, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests(tests, NULL, NULL);
