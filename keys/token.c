@@ -3,9 +3,9 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
-#include <jansson.h>
 #include <openssl/evp.h>
 
 #include "core/crypto.h"
@@ -14,8 +14,39 @@
 
 #define DER_SIG_MAX 80 /* a DER P-256 ECDSA signature is at most 72 bytes */
 
-/* Claim strings: non-empty (unless allowed), bounded, no control characters (they would
- * survive JSON escaping but have no business in any of these claims). */
+/* RFC 3629 §4: well-formed UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF). */
+static int utf8_ok(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = p[i];
+        size_t len;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c < 0xc2 || c > 0xf4)
+            return 0;
+        len = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+        if (n - i < len)
+            return 0;
+        cp = c & (0xff >> (len + 1));
+        for (size_t j = 1; j < len; j++) {
+            if ((p[i + j] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (p[i + j] & 0x3f);
+        }
+        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+/* Claim strings: non-empty (unless allowed), bounded, UTF-8, no control characters (they
+ * have no business in any of these claims). */
 static int claim_ok(const char *s, size_t max, int may_be_empty)
 {
     size_t n;
@@ -27,7 +58,60 @@ static int claim_ok(const char *s, size_t max, int may_be_empty)
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
             return 0;
-    return 1;
+    return utf8_ok((const unsigned char *)s, n);
+}
+
+/* ---- the payload, written directly ----
+ * A small JSON writer for this one fixed shape: string and integer members, no nesting. Its
+ * output is byte-for-byte what jansson's JSON_COMPACT dump of the same object gives (the
+ * tests compare the two on random claims); it exists because building and dumping a jansson
+ * tree was the largest cost of minting after the signature (docs/performance.md). */
+typedef struct jw {
+    char *p;
+    size_t len, cap;
+    int full;
+} jw;
+
+static void jw_raw(jw *w, const char *s, size_t n)
+{
+    if (w->full || w->cap - w->len < n) {
+        w->full = 1;
+        return;
+    }
+    memcpy(w->p + w->len, s, n);
+    w->len += n;
+}
+
+/* RFC 8259 §7: '"' and '\\' escaped; control characters never reach here (claim_ok). */
+static void jw_str(jw *w, const char *s)
+{
+    const char *run = s;
+    jw_raw(w, "\"", 1);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') {
+            jw_raw(w, run, (size_t)(s - run));
+            jw_raw(w, "\\", 1);
+            run = s; /* the character itself follows the backslash */
+        }
+    }
+    jw_raw(w, run, (size_t)(s - run));
+    jw_raw(w, "\"", 1);
+}
+
+static void jw_member(jw *w, const char *name, int first)
+{
+    if (!first)
+        jw_raw(w, ",", 1);
+    jw_str(w, name);
+    jw_raw(w, ":", 1);
+}
+
+static void jw_int(jw *w, int64_t v)
+{
+    char buf[24];
+    int n = snprintf(buf, sizeof buf, "%lld", (long long)v);
+    if (n > 0)
+        jw_raw(w, buf, (size_t)n);
 }
 
 static int claims_valid(const key_claims *c)
@@ -48,7 +132,6 @@ pl_rc key_token_mint(const key_keyset *ks, const core_clock *clock, const key_cl
     size_t hdrlen = 0, paylen, pos, b64len;
     char jti[KEY_JTI_SIZE];
     const char *jti_use;
-    json_t *payload = NULL;
     char paytext[KEY_TOKEN_MAX];
     EVP_MD_CTX *md = NULL;
     uint8_t der[DER_SIG_MAX], rs[64];
@@ -77,31 +160,32 @@ pl_rc key_token_mint(const key_keyset *ks, const core_clock *clock, const key_cl
     life = claims->lifetime_s > 0 ? claims->lifetime_s : KEY_TOKEN_LIFETIME_DEFAULT_S;
     exp = now + life;
 
-    /* RFC 9068 §2.2 claims, plus ws, gid and cls (ARCHITECTURE.md §5), in this order. Built
-     * member by member (json_pack's format parsing costs more than the building); the names
-     * are constant ASCII, the values are checked (json_stringn refuses invalid UTF-8). */
+    /* RFC 9068 §2.2 claims, plus ws, gid and cls (ARCHITECTURE.md §5), in this order. */
     {
         static const char *const names[] = {"iss",   "sub", "aud", "client_id",
                                             "scope", "ws",  "gid", "cls"};
         const char *values[] = {claims->iss,   claims->sub, claims->aud, claims->client_id,
                                 claims->scope, claims->ws,  claims->gid, claims->cls};
-        int bad = !(payload = json_object());
-        for (size_t i = 0; !bad && i < sizeof names / sizeof names[0]; i++)
-            bad = json_object_set_new_nocheck(payload, names[i], json_string(values[i])) != 0;
-        bad = bad || json_object_set_new_nocheck(payload, "iat", json_integer(now)) != 0 ||
-              json_object_set_new_nocheck(payload, "nbf", json_integer(now)) != 0 ||
-              json_object_set_new_nocheck(payload, "exp", json_integer(exp)) != 0 ||
-              json_object_set_new_nocheck(payload, "jti", json_string(jti_use)) != 0;
-        if (bad) {
-            rc = PL_ERR_INVALID; /* json_string refuses invalid UTF-8 (or out of memory) */
+        jw w = {paytext, 0, sizeof paytext, 0};
+        jw_raw(&w, "{", 1);
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+            jw_member(&w, names[i], i == 0);
+            jw_str(&w, values[i]);
+        }
+        jw_member(&w, "iat", 0);
+        jw_int(&w, now);
+        jw_member(&w, "nbf", 0);
+        jw_int(&w, now);
+        jw_member(&w, "exp", 0);
+        jw_int(&w, exp);
+        jw_member(&w, "jti", 0);
+        jw_str(&w, jti_use);
+        jw_raw(&w, "}", 1);
+        if (w.full) {
+            rc = PL_ERR_TOO_LARGE;
             goto out;
         }
-    }
-    /* into a stack buffer: no allocation for the text (claims within bounds always fit) */
-    paylen = json_dumpb(payload, paytext, sizeof paytext, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (paylen == 0 || paylen > sizeof paytext) {
-        rc = PL_ERR_TOO_LARGE;
-        goto out;
+        paylen = w.len;
     }
 
     /* header_b64 "." payload_b64 "." sig_b64 (RFC 7515 §7.1). A token longer than
@@ -145,6 +229,5 @@ out:
     if (rc != PL_OK && out && outsz)
         out[0] = '\0';
     EVP_MD_CTX_free(md);
-    json_decref(payload);
     return rc;
 }

@@ -273,6 +273,88 @@ static void test_mint_rejects_bad_claims(void **state)
                      PL_ERR_INVALID);
 }
 
+/* The payload writer's output is byte-for-byte jansson's compact dump of the same object,
+ * on claims full of characters that need escaping, and the verifier reads them back. */
+static void test_payload_matches_jansson(void **state)
+{
+    fx *f = *state;
+    static const char *const pieces[] = {"a",
+                                         "Z",
+                                         "9",
+                                         " ",
+                                         "\"",
+                                         "\\",
+                                         "/",
+                                         ":",
+                                         "{",
+                                         "}",
+                                         "\xc3\xa9",
+                                         "\xe2\x82\xac",
+                                         "\xf0\x9f\x98\x80",
+                                         "%",
+                                         "'",
+                                         "\\u0041",
+                                         "<",
+                                         "&"};
+    char vals[8][128], tok[KEY_TOKEN_MAX];
+    unsigned seed = 7;
+    for (int it = 0; it < 200; it++) {
+        key_claims c = std_claims;
+        const char **slots[] = {&c.iss, &c.sub, &c.aud, &c.client_id, &c.ws, &c.gid, &c.cls};
+        key_minted m;
+        key_verified out;
+        char *payload, *want;
+        json_t *j;
+        for (size_t k = 0; k < sizeof slots / sizeof slots[0]; k++) {
+            size_t n = 0;
+            int len;
+            seed = seed * 1103515245u + 12345u;
+            len = 1 + (int)((seed >> 16) % 12);
+            vals[k][0] = '\0';
+            for (int i = 0; i < len; i++) {
+                const char *p;
+                seed = seed * 1103515245u + 12345u;
+                p = pieces[(seed >> 16) % (sizeof pieces / sizeof pieces[0])];
+                memcpy(vals[k] + n, p, strlen(p) + 1);
+                n += strlen(p);
+            }
+            *slots[k] = vals[k];
+        }
+        c.iss = T_ISS; /* the verifier needs these two exact */
+        c.aud = T_AUD;
+        mint(f, &c, tok, &m);
+        payload = decode_part(tok, 1);
+        j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s}", "iss", c.iss,
+                      "sub", c.sub, "aud", c.aud, "client_id", c.client_id, "scope", c.scope, "ws",
+                      c.ws, "gid", c.gid, "cls", c.cls, "iat", (json_int_t)m.iat, "nbf",
+                      (json_int_t)m.iat, "exp", (json_int_t)m.exp, "jti", m.jti);
+        want = dump(j);
+        assert_string_equal(payload, want);
+        assert_int_equal(verify(f, tok, &out), KEY_REASON_NONE);
+        assert_string_equal(out.sub, c.sub);
+        assert_string_equal(out.client_id, c.client_id);
+        assert_string_equal(out.cls, c.cls);
+        free(want);
+        json_decref(j);
+        free(payload);
+    }
+}
+
+static void test_mint_refuses_bad_utf8(void **state)
+{
+    fx *f = *state;
+    static const char *const bad[] = {
+        "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+        "\xe2\x82", "a\x80",        "\xff"};
+    char tok[KEY_TOKEN_MAX];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        key_claims c = std_claims;
+        c.sub = bad[i];
+        assert_int_equal(key_token_mint(f->ks, &f->clock.base, &c, tok, sizeof tok, NULL, NULL),
+                         PL_ERR_INVALID);
+    }
+}
+
 /* ---- two independent implementations accept what we mint ---- */
 
 /* libjwt 1.10.2 (Debian 12) refuses to decode any token whose typ is not "JWT" (jwt_decode
@@ -1133,6 +1215,8 @@ int main(void)
         BOTH(test_roundtrip),
         BOTH(test_lifetime_and_jti),
         cmocka_unit_test_setup_teardown(test_mint_rejects_bad_claims, setup_openssl, teardown),
+        cmocka_unit_test_setup_teardown(test_payload_matches_jansson, setup_openssl, teardown),
+        cmocka_unit_test_setup_teardown(test_mint_refuses_bad_utf8, setup_openssl, teardown),
         cmocka_unit_test_setup_teardown(test_libjwt_decodes, setup_openssl, teardown),
         cmocka_unit_test_setup_teardown(test_liboauth2_verifies, setup_openssl, teardown),
         BOTH(test_alg_none),
