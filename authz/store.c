@@ -38,12 +38,13 @@ enum {
     DB_REFRESH,
     DB_CONSENTS,
     DB_THROTTLE,
+    DB_CLIENT_GRANTS, /* SHA-256(client_id) + gid -> "" : does a client still have grants */
     DB__COUNT
 };
 static const char *const db_names[DB__COUNT] = {
     "meta",    "workspaces",  "members",   "grant_state", "users",    "usernames",
     "clients", "dcr_fp",      "dcr_count", "pending",     "sessions", "codes",
-    "grants",  "user_grants", "refresh",   "consents",    "throttle",
+    "grants",  "user_grants", "refresh",   "consents",    "throttle", "client_grants",
 };
 
 struct az_store {
@@ -1113,6 +1114,11 @@ pl_rc az_client_register(az_store *st, az_client *c, const uint8_t fp[CORE_SHA25
             memcpy(old.secret_hash, c->secret_hash, sizeof old.secret_hash);
             *c = old;
             o = client_json(c);
+            if (o) {
+                char fphex[2 * CORE_SHA256_LEN + 1];
+                core_hex_encode(fp, CORE_SHA256_LEN, fphex, sizeof fphex);
+                json_object_set_new(o, "fp", json_string(fphex));
+            }
             rc = o ? put_json(t, st->db[DB_CLIENTS], sval(c->id), o) : PL_ERR_NOMEM;
             json_decref(o);
             *reused = 1;
@@ -1135,6 +1141,11 @@ pl_rc az_client_register(az_store *st, az_client *c, const uint8_t fp[CORE_SHA25
     v = sval(c->id);
     rc = mrc(mdb_put(t, st->db[DB_DCR_FP], &k, &v, 0));
     o = client_json(c);
+    if (o) {
+        char fphex[2 * CORE_SHA256_LEN + 1];
+        core_hex_encode(fp, CORE_SHA256_LEN, fphex, sizeof fphex);
+        json_object_set_new(o, "fp", json_string(fphex)); /* lets the sweep drop the fp row */
+    }
     if (rc == PL_OK)
         rc = o ? put_json(t, st->db[DB_CLIENTS], sval(c->id), o) : PL_ERR_NOMEM;
     json_decref(o);
@@ -1350,6 +1361,15 @@ static pl_rc grant_save(az_store *st, MDB_txn *t, const az_grant *g, int index)
         } else {
             rc = mrc(mdb_put(t, st->db[DB_USER_GRANTS], &uk, &uv, 0));
         }
+    }
+    if (rc == PL_OK && !g->revoked_ms) {
+        /* Client index (hashed: client ids may be 512-byte URLs, over LMDB's key limit). */
+        uint8_t ck[CORE_SHA256_LEN + AZ_ID_MAX];
+        size_t gl = strlen(g->gid);
+        MDB_val k2 = {CORE_SHA256_LEN + gl, ck}, v2 = {0, ""};
+        secret_key(st, g->client_id, ck);
+        memcpy(ck + CORE_SHA256_LEN, g->gid, gl);
+        rc = mrc(mdb_put(t, st->db[DB_CLIENT_GRANTS], &k2, &v2, 0));
     }
     return rc;
 }
@@ -1923,6 +1943,7 @@ static pl_rc sweep_grants(az_store *st, MDB_txn *t, int64_t now)
     MDB_cursor *c = NULL;
     MDB_val k, v;
     char gids[256][AZ_ID_MAX + 1], uids[256][AZ_ID_MAX + 1];
+    uint8_t chash[256][CORE_SHA256_LEN];
     size_t n = 0;
     pl_rc rc = PL_OK;
     int e, budget = 10000;
@@ -1942,6 +1963,7 @@ static pl_rc sweep_grants(az_store *st, MDB_txn *t, int64_t now)
             (!g.revoked_ms && now - g.last_used_ms > st->refresh_ttl_ms)) {
             cpy(gids[n], sizeof gids[n], g.gid);
             cpy(uids[n], sizeof uids[n], g.uid);
+            secret_key(st, g.client_id, chash[n]);
             n++;
         }
     }
@@ -1951,12 +1973,79 @@ static pl_rc sweep_grants(az_store *st, MDB_txn *t, int64_t now)
         MDB_val gk = sval(gids[i]), uk;
         snprintf(ukey, sizeof ukey, "%.64s|%.64s", uids[i], gids[i]);
         uk = sval(ukey);
-        for (int d = 0; d < 3 && rc == PL_OK; d++) {
-            static const int dbs[3] = {DB_GRANTS, DB_GRANT_STATE, DB_USER_GRANTS};
-            MDB_val *key = dbs[d] == DB_USER_GRANTS ? &uk : &gk;
+        uint8_t ck[CORE_SHA256_LEN + AZ_ID_MAX];
+        size_t gl = strlen(gids[i]);
+        MDB_val ckv = {CORE_SHA256_LEN + gl, ck};
+        memcpy(ck, chash[i], CORE_SHA256_LEN);
+        memcpy(ck + CORE_SHA256_LEN, gids[i], gl);
+        for (int d = 0; d < 4 && rc == PL_OK; d++) {
+            static const int dbs[4] = {DB_GRANTS, DB_GRANT_STATE, DB_USER_GRANTS, DB_CLIENT_GRANTS};
+            MDB_val *key = dbs[d] == DB_USER_GRANTS ? &uk : dbs[d] == DB_CLIENT_GRANTS ? &ckv : &gk;
             e = mdb_del(t, st->db[dbs[d]], key, NULL);
             rc = e == 0 || e == MDB_NOTFOUND ? PL_OK : PL_ERR_STORE;
         }
+    }
+    return rc;
+}
+
+/* Dynamically registered clients older than a week with no grant left: the client, its
+ * registration fingerprint and consents go, freeing their place under the DCR cap. */
+#define DCR_IDLE_MS ((int64_t)7 * 24 * 3600 * 1000)
+static pl_rc sweep_dcr_clients(az_store *st, MDB_txn *t, int64_t now)
+{
+    MDB_cursor *c = NULL, *cg = NULL;
+    MDB_val k, v;
+    char ids[128][AZ_CLIENT_ID_MAX + 1];
+    uint8_t fps[128][CORE_SHA256_LEN];
+    int has_fp[128];
+    size_t n = 0;
+    pl_rc rc = PL_OK;
+    int e, budget = 10000;
+    if (mdb_cursor_open(t, st->db[DB_CLIENTS], &c) != 0)
+        return PL_ERR_STORE;
+    if (mdb_cursor_open(t, st->db[DB_CLIENT_GRANTS], &cg) != 0) {
+        mdb_cursor_close(c);
+        return PL_ERR_STORE;
+    }
+    for (e = mdb_cursor_get(c, &k, &v, MDB_FIRST); e == 0 && budget-- > 0 && n < 128;
+         e = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        json_t *o = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+        uint8_t h[CORE_SHA256_LEN];
+        MDB_val pk = {CORE_SHA256_LEN, h}, pv;
+        const char *fp;
+        if (!o)
+            continue;
+        if (jint(o, "kind") != AZ_CLIENT_DCR || now - jint(o, "created_ms") < DCR_IDLE_MS) {
+            json_decref(o);
+            continue;
+        }
+        secret_key(st, jstr(o, "id"), h);
+        if (mdb_cursor_get(cg, &pk, &pv, MDB_SET_RANGE) == 0 && pk.mv_size >= CORE_SHA256_LEN &&
+            memcmp(pk.mv_data, h, CORE_SHA256_LEN) == 0) {
+            json_decref(o); /* still has grants */
+            continue;
+        }
+        cpy(ids[n], sizeof ids[n], jstr(o, "id"));
+        fp = jstr(o, "fp");
+        has_fp[n] = strlen(fp) == 2 * (size_t)CORE_SHA256_LEN;
+        for (size_t i = 0; has_fp[n] && i < CORE_SHA256_LEN; i++) {
+            int hi = hexval(fp[2 * i]), lo = hexval(fp[2 * i + 1]);
+            if (hi < 0 || lo < 0)
+                has_fp[n] = 0;
+            else
+                fps[n][i] = (uint8_t)(hi * 16 + lo);
+        }
+        n++;
+        json_decref(o);
+    }
+    mdb_cursor_close(cg);
+    mdb_cursor_close(c);
+    for (size_t i = 0; i < n && rc == PL_OK; i++) {
+        MDB_val ck = sval(ids[i]), fk = {CORE_SHA256_LEN, fps[i]};
+        e = mdb_del(t, st->db[DB_CLIENTS], &ck, NULL);
+        if (e == 0 && has_fp[i])
+            e = mdb_del(t, st->db[DB_DCR_FP], &fk, NULL);
+        rc = e == 0 || e == MDB_NOTFOUND ? PL_OK : PL_ERR_STORE;
     }
     return rc;
 }
@@ -1980,5 +2069,9 @@ pl_rc az_store_sweep(az_store *st)
         rc = sweep_refresh(st, t, now);
     if (rc == PL_OK)
         rc = sweep_grants(st, t, now);
+    if (rc == PL_OK)
+        rc = sweep_dcr_clients(st, t, now);
+    if (rc == PL_OK) /* registration counters: windows are at most a day */
+        rc = sweep_db(st, t, DB_DCR_COUNT, "t0", (int64_t)24 * 3600 * 1000, now);
     return finish(st, t, rc);
 }

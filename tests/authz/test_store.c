@@ -376,6 +376,53 @@ static void test_refresh_ttl_and_sweep(void **state)
     assert_int_equal(az_grant_get(f->st, g.gid, &g2), PL_ERR_NOT_FOUND);
 }
 
+/* An unused dynamic client leaves after a week (freeing its place under the DCR cap); one
+ * with a grant stays. */
+static void test_dcr_sweep(void **state)
+{
+    fx *f = *state;
+    az_dcr_limits lim = {.per_source = 100, .total = 100, .window_ms = 3600000, .max_clients = 2};
+    az_client a, b, x;
+    uint8_t fpa[32], fpb[32];
+    int reused;
+    az_code c;
+    az_grant g;
+    char code[AZ_SECRET_SIZE], rt[AZ_SECRET_SIZE];
+    az_redeem in = {NULL, "https://app.example/cb", VERIFIER, NULL};
+    memset(&a, 0, sizeof a);
+    snprintf(a.name, sizeof a.name, "Idle");
+    snprintf(a.source, sizeof a.source, "10.9.0.1");
+    a.kind = AZ_CLIENT_DCR;
+    a.nredirect = 1;
+    snprintf(a.redirect_uris[0], sizeof a.redirect_uris[0], "https://app.example/cb");
+    b = a;
+    snprintf(b.name, sizeof b.name, "Busy");
+    memset(fpa, 7, sizeof fpa);
+    memset(fpb, 8, sizeof fpb);
+    assert_int_equal(az_client_register(f->st, &a, fpa, &lim, &reused), PL_OK);
+    assert_int_equal(az_client_register(f->st, &b, fpb, &lim, &reused), PL_OK);
+    fpa[0] = 9;
+    x = a;
+    assert_int_equal(az_client_register(f->st, &x, fpa, &lim, &reused), PL_ERR_LIMIT);
+    /* b gets a grant. */
+    make_code(f, &c, code, VERIFIER);
+    snprintf(c.client_id, sizeof c.client_id, "%s", b.id);
+    assert_int_equal(az_code_issue(f->st, &c, code), PL_OK);
+    in.client_id = b.id;
+    assert_int_equal(az_code_redeem(f->st, code, &in, &g, rt, NULL), PL_OK);
+    core_fake_clock_advance(&f->clock, (int64_t)8 * 24 * 3600 * 1000);
+    assert_int_equal(az_store_sweep(f->st), PL_OK);
+    assert_int_equal(az_client_get(f->st, a.id, &x), PL_ERR_NOT_FOUND);
+    assert_int_equal(az_client_get(f->st, b.id, &x), PL_OK);
+    /* The freed place can be used; the old fingerprint no longer maps to the removed id. */
+    fpa[0] = 7;
+    x = a;
+    x.id[0] = '\0';
+    assert_int_equal(az_client_register(f->st, &x, fpa, &lim, &reused), PL_OK);
+    assert_false(reused);
+    assert_string_not_equal(x.id, a.id);
+}
+
 /* The directory opened by this process sees what another process commits, at once. */
 static void test_directory_cross_process(void **state)
 {
@@ -444,6 +491,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_directory_cross_process, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disable_revokes_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_ttl_and_sweep, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dcr_sweep, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
