@@ -23,6 +23,35 @@ const RESOURCE = `http://${MCP_HOST}/mcp`;
 const children = [];
 let failures = 0;
 
+// Children die with this script whatever happens (uncaught errors included: 'exit' runs
+// then), and a watchdog fails the test instead of letting CTest kill it and orphan them.
+const spawned = [];
+process.on('exit', () => {
+  for (const c of spawned) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  fs.rmSync(data, { recursive: true, force: true });
+});
+setTimeout(() => {
+  console.log('FAIL watchdog: the test did not finish within 90 s');
+  process.exit(1);
+}, 90000).unref();
+function need(file) {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+  } catch {
+    console.log(`FAIL ${file} is missing or not executable (build postly-mcp, mcp_fixture and postly-authz first)`);
+    process.exit(1);
+  }
+}
+function track(child) {
+  spawned.push(child);
+  child.on('error', (e) => {
+    console.log(`FAIL ${child.spawnfile}: ${e.message}`);
+    process.exit(1);
+  });
+  return child;
+}
+
+
 function check(cond, what) {
   console.log(`${cond ? 'ok  ' : 'FAIL'} ${what}`);
   if (!cond) failures++;
@@ -62,17 +91,19 @@ function lines(child, pattern) {
 }
 
 async function main() {
-  const authz = spawn(args.authz, ['--data', data, '--port', '0', '--resource', RESOURCE, '--demo',
-    '--policy', args.policy, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  need(args.authz);
+  need(args.mcp);
+  const authz = track(spawn(args.authz, ['--data', data, '--port', '0', '--resource', RESOURCE, '--demo',
+    '--policy', args.policy, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] }));
   children.push(authz);
   const a = await lines(authz, { port: /listening on http:\/\/127\.0\.0\.1:(\d+)/,
     password: /password (\S+)/ });
   const aport = Number(a.port);
   const issuer = `http://127.0.0.1:${aport}`;
 
-  const mcp = spawn(args.mcp, ['--listen', '127.0.0.1:0', '--print-port', '--url', RESOURCE,
+  const mcp = track(spawn(args.mcp, ['--listen', '127.0.0.1:0', '--print-port', '--url', RESOURCE,
     '--authz', issuer, '--jwks-uri', `${issuer}/jwks`, '--data', data, '--policy', args.policy,
-    '--allow-host', MCP_HOST, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    '--allow-host', MCP_HOST, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] }));
   children.push(mcp);
   const mport = Number((await lines(mcp, { port: /^(\d+)$/ })).port);
 

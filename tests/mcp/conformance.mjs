@@ -36,6 +36,35 @@ const ALL_SCOPES = (
 const ISSUER = 'http://127.0.0.1:1';
 
 const data = fs.mkdtempSync(path.join(os.tmpdir(), 'postly-conformance-'));
+
+// Children die with this script whatever happens (uncaught errors included: 'exit' runs
+// then), and a watchdog fails the test instead of letting CTest kill it and orphan them.
+const spawned = [];
+process.on('exit', () => {
+  for (const c of spawned) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  fs.rmSync(data, { recursive: true, force: true });
+});
+setTimeout(() => {
+  console.log('FAIL watchdog: the test did not finish within 240 s');
+  process.exit(1);
+}, 240000).unref();
+function need(file) {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+  } catch {
+    console.log(`FAIL ${file} is missing or not executable (build postly-mcp, mcp_fixture and postly-authz first)`);
+    process.exit(1);
+  }
+}
+function track(child) {
+  spawned.push(child);
+  child.on('error', (e) => {
+    console.log(`FAIL ${child.spawnfile}: ${e.message}`);
+    process.exit(1);
+  });
+  return child;
+}
+
 let mcp = null;
 let upstreamPort = 0;
 let token = '';
@@ -69,18 +98,20 @@ async function main() {
   const port = proxy.address().port;
   const url = `http://127.0.0.1:${port}/mcp`;
 
+  need(args.mcp);
+  need(args.fixture);
   const out = execFileSync(args.fixture, [
     'mint', data, ISSUER, url, 'ws_conformance', 'preregistered', '3600', ...ALL_SCOPES,
   ]).toString().trim();
   token = out.split(' ')[0];
 
-  mcp = spawn(args.mcp, [
+  mcp = track(spawn(args.mcp, [
     '--listen', '127.0.0.1:0', '--print-port', '--url', url, '--authz', ISSUER,
     '--data', data, '--policy', args.policy,
     '--allow-host', `127.0.0.1:${port},localhost:${port},[::1]:${port}`,
     '--allow-origin', `http://127.0.0.1:${port},http://localhost:${port},http://[::1]:${port}`,
     '--log-level', 'warn',
-  ], { stdio: ['ignore', 'pipe', 'inherit'] });
+  ], { stdio: ['ignore', 'pipe', 'inherit'] }));
   upstreamPort = await new Promise((resolve, reject) => {
     const rl = readline.createInterface({ input: mcp.stdout });
     rl.once('line', (l) => resolve(Number(l)));
@@ -97,7 +128,7 @@ async function main() {
     '-o', args.results || path.join(data, 'results')];
   if (args.scenario) cliArgs.push('--scenario', args.scenario);
   const code = await new Promise((resolve) => {
-    const c = spawn(process.execPath, cliArgs, { stdio: 'inherit' });
+    const c = track(spawn(process.execPath, cliArgs, { stdio: 'inherit' }));
     c.on('exit', (c2) => resolve(c2 ?? 1));
   });
   return code;

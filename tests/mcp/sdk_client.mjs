@@ -25,6 +25,35 @@ const data = fs.mkdtempSync(path.join(os.tmpdir(), 'postly-sdk-'));
 let mcp = null;
 let failures = 0;
 
+// Children die with this script whatever happens (uncaught errors included: 'exit' runs
+// then), and a watchdog fails the test instead of letting CTest kill it and orphan them.
+const spawned = [];
+process.on('exit', () => {
+  for (const c of spawned) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  fs.rmSync(data, { recursive: true, force: true });
+});
+setTimeout(() => {
+  console.log('FAIL watchdog: the test did not finish within 90 s');
+  process.exit(1);
+}, 90000).unref();
+function need(file) {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+  } catch {
+    console.log(`FAIL ${file} is missing or not executable (build postly-mcp, mcp_fixture and postly-authz first)`);
+    process.exit(1);
+  }
+}
+function track(child) {
+  spawned.push(child);
+  child.on('error', (e) => {
+    console.log(`FAIL ${child.spawnfile}: ${e.message}`);
+    process.exit(1);
+  });
+  return child;
+}
+
+
 function check(cond, what) {
   if (cond) {
     console.log(`ok   ${what}`);
@@ -56,11 +85,13 @@ async function main() {
     'campaigns:read', 'campaigns:create', 'campaigns:update', 'social_accounts:read',
     'social_accounts:list', 'analytics:read', 'analytics:x:read',
   ];
+  need(args.mcp);
+  need(args.fixture);
   mint(['workspace:read']); // creates the authorization server's store and the key set
   // No --url: the canonical URL (and the Host/Origin allow-lists) follow the bound port.
-  mcp = spawn(args.mcp, ['--listen', '127.0.0.1:0', '--print-port', '--authz', ISSUER,
+  mcp = track(spawn(args.mcp, ['--listen', '127.0.0.1:0', '--print-port', '--authz', ISSUER,
     '--data', data, '--policy', args.policy, '--log-level', 'warn'],
-  { stdio: ['ignore', 'pipe', 'inherit'] });
+  { stdio: ['ignore', 'pipe', 'inherit'] }));
   const port = await new Promise((resolve, reject) => {
     readline.createInterface({ input: mcp.stdout }).once('line', (l) => resolve(Number(l)));
     mcp.once('exit', (c) => reject(new Error(`postly-mcp exited with ${c}`)));
