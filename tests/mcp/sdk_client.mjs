@@ -40,8 +40,10 @@ function need(file) {
   try {
     fs.accessSync(file, fs.constants.X_OK);
   } catch {
-    console.log(`FAIL ${file} is missing or not executable (build postly-mcp, mcp_fixture and postly-authz first)`);
-    process.exit(1);
+    // CTest reports 77 as "skipped" (SKIP_RETURN_CODE): a build dir that built only some
+    // targets; `make test` builds everything, so there this never happens.
+    console.log(`SKIP ${file} is not built (build postly-mcp, mcp_fixture and postly-authz)`);
+    process.exit(77);
   }
 }
 function track(child) {

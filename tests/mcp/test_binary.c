@@ -554,5 +554,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_policy_reload, setup, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
+    if (access(POSTLY_MCP_BIN, X_OK) != 0 || access(MCP_FIXTURE_BIN, X_OK) != 0) {
+        /* A build dir that built only some targets: CTest shows "skipped" (SKIP_RETURN_CODE). */
+        printf("SKIP postly-mcp or mcp_fixture is not built\n");
+        return 77;
+    }
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
