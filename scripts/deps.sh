@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build_pkgs=(gcc make cmake pkg-config libssl-dev libjwt-dev liboauth2-dev libjansson-dev
-            liblmdb-dev lmdb-utils libevent-dev libcmocka-dev curl ca-certificates)
+            liblmdb-dev lmdb-utils libevent-dev libcmocka-dev libcurl4-openssl-dev curl
+            ca-certificates)
 test_pkgs=(clang libclang-rt-14-dev chromium)
 lint_pkgs=(clang-format clang-tidy cppcheck)
 
