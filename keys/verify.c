@@ -428,7 +428,8 @@ pl_rc key_verifier_new(const key_verifier_cfg *cfg, key_verifier **out)
         (!cfg->keyset == !cfg->fetch) ||
         (cfg->backend != KEY_SIG_OPENSSL && cfg->backend != KEY_SIG_LIBOAUTH2) ||
         cfg->cache_entries > (1u << 24) || cfg->max_token_len > (1u << 20) ||
-        cfg->leeway_s > 3600 || cfg->refetch_interval_s > 86400 || cfg->jwks_max_age_s > 7 * 86400)
+        cfg->leeway_s > 3600 || cfg->refetch_interval_s > 86400 ||
+        cfg->jwks_max_age_s > (int64_t)7 * 86400)
         return PL_ERR_INVALID;
     *out = NULL;
     if (!(v = calloc(1, sizeof *v)))

@@ -240,6 +240,7 @@ int main(int argc, char **argv)
             int batch = ops[os].n / 20;
             double m, mb, ms;
             for (int k = 0; k < PAIRS; k++) {
+                ts[k] = tb[k] = 0;
                 for (int side = 0; side < 2; side++) {
                     size_t o = (side ^ (k & 1)) ? os : ob;
                     double t0 = now_us();
@@ -259,10 +260,11 @@ int main(int argc, char **argv)
                    m <= ratios[i].budget ? "ok" : "OVER", ops[os].name, ms, ops[ob].name, mb);
         }
         for (int k = 0; k < PAIRS; k++) {
+            int batch = ops[5].n / 20;
             double t0 = now_us();
-            for (int j = 0; j < ops[5].n / 20; j++)
+            for (int j = 0; j < batch; j++)
                 ops[5].fn(&c, j);
-            cached[k] = (now_us() - t0) / (ops[5].n / 20);
+            cached[k] = (now_us() - t0) / (double)batch;
         }
         {
             double m = median(cached, PAIRS, &best);
