@@ -704,11 +704,6 @@ pl_rc key_verifier_verify(key_verifier *v, const char *token, size_t len, key_ve
         r = KEY_REASON_TOO_LARGE;
         goto out;
     }
-    /* 2. shape */
-    if (!split(token, len, &d1, &d2)) {
-        r = KEY_REASON_MALFORMED;
-        goto out;
-    }
     now_ms = core_clock_now_ms(v->clock);
     now = now_ms / 1000;
     /* The key set changed in-process, or the fetched copy is old: refresh first, so that a
@@ -717,7 +712,7 @@ pl_rc key_verifier_verify(key_verifier *v, const char *token, size_t len, key_ve
                   : (!v->have_jwks || now_ms - v->jwks_at_ms >= v->max_age_ms) &&
                         now_ms - v->last_fetch_ms >= v->refetch_ms)
         (void)jwks_refresh(v, now_ms);
-    /* 3. cache */
+    /* 2. cache */
     if (EVP_DigestInit_ex(v->md, v->sha256, NULL) != 1 ||
         EVP_DigestUpdate(v->md, token, len) != 1 || EVP_DigestFinal_ex(v->md, hash, &hlen) != 1) {
         r = KEY_REASON_INTERNAL;
@@ -735,6 +730,11 @@ pl_rc key_verifier_verify(key_verifier *v, const char *token, size_t len, key_ve
             return PL_OK;
         }
         cache_remove(v, hit); /* expired with its token */
+    }
+    /* 3. shape (a cached token had it: same bytes) */
+    if (!split(token, len, &d1, &d2)) {
+        r = KEY_REASON_MALFORMED;
+        goto out;
     }
     /* 4. header: the exact header we mint, or a full parse */
     k = key_by_header(v, token, d1);

@@ -4,10 +4,10 @@
  *
  * Order of checks for key_verifier_verify() (cheapest and most hostile-input-safe first):
  *   1. size: longer than cfg.max_token_len → TOO_LARGE, before any parsing
- *   2. shape: exactly three non-empty base64url segments (RFC 7515 §7.1) → MALFORMED
- *   3. cache: SHA-256 of the token; a hit that has not expired returns the stored result
+ *   2. cache: SHA-256 of the token; a hit that has not expired returns the stored result
  *      (entries live until exp + leeway; the cache is emptied whenever the set of published
  *      kids changes, so a removed key's tokens stop verifying at once; about 3.4 KB/entry)
+ *   3. shape: exactly three non-empty base64url segments (RFC 7515 §7.1) → MALFORMED
  *   4. header: a JSON object; "alg" must be "ES256" (pinned: "none", "HS256", "RS256", …
  *      are refused here, before any library sees the token, so no algorithm confusion);
  *      "typ" must be "at+jwt" or "application/at+jwt" (RFC 9068 §4); "kid" a string; no
