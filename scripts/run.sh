@@ -45,8 +45,9 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
+# postly-mcp verifies tokens against the published JWKS: it never reads a private key.
 "$build/mcp/postly-mcp" --listen "$host:$mcp_port" --url "$mcp_url" --authz "$authz_url" \
-  --data "$data" --policy policy/default.policy &
+  --jwks-uri "$authz_url/jwks" --data "$data" --policy policy/default.policy &
 pids+=($!)
 
 cat <<MSG
