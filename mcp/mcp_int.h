@@ -97,6 +97,14 @@ struct mcp_call {
 typedef pl_rc (*mcp_method_fn)(mcp_call *c, const json_t *params, json_t **result,
                                mcp_rpc_error *err);
 
+/* The workspace's content record (exec/workspace.h) for reads: when the execution layer has
+ * none yet, the defaults it would create ({id, name = id, plan "free", timezone "UTC",
+ * settings {}, version 0}) WITHOUT writing anything, so read-only tools and resources stay
+ * free of side effects. */
+pl_rc mcp_workspace_view(const struct ex_ctx *ex, const char *ws, json_t **out, ex_err *err);
+/* Creates the record with those defaults when missing (the first write tool call does). */
+pl_rc mcp_workspace_ensure(const struct ex_ctx *ex, const char *ws);
+
 pl_rc mcp_tools_list(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err);
 pl_rc mcp_tools_call(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err);
 pl_rc mcp_resources_list(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err);

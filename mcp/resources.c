@@ -36,13 +36,7 @@ typedef struct res_def {
 static pl_rc r_workspace(const ex_ctx *ex, const char *ws, const char *id, json_t **out,
                          ex_err *err)
 {
-    pl_rc rc = ex_workspace_get(ex, ws, out, err);
-    if (rc == PL_ERR_NOT_FOUND) {
-        json_t *a = json_pack("{s:s}", "name", ws);
-        rc = a ? ex_workspace_ensure(ex, ws, a, out, err) : PL_ERR_NOMEM;
-        json_decref(a);
-    }
-    return rc;
+    return mcp_workspace_view(ex, ws, out, err);
 }
 
 static pl_rc r_account(const ex_ctx *ex, const char *ws, const char *id, json_t **out, ex_err *err)

@@ -21,18 +21,37 @@
 
 /* ---- adapters ---- */
 
-static pl_rc t_get_workspace(const ex_ctx *ex, const char *ws, const json_t *args, json_t **out,
-                             ex_err *err)
+pl_rc mcp_workspace_view(const ex_ctx *ex, const char *ws, json_t **out, ex_err *err)
 {
     pl_rc rc = ex_workspace_get(ex, ws, out, err);
     if (rc == PL_ERR_NOT_FOUND) {
         /* The directory knows the workspace (the token names it); the execution layer keeps
-         * its content record from the first use on. */
-        json_t *a = json_pack("{s:s}", "name", ws);
-        rc = a ? ex_workspace_ensure(ex, ws, a, out, err) : PL_ERR_NOMEM;
-        json_decref(a);
+         * its content record from the first write on (mcp_workspace_ensure). */
+        *out = json_pack("{s:s, s:s, s:s, s:s, s:{}, s:i}", "id", ws, "name", ws, "plan", "free",
+                         "timezone", "UTC", "settings", "version", 0);
+        rc = *out ? PL_OK : PL_ERR_NOMEM;
     }
     return rc;
+}
+
+pl_rc mcp_workspace_ensure(const ex_ctx *ex, const char *ws)
+{
+    json_t *w = NULL, *a;
+    ex_err e;
+    pl_rc rc = ex_workspace_get(ex, ws, &w, NULL);
+    if (rc == PL_ERR_NOT_FOUND) {
+        a = json_pack("{s:s}", "name", ws);
+        rc = a ? ex_workspace_ensure(ex, ws, a, &w, &e) : PL_ERR_NOMEM;
+        json_decref(a);
+    }
+    json_decref(w);
+    return rc;
+}
+
+static pl_rc t_get_workspace(const ex_ctx *ex, const char *ws, const json_t *args, json_t **out,
+                             ex_err *err)
+{
+    return mcp_workspace_view(ex, ws, out, err);
 }
 
 /* postly_get_channel_schema: the platform rules the sandboxes enforce (exec/connector.h). */
@@ -42,7 +61,7 @@ static pl_rc t_channel_schema(const ex_ctx *ex, const char *ws, const json_t *ar
     ex_platform p;
     const char *name = json_string_value(json_object_get(args, "platform"));
     if (!name || ex_platform_parse(name, &p) != PL_OK)
-        return ex_err_set(err, PL_ERR_INVALID, "platform", "platform: unknown network");
+        return ex_err_set(err, PL_ERR_INVALID, "platform", "unknown network");
     return ex_rules_to_json(p, out);
 }
 
@@ -64,7 +83,7 @@ static pl_rc t_upload_chunk(const ex_ctx *ex, const char *ws, const json_t *args
     else if (action && strcmp(action, "finish") == 0)
         rc = ex_media_upload_finish(ex, ws, rest, out, err);
     else
-        rc = ex_err_set(err, PL_ERR_INVALID, "action", "action: must be begin, append or finish");
+        rc = ex_err_set(err, PL_ERR_INVALID, "action", "must be begin, append or finish");
     json_decref(rest);
     return rc;
 }
@@ -688,6 +707,11 @@ pl_rc mcp_tools_call(mcp_call *c, const json_t *params, json_t **result, mcp_rpc
     if (mcp_schema_validate(c->srv->tool_in[idx], args, &xe) != PL_OK) {
         res = tool_error("invalid", xe.field, xe.msg);
         mcp_audit(c, "tool", pname, "invalid_arguments", &d, args);
+        goto out;
+    }
+    if (!t->read_only && mcp_workspace_ensure(c->srv->deps.ex, c->who->ws) != PL_OK) {
+        res = tool_error("unavailable", "", "the workspace record could not be created");
+        mcp_audit(c, "tool", pname, "store_failed", &d, args);
         goto out;
     }
     if (c->srv->deps.usage) {

@@ -24,6 +24,7 @@
 #include "exec/connector.h"
 #include "exec/post.h"
 #include "exec/store.h"
+#include "exec/workspace.h"
 #include "keys/keyset.h"
 #include "keys/token.h"
 #include "keys/verify.h"
@@ -1828,10 +1829,59 @@ static void test_batches_2025_03_26(void **state)
     json_decref(j);
 }
 
+/* Reads never write: postly_get_workspace and postly://workspace answer the defaults while the
+ * execution layer has no record, and the record appears with the first write tool call. Field
+ * errors name their field once ("platform: unknown network", not "platform: platform: ..."). */
+static void test_reads_side_effect_free(void **state)
+{
+    fx *f = *state;
+    char tok[4096], sid[128];
+    json_t *res, *w = NULL, *j;
+    const char *text;
+    int err, st;
+    mint(f, &(tok_opts){.scope = ALL_SCOPES, .ws = "ws_fresh"}, tok, sizeof tok);
+    open_session(f, tok, sid, sizeof sid);
+    res = tool(f, tok, sid, "postly_get_workspace", "{}", &err);
+    assert_false(err);
+    assert_string_equal(sc_str(res, "id"), "ws_fresh");
+    assert_string_equal(sc_str(res, "plan"), "free");
+    assert_string_equal(sc_str(res, "timezone"), "UTC");
+    json_decref(res);
+    j = call(f, tok, sid,
+             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":{"
+             "\"uri\":\"postly://workspace\"}}",
+             &st, NULL);
+    assert_int_equal(st, 200);
+    assert_non_null(json_object_get(j, "result"));
+    json_decref(j);
+    assert_int_equal(ex_workspace_get(&f->ex, "ws_fresh", &w, NULL), PL_ERR_NOT_FOUND);
+    res = tool(f, tok, sid, "postly_create_draft", "{\"text\":\"hello\"}", &err);
+    assert_false(err);
+    json_decref(res);
+    assert_int_equal(ex_workspace_get(&f->ex, "ws_fresh", &w, NULL), PL_OK);
+    assert_string_equal(json_string_value(json_object_get(w, "plan")), "free");
+    json_decref(w);
+
+    res = tool(f, tok, sid, "postly_get_channel_schema", "{\"platform\":\"myspace\"}", &err);
+    assert_true(err);
+    text = json_string_value(
+        json_object_get(json_array_get(json_object_get(res, "content"), 0), "text"));
+    assert_non_null(strstr(text, "platform: "));
+    assert_null(strstr(text, "platform: platform"));
+    json_decref(res);
+    res = tool(f, tok, sid, "postly_upload_media_chunk", "{\"action\":\"rewind\"}", &err);
+    assert_true(err);
+    text = json_string_value(
+        json_object_get(json_array_get(json_object_get(res, "content"), 0), "text"));
+    assert_null(strstr(text, "action: action"));
+    json_decref(res);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_prm, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reads_side_effect_free, setup, teardown),
         cmocka_unit_test_setup_teardown(test_401_challenges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_origin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lifecycle_and_sessions, setup, teardown),
