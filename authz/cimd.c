@@ -163,7 +163,9 @@ static int url_ok(const char *url, int allow_loopback, const char **why)
         return 0;
     }
     path = evhttp_uri_get_path(u);
-    if (evhttp_uri_get_userinfo(u))
+    if (!evhttp_uri_get_scheme(u)) /* a relative reference parses too (fuzz/cimd/corpus/relative) */
+        *why = "the client_id URL must use https";
+    else if (evhttp_uri_get_userinfo(u))
         *why = "the client_id URL has user information";
     else if (!path || strlen(path) < 2)
         *why = "the client_id URL must have a path";

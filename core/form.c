@@ -101,11 +101,11 @@ static pl_rc decode(const char *s, size_t len, size_t max, const char *what, cha
             }
             c = (char)(hi * 16 + lo);
             i += 2;
-            if (c == '\0') {
-                free(d);
-                seterr(err, what, "contains a NUL byte");
-                return PL_ERR_INVALID;
-            }
+        }
+        if (c == '\0') { /* decoded (%00) or raw: the result is a C string (form.h) */
+            free(d);
+            seterr(err, what, "contains a NUL byte");
+            return PL_ERR_INVALID;
         }
         d[j++] = c;
     }
