@@ -217,7 +217,7 @@ static int doc_ok(const char *url, const char *body, size_t len, az_client *out,
     name = json_string_value(json_object_get(o, "client_name"));
     if (name) {
         size_t n = strlen(name);
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; name && i < n; i++) /* stop at the first: name[i] after NULL crashed */
             if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
                 name = NULL;
         if (!name || n == 0 || n > AZ_NAME_MAX)
