@@ -208,7 +208,20 @@ static int cmd_clients(admin_ctx *c, const char *verb)
     return 0;
 }
 
+static void print_usage(FILE *err, const az_admin_ext *ext, size_t n_ext)
+{
+    fputs(usage, err);
+    for (size_t k = 0; k < n_ext; k++)
+        fputs(ext[k].usage, err);
+}
+
 int az_admin_main(int argc, char **argv, FILE *in, FILE *out, FILE *err, unsigned long scrypt_n)
+{
+    return az_admin_run(argc, argv, in, out, err, scrypt_n, NULL, 0);
+}
+
+int az_admin_run(int argc, char **argv, FILE *in, FILE *out, FILE *err, unsigned long scrypt_n,
+                 const az_admin_ext *ext, size_t n_ext)
 {
     static const struct {
         const char *noun;
@@ -226,8 +239,16 @@ int az_admin_main(int argc, char **argv, FILE *in, FILE *out, FILE *err, unsigne
         data = argv[2];
         i = 3;
     }
+    for (size_t k = 0; i < argc && k < n_ext; k++) {
+        if (strcmp(ext[k].noun, argv[i]) != 0)
+            continue;
+        ret = ext[k].fn(data, argc - i - 1, argv + i + 1, out, err);
+        if (ret == 2)
+            print_usage(err, ext, n_ext);
+        return ret;
+    }
     if (argc - i < 2) {
-        fputs(usage, err);
+        print_usage(err, ext, n_ext);
         return 2;
     }
     c.in = in;
@@ -251,6 +272,6 @@ int az_admin_main(int argc, char **argv, FILE *in, FILE *out, FILE *err, unsigne
         break;
     }
     if (ret == 2)
-        fputs(usage, err);
+        print_usage(err, ext, n_ext);
     return ret;
 }

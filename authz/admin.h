@@ -20,6 +20,19 @@
 
 #include "core/clock.h"
 
+/* A command kept outside postly_authz (authz/admin_exec.h): it gets the data directory and the
+ * words after its noun, and returns an exit code like az_admin_main (2 prints its usage). */
+typedef struct az_admin_ext {
+    const char *noun;
+    int (*fn)(const char *data, int argc, char **argv, FILE *out, FILE *err);
+    const char *usage; /* lines appended to the usage text */
+} az_admin_ext;
+
+/* az_admin_main with extra commands (looked up before the built-in ones; they do not open the
+ * authorization server's store). */
+int az_admin_run(int argc, char **argv, FILE *in, FILE *out, FILE *err, unsigned long scrypt_n,
+                 const az_admin_ext *ext, size_t n_ext);
+
 /* Runs one command. out/err receive the output; in supplies --password-stdin. scrypt_n 0 =
  * the store default (tests pass a small one). */
 int az_admin_main(int argc, char **argv, FILE *in, FILE *out, FILE *err, unsigned long scrypt_n);

@@ -1,6 +1,7 @@
 #include "mcp/config.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -27,6 +28,8 @@ void mcp_config_defaults(mcp_config *cfg)
     cfg->limits.max_rate_buckets = 100000;
     cfg->limits.token_rate_per_min = 300;
     cfg->log_level = CORE_LOG_INFO;
+    cfg->run_scheduler = 1;
+    cfg->run_webhooks = 1;
 }
 
 void mcp_config_usage(FILE *fp)
@@ -56,6 +59,10 @@ void mcp_config_usage(FILE *fp)
             "  --token-rate N         tool calls per minute of one access token, burst N/4\n"
             "                         (POSTLY_MCP_TOKEN_RATE, default 300, 0 = off)\n"
             "  --log-level LEVEL      debug|info|warn|error|off (POSTLY_LOG_LEVEL, default info)\n"
+            "  --no-scheduler         do not publish scheduled posts in this process\n"
+            "                         (POSTLY_MCP_SCHEDULER=off)\n"
+            "  --no-webhooks          do not deliver webhook events in this process\n"
+            "                         (POSTLY_MCP_WEBHOOKS=off)\n"
             "  --print-port           print the bound port on stdout once listening\n"
             "  --help                 this text\n"
             "       postly-mcp usage [--data DIR] [--period YYYY-MM] [--workspace WS]\n"
@@ -264,6 +271,47 @@ static pl_rc apply(mcp_config *cfg, opt_kind k, const char *v, const char *what,
     return PL_ERR_INTERNAL;
 }
 
+/* On/off switches without a value: flag, environment variable ("on"/"off"), field. */
+static const struct {
+    const char *flag;
+    const char *env;
+    size_t offset;
+} switches[] = {
+    {"--no-scheduler", "POSTLY_MCP_SCHEDULER", offsetof(mcp_config, run_scheduler)},
+    {"--no-webhooks", "POSTLY_MCP_WEBHOOKS", offsetof(mcp_config, run_webhooks)},
+};
+
+static pl_rc apply_switch_env(mcp_config *cfg, char *errbuf, size_t errsz)
+{
+    size_t s;
+    for (s = 0; s < sizeof switches / sizeof switches[0]; s++) {
+        const char *v = getenv(switches[s].env);
+        int *field = (int *)((char *)cfg + switches[s].offset);
+        if (!v || !*v)
+            continue;
+        if (strcmp(v, "on") == 0 || strcmp(v, "1") == 0)
+            *field = 1;
+        else if (strcmp(v, "off") == 0 || strcmp(v, "0") == 0)
+            *field = 0;
+        else {
+            snprintf(errbuf, errsz, "%s: expected on or off, got \"%.40s\"", switches[s].env, v);
+            return PL_ERR_INVALID;
+        }
+    }
+    return PL_OK;
+}
+
+static int switch_flag(mcp_config *cfg, const char *a)
+{
+    size_t s;
+    for (s = 0; s < sizeof switches / sizeof switches[0]; s++)
+        if (strcmp(a, switches[s].flag) == 0) {
+            *(int *)((char *)cfg + switches[s].offset) = 0;
+            return 1;
+        }
+    return 0;
+}
+
 pl_rc mcp_config_parse(mcp_config *cfg, int argc, char **argv, int *want_help, char *errbuf,
                        size_t errsz)
 {
@@ -279,8 +327,13 @@ pl_rc mcp_config_parse(mcp_config *cfg, int argc, char **argv, int *want_help, c
                 return rc;
         }
     }
+    rc = apply_switch_env(cfg, errbuf, errsz);
+    if (rc != PL_OK)
+        return rc;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (switch_flag(cfg, a))
+            continue;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             *want_help = 1;
             return PL_OK;

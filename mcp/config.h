@@ -53,6 +53,13 @@ typedef struct mcp_config {
     size_t n_hosts;
     mcp_limits limits;
     int log_level; /* core_log_level */
+    /* Background work hosted on the event loop (docs/mcp.md "Scheduler and webhooks"):
+     * the scheduler publishes due posts, the dispatcher delivers webhook events. Both are on
+     * by default; --no-scheduler / --no-webhooks (or POSTLY_MCP_SCHEDULER=off,
+     * POSTLY_MCP_WEBHOOKS=off) turn them off. Several instances on one data directory are safe
+     * (claims are LMDB transactions). */
+    int run_scheduler;
+    int run_webhooks;
 } mcp_config;
 
 /* Fills the documented defaults (canonical URL and allow-lists derived from the listen

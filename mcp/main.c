@@ -14,7 +14,9 @@
 #include "core/http.h"
 #include "core/log.h"
 #include "exec/connector.h"
+#include "exec/scheduler.h"
 #include "exec/store.h"
+#include "exec/webhook.h"
 #include "keys/keyset.h"
 #include "keys/verify.h"
 #include "mcp/config.h"
@@ -163,6 +165,8 @@ int main(int argc, char **argv)
     mcp_server *srv = NULL;
     mcp_deps deps;
     mcp_usage *usage = NULL;
+    ex_scheduler *sched = NULL;
+    ex_webhook_dispatcher *hooks = NULL;
     struct event *sigint = NULL, *sigterm = NULL, *sighup = NULL, *tick = NULL, *flush = NULL;
     struct timeval every = {10, 0}, second = {1, 0};
     char err[256], revision[64], audit_path[MCP_CFG_URL_MAX + 32];
@@ -305,6 +309,27 @@ int main(int argc, char **argv)
     }
     if (mcp_http_attach(http, srv) != PL_OK)
         goto out;
+    /* Background work on this loop (docs/mcp.md "Scheduler and webhooks"): due posts are
+     * published, events delivered. Another instance on the same data directory is safe: a
+     * claim is one LMDB write transaction (exec/scheduler.h, exec/webhook.h). The scheduler
+     * looks at the queue at least every second, so a post scheduled by this or another
+     * process is seen within a second of its time. */
+    if (cfg.run_scheduler) {
+        rc = ex_scheduler_new(&ex, NULL, &sched);
+        if (rc == PL_OK)
+            rc = ex_scheduler_attach(sched, a.base, 1000);
+        if (rc != PL_OK) {
+            fprintf(stderr, "postly-mcp: scheduler: %s\n", pl_strerror(rc));
+            goto out;
+        }
+    }
+    if (cfg.run_webhooks) {
+        rc = ex_webhook_dispatcher_new(a.base, store, core_clock_real(), &log, NULL, &hooks);
+        if (rc != PL_OK) {
+            fprintf(stderr, "postly-mcp: webhook dispatcher: %s\n", pl_strerror(rc));
+            goto out;
+        }
+    }
     a.srv = srv;
     a.keys = keys;
     a.log = &log;
@@ -324,8 +349,9 @@ int main(int argc, char **argv)
     event_add(sigint, NULL);
     event_add(sigterm, NULL);
     event_add(tick, &every);
-    core_log_info(&log, "listening url=%s policy=%s tools=%zu", cfg.canonical_url, revision,
-                  mcp_server_tool_count(srv));
+    core_log_info(&log, "listening url=%s policy=%s tools=%zu scheduler=%s webhooks=%s",
+                  cfg.canonical_url, revision, mcp_server_tool_count(srv), sched ? "on" : "off",
+                  hooks ? "on" : "off");
     if (print_port) {
         printf("%d\n", cfg.listen_port);
         fflush(stdout);
@@ -344,6 +370,8 @@ out:
         event_free(sigterm);
     if (sigint)
         event_free(sigint);
+    ex_webhook_dispatcher_free(hooks);
+    ex_scheduler_free(sched); /* detaches its timer */
     core_http_free(http);
     mcp_server_free(srv);
     mcp_usage_free(usage); /* flushes the last counts */

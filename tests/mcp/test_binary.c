@@ -25,7 +25,9 @@
 #include <event2/event.h>
 
 #include "core/http_client.h"
+#include "exec/webhook.h"
 #include "keys/keyset.h"
+#include <time.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
 
@@ -129,7 +131,7 @@ static int setup(void **state)
     assert_non_null(mkdtemp(f->dir));
     snprintf(cmd, sizeof cmd,
              "%s mint %s http://127.0.0.1:1 %s ws_bin preregistered 600 workspace:read "
-             "workspace:list posts:read posts:create",
+             "workspace:list posts:read posts:create posts:schedule posts:status:read",
              MCP_FIXTURE_BIN, f->dir, URL);
     assert_int_equal(run(cmd, out, sizeof out), 0);
     assert_non_null(strchr(out, ' '));
@@ -250,6 +252,14 @@ static void test_shutdown_flushes_usage_and_audit(void **state)
              POSTLY_MCP_BIN, f->dir);
     assert_int_equal(run(cmd, out, sizeof out), 0);
     assert_non_null(strstr(out, "|ws_bin|calls 4"));
+    /* postly-admin shows the same counters (it runs mcp_usage_report too) */
+    snprintf(cmd, sizeof cmd, "%s --data %s usage --workspace ws_bin | grep '|calls '",
+             POSTLY_ADMIN_BIN, f->dir);
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "|ws_bin|calls 4"));
+    snprintf(cmd, sizeof cmd, "%s --data %s usage --period 2026-1 2>/dev/null", POSTLY_ADMIN_BIN,
+             f->dir);
+    assert_int_equal(run(cmd, NULL, 0), 2);
     snprintf(path, sizeof path, "%s/mcp-audit.jsonl", f->dir);
     assert_int_equal(stat(path, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600);
@@ -542,6 +552,168 @@ static void test_policy_reload(void **state)
     core_http_fetch_resp_free(&r);
 }
 
+/* ---- the scheduler and the webhook dispatcher hosted by postly-mcp ---- */
+
+typedef struct hook_rx {
+    int count;
+    char id[128], ts[32], sig[256];
+    char body[8192];
+} hook_rx;
+
+static void on_hook(struct evhttp_request *req, void *arg)
+{
+    hook_rx *rx = arg;
+    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    struct evbuffer *b = evhttp_request_get_input_buffer(req);
+    const char *v;
+    size_t n = evbuffer_get_length(b);
+    if (n >= sizeof rx->body)
+        n = sizeof rx->body - 1;
+    evbuffer_copyout(b, rx->body, n);
+    rx->body[n] = '\0';
+    v = evhttp_find_header(h, "Postly-Webhook-Id");
+    snprintf(rx->id, sizeof rx->id, "%s", v ? v : "");
+    v = evhttp_find_header(h, "Postly-Webhook-Timestamp");
+    snprintf(rx->ts, sizeof rx->ts, "%s", v ? v : "");
+    v = evhttp_find_header(h, "Postly-Webhook-Signature");
+    snprintf(rx->sig, sizeof rx->sig, "%s", v ? v : "");
+    rx->count++;
+    evhttp_send_reply(req, 200, "OK", NULL);
+}
+
+/* Runs the test's event loop (which serves the receiver) for at most ms. */
+static void loop_for(struct event_base *base, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+}
+
+static json_t *tool_call(fx *f, const char *sid, const char *name, const char *args)
+{
+    core_http_fetch_resp r;
+    char body[2048];
+    json_t *j, *sc;
+    snprintf(body, sizeof body,
+             "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{\"name\":\"%s\","
+             "\"arguments\":%s}}",
+             name, args);
+    assert_int_equal(post(f, sid, body, &r), 200);
+    j = json_loads(r.body.p, 0, NULL);
+    core_http_fetch_resp_free(&r);
+    assert_non_null(j);
+    if (json_is_true(json_object_get(json_object_get(j, "result"), "isError")))
+        fail_msg("%s: %s", name,
+                 json_string_value(json_object_get(
+                     json_array_get(json_object_get(json_object_get(j, "result"), "content"), 0),
+                     "text")));
+    sc = json_incref(json_object_get(json_object_get(j, "result"), "structuredContent"));
+    json_decref(j);
+    assert_non_null(sc);
+    return sc;
+}
+
+/* A post scheduled through postly_schedule_post publishes in the running program (the
+ * scheduler on its event loop), and the subscription registered with postly-admin receives
+ * the signed post.published event on a loopback receiver (the dispatcher). Waits are bounded
+ * polls of an observable outcome (the post's status, the receiver's count), never a fixed
+ * sleep. */
+static void test_scheduled_post_publishes_and_webhook_delivers(void **state)
+{
+    fx *f = *state;
+    core_http_fetch_resp r;
+    struct evhttp *rx_http = evhttp_new(f->base);
+    struct evhttp_bound_socket *bs;
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    hook_rx rx;
+    char cmd[1024], line[512], secret[128] = "", acc[128], sid[64], args[512], when[40];
+    const char *status = NULL;
+    time_t t;
+    struct tm tm;
+    json_t *post_sc, *st = NULL, *ev;
+    FILE *p;
+    int i;
+
+    memset(&rx, 0, sizeof rx);
+    evhttp_set_gencb(rx_http, on_hook, &rx);
+    bs = evhttp_bind_socket_with_handle(rx_http, "127.0.0.1", 0);
+    assert_non_null(bs);
+    assert_int_equal(getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sa, &sl), 0);
+
+    /* the subscription, with the development-only loopback switch; the secret is printed
+     * once */
+    snprintf(cmd, sizeof cmd,
+             "%s --data %s webhooks add --workspace ws_bin --url http://127.0.0.1:%u/hook "
+             "--event post.published --allow-http-loopback",
+             POSTLY_ADMIN_BIN, f->dir, ntohs(sa.sin_port));
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    while (fgets(line, sizeof line, p))
+        if (strncmp(line, "signing secret: ", 16) == 0)
+            snprintf(secret, sizeof secret, "%.*s", (int)strcspn(line + 16, "\n"), line + 16);
+    assert_int_equal(pclose(p), 0);
+    assert_int_equal(strncmp(secret, "whsec_", 6), 0);
+    snprintf(cmd, sizeof cmd, "%s account %s ws_bin linkedin Acme", MCP_FIXTURE_BIN, f->dir);
+    assert_int_equal(run(cmd, acc, sizeof acc), 0);
+
+    assert_int_equal(post(f, NULL, INIT, &r), 200);
+    snprintf(sid, sizeof sid, "%s", core_http_fetch_header(&r, "MCP-Session-Id"));
+    core_http_fetch_resp_free(&r);
+    snprintf(args, sizeof args, "{\"text\":\"Launch day\",\"account_ids\":[\"%s\"]}", acc);
+    post_sc = tool_call(f, sid, "postly_create_post", args);
+    t = time(NULL) + 2;
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S+00:00", &tm);
+    snprintf(args, sizeof args, "{\"post_id\":\"%s\",\"scheduled_at\":\"%s\"}",
+             json_string_value(json_object_get(post_sc, "id")), when);
+    json_decref(tool_call(f, sid, "postly_schedule_post", args));
+    snprintf(args, sizeof args, "{\"post_id\":\"%s\"}",
+             json_string_value(json_object_get(post_sc, "id")));
+    /* deadline 15 s: the post is due in 2 s and the scheduler looks at least every second */
+    for (i = 0; i < 150; i++) {
+        json_decref(st);
+        st = tool_call(f, sid, "postly_get_post_status", args);
+        status = json_string_value(json_object_get(st, "status"));
+        if (status && strcmp(status, "scheduled") != 0 && strcmp(status, "publishing") != 0)
+            break;
+        loop_for(f->base, 100);
+    }
+    assert_non_null(status);
+    assert_string_equal(status, "published");
+    json_decref(st);
+    /* the event reaches the receiver (the dispatcher polls every second): deadline 15 s */
+    for (i = 0; i < 150 && rx.count == 0; i++)
+        loop_for(f->base, 100);
+    assert_int_equal(rx.count, 1);
+    assert_int_equal(ex_webhook_verify_signature(secret, rx.ts, rx.sig, rx.body, strlen(rx.body),
+                                                 (int64_t)time(NULL), 300),
+                     PL_OK);
+    assert_int_equal(
+        ex_webhook_verify_signature("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", rx.ts,
+                                    rx.sig, rx.body, strlen(rx.body), (int64_t)time(NULL), 300),
+        PL_ERR_CRYPTO);
+    ev = json_loads(rx.body, 0, NULL);
+    assert_non_null(ev);
+    assert_string_equal(json_string_value(json_object_get(ev, "type")), "post.published");
+    assert_string_equal(json_string_value(json_object_get(ev, "id")), rx.id);
+    assert_string_equal(json_string_value(json_object_get(ev, "workspace_id")), "ws_bin");
+    assert_non_null(strstr(rx.body, json_string_value(json_object_get(post_sc, "id"))));
+    json_decref(ev);
+    json_decref(post_sc);
+    /* the attempt is recorded: postly-admin webhooks deliveries shows it delivered */
+    snprintf(cmd, sizeof cmd,
+             "%s --data %s webhooks deliveries --workspace ws_bin | grep -c '\"delivered\"'",
+             POSTLY_ADMIN_BIN, f->dir);
+    for (i = 0; i < 50; i++) { /* the answer is recorded right after it arrives */
+        if (run(cmd, line, sizeof line) == 0 && strtol(line, NULL, 10) >= 1)
+            break;
+        loop_for(f->base, 100);
+    }
+    assert_true(strtol(line, NULL, 10) >= 1);
+    evhttp_free(rx_http);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -552,6 +724,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_jwks_uri, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scheduled_post_publishes_and_webhook_delivers, setup,
+                                        teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     if (access(POSTLY_MCP_BIN, X_OK) != 0 || access(MCP_FIXTURE_BIN, X_OK) != 0) {

@@ -124,12 +124,39 @@ static void test_errors_name_the_option(void **st)
     }
 }
 
+/* The background switches: on by default, off by flag or environment, bad values named. */
+static void test_scheduler_webhook_switches(void **st)
+{
+    mcp_config c;
+    char err[256] = "";
+    int help = 0;
+    char *none[] = {"postly-mcp", NULL};
+    char *both[] = {"postly-mcp", "--no-scheduler", "--no-webhooks", NULL};
+    mcp_config_defaults(&c);
+    assert_int_equal(mcp_config_parse(&c, 1, none, &help, err, sizeof err), PL_OK);
+    assert_int_equal(c.run_scheduler, 1);
+    assert_int_equal(c.run_webhooks, 1);
+    assert_int_equal(mcp_config_parse(&c, 3, both, &help, err, sizeof err), PL_OK);
+    assert_int_equal(c.run_scheduler, 0);
+    assert_int_equal(c.run_webhooks, 0);
+    mcp_config_defaults(&c);
+    setenv("POSTLY_MCP_WEBHOOKS", "off", 1);
+    assert_int_equal(mcp_config_parse(&c, 1, none, &help, err, sizeof err), PL_OK);
+    assert_int_equal(c.run_scheduler, 1);
+    assert_int_equal(c.run_webhooks, 0);
+    setenv("POSTLY_MCP_WEBHOOKS", "maybe", 1);
+    assert_int_equal(mcp_config_parse(&c, 1, none, &help, err, sizeof err), PL_ERR_INVALID);
+    assert_non_null(strstr(err, "POSTLY_MCP_WEBHOOKS"));
+    unsetenv("POSTLY_MCP_WEBHOOKS");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_and_derivation),
         cmocka_unit_test(test_env_then_flags),
         cmocka_unit_test(test_errors_name_the_option),
+        cmocka_unit_test(test_scheduler_webhook_switches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
