@@ -45,6 +45,7 @@ struct core_http_req {
     int replied;
     int deferred;
     int in_handler; /* dispatch() still holds req */
+    int streaming;  /* between core_http_stream_start and core_http_stream_end */
     char *body;
     size_t body_len;
     int body_loaded;
@@ -171,6 +172,65 @@ static void send_reply(core_http_req *req, int status, const void *body, size_t 
     /* A deferred request is freed here; a direct one after its handler returns. */
     if (req->deferred && !req->in_handler)
         req_free(req);
+}
+
+/* ---- streamed (chunked) replies ---- */
+
+pl_rc core_http_stream_start(core_http_req *req, int status, const char *ctype)
+{
+    if (req->replied) {
+        core_log_error(req->h->log, "http: stream after a reply to %s ignored (bug)",
+                       core_http_path(req));
+        return PL_ERR_STATE;
+    }
+    req->replied = 1;
+    req->streaming = 1;
+    if (ctype)
+        evhttp_add_header(evhttp_request_get_output_headers(req->ev), "Content-Type", ctype);
+    add_security(req);
+    core_log_debug(req->h->log, "http %s %d (stream)", core_http_path(req), status);
+    evhttp_send_reply_start(req->ev, status, reason(status));
+    return PL_OK;
+}
+
+pl_rc core_http_stream_chunk(core_http_req *req, const void *data, size_t len)
+{
+    struct evbuffer *buf;
+    if (!req->streaming) {
+        core_log_error(req->h->log, "http: chunk outside a stream on %s ignored (bug)",
+                       core_http_path(req));
+        return PL_ERR_STATE;
+    }
+    if (len == 0)
+        return PL_OK; /* an empty chunk would end the chunked encoding */
+    buf = evbuffer_new();
+    if (!buf)
+        return PL_ERR_NOMEM;
+    if (evbuffer_add(buf, data, len) != 0) {
+        evbuffer_free(buf);
+        return PL_ERR_NOMEM;
+    }
+    evhttp_send_reply_chunk(req->ev, buf);
+    evbuffer_free(buf);
+    return PL_OK;
+}
+
+void core_http_stream_end(core_http_req *req)
+{
+    if (!req->streaming) {
+        core_log_error(req->h->log, "http: end of a stream that is not open on %s (bug)",
+                       core_http_path(req));
+        return;
+    }
+    req->streaming = 0;
+    evhttp_send_reply_end(req->ev);
+    if (req->deferred && !req->in_handler)
+        req_free(req);
+}
+
+int core_http_streaming(const core_http_req *req)
+{
+    return req->streaming;
 }
 
 int core_http_replied(const core_http_req *req)
@@ -448,8 +508,13 @@ static void dispatch(struct evhttp_request *ev, void *arg)
     req->in_handler = 1;
     req->route->r->handler(req, req->route->arg);
     req->in_handler = 0;
-    if (req->deferred && !req->replied)
-        return; /* freed by its reply */
+    if (req->deferred && (!req->replied || req->streaming))
+        return; /* freed by its reply, or by the end of its stream */
+    if (req->streaming) {
+        core_log_error(h->log, "http: handler for %s left its stream open without deferring (bug)",
+                       req->route->r->path);
+        core_http_stream_end(req);
+    }
     if (req->replied)
         goto done;
     core_log_error(h->log, "http: handler for %s returned without a reply (bug)",

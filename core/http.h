@@ -10,9 +10,12 @@
  *    strict query/form parsing of core/form.h;
  *  - reply helpers (JSON via jansson, HTML, text, 302/303 redirects, extra headers) and the
  *    security header sets below, applied per route and per request;
+ *  - streamed replies (chunked transfer encoding: core_http_stream_start/chunk/end), e.g.
+ *    text/event-stream;
  *  - exactly one reply per request: a handler either replies, or calls core_http_defer()
- *    and replies later; a handler that returns without doing either gets a 500 (and a log
- *    line naming the route: that is a bug). A second reply is ignored and logged.
+ *    and replies later; a stream counts as the reply from its start; a handler that returns without
+ * doing either gets a 500 (and a log line naming the route: that is a bug). A second reply is
+ * ignored and logged.
  *
  * Threading: a core_http and every core_http_req belong to the event loop (struct
  * event_base) they were created on. Every function here must be called from that loop's
@@ -167,7 +170,8 @@ void core_http_reply_json(core_http_req *req, int status, json_t *body);
 /* Replies with an HTML page (text/html; charset=utf-8); html is copied. */
 void core_http_reply_html(core_http_req *req, int status, const char *html, size_t len);
 
-/* Replies with a body of any content type (ctype copied). */
+/* Replies with a body of any content type (ctype copied): the raw reply (status, content
+ * type, bytes; data is copied), e.g. for JSON a caller has already serialised. */
 void core_http_reply_body(core_http_req *req, int status, const char *ctype, const void *data,
                           size_t len);
 
@@ -186,7 +190,24 @@ void core_http_reply_redirect(core_http_req *req, int status, const char *locati
 void core_http_reply_error(core_http_req *req, int status, const char *code,
                            const char *description);
 
-/* 1 once the reply has been sent. */
+/* ---- streamed replies (chunked transfer encoding) ----------------------------------
+ * core_http_stream_start() IS the request's one reply (a later core_http_reply_* is ignored and
+ * logged, like any second reply): it sends the status line and headers (ctype, the headers
+ * added so far, the security sets) and opens a chunked body. core_http_stream_chunk() sends
+ * bytes (not copied after return); core_http_stream_end() sends the last chunk and frees a
+ * deferred request. A handler either ends its stream before returning, or calls
+ * core_http_defer() and ends it later from the loop thread; one that returns with its stream
+ * open and not deferred is a bug: the stream is ended for it and logged. Nothing may be
+ * called on req after core_http_stream_end(). Chunk or end outside an open stream: PL_ERR_STATE
+ * (logged). The body limit does not apply (the server produces it). */
+pl_rc core_http_stream_start(core_http_req *req, int status, const char *ctype);
+/* PL_ERR_STATE outside a stream, PL_ERR_NOMEM. len 0 sends nothing. */
+pl_rc core_http_stream_chunk(core_http_req *req, const void *data, size_t len);
+void core_http_stream_end(core_http_req *req);
+/* 1 between core_http_stream_start and core_http_stream_end. */
+int core_http_streaming(const core_http_req *req);
+
+/* 1 once the reply has been sent (or a stream started). */
 int core_http_replied(const core_http_req *req);
 
 #endif

@@ -1,6 +1,7 @@
 #include "mcp/http.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -27,6 +28,39 @@ static void cors(core_http_req *req, const mcp_server *srv)
     core_http_header_add(req, "Vary", "Origin");
     core_http_header_add(req, "Access-Control-Expose-Headers",
                          "MCP-Session-Id, MCP-Protocol-Version, WWW-Authenticate, Retry-After");
+}
+
+/* One SSE event per message (mcp_sse_event). */
+static pl_rc send_event(core_http_req *req, const json_t *msg)
+{
+    size_t need = mcp_sse_event_size(msg), n;
+    char *buf = need ? malloc(need) : NULL;
+    pl_rc rc = PL_ERR_NOMEM;
+    if (buf && (n = mcp_sse_event(msg, buf, need)) > 0)
+        rc = core_http_stream_chunk(req, buf, n);
+    free(buf);
+    return rc;
+}
+
+/* MCP 2025-11-25 basic/transports: a POSTed request may be answered with text/event-stream;
+ * the server sends related notifications (here notifications/progress), then the JSON-RPC
+ * response, and then closes the stream. The tool runs synchronously on this loop, so every
+ * event is produced before the first byte leaves: the client gets them in order, promptly
+ * followed by the result (docs/mcp.md "Progress over SSE"). */
+static void send_sse(core_http_req *req, const mcp_reply *rp)
+{
+    size_t i;
+    json_t *ev;
+    core_http_header_add(req, "Cache-Control", "no-cache");
+    if (core_http_stream_start(req, rp->status, "text/event-stream") != PL_OK)
+        return;
+    json_array_foreach(rp->events, i, ev)
+    {
+        if (send_event(req, ev) != PL_OK)
+            break;
+    }
+    (void)send_event(req, rp->body);
+    core_http_stream_end(req);
 }
 
 static void on_mcp(core_http_req *req, void *arg)
@@ -84,7 +118,9 @@ static void on_mcp(core_http_req *req, void *arg)
         snprintf(num, sizeof num, "%d", rp.retry_after_s);
         core_http_header_add(req, "Retry-After", num);
     }
-    if (rp.body) {
+    if (rp.events) {
+        send_sse(req, &rp);
+    } else if (rp.body) {
         core_http_reply_json(req, rp.status, rp.body);
         rp.body = NULL; /* taken */
     } else {

@@ -90,7 +90,18 @@ struct mcp_call {
     const json_t *id; /* the request's id (borrowed) */
     char plan[32];    /* the workspace's plan ("" = unknown: mcp_plan_get gives free) */
     int64_t start_ms;
+    /* MCP 2025-11-25 basic/utilities/progress: a tools/call with params._meta.progressToken
+     * from a client that accepts text/event-stream. progress_token is borrowed from the
+     * request; events (owned) collects notifications/progress messages that the transport
+     * sends as SSE events before the response. Both NULL otherwise. */
+    const json_t *progress_token;
+    json_t *events;
+    double progress; /* the last value sent: progress must increase */
 };
+
+/* Appends a notifications/progress message (progress, total, message) to c->events when the
+ * request asked for progress; nothing otherwise. progress must exceed the previous value. */
+void mcp_progress(mcp_call *c, double progress, double total, const char *message);
 
 /* A method handler: PL_OK with *result (new reference), or an error: err filled (JSON-RPC
  * error), or c->http_done set (reply already formed). */

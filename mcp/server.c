@@ -32,7 +32,45 @@ void mcp_reply_clear(mcp_reply *reply)
     if (!reply)
         return;
     json_decref(reply->body);
+    json_decref(reply->events);
     memset(reply, 0, sizeof *reply);
+}
+
+/* HTML Living Standard §9.2 "Server-sent events": an event is lines of "field: value" ended
+ * by a blank line; "event: message" is the default type, spelled out for clarity. Compact
+ * JSON escapes control characters, so the data is one line. */
+#define SSE_PREFIX "event: message\ndata: "
+#define SSE_SUFFIX "\n\n"
+
+size_t mcp_sse_event_size(const json_t *msg)
+{
+    size_t n = json_dumpb(msg, NULL, 0, JSON_COMPACT);
+    return n ? n + sizeof SSE_PREFIX - 1 + sizeof SSE_SUFFIX - 1 : 0;
+}
+
+size_t mcp_sse_event(const json_t *msg, char *buf, size_t bufsz)
+{
+    size_t need = mcp_sse_event_size(msg), n;
+    if (need == 0 || need > bufsz)
+        return 0;
+    memcpy(buf, SSE_PREFIX, sizeof SSE_PREFIX - 1);
+    n = json_dumpb(msg, buf + sizeof SSE_PREFIX - 1, bufsz - (sizeof SSE_PREFIX - 1), JSON_COMPACT);
+    if (n + sizeof SSE_PREFIX - 1 + sizeof SSE_SUFFIX - 1 != need)
+        return 0;
+    memcpy(buf + sizeof SSE_PREFIX - 1 + n, SSE_SUFFIX, sizeof SSE_SUFFIX - 1);
+    return need;
+}
+
+void mcp_progress(mcp_call *c, double progress, double total, const char *message)
+{
+    json_t *n;
+    if (!c->events || !c->progress_token || progress <= c->progress)
+        return;
+    n = json_pack("{s:s, s:s, s:{s:O, s:f, s:f, s:s}}", "jsonrpc", "2.0", "method",
+                  "notifications/progress", "params", "progressToken", c->progress_token,
+                  "progress", progress, "total", total, "message", message);
+    if (n && json_array_append_new(c->events, n) == 0)
+        c->progress = progress;
 }
 
 /* A transport-level refusal: HTTP status and a JSON-RPC error body with id null.
@@ -351,8 +389,16 @@ static int query_has_token(const char *q)
     return 0;
 }
 
+/* 1 when Accept lists text/event-stream (or a text or any-type wildcard; not when absent). */
+static int accept_sse(const char *accept)
+{
+    return accept && (strstr(accept, "text/event-stream") || strstr(accept, "text/*") ||
+                      strstr(accept, "*/*"));
+}
+
 /* Accept must allow application/json (MCP basic/transports: clients list both
- * application/json and text/event-stream; we answer JSON). Absent Accept is allowed. */
+ * application/json and text/event-stream; we answer JSON, or SSE for a tools/call that asks
+ * for progress). Absent Accept is allowed. */
 static int accept_ok(const char *accept)
 {
     if (!accept || !*accept)
@@ -800,8 +846,22 @@ pl_rc mcp_server_handle(mcp_server *srv, const mcp_request *req, mcp_reply *repl
         reply->status = 202;
         goto out;
     }
+    /* basic/utilities/progress: a progressToken in _meta asks for notifications/progress;
+     * they can only reach the client on an SSE response to this request. */
+    if (strcmp(msg.method, "tools/call") == 0 && accept_sse(req->accept)) {
+        const json_t *tok = json_object_get(json_object_get(msg.params, "_meta"), "progressToken");
+        if (json_is_string(tok) || json_is_integer(tok)) {
+            call.progress_token = tok;
+            call.events = json_array();
+        }
+    }
     dispatch(&call, &msg);
+    if (call.events && reply->status == 200 && reply->body) {
+        reply->events = call.events; /* taken */
+        call.events = NULL;
+    }
 out:
+    json_decref(call.events);
     mcp_rpc_msg_clear(&msg);
     if (reply->status == 0)
         reply_transport(reply, 500, MCP_RPC_INTERNAL_ERROR, "internal error");

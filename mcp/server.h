@@ -93,7 +93,19 @@ typedef struct mcp_reply {
     char www_authenticate[MCP_WWW_AUTH_MAX]; /* non-empty: send WWW-Authenticate */
     char allow[32];                          /* non-empty: send Allow (405) */
     int retry_after_s;                       /* > 0: send Retry-After */
+    /* Non-NULL (an array of JSON-RPC notifications, owned): answer with text/event-stream —
+     * one SSE event per notification, then one with body (the response), then end the
+     * stream (MCP 2025-11-25 basic/transports "Sending Messages to the Server"). Set only
+     * for a 200 answer to a tools/call that carried params._meta.progressToken from a client
+     * whose Accept includes text/event-stream. */
+    json_t *events;
 } mcp_reply;
+
+/* Writes one SSE event ("event: message\ndata: <compact JSON>\n\n"; the JSON has no
+ * newline, so one data line) into buf. Returns the length, or 0 when buf is too small or
+ * msg cannot be encoded; mcp_sse_event_size() gives the size needed. */
+size_t mcp_sse_event(const json_t *msg, char *buf, size_t bufsz);
+size_t mcp_sse_event_size(const json_t *msg);
 
 /* Handles one request to the MCP endpoint. Always fills *reply (errors become replies) and
  * returns PL_OK, or PL_ERR_NOMEM when not even an error reply could be built. */

@@ -747,8 +747,15 @@ pl_rc mcp_tools_call(mcp_call *c, const json_t *params, json_t **result, mcp_rpc
             goto out;
         }
     }
+    mcp_progress(c, 1, 3, "authorized: arguments valid, policy and quota allow the call");
+    {
+        char m[POL_NAME_MAX + 16];
+        snprintf(m, sizeof m, "running %s", t->name);
+        mcp_progress(c, 2, 3, m);
+    }
     rc = t->cfn ? t->cfn(c, &d, args, &out, &xe)
                 : t->fn(c->srv->deps.ex, c->who->ws, args, &out, &xe);
+    mcp_progress(c, 3, 3, rc == PL_OK ? "done" : "failed");
     if (rc != PL_OK) {
         res = tool_error(pl_errname(rc), xe.field, xe.msg[0] ? xe.msg : pl_strerror(rc));
         mcp_audit(c, "tool", pname, pl_errname(rc), &d, args);

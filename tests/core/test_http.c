@@ -108,6 +108,39 @@ static void h_header(core_http_req *req, void *arg)
     core_http_reply_text(req, 200, buf);
 }
 
+/* A stream started and ended in the handler; a reply after it is ignored (the stream was the
+ * one reply); an empty chunk sends nothing (it would end the chunked body). */
+static void h_stream(core_http_req *req, void *arg)
+{
+    assert_int_equal(core_http_stream_chunk(req, "x", 1), PL_ERR_STATE); /* no stream yet */
+    core_http_header_add(req, "X-Before", "1");
+    assert_int_equal(core_http_stream_start(req, 200, "text/event-stream"), PL_OK);
+    assert_true(core_http_replied(req));
+    assert_true(core_http_streaming(req));
+    assert_int_equal(core_http_stream_start(req, 200, "text/plain"), PL_ERR_STATE);
+    assert_int_equal(core_http_stream_chunk(req, "data: one\n\n", 11), PL_OK);
+    assert_int_equal(core_http_stream_chunk(req, "", 0), PL_OK);
+    assert_int_equal(core_http_stream_chunk(req, "data: two\n\n", 11), PL_OK);
+    core_http_stream_end(req);
+    assert_false(core_http_streaming(req));
+    core_http_reply_text(req, 500, "second"); /* ignored, logged */
+}
+
+/* Forgets to end its stream: core/http ends it (a bug, logged), the client gets the body. */
+static void h_stream_open(core_http_req *req, void *arg)
+{
+    core_http_stream_start(req, 200, "text/plain");
+    core_http_stream_chunk(req, "partial", 7);
+}
+
+/* Defers, then streams from a timer. */
+static void h_stream_defer(core_http_req *req, void *arg)
+{
+    fixture *fx = arg;
+    core_http_defer(req);
+    fx->parked = req;
+}
+
 static const core_http_route routes[] = {
     {CORE_HTTP_GET | CORE_HTTP_HEAD, "/hello", h_hello, 0},
     {CORE_HTTP_POST, "/form", h_form, CORE_HTTP_SEC_NOSTORE},
@@ -120,6 +153,9 @@ static const core_http_route routes[] = {
     {CORE_HTTP_GET, "/defer", h_defer, 0},
     {CORE_HTTP_GET, "/nostore", h_nostore, 0},
     {CORE_HTTP_GET, "/header", h_header, 0},
+    {CORE_HTTP_GET, "/stream", h_stream, CORE_HTTP_SEC_NOSTORE},
+    {CORE_HTTP_GET, "/stream-open", h_stream_open, 0},
+    {CORE_HTTP_GET, "/stream-defer", h_stream_defer, 0},
 };
 
 static int setup(void **state)
@@ -347,6 +383,51 @@ static void test_defer(void **state)
     event_free(ev);
 }
 
+static void test_stream(void **state)
+{
+    fixture *fx = *state;
+    core_http_fetch_resp r;
+    fetch(fx, "GET", "/stream", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.p, "data: one\n\ndata: two\n\n");
+    assert_string_equal(core_http_fetch_header(&r, "Content-Type"), "text/event-stream");
+    assert_string_equal(core_http_fetch_header(&r, "Transfer-Encoding"), "chunked");
+    assert_string_equal(core_http_fetch_header(&r, "X-Before"), "1");
+    assert_string_equal(core_http_fetch_header(&r, "Cache-Control"), "no-store");
+    assert_string_equal(core_http_fetch_header(&r, "X-Content-Type-Options"), "nosniff");
+    core_http_fetch_resp_free(&r);
+    fetch(fx, "GET", "/stream-open", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.p, "partial");
+    core_http_fetch_resp_free(&r);
+}
+
+static void stream_parked(evutil_socket_t fd, short what, void *arg)
+{
+    fixture *fx = arg;
+    if (fx->parked) {
+        core_http_req *req = fx->parked;
+        fx->parked = NULL;
+        assert_int_equal(core_http_stream_start(req, 200, "text/event-stream"), PL_OK);
+        assert_int_equal(core_http_stream_chunk(req, "data: late\n\n", 12), PL_OK);
+        core_http_stream_end(req); /* frees the deferred request */
+    }
+}
+
+static void test_stream_deferred(void **state)
+{
+    fixture *fx = *state;
+    core_http_fetch_resp r;
+    struct timeval tv = {0, 1000};
+    struct event *ev = event_new(fx->base, -1, EV_PERSIST, stream_parked, fx);
+    event_add(ev, &tv);
+    fetch(fx, "GET", "/stream-defer", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.p, "data: late\n\n");
+    core_http_fetch_resp_free(&r);
+    event_free(ev);
+}
+
 static void test_headers_in(void **state)
 {
     fixture *fx = *state;
@@ -434,6 +515,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_redirects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exactly_one_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_defer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_deferred, setup, teardown),
         cmocka_unit_test_setup_teardown(test_headers_in, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_conflict_and_bind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_limit, setup, teardown),

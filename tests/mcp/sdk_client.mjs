@@ -3,7 +3,8 @@
 // resources and prompts, and call tools of every group. The SDK client validates each
 // structuredContent against the tool's outputSchema (ajv), so a drift between a tool's
 // declared output and what the execution layer returns fails here. Also: a step-up 403 reaches
-// the client as an error carrying the status, and DELETE ends the session.
+// the client as an error carrying the status, DELETE ends the session, and a call made with
+// onprogress receives notifications/progress over a text/event-stream answer.
 //
 // usage: node sdk_client.mjs --mcp BIN --fixture BIN --policy FILE --modules NODE_MODULES
 import { spawn, execFileSync } from 'node:child_process';
@@ -151,6 +152,18 @@ async function main() {
   check(pub.status === 'published', `published: ${pub.status}`);
   await call('postly_get_post_status', { post_id: post.id });
   await call('postly_get_post_analytics', { post_id: post.id });
+
+  // Progress (MCP 2025-11-25 basic/utilities/progress): with onprogress the SDK sends
+  // _meta.progressToken; the server answers with text/event-stream carrying
+  // notifications/progress and then the result, which the SDK validates as usual.
+  const progress = [];
+  const withProgress = await client.callTool({ name: 'postly_create_draft', arguments: { text: 'with progress' } },
+    undefined, { onprogress: (p) => progress.push(p) });
+  check(!withProgress.isError && typeof withProgress.structuredContent?.id === 'string',
+    'tools/call with onprogress: the result arrives over SSE');
+  check(progress.length === 3 && progress.every((p, i) => i === 0 || p.progress > progress[i - 1].progress) &&
+    progress[2].progress === progress[2].total && typeof progress[0].message === 'string',
+  `progress notifications received in order: ${JSON.stringify(progress)}`);
 
   const bad = await client.callTool({ name: 'postly_get_draft', arguments: { draft_id: 7 } });
   check(bad.isError === true && /draft_id/.test(bad.content[0].text), 'a bad argument is an isError result naming the field');

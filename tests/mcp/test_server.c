@@ -1877,11 +1877,133 @@ static void test_reads_side_effect_free(void **state)
     json_decref(res);
 }
 
+/* Parses a text/event-stream body (HTML §9.2): events separated by a blank line, each made of
+ * "field: value" lines; returns the data of each event as parsed JSON in an array, and checks
+ * every event is of type "message" and carries exactly one data line. */
+static json_t *sse_parse(const char *body, size_t len)
+{
+    json_t *out = json_array();
+    const char *p = body, *end = body + len;
+    while (p < end) {
+        const char *stop = strstr(p, "\n\n");
+        const char *line = p;
+        int datas = 0;
+        json_t *data = NULL;
+        assert_non_null(stop); /* every event is terminated */
+        while (line < stop) {
+            const char *nl = memchr(line, '\n', (size_t)(stop - line));
+            size_t n = nl ? (size_t)(nl - line) : (size_t)(stop - line);
+            if (n >= 6 && strncmp(line, "data: ", 6) == 0) {
+                json_error_t je;
+                datas++;
+                data = json_loadb(line + 6, n - 6, 0, &je);
+                assert_non_null(data);
+            } else {
+                assert_true(n == 14 && strncmp(line, "event: message", 14) == 0);
+            }
+            line += n + 1;
+        }
+        assert_int_equal(datas, 1);
+        json_array_append_new(out, data);
+        p = stop + 2;
+    }
+    return out;
+}
+
+/* MCP 2025-11-25 basic/transports + basic/utilities/progress: a tools/call carrying
+ * _meta.progressToken from a client that accepts text/event-stream is answered with an SSE
+ * stream of notifications/progress (increasing, with the token) and then the response; without
+ * the token, or without text/event-stream in Accept, or when the answer is an HTTP-level
+ * refusal, the answer stays JSON. */
+static void test_progress_over_sse(void **state)
+{
+    fx *f = *state;
+    char tok[4096], sid[128], ro[4096];
+    core_http_fetch_resp r;
+    rq q = {0};
+    json_t *evs, *ev, *j;
+    size_t i;
+    double last = 0;
+    mint(f, &(tok_opts){.scope = ALL_SCOPES}, tok, sizeof tok);
+    open_session(f, tok, sid, sizeof sid);
+    q.token = tok;
+    q.session = sid;
+    q.version = "2025-11-25";
+    q.body = "{\"jsonrpc\":\"2.0\",\"id\":\"p1\",\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"postly_create_draft\",\"arguments\":{\"text\":\"hi\"},\"_meta\":{"
+             "\"progressToken\":\"tok-7\"}}}";
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(core_http_fetch_header(&r, "Content-Type"), "text/event-stream");
+    evs = sse_parse(r.body.p, r.body.len);
+    core_http_fetch_resp_free(&r);
+    assert_int_equal(json_array_size(evs), 4);
+    json_array_foreach(evs, i, ev)
+    {
+        if (i < 3) {
+            const json_t *pp = json_object_get(ev, "params");
+            assert_string_equal(json_string_value(json_object_get(ev, "method")),
+                                "notifications/progress");
+            assert_null(json_object_get(ev, "id"));
+            assert_string_equal(json_string_value(json_object_get(pp, "progressToken")), "tok-7");
+            assert_true(json_number_value(json_object_get(pp, "progress")) > last);
+            last = json_number_value(json_object_get(pp, "progress"));
+            assert_true(json_number_value(json_object_get(pp, "total")) >= last);
+        } else {
+            assert_string_equal(json_string_value(json_object_get(ev, "id")), "p1");
+            assert_false(json_is_true(json_object_get(json_object_get(ev, "result"), "isError")));
+        }
+    }
+    json_decref(evs);
+
+    /* an integer token is echoed as an integer */
+    q.body = "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"postly_get_workspace\",\"arguments\":{},\"_meta\":{\"progressToken\":42}}}";
+    send_rq(f, &q, &r);
+    evs = sse_parse(r.body.p, r.body.len);
+    core_http_fetch_resp_free(&r);
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(json_array_get(evs, 0), "params"), "progressToken")),
+                     42);
+    json_decref(evs);
+
+    /* JSON when the client does not accept SSE, or sends no token */
+    q.accept = "application/json";
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(core_http_fetch_header(&r, "Content-Type"), "application/json");
+    j = body_json(&r);
+    assert_int_equal(json_integer_value(json_object_get(j, "id")), 2);
+    json_decref(j);
+    core_http_fetch_resp_free(&r);
+    q.accept = NULL;
+    q.body = "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"postly_get_workspace\",\"arguments\":{}}}";
+    send_rq(f, &q, &r);
+    assert_string_equal(core_http_fetch_header(&r, "Content-Type"), "application/json");
+    core_http_fetch_resp_free(&r);
+
+    /* a 403 step-up stays a plain HTTP answer with its challenge (no stream) */
+    mint(f, &(tok_opts){.scope = "workspace:read"}, ro, sizeof ro);
+    open_session(f, ro, sid, sizeof sid);
+    q.token = ro;
+    q.session = sid;
+    q.body = "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":"
+             "\"postly_create_draft\",\"arguments\":{\"text\":\"hi\"},\"_meta\":{"
+             "\"progressToken\":\"t\"}}}";
+    send_rq(f, &q, &r);
+    assert_int_equal(r.status, 403);
+    assert_non_null(core_http_fetch_header(&r, "WWW-Authenticate"));
+    assert_null(strstr(core_http_fetch_header(&r, "Content-Type"), "event-stream"));
+    core_http_fetch_resp_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_prm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reads_side_effect_free, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_progress_over_sse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_401_challenges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_origin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lifecycle_and_sessions, setup, teardown),
