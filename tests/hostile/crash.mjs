@@ -6,7 +6,8 @@
 //    every acknowledged draft and post is there, every acknowledged publish shows its target
 //    published after exactly one attempt, a client retry of every publish (acknowledged or cut
 //    off by the kill, same idempotency key) publishes nothing a second time, and every
-//    acknowledged schedule is still scheduled.
+//    acknowledged schedule is still scheduled, and every post scheduled to fall due around the
+//    kill is published by the restarted scheduler after exactly one attempt.
 //  postly-authz: 6 refresh-token families rotate as fast as they can; after SIGKILL and a
 //    restart on the same port: for each family the last acknowledged refresh token works once
 //    (its successor works too), then reusing an older token is refused and ends the family.
@@ -26,7 +27,7 @@ const wait = (ms) => new Promise((r) => setTimeout(r, ms));
 async function mcpCrash() {
   const tok = h.mint('ws_c', SCOPES, { plan: 'enterprise' })[0];
   const acc = h.account('ws_c', 'linkedin', 'Crash Co');
-  const acked = { drafts: [], posts: [], published: new Map(), scheduled: [], tried: new Map() };
+  const acked = { drafts: [], posts: [], published: new Map(), scheduled: [], soon: [], tried: new Map() };
   let stop = false;
   let inflight = 0;
   const worker = async (w) => {
@@ -39,6 +40,14 @@ async function mcpCrash() {
         const p = await s.tool('postly_create_post', { account_ids: [acc], text: `post ${w}/${k}`, idempotency_key: `cp-${w}-${k}` });
         if (!(p.status === 200 && p.data && p.data.id)) continue;
         acked.posts.push(p.data.id);
+        if (k % 4 === 1) {
+          // Due in 1.5-4.5 s: some fire before the kill, some after the restart (the scheduler
+          // runs inside postly-mcp).
+          const at = new Date(Date.now() + 1500 + ((w * 7 + k * 13) % 3000)).toISOString();
+          const sc = await s.tool('postly_schedule_post', { post_id: p.data.id, scheduled_at: at });
+          if (sc.status === 200 && !sc.isError) acked.soon.push(p.data.id);
+          continue;
+        }
         if (k % 3 === 2) {
           const sc = await s.tool('postly_schedule_post', { post_id: p.data.id, scheduled_at: '2027-06-01T09:00:00Z' });
           if (sc.status === 200 && !sc.isError) acked.scheduled.push(p.data.id);
@@ -60,7 +69,7 @@ async function mcpCrash() {
   await h.kill9(h.mcp);
   stop = true;
   await Promise.all(workers);
-  console.log(`postly-mcp killed with ${cut} requests in flight; acknowledged: ${acked.drafts.length} drafts, ${acked.posts.length} posts, ${acked.published.size} publishes, ${acked.scheduled.length} schedules`);
+  console.log(`postly-mcp killed with ${cut} requests in flight; acknowledged: ${acked.drafts.length} drafts, ${acked.posts.length} posts, ${acked.published.size} publishes, ${acked.scheduled.length} + ${acked.soon.length} schedules`);
   await h.startMcp(['--token-rate', '0']);
   const s = await mcpSession(h.mport, tok);
   let missing = 0;
@@ -81,6 +90,28 @@ async function mcpCrash() {
     if (!(r.data && /scheduled/.test(JSON.stringify(r.data.status ?? r.data)))) badSched++;
   }
   check(badSched === 0, `every acknowledged schedule is still scheduled (${acked.scheduled.length}, wrong ${badSched})`);
+  // Scheduled publishes due around the kill: each ends published after exactly one attempt.
+  const until = Date.now() + 30000;
+  let pending = acked.soon.slice(), wrong = 0;
+  while (pending.length && Date.now() < until) {
+    const next = [];
+    for (const id of pending) {
+      const r = await s.tool('postly_get_post_status', { post_id: id });
+      const t = (r.data && r.data.targets) || [];
+      if (t.length === 1 && t[0].status === 'published') {
+        if (t[0].attempts !== 1) {
+          wrong++;
+          console.log(`  ${id}: ${JSON.stringify(t)}`);
+        }
+      } else {
+        next.push(id);
+      }
+    }
+    pending = next;
+    if (pending.length) await wait(250);
+  }
+  check(acked.soon.length > 0 && pending.length === 0 && wrong === 0,
+    `every schedule due around the kill published by the restarted scheduler, one attempt each (${acked.soon.length}, unpublished ${pending.length}, repeated ${wrong})`);
   // Publishes: the acknowledged ones are published after one attempt; a client retry (same key)
   // of every publish, acknowledged or cut off, does not publish again.
   let bad = 0, twice = 0, shown = 0;
