@@ -6,6 +6,8 @@
 #include "exec/cursor.h"
 #include "exec/obj.h"
 
+static const ex_obj_type accounts = {EX_DB_ACCOUNTS, "acc", "account_id", "social account"};
+
 static const char *const states[] = {"connected", "needs_reconnect", NULL};
 
 /* [{id, name}] with at most 200 entries of bounded strings. */
@@ -103,16 +105,9 @@ out:
 pl_rc ex_account_get(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
                      ex_err *err)
 {
-    const char *id = NULL;
     ex_txn txn = {0};
     *out = NULL;
-    pl_rc rc = ex_arg_id(args, "account_id", "acc", &id, err);
-    if (rc != PL_OK)
-        return rc;
-    rc = ex_txn_begin(ctx->store, 0, &txn);
-    if (rc != PL_OK)
-        return rc;
-    rc = ex_obj_load(&txn, EX_DB_ACCOUNTS, ws, "acc", id, "account_id", "social account", out, err);
+    pl_rc rc = ex_obj_open(ctx, &accounts, ws, args, 0, &txn, out, err);
     ex_txn_abort(&txn);
     return rc;
 }
@@ -165,15 +160,15 @@ pl_rc ex_account_set_state_txn(const ex_ctx *ctx, ex_txn *txn, const char *ws,
                                const char *account_id, const char *state)
 {
     json_t *a = NULL;
-    pl_rc rc = ex_obj_load(txn, EX_DB_ACCOUNTS, ws, "acc", account_id, "account_id",
-                           "social account", &a, NULL);
+    pl_rc rc = ex_obj_load(txn, accounts.db, ws, accounts.kind, account_id, accounts.field,
+                           accounts.what, &a, NULL);
     if (rc != PL_OK)
         return rc;
     const char *cur = json_string_value(json_object_get(a, "state"));
     if (!cur || strcmp(cur, state) != 0) {
         json_object_set_new(a, "state", json_string(state));
         ex_obj_touch(a, core_clock_now_ms(ctx->clock));
-        rc = ex_obj_store(txn, EX_DB_ACCOUNTS, ws, "acc", a);
+        rc = ex_obj_store(txn, accounts.db, ws, accounts.kind, a);
     }
     json_decref(a);
     return rc;
@@ -197,21 +192,18 @@ pl_rc ex_account_set_state(const ex_ctx *ctx, const char *ws, const json_t *args
     rc = ex_txn_begin(ctx->store, 1, &txn);
     if (rc != PL_OK)
         return rc;
-    rc = ex_obj_load(&txn, EX_DB_ACCOUNTS, ws, "acc", id, "account_id", "social account", &a, err);
+    rc = ex_obj_load(&txn, accounts.db, ws, accounts.kind, id, accounts.field, accounts.what, &a,
+                     err);
     if (rc == PL_OK)
-        rc = ex_obj_check_version(a, args, "social account", err);
-    if (rc != PL_OK)
-        goto out;
-    json_object_set_new(a, "state", json_string(state));
-    ex_obj_touch(a, core_clock_now_ms(ctx->clock));
-    rc = ex_obj_store(&txn, EX_DB_ACCOUNTS, ws, "acc", a);
-    if (rc == PL_OK)
-        rc = ex_txn_commit(&txn);
-    if (rc != PL_OK)
-        goto out;
-    *out = a;
-    a = NULL;
-out:
+        rc = ex_obj_check_version(a, args, accounts.what, err);
+    if (rc == PL_OK) {
+        json_object_set_new(a, "state", json_string(state));
+        rc = ex_obj_save(ctx, &accounts, &txn, ws, a);
+    }
+    if (rc == PL_OK) {
+        *out = a;
+        a = NULL;
+    }
     ex_txn_abort(&txn);
     json_decref(a);
     return rc;

@@ -9,6 +9,8 @@
 #include "exec/obj.h"
 #include "exec/post.h"
 
+static const ex_obj_type campaigns = {EX_DB_CAMPAIGNS, "cmp", "campaign_id", "campaign"};
+
 static const char *const statuses[] = {"planned", "active", "completed", "archived", NULL};
 
 static const char *str(const json_t *o, const char *k)
@@ -102,7 +104,7 @@ pl_rc ex_campaign_create(const ex_ctx *ctx, const char *ws, const json_t *args, 
     json_object_set_new(c, "post_count", json_integer(0));
     rc = apply(c, args, 1, err);
     if (rc == PL_OK)
-        rc = ex_obj_store(&txn, EX_DB_CAMPAIGNS, ws, "cmp", c);
+        rc = ex_obj_store(&txn, campaigns.db, ws, campaigns.kind, c);
     if (rc == PL_OK)
         rc = ex_idem_finish(ctx, &txn, &idem, c);
     if (rc == PL_OK)
@@ -120,14 +122,9 @@ out:
 pl_rc ex_campaign_get(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
                       ex_err *err)
 {
-    const char *id = NULL;
     ex_txn txn = {0};
     *out = NULL;
-    pl_rc rc = ex_arg_id(args, "campaign_id", "cmp", &id, err);
-    if (rc == PL_OK)
-        rc = ex_txn_begin(ctx->store, 0, &txn);
-    if (rc == PL_OK)
-        rc = ex_obj_load(&txn, EX_DB_CAMPAIGNS, ws, "cmp", id, "campaign_id", "campaign", out, err);
+    pl_rc rc = ex_obj_open(ctx, &campaigns, ws, args, 0, &txn, out, err);
     ex_txn_abort(&txn);
     return rc;
 }
@@ -164,32 +161,20 @@ pl_rc ex_campaign_update(const ex_ctx *ctx, const char *ws, const json_t *args, 
     static const char *const allowed[] = {"campaign_id",      "name",     "goal",
                                           "start_date",       "end_date", "status",
                                           "expected_version", NULL};
-    const char *id = NULL;
     ex_txn txn = {0};
     json_t *c = NULL;
     *out = NULL;
     pl_rc rc = ex_args_only(args, allowed, err);
     if (rc == PL_OK)
-        rc = ex_arg_id(args, "campaign_id", "cmp", &id, err);
-    if (rc == PL_OK)
-        rc = ex_txn_begin(ctx->store, 1, &txn);
-    if (rc == PL_OK)
-        rc = ex_obj_load(&txn, EX_DB_CAMPAIGNS, ws, "cmp", id, "campaign_id", "campaign", &c, err);
-    if (rc == PL_OK)
-        rc = ex_obj_check_version(c, args, "campaign", err);
+        rc = ex_obj_open(ctx, &campaigns, ws, args, 1, &txn, &c, err);
     if (rc == PL_OK)
         rc = apply(c, args, 0, err);
-    if (rc != PL_OK)
-        goto out;
-    ex_obj_touch(c, core_clock_now_ms(ctx->clock));
-    rc = ex_obj_store(&txn, EX_DB_CAMPAIGNS, ws, "cmp", c);
     if (rc == PL_OK)
-        rc = ex_txn_commit(&txn);
-    if (rc != PL_OK)
-        goto out;
-    *out = c;
-    c = NULL;
-out:
+        rc = ex_obj_save(ctx, &campaigns, &txn, ws, c);
+    if (rc == PL_OK) {
+        *out = c;
+        c = NULL;
+    }
     ex_txn_abort(&txn);
     json_decref(c);
     return rc;
@@ -203,24 +188,23 @@ static pl_rc link_key(char *buf, size_t n, const char *ws, const char *cmp, cons
     return r < 0 || (size_t)r >= n ? PL_ERR_TOO_LARGE : PL_OK;
 }
 
-static pl_rc bump(const ex_ctx *ctx, ex_txn *txn, const char *ws, const char *cmp, int delta,
-                  ex_err *err)
+/* post_count += delta (never below 0) on campaign cmp. */
+static pl_rc bump(ex_txn *txn, const char *ws, const char *cmp, int delta, ex_err *err)
 {
     json_t *c = NULL;
-    pl_rc rc =
-        ex_obj_load(txn, EX_DB_CAMPAIGNS, ws, "cmp", cmp, "campaign_id", "campaign", &c, err);
+    pl_rc rc = ex_obj_load(txn, campaigns.db, ws, campaigns.kind, cmp, campaigns.field,
+                           campaigns.what, &c, err);
     if (rc != PL_OK)
         return rc;
     json_int_t n = json_integer_value(json_object_get(c, "post_count")) + delta;
     json_object_set_new(c, "post_count", json_integer(n < 0 ? 0 : n));
-    rc = ex_obj_store(txn, EX_DB_CAMPAIGNS, ws, "cmp", c);
+    rc = ex_obj_store(txn, campaigns.db, ws, campaigns.kind, c);
     json_decref(c);
-    (void)ctx;
     return rc;
 }
 
-pl_rc ex_campaign_link_txn(const ex_ctx *ctx, ex_txn *txn, const char *ws, json_t *post,
-                           const char *campaign_id, ex_err *err)
+pl_rc ex_campaign_link_txn(ex_txn *txn, const char *ws, json_t *post, const char *campaign_id,
+                           ex_err *err)
 {
     const char *pid = str(post, "id");
     const char *old = str(post, "campaign_id");
@@ -229,7 +213,7 @@ pl_rc ex_campaign_link_txn(const ex_ctx *ctx, ex_txn *txn, const char *ws, json_
     if (old && campaign_id && strcmp(old, campaign_id) == 0)
         return PL_OK;
     if (campaign_id) {
-        rc = bump(ctx, txn, ws, campaign_id, +1, err);
+        rc = bump(txn, ws, campaign_id, +1, err);
         if (rc != PL_OK)
             return rc;
         rc = link_key(key, sizeof key, ws, campaign_id, pid);
@@ -245,7 +229,7 @@ pl_rc ex_campaign_link_txn(const ex_ctx *ctx, ex_txn *txn, const char *ws, json_
         rc = ex_txn_del(txn, EX_DB_CAMPAIGNS, key);
         if (rc != PL_OK && rc != PL_ERR_NOT_FOUND)
             return rc;
-        rc = bump(ctx, txn, ws, old, -1, NULL);
+        rc = bump(txn, ws, old, -1, NULL);
         if (rc != PL_OK && rc != PL_ERR_NOT_FOUND)
             return rc;
     }
@@ -264,15 +248,10 @@ pl_rc ex_campaign_delete(const ex_ctx *ctx, const char *ws, const json_t *args, 
     *out = NULL;
     pl_rc rc = ex_args_only(args, allowed, err);
     if (rc == PL_OK)
-        rc = ex_arg_id(args, "campaign_id", "cmp", &id, err);
-    if (rc == PL_OK)
-        rc = ex_txn_begin(ctx->store, 1, &txn);
-    if (rc == PL_OK)
-        rc = ex_obj_load(&txn, EX_DB_CAMPAIGNS, ws, "cmp", id, "campaign_id", "campaign", &c, err);
-    if (rc == PL_OK)
-        rc = ex_obj_check_version(c, args, "campaign", err);
+        rc = ex_obj_open(ctx, &campaigns, ws, args, 1, &txn, &c, err);
     if (rc != PL_OK)
         goto out;
+    id = str(c, "id");
     /* Collect the linked posts (one range), then unlink each: posts are never deleted. */
     char prefix[EX_KEY_MAX + 1];
     int plen = snprintf(prefix, sizeof prefix, "%s|cpl|%s|", ws, id);
@@ -363,7 +342,7 @@ pl_rc ex_campaign_assign(const ex_ctx *ctx, const char *ws, const json_t *args, 
         rc = ex_obj_load(&txn, EX_DB_POSTS, ws, "pst", json_string_value(pv), field, "post", &p,
                          err);
         if (rc == PL_OK)
-            rc = ex_campaign_link_txn(ctx, &txn, ws, p, cmp, err);
+            rc = ex_campaign_link_txn(&txn, ws, p, cmp, err);
         if (rc == PL_OK) {
             ex_obj_touch(p, now);
             rc = ex_obj_store(&txn, EX_DB_POSTS, ws, "pst", p);

@@ -31,14 +31,15 @@ pl_rc ex_campaign_update(const ex_ctx *ctx, const char *ws, const json_t *args, 
 /* args {campaign_id, expected_version?} -> {id, deleted: true, unlinked_posts: n}. */
 pl_rc ex_campaign_delete(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
                          ex_err *err);
-/* args {campaign_id, post_ids: [...]} (campaign_id null unassigns) -> {assigned: n}. */
+/* args {campaign_id, post_ids: [...]} (campaign_id null unassigns) -> {campaign_id, assigned: n};
+ * one transaction: an unknown post or campaign changes nothing. */
 pl_rc ex_campaign_assign(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
                          ex_err *err);
 
 /* Inside the caller's write transaction: moves post (a JSON post object, modified) to campaign
  * campaign_id (NULL: none), maintaining the index and counts. PL_ERR_NOT_FOUND with err
  * "campaign_id: no campaign ..." when the campaign does not exist. The post is not stored. */
-pl_rc ex_campaign_link_txn(const ex_ctx *ctx, ex_txn *txn, const char *ws, json_t *post,
-                           const char *campaign_id, ex_err *err);
+pl_rc ex_campaign_link_txn(ex_txn *txn, const char *ws, json_t *post, const char *campaign_id,
+                           ex_err *err);
 
 #endif

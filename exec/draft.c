@@ -5,6 +5,8 @@
 #include "exec/idempotency.h"
 #include "exec/obj.h"
 
+static const ex_obj_type drafts = {EX_DB_DRAFTS, "drf", "draft_id", "draft"};
+
 /* The content fields: a table of names, bounds and kinds (tables over branches). */
 static const struct {
     const char *name;
@@ -76,7 +78,7 @@ pl_rc ex_draft_create(const ex_ctx *ctx, const char *ws, const json_t *args, jso
     ex_obj_init(d, id, ws, core_clock_now_ms(ctx->clock));
     rc = apply(d, args, 1, err);
     if (rc == PL_OK)
-        rc = ex_obj_store(&txn, EX_DB_DRAFTS, ws, "drf", d);
+        rc = ex_obj_store(&txn, drafts.db, ws, drafts.kind, d);
     if (rc == PL_OK)
         rc = ex_idem_finish(ctx, &txn, &idem, d);
     if (rc == PL_OK)
@@ -94,16 +96,11 @@ out:
 pl_rc ex_draft_get(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out, ex_err *err)
 {
     static const char *const allowed[] = {"draft_id", NULL};
-    const char *id = NULL;
     ex_txn txn = {0};
     *out = NULL;
     pl_rc rc = ex_args_only(args, allowed, err);
     if (rc == PL_OK)
-        rc = ex_arg_id(args, "draft_id", "drf", &id, err);
-    if (rc == PL_OK)
-        rc = ex_txn_begin(ctx->store, 0, &txn);
-    if (rc == PL_OK)
-        rc = ex_obj_load(&txn, EX_DB_DRAFTS, ws, "drf", id, "draft_id", "draft", out, err);
+        rc = ex_obj_open(ctx, &drafts, ws, args, 0, &txn, out, err);
     ex_txn_abort(&txn);
     return rc;
 }
@@ -125,32 +122,20 @@ pl_rc ex_draft_update(const ex_ctx *ctx, const char *ws, const json_t *args, jso
 {
     static const char *const allowed[] = {"draft_id",  "expected_version", "text",  "title", "link",
                                           "media_ids", "account_ids",      "notes", NULL};
-    const char *id = NULL;
     ex_txn txn = {0};
     json_t *d = NULL;
     *out = NULL;
     pl_rc rc = ex_args_only(args, allowed, err);
     if (rc == PL_OK)
-        rc = ex_arg_id(args, "draft_id", "drf", &id, err);
-    if (rc == PL_OK)
-        rc = ex_txn_begin(ctx->store, 1, &txn);
-    if (rc == PL_OK)
-        rc = ex_obj_load(&txn, EX_DB_DRAFTS, ws, "drf", id, "draft_id", "draft", &d, err);
-    if (rc == PL_OK)
-        rc = ex_obj_check_version(d, args, "draft", err);
+        rc = ex_obj_open(ctx, &drafts, ws, args, 1, &txn, &d, err);
     if (rc == PL_OK)
         rc = apply(d, args, 0, err);
-    if (rc != PL_OK)
-        goto out;
-    ex_obj_touch(d, core_clock_now_ms(ctx->clock));
-    rc = ex_obj_store(&txn, EX_DB_DRAFTS, ws, "drf", d);
     if (rc == PL_OK)
-        rc = ex_txn_commit(&txn);
-    if (rc != PL_OK)
-        goto out;
-    *out = d;
-    d = NULL;
-out:
+        rc = ex_obj_save(ctx, &drafts, &txn, ws, d);
+    if (rc == PL_OK) {
+        *out = d;
+        d = NULL;
+    }
     ex_txn_abort(&txn);
     json_decref(d);
     return rc;
@@ -160,25 +145,14 @@ pl_rc ex_draft_delete(const ex_ctx *ctx, const char *ws, const json_t *args, jso
                       ex_err *err)
 {
     static const char *const allowed[] = {"draft_id", "expected_version", NULL};
-    const char *id = NULL;
     ex_txn txn = {0};
     json_t *d = NULL;
     *out = NULL;
     pl_rc rc = ex_args_only(args, allowed, err);
     if (rc == PL_OK)
-        rc = ex_arg_id(args, "draft_id", "drf", &id, err);
+        rc = ex_obj_open(ctx, &drafts, ws, args, 1, &txn, &d, err);
     if (rc == PL_OK)
-        rc = ex_txn_begin(ctx->store, 1, &txn);
-    if (rc == PL_OK)
-        rc = ex_obj_load(&txn, EX_DB_DRAFTS, ws, "drf", id, "draft_id", "draft", &d, err);
-    if (rc == PL_OK)
-        rc = ex_obj_check_version(d, args, "draft", err);
-    if (rc == PL_OK)
-        rc = ex_obj_delete(&txn, EX_DB_DRAFTS, ws, "drf", id);
-    if (rc == PL_OK)
-        rc = ex_txn_commit(&txn);
-    if (rc == PL_OK)
-        *out = json_pack("{s:s,s:b}", "id", id, "deleted", 1);
+        rc = ex_obj_remove(&drafts, &txn, ws, d, out);
     ex_txn_abort(&txn);
     json_decref(d);
     return rc;

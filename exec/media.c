@@ -18,6 +18,9 @@
 #include "exec/obj.h"
 #include "exec/schedule.h"
 
+static const ex_obj_type media = {EX_DB_MEDIA, "med", "media_id", "medium"};
+static const ex_obj_type uploads = {EX_DB_UPLOADS, "upl", "upload_id", "upload"};
+
 static const char *str(const json_t *o, const char *k)
 {
     return json_string_value(json_object_get(o, k));
@@ -610,7 +613,8 @@ pl_rc ex_media_upload_append(const ex_ctx *ctx, const char *ws, const json_t *ar
     /* The write transaction serialises appends to one upload (and every other writer). */
     rc = ex_txn_begin(ctx->store, 1, &txn);
     if (rc == PL_OK)
-        rc = ex_obj_load(&txn, EX_DB_UPLOADS, ws, "upl", id, "upload_id", "upload", &u, err);
+        rc = ex_obj_load(&txn, uploads.db, ws, uploads.kind, id, uploads.field, uploads.what, &u,
+                         err);
     if (rc != PL_OK)
         goto out;
     int64_t have = json_integer_value(json_object_get(u, "received_bytes"));
@@ -637,10 +641,7 @@ pl_rc ex_media_upload_append(const ex_ctx *ctx, const char *ws, const json_t *ar
         goto out;
     }
     json_object_set_new(u, "received_bytes", json_integer(after));
-    ex_obj_touch(u, core_clock_now_ms(ctx->clock));
-    rc = ex_obj_store(&txn, EX_DB_UPLOADS, ws, "upl", u);
-    if (rc == PL_OK)
-        rc = ex_txn_commit(&txn);
+    rc = ex_obj_save(ctx, &uploads, &txn, ws, u);
     if (rc != PL_OK)
         goto out;
     *out = json_pack("{s:s,s:I,s:I}", "upload_id", id, "received_bytes", (json_int_t)after,
@@ -704,13 +705,10 @@ pl_rc ex_media_upload_finish(const ex_ctx *ctx, const char *ws, const json_t *ar
     *out = NULL;
     pl_rc rc = ex_args_only(args, allowed, err);
     if (rc == PL_OK)
-        rc = ex_arg_id(args, "upload_id", "upl", &id, err);
-    if (rc == PL_OK)
-        rc = ex_txn_begin(ctx->store, 1, &txn);
-    if (rc == PL_OK)
-        rc = ex_obj_load(&txn, EX_DB_UPLOADS, ws, "upl", id, "upload_id", "upload", &u, err);
+        rc = ex_obj_open(ctx, &uploads, ws, args, 1, &txn, &u, err);
     if (rc != PL_OK)
         goto out;
+    id = str(u, "id");
     int64_t have = json_integer_value(json_object_get(u, "received_bytes"));
     int64_t total = json_integer_value(json_object_get(u, "total_bytes"));
     if (have != total) {
@@ -744,7 +742,7 @@ pl_rc ex_media_upload_finish(const ex_ctx *ctx, const char *ws, const json_t *ar
         goto out;
     rc = commit_medium(ctx, &txn, ws, m, tmp);
     if (rc == PL_OK)
-        rc = ex_obj_delete(&txn, EX_DB_UPLOADS, ws, "upl", id);
+        rc = ex_obj_delete(&txn, uploads.db, ws, uploads.kind, id);
     if (rc == PL_OK)
         rc = ex_txn_commit(&txn);
     if (rc != PL_OK)
@@ -764,14 +762,9 @@ out:
 
 pl_rc ex_media_get(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out, ex_err *err)
 {
-    const char *id = NULL;
     ex_txn txn = {0};
     *out = NULL;
-    pl_rc rc = ex_arg_id(args, "media_id", "med", &id, err);
-    if (rc == PL_OK)
-        rc = ex_txn_begin(ctx->store, 0, &txn);
-    if (rc == PL_OK)
-        rc = ex_obj_load(&txn, EX_DB_MEDIA, ws, "med", id, "media_id", "medium", out, err);
+    pl_rc rc = ex_obj_open(ctx, &media, ws, args, 0, &txn, out, err);
     ex_txn_abort(&txn);
     return rc;
 }
@@ -808,41 +801,30 @@ pl_rc ex_media_update(const ex_ctx *ctx, const char *ws, const json_t *args, jso
 {
     static const char *const allowed[] = {"media_id", "alt_text", "filename", "expected_version",
                                           NULL};
-    const char *id = NULL, *s = NULL;
+    static const struct {
+        const char *name;
+        size_t max;
+    } fields[] = {{"alt_text", 1500}, {"filename", 255}};
+    const char *s = NULL;
     ex_txn txn = {0};
     json_t *m = NULL;
     *out = NULL;
     pl_rc rc = ex_args_only(args, allowed, err);
     if (rc == PL_OK)
-        rc = ex_arg_id(args, "media_id", "med", &id, err);
-    if (rc == PL_OK)
-        rc = ex_txn_begin(ctx->store, 1, &txn);
-    if (rc == PL_OK)
-        rc = ex_obj_load(&txn, EX_DB_MEDIA, ws, "med", id, "media_id", "medium", &m, err);
-    if (rc == PL_OK)
-        rc = ex_obj_check_version(m, args, "medium", err);
-    if (rc != PL_OK)
-        goto out;
-    static const struct {
-        const char *name;
-        size_t max;
-    } fields[] = {{"alt_text", 1500}, {"filename", 255}};
-    for (size_t i = 0; i < 2; i++) {
+        rc = ex_obj_open(ctx, &media, ws, args, 1, &txn, &m, err);
+    for (size_t i = 0; rc == PL_OK && i < sizeof fields / sizeof fields[0]; i++) {
         rc = ex_arg_str(args, fields[i].name, EX_ARG_OPTIONAL, fields[i].max, &s, err);
         if (rc == PL_OK)
             json_object_set_new(m, fields[i].name, json_string(s));
-        else if (rc != PL_ERR_NOT_FOUND)
-            goto out;
+        else if (rc == PL_ERR_NOT_FOUND)
+            rc = PL_OK;
     }
-    ex_obj_touch(m, core_clock_now_ms(ctx->clock));
-    rc = ex_obj_store(&txn, EX_DB_MEDIA, ws, "med", m);
     if (rc == PL_OK)
-        rc = ex_txn_commit(&txn);
-    if (rc != PL_OK)
-        goto out;
-    *out = m;
-    m = NULL;
-out:
+        rc = ex_obj_save(ctx, &media, &txn, ws, m);
+    if (rc == PL_OK) {
+        *out = m;
+        m = NULL;
+    }
     ex_txn_abort(&txn);
     json_decref(m);
     return rc;
@@ -869,9 +851,9 @@ pl_rc ex_media_delete(const ex_ctx *ctx, const char *ws, const json_t *args, jso
     if (rc == PL_OK)
         rc = ex_txn_begin(ctx->store, 1, &txn);
     if (rc == PL_OK)
-        rc = ex_obj_load(&txn, EX_DB_MEDIA, ws, "med", id, "media_id", "medium", &m, err);
+        rc = ex_obj_load(&txn, media.db, ws, media.kind, id, media.field, media.what, &m, err);
     if (rc == PL_OK)
-        rc = ex_obj_check_version(m, args, "medium", err);
+        rc = ex_obj_check_version(m, args, media.what, err);
     if (rc != PL_OK)
         goto out;
     json_t *used = NULL;
@@ -912,7 +894,7 @@ pl_rc ex_media_delete(const ex_ctx *ctx, const char *ws, const json_t *args, jso
     int64_t refs = 0;
     rc = blob_ref(&txn, str(m, "sha256"), -1, &refs);
     if (rc == PL_OK)
-        rc = ex_obj_delete(&txn, EX_DB_MEDIA, ws, "med", id);
+        rc = ex_obj_delete(&txn, media.db, ws, media.kind, id);
     if (rc != PL_OK)
         goto out;
     if (refs <= 0) {

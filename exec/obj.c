@@ -88,3 +88,37 @@ pl_rc ex_arg_id(const json_t *args, const char *field, const char *kind, const c
     *out = s;
     return PL_OK;
 }
+
+pl_rc ex_obj_open(const ex_ctx *ctx, const ex_obj_type *t, const char *ws, const json_t *args,
+                  int write, ex_txn *txn, json_t **obj, ex_err *err)
+{
+    const char *id = NULL;
+    *obj = NULL;
+    pl_rc rc = ex_arg_id(args, t->field, t->kind, &id, err);
+    if (rc == PL_OK)
+        rc = ex_txn_begin(ctx->store, write, txn);
+    if (rc == PL_OK)
+        rc = ex_obj_load(txn, t->db, ws, t->kind, id, t->field, t->what, obj, err);
+    if (rc == PL_OK && write)
+        rc = ex_obj_check_version(*obj, args, t->what, err);
+    return rc;
+}
+
+pl_rc ex_obj_save(const ex_ctx *ctx, const ex_obj_type *t, ex_txn *txn, const char *ws, json_t *obj)
+{
+    ex_obj_touch(obj, core_clock_now_ms(ctx->clock));
+    pl_rc rc = ex_obj_store(txn, t->db, ws, t->kind, obj);
+    return rc == PL_OK ? ex_txn_commit(txn) : rc;
+}
+
+pl_rc ex_obj_remove(const ex_obj_type *t, ex_txn *txn, const char *ws, const json_t *obj,
+                    json_t **out)
+{
+    const char *id = json_string_value(json_object_get(obj, "id"));
+    pl_rc rc = ex_obj_delete(txn, t->db, ws, t->kind, id);
+    if (rc == PL_OK)
+        rc = ex_txn_commit(txn);
+    if (rc == PL_OK)
+        *out = json_pack("{s:s,s:b}", "id", id, "deleted", 1);
+    return rc;
+}

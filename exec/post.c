@@ -34,11 +34,30 @@ static int is_status(const json_t *post, const char *s)
     return st && strcmp(st, s) == 0;
 }
 
+static const ex_obj_type posts = {EX_DB_POSTS, "pst", "post_id", "post"};
+
 static pl_rc locked(const json_t *post, ex_err *err)
 {
     return ex_err_set(err, PL_ERR_STATE, "post_id",
                       "post %s is %s; edits are locked while it is being published",
                       str(post, "id"), str(post, "status"));
+}
+
+static const char *const editable[] = {"draft", "scheduled", NULL};
+static const char *const scheduled_only[] = {"scheduled", NULL};
+
+/* PL_OK when post's status is one of ok (NULL-terminated); else PL_ERR_STATE: locked() while
+ * it is publishing, otherwise "post <id> is <status>; <rule>". */
+static pl_rc require_status(const json_t *post, const char *const ok[], const char *rule,
+                            ex_err *err)
+{
+    for (size_t i = 0; ok[i]; i++)
+        if (is_status(post, ok[i]))
+            return PL_OK;
+    if (is_status(post, "publishing"))
+        return locked(post, err);
+    return ex_err_set(err, PL_ERR_STATE, "post_id", "post %s is %s; %s", str(post, "id"),
+                      str(post, "status"), rule);
 }
 
 /* ---- content: text, title, link, media_ids, settings, board_id, location_id ---- */
@@ -371,7 +390,7 @@ pl_rc ex_post_create(const ex_ctx *ctx, const char *ws, const json_t *args, json
         char c[EX_ID_MAX];
         snprintf(c, sizeof c, "%s", cmp);
         json_object_set_new(p, "campaign_id", json_null());
-        rc = ex_campaign_link_txn(ctx, &txn, ws, p, c, err);
+        rc = ex_campaign_link_txn(&txn, ws, p, c, err);
         if (rc != PL_OK)
             goto out;
     }
@@ -418,7 +437,7 @@ static pl_rc load_post(ex_txn *txn, const char *ws, const json_t *args, json_t *
     pl_rc rc = ex_arg_id(args, "post_id", "pst", &id, err);
     if (rc != PL_OK)
         return rc;
-    return ex_obj_load(txn, EX_DB_POSTS, ws, "pst", id, "post_id", "post", post, err);
+    return ex_obj_load(txn, posts.db, ws, posts.kind, id, posts.field, posts.what, post, err);
 }
 
 pl_rc ex_post_get(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out, ex_err *err)
@@ -427,12 +446,8 @@ pl_rc ex_post_get(const ex_ctx *ctx, const char *ws, const json_t *args, json_t 
     ex_txn txn = {0};
     *out = NULL;
     pl_rc rc = ex_args_only(args, allowed, err);
-    if (rc != PL_OK)
-        return rc;
-    rc = ex_txn_begin(ctx->store, 0, &txn);
-    if (rc != PL_OK)
-        return rc;
-    rc = load_post(&txn, ws, args, out, err);
+    if (rc == PL_OK)
+        rc = ex_obj_open(ctx, &posts, ws, args, 0, &txn, out, err);
     ex_txn_abort(&txn);
     if (rc == PL_OK)
         ex_post_present(*out);
@@ -573,24 +588,12 @@ pl_rc ex_post_update(const ex_ctx *ctx, const char *ws, const json_t *args, json
     json_t *p = NULL, *problems = json_array();
     *out = NULL;
     pl_rc rc = ex_args_only(args, allowed, err);
-    if (rc != PL_OK)
-        goto out;
-    rc = ex_txn_begin(ctx->store, 1, &txn);
-    if (rc != PL_OK)
-        goto out;
-    rc = load_post(&txn, ws, args, &p, err);
     if (rc == PL_OK)
-        rc = ex_obj_check_version(p, args, "post", err);
+        rc = ex_obj_open(ctx, &posts, ws, args, 1, &txn, &p, err);
+    if (rc == PL_OK)
+        rc = require_status(p, editable, "only draft or scheduled posts can be edited", err);
     if (rc != PL_OK)
         goto out;
-    if (!is_status(p, "draft") && !is_status(p, "scheduled")) {
-        rc = is_status(p, "publishing")
-                 ? locked(p, err)
-                 : ex_err_set(err, PL_ERR_STATE, "post_id",
-                              "post %s is %s; only draft or scheduled posts can be edited",
-                              str(p, "id"), str(p, "status"));
-        goto out;
-    }
     rc = media_refs_all(&txn, ws, p, 0, err);
     if (rc != PL_OK)
         goto out;
@@ -613,17 +616,13 @@ pl_rc ex_post_update(const ex_ctx *ctx, const char *ws, const json_t *args, json
         char cbuf[EX_ID_MAX] = "";
         if (c)
             snprintf(cbuf, sizeof cbuf, "%s", c);
-        rc = ex_campaign_link_txn(ctx, &txn, ws, p, c ? cbuf : NULL, err);
+        rc = ex_campaign_link_txn(&txn, ws, p, c ? cbuf : NULL, err);
         if (rc != PL_OK)
             goto out;
     }
     rc = validate_post(ctx, &txn, ws, p, problems, err);
-    if (rc != PL_OK)
-        goto out;
-    ex_obj_touch(p, core_clock_now_ms(ctx->clock));
-    rc = ex_obj_store(&txn, EX_DB_POSTS, ws, "pst", p);
     if (rc == PL_OK)
-        rc = ex_txn_commit(&txn);
+        rc = ex_obj_save(ctx, &posts, &txn, ws, p);
     if (rc != PL_OK)
         goto out;
     ex_post_present(p);
@@ -644,33 +643,18 @@ pl_rc ex_post_delete(const ex_ctx *ctx, const char *ws, const json_t *args, json
     json_t *p = NULL;
     *out = NULL;
     pl_rc rc = ex_args_only(args, allowed, err);
-    if (rc != PL_OK)
-        return rc;
-    rc = ex_txn_begin(ctx->store, 1, &txn);
-    if (rc != PL_OK)
-        return rc;
-    rc = load_post(&txn, ws, args, &p, err);
     if (rc == PL_OK)
-        rc = ex_obj_check_version(p, args, "post", err);
-    if (rc != PL_OK)
-        goto out;
-    if (is_status(p, "publishing")) {
+        rc = ex_obj_open(ctx, &posts, ws, args, 1, &txn, &p, err);
+    if (rc == PL_OK && is_status(p, "publishing"))
         rc = locked(p, err);
-        goto out;
-    }
-    rc = ex_queue_set(&txn, p, ws, -1);
     if (rc == PL_OK)
-        rc = ex_campaign_link_txn(ctx, &txn, ws, p, NULL, err);
+        rc = ex_queue_set(&txn, p, ws, -1);
+    if (rc == PL_OK)
+        rc = ex_campaign_link_txn(&txn, ws, p, NULL, err);
     if (rc == PL_OK)
         rc = media_refs_all(&txn, ws, p, 0, err);
     if (rc == PL_OK)
-        rc = ex_obj_delete(&txn, EX_DB_POSTS, ws, "pst", str(p, "id"));
-    if (rc == PL_OK)
-        rc = ex_txn_commit(&txn);
-    if (rc != PL_OK)
-        goto out;
-    *out = json_pack("{s:s,s:b}", "id", str(p, "id"), "deleted", 1);
-out:
+        rc = ex_obj_remove(&posts, &txn, ws, p, out);
     ex_txn_abort(&txn);
     json_decref(p);
     return rc;
@@ -733,23 +717,13 @@ pl_rc ex_post_schedule(const ex_ctx *ctx, const char *ws, const json_t *args, js
             rc = PL_OK;
     }
     if (rc == PL_OK)
-        rc = ex_txn_begin(ctx->store, 1, &txn);
-    if (rc == PL_OK)
-        rc = load_post(&txn, ws, args, &p, err);
-    if (rc == PL_OK)
-        rc = ex_obj_check_version(p, args, "post", err);
+        rc = ex_obj_open(ctx, &posts, ws, args, 1, &txn, &p, err);
     if (rc == PL_OK)
         rc = ex_schedule_check(ctx, at, tz, &ms, err);
+    if (rc == PL_OK)
+        rc = require_status(p, editable, "only a draft or scheduled post can be scheduled", err);
     if (rc != PL_OK)
         goto out;
-    if (!is_status(p, "draft") && !is_status(p, "scheduled")) {
-        rc = is_status(p, "publishing")
-                 ? locked(p, err)
-                 : ex_err_set(err, PL_ERR_STATE, "post_id",
-                              "post %s is %s; only a draft or scheduled post can be scheduled",
-                              str(p, "id"), str(p, "status"));
-        goto out;
-    }
     rc = validate_post(ctx, &txn, ws, p, problems, err);
     if (rc != PL_OK)
         goto out;
@@ -787,30 +761,16 @@ pl_rc ex_post_unschedule(const ex_ctx *ctx, const char *ws, const json_t *args, 
     *out = NULL;
     pl_rc rc = ex_args_only(args, allowed, err);
     if (rc == PL_OK)
-        rc = ex_txn_begin(ctx->store, 1, &txn);
+        rc = ex_obj_open(ctx, &posts, ws, args, 1, &txn, &p, err);
     if (rc == PL_OK)
-        rc = load_post(&txn, ws, args, &p, err);
+        rc = require_status(p, scheduled_only, "only a scheduled post can be unscheduled", err);
     if (rc == PL_OK)
-        rc = ex_obj_check_version(p, args, "post", err);
-    if (rc != PL_OK)
-        goto out;
-    if (!is_status(p, "scheduled")) {
-        rc = is_status(p, "publishing")
-                 ? locked(p, err)
-                 : ex_err_set(err, PL_ERR_STATE, "post_id",
-                              "post %s is %s; only a scheduled post can be unscheduled",
-                              str(p, "id"), str(p, "status"));
-        goto out;
-    }
-    rc = ex_queue_set(&txn, p, ws, -1);
+        rc = ex_queue_set(&txn, p, ws, -1);
     if (rc != PL_OK)
         goto out;
     set_schedule(p, -1);
     json_object_set_new(p, "status", json_string("draft"));
-    ex_obj_touch(p, core_clock_now_ms(ctx->clock));
-    rc = ex_obj_store(&txn, EX_DB_POSTS, ws, "pst", p);
-    if (rc == PL_OK)
-        rc = ex_txn_commit(&txn);
+    rc = ex_obj_save(ctx, &posts, &txn, ws, p);
     if (rc != PL_OK)
         goto out;
     ex_post_present(p);
