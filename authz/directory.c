@@ -1,4 +1,5 @@
 #include "directory.h"
+#include "record.h"
 
 #include <lmdb.h>
 #include <stdio.h>
@@ -6,31 +7,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <jansson.h>
-
 struct az_directory {
     MDB_env *env;
     MDB_dbi workspaces, members, grant_state;
 };
-
-static int valid_id(const char *s)
-{
-    size_t n = 0;
-    if (!s)
-        return 0;
-    for (; s[n]; n++) {
-        char c = s[n];
-        if (n >= AZ_ID_MAX || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                                (c >= '0' && c <= '9') || c == '_' || c == '-'))
-            return 0;
-    }
-    return n > 0;
-}
-
-static void copy_str(char *dst, size_t dstsz, const char *src)
-{
-    snprintf(dst, dstsz, "%s", src ? src : "");
-}
 
 pl_rc az_directory_open(const char *data_dir, az_directory **out)
 {
@@ -110,42 +90,16 @@ static pl_rc rtxn(az_directory *d, MDB_txn **txn)
     return e == 0 ? PL_OK : PL_ERR_STORE;
 }
 
-/* Fills ws from a workspaces record. */
-static pl_rc parse_ws(const MDB_val *v, az_dir_workspace *ws)
-{
-    json_error_t je;
-    json_t *o = json_loadb(v->mv_data, v->mv_size, 0, &je);
-    if (!o)
-        return PL_ERR_STORE;
-    copy_str(ws->id, sizeof ws->id, json_string_value(json_object_get(o, "id")));
-    copy_str(ws->name, sizeof ws->name, json_string_value(json_object_get(o, "name")));
-    copy_str(ws->plan, sizeof ws->plan, json_string_value(json_object_get(o, "plan")));
-    json_decref(o);
-    return PL_OK;
-}
-
 pl_rc az_directory_workspace_get(az_directory *d, const char *ws_id, az_dir_workspace *out)
 {
     MDB_txn *txn = NULL;
-    MDB_val k, v;
     pl_rc rc;
-    if (!valid_id(ws_id))
+    if (!az_rec_id_valid(ws_id))
         return PL_ERR_NOT_FOUND;
     rc = rtxn(d, &txn);
     if (rc != PL_OK)
         return rc;
-    k.mv_data = (void *)ws_id;
-    k.mv_size = strlen(ws_id);
-    switch (mdb_get(txn, d->workspaces, &k, &v)) {
-    case 0:
-        rc = out ? parse_ws(&v, out) : PL_OK;
-        break;
-    case MDB_NOTFOUND:
-        rc = PL_ERR_NOT_FOUND;
-        break;
-    default:
-        rc = PL_ERR_STORE;
-    }
+    rc = az_rec_workspace_get(txn, d->workspaces, ws_id, out);
     mdb_txn_abort(txn);
     return rc;
 }
@@ -154,55 +108,14 @@ pl_rc az_directory_user_workspaces(az_directory *d, const char *uid, az_dir_memb
                                    size_t max, size_t *n)
 {
     MDB_txn *txn = NULL;
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
     pl_rc rc;
-    char prefix[AZ_ID_MAX + 2];
-    size_t plen;
-    int e;
     *n = 0;
-    if (!valid_id(uid))
+    if (!az_rec_id_valid(uid))
         return PL_OK;
-    plen = (size_t)snprintf(prefix, sizeof prefix, "%s|", uid);
     rc = rtxn(d, &txn);
     if (rc != PL_OK)
         return rc;
-    if (mdb_cursor_open(txn, d->members, &cur) != 0) {
-        rc = PL_ERR_STORE;
-        goto out;
-    }
-    k.mv_data = prefix;
-    k.mv_size = plen;
-    for (e = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); e == 0;
-         e = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        char ws_id[AZ_ID_MAX + 1];
-        MDB_val wk, wv;
-        if (k.mv_size <= plen || memcmp(k.mv_data, prefix, plen) != 0)
-            break;
-        if (k.mv_size - plen > AZ_ID_MAX)
-            continue;
-        memcpy(ws_id, (char *)k.mv_data + plen, k.mv_size - plen);
-        ws_id[k.mv_size - plen] = '\0';
-        wk.mv_data = ws_id;
-        wk.mv_size = k.mv_size - plen;
-        if (mdb_get(txn, d->workspaces, &wk, &wv) != 0)
-            continue; /* a membership of a deleted workspace */
-        if (*n == max) {
-            rc = PL_ERR_TOO_LARGE;
-            goto out;
-        }
-        rc = parse_ws(&wv, &out[*n].ws);
-        if (rc != PL_OK)
-            goto out;
-        snprintf(out[*n].role, sizeof out[*n].role, "%.*s", (int)(v.mv_size < 15 ? v.mv_size : 15),
-                 (const char *)v.mv_data);
-        (*n)++;
-    }
-    if (e != 0 && e != MDB_NOTFOUND)
-        rc = PL_ERR_STORE;
-out:
-    if (cur)
-        mdb_cursor_close(cur);
+    rc = az_rec_user_workspaces(txn, d->members, d->workspaces, uid, out, max, n);
     mdb_txn_abort(txn);
     return rc;
 }
@@ -210,26 +123,13 @@ out:
 pl_rc az_directory_member_role(az_directory *d, const char *uid, const char *ws_id, char role[16])
 {
     MDB_txn *txn = NULL;
-    MDB_val k, v;
     pl_rc rc;
-    char key[2 * AZ_ID_MAX + 2];
-    if (!valid_id(uid) || !valid_id(ws_id))
+    if (!az_rec_id_valid(uid) || !az_rec_id_valid(ws_id))
         return PL_ERR_NOT_FOUND;
-    k.mv_size = (size_t)snprintf(key, sizeof key, "%s|%s", uid, ws_id);
-    k.mv_data = key;
     rc = rtxn(d, &txn);
     if (rc != PL_OK)
         return rc;
-    switch (mdb_get(txn, d->members, &k, &v)) {
-    case 0:
-        snprintf(role, 16, "%.*s", (int)(v.mv_size < 15 ? v.mv_size : 15), (const char *)v.mv_data);
-        break;
-    case MDB_NOTFOUND:
-        rc = PL_ERR_NOT_FOUND;
-        break;
-    default:
-        rc = PL_ERR_STORE;
-    }
+    rc = az_rec_member_role(txn, d->members, uid, ws_id, role);
     mdb_txn_abort(txn);
     return rc;
 }
@@ -237,31 +137,16 @@ pl_rc az_directory_member_role(az_directory *d, const char *uid, const char *ws_
 pl_rc az_directory_grant_check(az_directory *d, const char *gid)
 {
     MDB_txn *txn = NULL;
-    MDB_val k, v;
-    pl_rc rc;
     az_grant_state gs;
-    if (!valid_id(gid))
+    pl_rc rc;
+    if (!az_rec_id_valid(gid))
         return PL_ERR_DENIED;
     rc = rtxn(d, &txn);
     if (rc != PL_OK)
         return rc;
-    k.mv_data = (void *)gid;
-    k.mv_size = strlen(gid);
-    switch (mdb_get(txn, d->grant_state, &k, &v)) {
-    case 0:
-        if (v.mv_size != sizeof gs) {
-            rc = PL_ERR_STORE;
-            break;
-        }
-        memcpy(&gs, v.mv_data, sizeof gs);
-        rc = gs.revoked_ms == 0 ? PL_OK : PL_ERR_DENIED;
-        break;
-    case MDB_NOTFOUND:
-        rc = PL_ERR_DENIED;
-        break;
-    default:
-        rc = PL_ERR_STORE;
-    }
+    rc = az_rec_grant_state(txn, d->grant_state, gid, &gs);
     mdb_txn_abort(txn);
-    return rc;
+    if (rc == PL_OK)
+        return gs.revoked_ms == 0 ? PL_OK : PL_ERR_DENIED;
+    return rc == PL_ERR_NOT_FOUND ? PL_ERR_DENIED : rc; /* unknown = revoked (fail closed) */
 }

@@ -1,6 +1,8 @@
 #include "store.h"
+#include "record.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,16 +68,7 @@ struct az_store {
 
 int az_id_valid(const char *s)
 {
-    size_t n = 0;
-    if (!s)
-        return 0;
-    for (; s[n]; n++) {
-        char c = s[n];
-        if (n >= AZ_ID_MAX || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                                (c >= '0' && c <= '9') || c == '_' || c == '-'))
-            return 0;
-    }
-    return n > 0;
+    return az_rec_id_valid(s);
 }
 
 static int64_t now_ms(const az_store *st)
@@ -94,22 +87,6 @@ static MDB_val sval(const char *s)
     return v;
 }
 
-static pl_rc mrc(int e)
-{
-    switch (e) {
-    case 0:
-        return PL_OK;
-    case MDB_NOTFOUND:
-        return PL_ERR_NOT_FOUND;
-    case MDB_KEYEXIST:
-        return PL_ERR_EXISTS;
-    case MDB_MAP_FULL:
-        return PL_ERR_LIMIT;
-    default:
-        return PL_ERR_STORE;
-    }
-}
-
 /* Commits the open batch (one fsync for every operation in it). An early flush (a call from
  * outside the batch needs the write lock) also completes durability at once; the regular
  * commit leaves the meta sync to the caller (az_store_batch_commit). */
@@ -118,7 +95,7 @@ static pl_rc batch_flush(az_store *st, int early)
     pl_rc rc;
     if (!st->batch)
         return PL_OK;
-    rc = mrc(mdb_txn_commit(st->batch));
+    rc = az_rec_mdb(mdb_txn_commit(st->batch));
     st->batch = NULL;
     if (rc == PL_OK && early && st->nometasync)
         rc = mdb_env_sync(st->env, 1) == 0 ? PL_OK : PL_ERR_IO;
@@ -136,7 +113,7 @@ static pl_rc wtxn(az_store *st, MDB_txn **t)
     pl_rc rc;
     if (st->in_batch) {
         if (!st->batch) {
-            rc = mrc(mdb_txn_begin(st->env, NULL, 0, &st->batch));
+            rc = az_rec_mdb(mdb_txn_begin(st->env, NULL, 0, &st->batch));
             if (rc != PL_OK)
                 return rc;
         }
@@ -146,7 +123,7 @@ static pl_rc wtxn(az_store *st, MDB_txn **t)
     rc = batch_flush(st, 1);
     if (rc != PL_OK)
         return rc;
-    return mrc(mdb_txn_begin(st->env, NULL, 0, t));
+    return az_rec_mdb(mdb_txn_begin(st->env, NULL, 0, t));
 }
 
 /* A read transaction: inside a batch, the batch itself (reads see its uncommitted writes);
@@ -161,7 +138,7 @@ static pl_rc rtxn(az_store *st, MDB_txn **t)
     rc = batch_flush(st, 1);
     if (rc != PL_OK)
         return rc;
-    return mrc(mdb_txn_begin(st->env, NULL, MDB_RDONLY, t));
+    return az_rec_mdb(mdb_txn_begin(st->env, NULL, MDB_RDONLY, t));
 }
 
 static void rdone(az_store *st, MDB_txn *t)
@@ -273,7 +250,7 @@ static pl_rc rec_put(MDB_txn *t, MDB_dbi db, MDB_val k, const rec_w *w)
     MDB_val v = {w->n, (void *)w->b};
     if (w->err)
         return PL_ERR_TOO_LARGE;
-    return mrc(mdb_put(t, db, &k, &v, 0));
+    return az_rec_mdb(mdb_put(t, db, &k, &v, 0));
 }
 
 pl_rc az_store_sync(az_store *st)
@@ -319,7 +296,7 @@ static pl_rc finish(az_store *st, MDB_txn *t, pl_rc rc)
         mdb_txn_abort(t);
         return rc;
     }
-    rc = mrc(mdb_txn_commit(t));
+    rc = az_rec_mdb(mdb_txn_commit(t));
     /* Outside a batch a commit is acknowledged right away: complete its durability. */
     if (rc == PL_OK && st->nometasync && mdb_env_sync(st->env, 1) != 0)
         rc = PL_ERR_IO;
@@ -335,7 +312,7 @@ static pl_rc put_json(MDB_txn *t, MDB_dbi db, MDB_val k, json_t *o)
         return PL_ERR_NOMEM;
     v.mv_data = s;
     v.mv_size = strlen(s);
-    rc = mrc(mdb_put(t, db, &k, &v, 0));
+    rc = az_rec_mdb(mdb_put(t, db, &k, &v, 0));
     free(s);
     return rc;
 }
@@ -343,7 +320,7 @@ static pl_rc put_json(MDB_txn *t, MDB_dbi db, MDB_val k, json_t *o)
 static pl_rc get_json(MDB_txn *t, MDB_dbi db, MDB_val k, json_t **o)
 {
     MDB_val v;
-    pl_rc rc = mrc(mdb_get(t, db, &k, &v));
+    pl_rc rc = az_rec_mdb(mdb_get(t, db, &k, &v));
     *o = NULL;
     if (rc != PL_OK)
         return rc;
@@ -438,7 +415,7 @@ pl_rc az_store_open(const az_store_cfg *cfg, az_store **out)
     }
     if (mdb_get(t, st->db[DB_META], &k, &v) == MDB_NOTFOUND) {
         v = sval("1");
-        rc = mrc(mdb_put(t, st->db[DB_META], &k, &v, 0));
+        rc = az_rec_mdb(mdb_put(t, st->db[DB_META], &k, &v, 0));
     } else if (v.mv_size != 1 || memcmp(v.mv_data, "1", 1) != 0) {
         rc = PL_ERR_UNSUPPORTED;
     }
@@ -589,7 +566,7 @@ pl_rc az_user_add(az_store *st, const char *username, const char *password,
         return rc;
     k = sval(username);
     v = sval(uid);
-    rc = mrc(mdb_put(t, st->db[DB_USERNAMES], &k, &v, MDB_NOOVERWRITE));
+    rc = az_rec_mdb(mdb_put(t, st->db[DB_USERNAMES], &k, &v, MDB_NOOVERWRITE));
     if (rc == PL_OK) {
         o = json_pack("{s:s,s:s,s:s,s:b,s:I}", "id", uid, "username", username, "pw", hash,
                       "disabled", 0, "created_ms", (json_int_t)now_ms(st));
@@ -609,7 +586,7 @@ static pl_rc uid_of(az_store *st, MDB_txn *t, const char *username, char uid[AZ_
     if (!username_valid(username))
         return PL_ERR_NOT_FOUND;
     k = sval(username);
-    rc = mrc(mdb_get(t, st->db[DB_USERNAMES], &k, &v));
+    rc = az_rec_mdb(mdb_get(t, st->db[DB_USERNAMES], &k, &v));
     if (rc == PL_OK) {
         if (v.mv_size > AZ_ID_MAX)
             return PL_ERR_STORE;
@@ -689,21 +666,30 @@ static int throttled(az_store *st, MDB_txn *t, const char *key, unsigned limit, 
     return hit;
 }
 
-static pl_rc throttle_bump(az_store *st, MDB_txn *t, const char *key, int64_t now)
+/* Counts one event against key in db ({"n":count,"t0":window start}); a window older than
+ * win starts again. PL_ERR_LIMIT (nothing written) when limit events are already counted. */
+static pl_rc window_bump(az_store *st, MDB_txn *t, int db, const char *key, unsigned limit,
+                         int64_t win, int64_t now)
 {
     json_t *o = NULL;
     int64_t n = 0, t0 = now;
     pl_rc rc;
-    if (get_json(t, st->db[DB_THROTTLE], sval(key), &o) == PL_OK &&
-        now - jint(o, "t0") < THROTTLE_WIN_MS) {
+    if (get_json(t, st->db[db], sval(key), &o) == PL_OK && now - jint(o, "t0") < win) {
         n = jint(o, "n");
         t0 = jint(o, "t0");
     }
     json_decref(o);
+    if (n >= (int64_t)limit)
+        return PL_ERR_LIMIT;
     o = json_pack("{s:I,s:I}", "n", (json_int_t)n + 1, "t0", (json_int_t)t0);
-    rc = o ? put_json(t, st->db[DB_THROTTLE], sval(key), o) : PL_ERR_NOMEM;
+    rc = o ? put_json(t, st->db[db], sval(key), o) : PL_ERR_NOMEM;
     json_decref(o);
     return rc;
+}
+
+static pl_rc throttle_bump(az_store *st, MDB_txn *t, const char *key, int64_t now)
+{
+    return window_bump(st, t, DB_THROTTLE, key, UINT_MAX, THROTTLE_WIN_MS, now);
 }
 
 pl_rc az_user_login_begin(az_store *st, const char *username, const char *addr, az_login *l)
@@ -856,20 +842,13 @@ pl_rc az_ws_set_plan(az_store *st, const char *id, const char *plan)
 pl_rc az_ws_get(az_store *st, const char *id, az_dir_workspace *out)
 {
     MDB_txn *t = NULL;
-    json_t *o = NULL;
     pl_rc rc;
     if (!az_id_valid(id))
         return PL_ERR_NOT_FOUND;
     rc = rtxn(st, &t);
     if (rc != PL_OK)
         return rc;
-    rc = get_json(t, st->db[DB_WORKSPACES], sval(id), &o);
-    if (rc == PL_OK && out) {
-        cpy(out->id, sizeof out->id, jstr(o, "id"));
-        cpy(out->name, sizeof out->name, jstr(o, "name"));
-        cpy(out->plan, sizeof out->plan, jstr(o, "plan"));
-    }
-    json_decref(o);
+    rc = az_rec_workspace_get(t, st->db[DB_WORKSPACES], id, out);
     rdone(st, t);
     return rc;
 }
@@ -903,26 +882,20 @@ pl_rc az_member_set(az_store *st, const char *uid, const char *ws, const char *r
     snprintf(key, sizeof key, "%s|%s", uid, ws);
     k = sval(key);
     v = sval(role);
-    rc = mrc(mdb_put(t, st->db[DB_MEMBERS], &k, &v, 0));
+    rc = az_rec_mdb(mdb_put(t, st->db[DB_MEMBERS], &k, &v, 0));
     return finish(st, t, rc);
 }
 
 pl_rc az_member_role(az_store *st, const char *uid, const char *ws, char role[16])
 {
     MDB_txn *t = NULL;
-    MDB_val k, v;
-    char key[2 * AZ_ID_MAX + 2];
     pl_rc rc;
     if (!az_id_valid(uid) || !az_id_valid(ws))
         return PL_ERR_NOT_FOUND;
     rc = rtxn(st, &t);
     if (rc != PL_OK)
         return rc;
-    snprintf(key, sizeof key, "%s|%s", uid, ws);
-    k = sval(key);
-    rc = mrc(mdb_get(t, st->db[DB_MEMBERS], &k, &v));
-    if (rc == PL_OK)
-        snprintf(role, 16, "%.*s", (int)(v.mv_size < 15 ? v.mv_size : 15), (char *)v.mv_data);
+    rc = az_rec_member_role(t, st->db[DB_MEMBERS], uid, ws, role);
     rdone(st, t);
     return rc;
 }
@@ -931,51 +904,14 @@ pl_rc az_user_workspaces(az_store *st, const char *uid, az_dir_membership *out, 
                          size_t *n)
 {
     MDB_txn *t = NULL;
-    MDB_cursor *c = NULL;
-    MDB_val k, v;
-    char prefix[AZ_ID_MAX + 2];
-    size_t plen;
     pl_rc rc;
-    int e;
     *n = 0;
     if (!az_id_valid(uid))
         return PL_OK;
-    plen = (size_t)snprintf(prefix, sizeof prefix, "%s|", uid);
     rc = rtxn(st, &t);
     if (rc != PL_OK)
         return rc;
-    if (mdb_cursor_open(t, st->db[DB_MEMBERS], &c) != 0) {
-        rc = PL_ERR_STORE;
-        goto out;
-    }
-    k.mv_data = prefix;
-    k.mv_size = plen;
-    for (e = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); e == 0;
-         e = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        json_t *o = NULL;
-        MDB_val wk;
-        if (k.mv_size <= plen || memcmp(k.mv_data, prefix, plen) != 0)
-            break;
-        wk.mv_data = (char *)k.mv_data + plen;
-        wk.mv_size = k.mv_size - plen;
-        if (get_json(t, st->db[DB_WORKSPACES], wk, &o) != PL_OK)
-            continue;
-        if (*n == max) {
-            json_decref(o);
-            rc = PL_ERR_TOO_LARGE;
-            goto out;
-        }
-        cpy(out[*n].ws.id, sizeof out[*n].ws.id, jstr(o, "id"));
-        cpy(out[*n].ws.name, sizeof out[*n].ws.name, jstr(o, "name"));
-        cpy(out[*n].ws.plan, sizeof out[*n].ws.plan, jstr(o, "plan"));
-        snprintf(out[*n].role, sizeof out[*n].role, "%.*s", (int)(v.mv_size < 15 ? v.mv_size : 15),
-                 (char *)v.mv_data);
-        json_decref(o);
-        (*n)++;
-    }
-out:
-    if (c)
-        mdb_cursor_close(c);
+    rc = az_rec_user_workspaces(t, st->db[DB_MEMBERS], st->db[DB_WORKSPACES], uid, out, max, n);
     rdone(st, t);
     return rc;
 }
@@ -1009,6 +945,34 @@ static int hexval(char ch)
     return -1;
 }
 
+/* Decodes a SHA-256 stored as 64 lowercase hex digits; 0 (out untouched) when malformed. */
+static int hex_sha256(const char *hex, uint8_t out[CORE_SHA256_LEN])
+{
+    uint8_t h[CORE_SHA256_LEN];
+    if (strlen(hex) != (size_t)2 * CORE_SHA256_LEN)
+        return 0;
+    for (size_t i = 0; i < CORE_SHA256_LEN; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return 0;
+        h[i] = (uint8_t)(hi * 16 + lo);
+    }
+    memcpy(out, h, sizeof h);
+    return 1;
+}
+
+/* client_json plus the registration fingerprint (lets the sweep drop the dcr_fp row). */
+static json_t *client_json_fp(const az_client *c, const uint8_t fp[CORE_SHA256_LEN])
+{
+    json_t *o = client_json(c);
+    char fphex[2 * CORE_SHA256_LEN + 1];
+    if (o) {
+        core_hex_encode(fp, CORE_SHA256_LEN, fphex, sizeof fphex);
+        json_object_set_new(o, "fp", json_string(fphex));
+    }
+    return o;
+}
+
 static void client_fill(const json_t *o, az_client *c)
 {
     const json_t *ru = json_object_get(o, "redirect_uris");
@@ -1021,9 +985,7 @@ static void client_fill(const json_t *o, az_client *c)
             json_string_value(json_array_get(ru, i)));
     c->kind = (az_client_kind)jint(o, "kind");
     c->auth = (az_auth_method)jint(o, "auth");
-    if (strlen(hex) == (size_t)2 * CORE_SHA256_LEN)
-        for (size_t i = 0; i < CORE_SHA256_LEN; i++)
-            c->secret_hash[i] = (uint8_t)(hexval(hex[2 * i]) * 16 + hexval(hex[2 * i + 1]));
+    hex_sha256(hex, c->secret_hash);
     cpy(c->cls, sizeof c->cls, jstr(o, "cls"));
     cpy(c->scope_hint, sizeof c->scope_hint, jstr(o, "scope_hint"));
     cpy(c->source, sizeof c->source, jstr(o, "source"));
@@ -1071,20 +1033,7 @@ pl_rc az_client_get(az_store *st, const char *id, az_client *out)
 static pl_rc dcr_count(az_store *st, MDB_txn *t, const char *key, unsigned limit, int64_t win,
                        int64_t now)
 {
-    json_t *o = NULL;
-    int64_t n = 0, t0 = now;
-    pl_rc rc;
-    if (get_json(t, st->db[DB_DCR_COUNT], sval(key), &o) == PL_OK && now - jint(o, "t0") < win) {
-        n = jint(o, "n");
-        t0 = jint(o, "t0");
-    }
-    json_decref(o);
-    if (n >= (int64_t)limit)
-        return PL_ERR_LIMIT;
-    o = json_pack("{s:I,s:I}", "n", (json_int_t)n + 1, "t0", (json_int_t)t0);
-    rc = o ? put_json(t, st->db[DB_DCR_COUNT], sval(key), o) : PL_ERR_NOMEM;
-    json_decref(o);
-    return rc;
+    return window_bump(st, t, DB_DCR_COUNT, key, limit, win, now);
 }
 
 pl_rc az_client_register(az_store *st, az_client *c, const uint8_t fp[CORE_SHA256_LEN],
@@ -1113,12 +1062,7 @@ pl_rc az_client_register(az_store *st, az_client *c, const uint8_t fp[CORE_SHA25
             o = NULL;
             memcpy(old.secret_hash, c->secret_hash, sizeof old.secret_hash);
             *c = old;
-            o = client_json(c);
-            if (o) {
-                char fphex[2 * CORE_SHA256_LEN + 1];
-                core_hex_encode(fp, CORE_SHA256_LEN, fphex, sizeof fphex);
-                json_object_set_new(o, "fp", json_string(fphex));
-            }
+            o = client_json_fp(c, fp);
             rc = o ? put_json(t, st->db[DB_CLIENTS], sval(c->id), o) : PL_ERR_NOMEM;
             json_decref(o);
             *reused = 1;
@@ -1139,13 +1083,8 @@ pl_rc az_client_register(az_store *st, az_client *c, const uint8_t fp[CORE_SHA25
     cpy(c->id, sizeof c->id, id);
     c->created_ms = now;
     v = sval(c->id);
-    rc = mrc(mdb_put(t, st->db[DB_DCR_FP], &k, &v, 0));
-    o = client_json(c);
-    if (o) {
-        char fphex[2 * CORE_SHA256_LEN + 1];
-        core_hex_encode(fp, CORE_SHA256_LEN, fphex, sizeof fphex);
-        json_object_set_new(o, "fp", json_string(fphex)); /* lets the sweep drop the fp row */
-    }
+    rc = az_rec_mdb(mdb_put(t, st->db[DB_DCR_FP], &k, &v, 0));
+    o = client_json_fp(c, fp);
     if (rc == PL_OK)
         rc = o ? put_json(t, st->db[DB_CLIENTS], sval(c->id), o) : PL_ERR_NOMEM;
     json_decref(o);
@@ -1318,7 +1257,7 @@ static pl_rc grant_load(az_store *st, MDB_txn *t, const char *gid, az_grant *g)
     if (!az_id_valid(gid))
         return PL_ERR_NOT_FOUND;
     k = sval(gid);
-    rc = mrc(mdb_get(t, st->db[DB_GRANTS], &k, &v));
+    rc = az_rec_mdb(mdb_get(t, st->db[DB_GRANTS], &k, &v));
     if (rc != PL_OK)
         return rc;
     r = rec_open(&v);
@@ -1336,6 +1275,17 @@ static pl_rc grant_load(az_store *st, MDB_txn *t, const char *gid, az_grant *g)
     return r.err ? PL_ERR_STORE : PL_OK;
 }
 
+/* The client_grants key of gid: SHA-256(client_id) + gid (client ids may be 512-byte URLs,
+ * over LMDB's key limit). buf holds CORE_SHA256_LEN + AZ_ID_MAX bytes. */
+static MDB_val client_grant_key(const uint8_t chash[CORE_SHA256_LEN], const char *gid, uint8_t *buf)
+{
+    size_t gl = strnlen(gid, AZ_ID_MAX);
+    MDB_val k = {CORE_SHA256_LEN + gl, buf};
+    memcpy(buf, chash, CORE_SHA256_LEN);
+    memcpy(buf + CORE_SHA256_LEN, gid, gl);
+    return k;
+}
+
 /* Writes the grant record and, when `index` (creation, revocation), its grant_state row and
  * the user index. */
 static pl_rc grant_save(az_store *st, MDB_txn *t, const az_grant *g, int index)
@@ -1350,7 +1300,7 @@ static pl_rc grant_save(az_store *st, MDB_txn *t, const az_grant *g, int index)
     if (!index)
         return rc;
     if (rc == PL_OK)
-        rc = mrc(mdb_put(t, st->db[DB_GRANT_STATE], &k, &v, 0));
+        rc = az_rec_mdb(mdb_put(t, st->db[DB_GRANT_STATE], &k, &v, 0));
     if (rc == PL_OK) {
         MDB_val uk, uv = sval(g->gid);
         snprintf(ukey, sizeof ukey, "%s|%s", g->uid, g->gid);
@@ -1359,17 +1309,15 @@ static pl_rc grant_save(az_store *st, MDB_txn *t, const az_grant *g, int index)
             int e = mdb_del(t, st->db[DB_USER_GRANTS], &uk, NULL);
             rc = e == 0 || e == MDB_NOTFOUND ? PL_OK : PL_ERR_STORE;
         } else {
-            rc = mrc(mdb_put(t, st->db[DB_USER_GRANTS], &uk, &uv, 0));
+            rc = az_rec_mdb(mdb_put(t, st->db[DB_USER_GRANTS], &uk, &uv, 0));
         }
     }
     if (rc == PL_OK && !g->revoked_ms) {
-        /* Client index (hashed: client ids may be 512-byte URLs, over LMDB's key limit). */
-        uint8_t ck[CORE_SHA256_LEN + AZ_ID_MAX];
-        size_t gl = strlen(g->gid);
-        MDB_val k2 = {CORE_SHA256_LEN + gl, ck}, v2 = {0, ""};
-        secret_key(st, g->client_id, ck);
-        memcpy(ck + CORE_SHA256_LEN, g->gid, gl);
-        rc = mrc(mdb_put(t, st->db[DB_CLIENT_GRANTS], &k2, &v2, 0));
+        uint8_t ch[CORE_SHA256_LEN], ck[CORE_SHA256_LEN + AZ_ID_MAX];
+        MDB_val k2, v2 = {0, ""};
+        secret_key(st, g->client_id, ch);
+        k2 = client_grant_key(ch, g->gid, ck);
+        rc = az_rec_mdb(mdb_put(t, st->db[DB_CLIENT_GRANTS], &k2, &v2, 0));
     }
     return rc;
 }
@@ -1404,40 +1352,56 @@ pl_rc az_grant_get(az_store *st, const char *gid, az_grant *g)
     return rc;
 }
 
+/* The grant id of a user_grants row (uid "|" gid -> gid); 0 when malformed. */
+static int row_gid(const MDB_val *v, char gid[AZ_ID_MAX + 1])
+{
+    if (v->mv_size > AZ_ID_MAX)
+        return 0;
+    memcpy(gid, v->mv_data, v->mv_size);
+    gid[v->mv_size] = '\0';
+    return 1;
+}
+
+typedef struct grant_scan {
+    az_store *st;
+    MDB_txn *t;
+    az_grant *out;
+    char (*gids)[AZ_ID_MAX + 1]; /* instead of out: collect ids only */
+    size_t max, n;
+} grant_scan;
+
+/* az_rec_scan_user callback over user_grants: live grants into out, or ids into gids. */
+static int grant_row(void *arg, const MDB_val *k, const MDB_val *v)
+{
+    grant_scan *x = arg;
+    char gid[AZ_ID_MAX + 1];
+    (void)k;
+    if (x->n >= x->max || !row_gid(v, gid))
+        return 0;
+    if (x->gids)
+        memcpy(x->gids[x->n++], gid, sizeof gid);
+    else if (grant_load(x->st, x->t, gid, &x->out[x->n]) == PL_OK && !x->out[x->n].revoked_ms)
+        x->n++;
+    return x->n < x->max;
+}
+
 pl_rc az_grant_list(az_store *st, const char *uid, az_grant *out, size_t max, size_t *n)
 {
     MDB_txn *t = NULL;
-    MDB_cursor *c = NULL;
-    MDB_val k, v;
-    char prefix[AZ_ID_MAX + 2];
-    size_t plen;
+    grant_scan x = {st, NULL, out, NULL, max, 0};
     pl_rc rc;
-    int e;
     *n = 0;
     if (!az_id_valid(uid))
         return PL_OK;
-    plen = (size_t)snprintf(prefix, sizeof prefix, "%s|", uid);
     rc = rtxn(st, &t);
     if (rc != PL_OK)
         return rc;
-    if (mdb_cursor_open(t, st->db[DB_USER_GRANTS], &c) != 0) {
-        rdone(st, t);
-        return PL_ERR_STORE;
-    }
-    k.mv_data = prefix;
-    k.mv_size = plen;
-    for (e = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); e == 0 && *n < max;
-         e = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        char gid[AZ_ID_MAX + 1];
-        if (k.mv_size <= plen || memcmp(k.mv_data, prefix, plen) != 0 || v.mv_size > AZ_ID_MAX)
-            break;
-        memcpy(gid, v.mv_data, v.mv_size);
-        gid[v.mv_size] = '\0';
-        if (grant_load(st, t, gid, &out[*n]) == PL_OK && !out[*n].revoked_ms)
-            (*n)++;
-    }
-    mdb_cursor_close(c);
+    x.t = t;
+    rc = max ? az_rec_scan_user(t, st->db[DB_USER_GRANTS], uid, grant_row, &x) : PL_OK;
     rdone(st, t);
+    if (rc != PL_OK)
+        return rc;
+    *n = x.n;
     /* Newest first. */
     for (size_t i = 1; i < *n; i++)
         for (size_t j = i; j > 0 && out[j].created_ms > out[j - 1].created_ms; j--) {
@@ -1450,31 +1414,16 @@ pl_rc az_grant_list(az_store *st, const char *uid, az_grant *out, size_t max, si
 
 static pl_rc revoke_user_grants(az_store *st, MDB_txn *t, const char *uid)
 {
-    MDB_cursor *c = NULL;
-    MDB_val k, v;
-    char prefix[AZ_ID_MAX + 2], gids[256][AZ_ID_MAX + 1];
-    size_t plen, n;
-    pl_rc rc = PL_OK;
-    int e;
-    plen = (size_t)snprintf(prefix, sizeof prefix, "%s|", uid);
+    char gids[256][AZ_ID_MAX + 1];
+    grant_scan x = {st, t, NULL, gids, 256, 0};
+    pl_rc rc;
     /* Revoking removes the grant from the user index, so repeat until the index is empty. */
     do {
-        n = 0;
-        if (mdb_cursor_open(t, st->db[DB_USER_GRANTS], &c) != 0)
-            return PL_ERR_STORE;
-        k.mv_data = prefix;
-        k.mv_size = plen;
-        for (e = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); e == 0 && n < 256;
-             e = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-            if (k.mv_size <= plen || memcmp(k.mv_data, prefix, plen) != 0 || v.mv_size > AZ_ID_MAX)
-                break;
-            memcpy(gids[n], v.mv_data, v.mv_size);
-            gids[n++][v.mv_size] = '\0';
-        }
-        mdb_cursor_close(c);
-        for (size_t i = 0; i < n && rc == PL_OK; i++)
+        x.n = 0;
+        rc = az_rec_scan_user(t, st->db[DB_USER_GRANTS], uid, grant_row, &x);
+        for (size_t i = 0; i < x.n && rc == PL_OK; i++)
             rc = grant_revoke_txn(st, t, gids[i]);
-    } while (rc == PL_OK && n == 256);
+    } while (rc == PL_OK && x.n == 256);
     return rc;
 }
 
@@ -1597,20 +1546,22 @@ static pl_rc refresh_write(MDB_txn *t, MDB_dbi db, uint8_t h[CORE_SHA256_LEN],
     return rec_put(t, db, hkey(h), &w);
 }
 
-static pl_rc refresh_read(az_store *st, MDB_txn *t, uint8_t h[CORE_SHA256_LEN], refresh_rec *rr)
+static pl_rc refresh_decode(const MDB_val *v, refresh_rec *rr)
 {
-    MDB_val k = hkey(h), v;
-    rec_r r;
-    pl_rc rc = mrc(mdb_get(t, st->db[DB_REFRESH], &k, &v));
-    if (rc != PL_OK)
-        return rc;
-    r = rec_open(&v);
+    rec_r r = rec_open(v);
     r_str(&r, rr->gid, sizeof rr->gid);
     rr->gen = r_i64(&r);
     rr->created_ms = r_i64(&r);
     rr->rotated_ms = r_i64(&r);
     rr->retried = r_i64(&r);
     return r.err ? PL_ERR_STORE : PL_OK;
+}
+
+static pl_rc refresh_read(az_store *st, MDB_txn *t, uint8_t h[CORE_SHA256_LEN], refresh_rec *rr)
+{
+    MDB_val k = hkey(h), v;
+    pl_rc rc = az_rec_mdb(mdb_get(t, st->db[DB_REFRESH], &k, &v));
+    return rc == PL_OK ? refresh_decode(&v, rr) : rc;
 }
 
 static pl_rc refresh_put(az_store *st, MDB_txn *t, const az_grant *g, char rt[AZ_SECRET_SIZE])
@@ -1652,7 +1603,7 @@ pl_rc az_code_redeem(az_store *st, const char *code, const az_redeem *in, az_gra
         return rc;
     {
         MDB_val k = hkey(h);
-        rc = mrc(mdb_get(t, st->db[DB_CODES], &k, &v));
+        rc = az_rec_mdb(mdb_get(t, st->db[DB_CODES], &k, &v));
     }
     if (rc == PL_OK)
         rc = code_read(&v, &c, used_gid, &created);
@@ -1874,8 +1825,15 @@ pl_rc az_consent_get(az_store *st, const char *uid, const char *client_id, char 
 
 /* ---- sweep ----------------------------------------------------------------------------------- */
 
-/* Deletes rows of db whose JSON field `field` + ttl < now (bounded work per call). */
-static pl_rc sweep_db(az_store *st, MDB_txn *t, int db, const char *field, int64_t ttl, int64_t now)
+/* What a sweep deletes: expired(arg, value) != 0. */
+typedef struct sweep_rule {
+    int (*expired)(const struct sweep_rule *r, const MDB_val *v);
+    const char *field; /* JSON rows: the time field; the row goes when field + ttl < now */
+    int64_t ttl, now;
+} sweep_rule;
+
+/* Deletes the rows of db that rule says are expired (bounded work per call). */
+static pl_rc sweep_rows(az_store *st, MDB_txn *t, int db, const sweep_rule *rule)
 {
     MDB_cursor *c = NULL;
     MDB_val k, v;
@@ -1883,57 +1841,41 @@ static pl_rc sweep_db(az_store *st, MDB_txn *t, int db, const char *field, int64
     if (mdb_cursor_open(t, st->db[db], &c) != 0)
         return PL_ERR_STORE;
     for (e = mdb_cursor_get(c, &k, &v, MDB_FIRST); e == 0 && budget-- > 0;
-         e = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        json_t *o = json_loadb(v.mv_data, v.mv_size, 0, NULL);
-        int64_t at = o ? jint(o, field) : 0;
-        json_decref(o);
-        if (at + ttl < now)
+         e = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+        if (rule->expired(rule, &v))
             mdb_cursor_del(c, 0);
-    }
     mdb_cursor_close(c);
     return PL_OK;
 }
 
-static pl_rc sweep_codes(az_store *st, MDB_txn *t, int64_t before)
+static int json_expired(const sweep_rule *r, const MDB_val *v)
 {
-    MDB_cursor *c = NULL;
-    MDB_val k, v;
-    int e, budget = 10000;
-    if (mdb_cursor_open(t, st->db[DB_CODES], &c) != 0)
-        return PL_ERR_STORE;
-    for (e = mdb_cursor_get(c, &k, &v, MDB_FIRST); e == 0 && budget-- > 0;
-         e = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        az_code code;
-        char gid[AZ_ID_MAX + 1];
-        int64_t created = 0;
-        if (code_read(&v, &code, gid, &created) != PL_OK || created < before)
-            mdb_cursor_del(c, 0);
-    }
-    mdb_cursor_close(c);
-    return PL_OK;
+    json_t *o = json_loadb(v->mv_data, v->mv_size, 0, NULL);
+    int64_t at = o ? jint(o, r->field) : 0;
+    json_decref(o);
+    return at + r->ttl < r->now;
+}
+
+/* Codes created before now - ttl (or unreadable). */
+static int code_expired(const sweep_rule *r, const MDB_val *v)
+{
+    az_code code;
+    char gid[AZ_ID_MAX + 1];
+    int64_t created = 0;
+    return code_read(v, &code, gid, &created) != PL_OK || created < r->now - r->ttl;
 }
 
 /* Refresh records past their life (a reuse of one is then just an unknown token). */
-static pl_rc sweep_refresh(az_store *st, MDB_txn *t, int64_t now)
+static int refresh_expired(const sweep_rule *r, const MDB_val *v)
 {
-    MDB_cursor *c = NULL;
-    MDB_val k, v;
-    int e, budget = 10000;
-    if (mdb_cursor_open(t, st->db[DB_REFRESH], &c) != 0)
-        return PL_ERR_STORE;
-    for (e = mdb_cursor_get(c, &k, &v, MDB_FIRST); e == 0 && budget-- > 0;
-         e = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        rec_r r = rec_open(&v);
-        char gid[AZ_ID_MAX + 1];
-        int64_t created;
-        r_str(&r, gid, sizeof gid);
-        (void)r_i64(&r); /* gen */
-        created = r_i64(&r);
-        if (r.err || now - created > st->refresh_ttl_ms)
-            mdb_cursor_del(c, 0);
-    }
-    mdb_cursor_close(c);
-    return PL_OK;
+    refresh_rec rr;
+    return refresh_decode(v, &rr) != PL_OK || r->now - rr.created_ms > r->ttl;
+}
+
+static pl_rc sweep_db(az_store *st, MDB_txn *t, int db, const char *field, int64_t ttl, int64_t now)
+{
+    sweep_rule r = {json_expired, field, ttl, now};
+    return sweep_rows(st, t, db, &r);
 }
 
 /* Grants revoked over a day ago (their access tokens expired long before) or unused for the
@@ -1974,10 +1916,7 @@ static pl_rc sweep_grants(az_store *st, MDB_txn *t, int64_t now)
         snprintf(ukey, sizeof ukey, "%.64s|%.64s", uids[i], gids[i]);
         uk = sval(ukey);
         uint8_t ck[CORE_SHA256_LEN + AZ_ID_MAX];
-        size_t gl = strlen(gids[i]);
-        MDB_val ckv = {CORE_SHA256_LEN + gl, ck};
-        memcpy(ck, chash[i], CORE_SHA256_LEN);
-        memcpy(ck + CORE_SHA256_LEN, gids[i], gl);
+        MDB_val ckv = client_grant_key(chash[i], gids[i], ck);
         for (int d = 0; d < 4 && rc == PL_OK; d++) {
             static const int dbs[4] = {DB_GRANTS, DB_GRANT_STATE, DB_USER_GRANTS, DB_CLIENT_GRANTS};
             MDB_val *key = dbs[d] == DB_USER_GRANTS ? &uk : dbs[d] == DB_CLIENT_GRANTS ? &ckv : &gk;
@@ -2012,7 +1951,6 @@ static pl_rc sweep_dcr_clients(az_store *st, MDB_txn *t, int64_t now)
         json_t *o = json_loadb(v.mv_data, v.mv_size, 0, NULL);
         uint8_t h[CORE_SHA256_LEN];
         MDB_val pk = {CORE_SHA256_LEN, h}, pv;
-        const char *fp;
         if (!o)
             continue;
         if (jint(o, "kind") != AZ_CLIENT_DCR || now - jint(o, "created_ms") < DCR_IDLE_MS) {
@@ -2026,15 +1964,7 @@ static pl_rc sweep_dcr_clients(az_store *st, MDB_txn *t, int64_t now)
             continue;
         }
         cpy(ids[n], sizeof ids[n], jstr(o, "id"));
-        fp = jstr(o, "fp");
-        has_fp[n] = strlen(fp) == 2 * (size_t)CORE_SHA256_LEN;
-        for (size_t i = 0; has_fp[n] && i < CORE_SHA256_LEN; i++) {
-            int hi = hexval(fp[2 * i]), lo = hexval(fp[2 * i + 1]);
-            if (hi < 0 || lo < 0)
-                has_fp[n] = 0;
-            else
-                fps[n][i] = (uint8_t)(hi * 16 + lo);
-        }
+        has_fp[n] = hex_sha256(jstr(o, "fp"), fps[n]);
         n++;
         json_decref(o);
     }
@@ -2061,12 +1991,16 @@ pl_rc az_store_sweep(az_store *st)
     if (rc == PL_OK)
         rc = sweep_db(st, t, DB_SESSIONS, "expires_ms", 0, now);
     /* Used codes are kept a while so a late replay still revokes their grant. */
-    if (rc == PL_OK)
-        rc = sweep_codes(st, t, now - (int64_t)24 * 3600 * 1000);
+    if (rc == PL_OK) {
+        sweep_rule r = {code_expired, NULL, (int64_t)24 * 3600 * 1000, now};
+        rc = sweep_rows(st, t, DB_CODES, &r);
+    }
     if (rc == PL_OK)
         rc = sweep_db(st, t, DB_THROTTLE, "t0", THROTTLE_WIN_MS, now);
-    if (rc == PL_OK)
-        rc = sweep_refresh(st, t, now);
+    if (rc == PL_OK) {
+        sweep_rule r = {refresh_expired, NULL, st->refresh_ttl_ms, now};
+        rc = sweep_rows(st, t, DB_REFRESH, &r);
+    }
     if (rc == PL_OK)
         rc = sweep_grants(st, t, now);
     if (rc == PL_OK)
