@@ -433,6 +433,18 @@ async function toolFlow(env) {
   check(pub.status === 'published', `published now: ${pub.status}`);
   const st = await tool(env, 'postly_get_post_status', { post_id: post.id });
   check(st.status === 'published', `postly_get_post_status: ${st.status} ${JSON.stringify(st).slice(0, 200)}`);
+  // A second post left to the scheduler: due in 2 s, published by postly-mcp's scheduler
+  // through the sandbox connector with no further call; we watch its status (bounded).
+  const soon = new Date(Date.now() + 2000).toISOString();
+  const later = await tool(env, 'postly_create_post', { account_ids: [env.account], text: 'Scheduled (e2e)',
+    scheduled_at: soon, idempotency_key: 'e2e-p2' });
+  let seen = later.status;
+  for (const until = Date.now() + 30000; seen !== 'published' && Date.now() < until;) {
+    seen = (await env.client.callTool({ name: 'postly_get_post_status', arguments: { post_id: later.id } }))
+      .structuredContent?.status;
+    if (seen !== 'published') await new Promise((r) => setTimeout(r, 250)); // poll interval, under the rate limit
+  }
+  check(seen === 'published', `the scheduler published the post due at ${soon}: ${later.status} → ${seen}`);
   const an = await tool(env, 'postly_get_post_analytics', { post_id: post.id });
   const nums = JSON.stringify(an).match(/"[a-z_]+":\d+/g) || [];
   check(nums.length > 0, `post analytics numbers: ${nums.slice(0, 6).join(' ')}`);
