@@ -243,8 +243,7 @@ pl_rc ex_campaign_delete(const ex_ctx *ctx, const char *ws, const json_t *args, 
     static const char *const allowed[] = {"campaign_id", "expected_version", NULL};
     const char *id = NULL;
     ex_txn txn = {0};
-    json_t *c = NULL, *posts = json_array();
-    MDB_cursor *cur = NULL;
+    json_t *c = NULL, *posts = NULL;
     *out = NULL;
     pl_rc rc = ex_args_only(args, allowed, err);
     if (rc == PL_OK)
@@ -254,20 +253,10 @@ pl_rc ex_campaign_delete(const ex_ctx *ctx, const char *ws, const json_t *args, 
     id = str(c, "id");
     /* Collect the linked posts (one range), then unlink each: posts are never deleted. */
     char prefix[EX_KEY_MAX + 1];
-    int plen = snprintf(prefix, sizeof prefix, "%s|cpl|%s|", ws, id);
-    if (mdb_cursor_open(txn.mdb, ex_store_dbi(ctx->store, EX_DB_CAMPAIGNS), &cur) != 0) {
-        rc = PL_ERR_STORE;
+    snprintf(prefix, sizeof prefix, "%s|cpl|%s|", ws, id);
+    rc = ex_txn_suffixes(&txn, EX_DB_CAMPAIGNS, prefix, &posts);
+    if (rc != PL_OK)
         goto out;
-    }
-    MDB_val k = {(size_t)plen, prefix}, v;
-    int r = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    while (r == 0 && k.mv_size > (size_t)plen && memcmp(k.mv_data, prefix, (size_t)plen) == 0) {
-        json_array_append_new(
-            posts, json_stringn((const char *)k.mv_data + plen, k.mv_size - (size_t)plen));
-        r = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    }
-    mdb_cursor_close(cur);
-    cur = NULL;
     int64_t now = core_clock_now_ms(ctx->clock);
     size_t i;
     json_t *pv;
@@ -298,8 +287,6 @@ pl_rc ex_campaign_delete(const ex_ctx *ctx, const char *ws, const json_t *args, 
     *out = json_pack("{s:s,s:b,s:I}", "id", id, "deleted", 1, "unlinked_posts",
                      (json_int_t)json_array_size(posts));
 out:
-    if (cur)
-        mdb_cursor_close(cur);
     ex_txn_abort(&txn);
     json_decref(c);
     json_decref(posts);

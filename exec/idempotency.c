@@ -112,65 +112,31 @@ pl_rc ex_idem_cancel(const ex_ctx *ctx, ex_txn *txn, const ex_idem *idem)
     return rc == PL_ERR_NOT_FOUND ? PL_OK : rc;
 }
 
+/* Condemns an idempotency record whose expires_at_ms has passed. */
+static int expired(const MDB_val *key, const MDB_val *val, void *arg)
+{
+    const int64_t *now = arg;
+    json_error_t je;
+    json_t *rec = json_loadb(val->mv_data, val->mv_size, 0, &je);
+    int64_t exp = rec ? json_integer_value(json_object_get(rec, "expires_at_ms")) : 0;
+    json_decref(rec);
+    (void)key;
+    return exp <= *now;
+}
+
 pl_rc ex_idem_purge(const ex_ctx *ctx, size_t max_scan, size_t *purged)
 {
     ex_txn txn = {0};
-    MDB_cursor *cur = NULL;
     size_t n = 0;
+    int64_t now = core_clock_now_ms(ctx->clock);
     *purged = 0;
     pl_rc rc = ex_txn_begin(ctx->store, 1, &txn);
-    if (rc != PL_OK)
-        return rc;
-    MDB_val pos;
-    char start[EX_KEY_MAX + 1] = "";
-    if (ex_txn_get_raw(&txn, EX_DB_META, "idem_purge_pos", &pos) == PL_OK &&
-        pos.mv_size < sizeof start) {
-        memcpy(start, pos.mv_data, pos.mv_size);
-        start[pos.mv_size] = '\0';
-    }
-    if (mdb_cursor_open(txn.mdb, ex_store_dbi(ctx->store, EX_DB_IDEMPOTENCY), &cur) != 0) {
-        rc = PL_ERR_STORE;
-        goto out;
-    }
-    int64_t now = core_clock_now_ms(ctx->clock);
-    MDB_val k = {strlen(start), start}, v;
-    int r = *start ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)
-                   : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    char last[EX_KEY_MAX + 1] = "";
-    for (size_t scanned = 0; r == 0 && scanned < max_scan; scanned++) {
-        json_error_t je;
-        json_t *rec = json_loadb(v.mv_data, v.mv_size, 0, &je);
-        int64_t exp = rec ? json_integer_value(json_object_get(rec, "expires_at_ms")) : 0;
-        json_decref(rec);
-        if (k.mv_size < sizeof last) {
-            memcpy(last, k.mv_data, k.mv_size);
-            last[k.mv_size] = '\0';
-        }
-        if (exp <= now) {
-            if (mdb_cursor_del(cur, 0) != 0) {
-                rc = PL_ERR_STORE;
-                goto out;
-            }
-            n++; /* LMDB: after a delete, MDB_NEXT returns the item that took its place */
-        }
-        r = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    }
-    mdb_cursor_close(cur);
-    cur = NULL;
-    if (r == MDB_NOTFOUND) {
-        rc = ex_txn_del(&txn, EX_DB_META, "idem_purge_pos");
-        if (rc == PL_ERR_NOT_FOUND)
-            rc = PL_OK;
-    } else
-        rc = ex_txn_put_raw(&txn, EX_DB_META, "idem_purge_pos", last, strlen(last));
-    if (rc != PL_OK)
-        goto out;
-    rc = ex_txn_commit(&txn);
+    if (rc == PL_OK)
+        rc = ex_txn_sweep(&txn, EX_DB_IDEMPOTENCY, "idem_purge_pos", max_scan, expired, &now, &n);
+    if (rc == PL_OK)
+        rc = ex_txn_commit(&txn);
     if (rc == PL_OK)
         *purged = n;
-out:
-    if (cur)
-        mdb_cursor_close(cur);
     ex_txn_abort(&txn);
     return rc;
 }

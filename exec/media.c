@@ -974,7 +974,6 @@ pl_rc ex_media_refs_del(ex_txn *txn, const char *ws, const json_t *ids, const ch
 /* The posts referring to medium mid (one range scan), as a JSON array of ids. */
 static pl_rc refs_of(ex_txn *txn, const char *ws, const char *mid, json_t **out)
 {
-    MDB_cursor *cur = NULL;
     char prefix[EX_KEY_MAX + 1];
     *out = NULL;
     if (!ex_ws_valid(ws))
@@ -982,90 +981,57 @@ static pl_rc refs_of(ex_txn *txn, const char *ws, const char *mid, json_t **out)
     int plen = snprintf(prefix, sizeof prefix, "%s|mref|%s|", ws, mid);
     if (plen < 0 || (size_t)plen >= sizeof prefix)
         return PL_ERR_TOO_LARGE;
-    if (mdb_cursor_open(txn->mdb, ex_store_dbi(txn->st, EX_DB_MEDIA), &cur) != 0)
-        return PL_ERR_STORE;
-    json_t *list = json_array();
-    MDB_val k = {(size_t)plen, prefix}, v;
-    int r = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    while (r == 0 && k.mv_size > (size_t)plen && memcmp(k.mv_data, prefix, (size_t)plen) == 0) {
-        json_array_append_new(
-            list, json_stringn((const char *)k.mv_data + plen, k.mv_size - (size_t)plen));
-        r = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    }
-    mdb_cursor_close(cur);
-    *out = list;
-    return PL_OK;
+    return ex_txn_suffixes(txn, EX_DB_MEDIA, prefix, out);
+}
+
+typedef struct gc_scan {
+    int64_t now;
+    int64_t max_idle_ms;
+    json_t *stale; /* ids of the uploads condemned */
+} gc_scan;
+
+/* Condemns an upload untouched for longer than max_idle_ms. */
+static int stale_upload(const MDB_val *key, const MDB_val *val, void *arg)
+{
+    gc_scan *g = arg;
+    json_error_t je;
+    json_t *u = json_loadb(val->mv_data, val->mv_size, 0, &je);
+    int64_t touched = 0;
+    const char *upd = u ? str(u, "updated_at") : NULL;
+    if (!upd || ex_time_parse(upd, &touched) != PL_OK)
+        touched = 0;
+    int stale = g->now - touched > g->max_idle_ms;
+    if (stale)
+        json_array_append_new(g->stale, json_string(u && str(u, "id") ? str(u, "id") : ""));
+    json_decref(u);
+    (void)key;
+    return stale;
 }
 
 pl_rc ex_media_gc(const ex_ctx *ctx, int64_t max_idle_ms, size_t max_scan, size_t *removed)
 {
     ex_txn txn = {0};
-    MDB_cursor *cur = NULL;
-    json_t *stale = json_array();
+    gc_scan g = {core_clock_now_ms(ctx->clock), max_idle_ms, json_array()};
+    size_t n = 0, i;
+    json_t *e;
     *removed = 0;
     pl_rc rc = ex_txn_begin(ctx->store, 1, &txn);
+    if (rc == PL_OK)
+        rc = ex_txn_sweep(&txn, EX_DB_UPLOADS, "upl_gc_pos", max_scan, stale_upload, &g, &n);
     if (rc != PL_OK)
         goto out;
-    char start[EX_KEY_MAX + 1] = "", last[EX_KEY_MAX + 1] = "";
-    MDB_val pos;
-    if (ex_txn_get_raw(&txn, EX_DB_META, "upl_gc_pos", &pos) == PL_OK &&
-        pos.mv_size < sizeof start) {
-        memcpy(start, pos.mv_data, pos.mv_size);
-        start[pos.mv_size] = '\0';
-    }
-    if (mdb_cursor_open(txn.mdb, ex_store_dbi(ctx->store, EX_DB_UPLOADS), &cur) != 0) {
-        rc = PL_ERR_STORE;
-        goto out;
-    }
-    int64_t now = core_clock_now_ms(ctx->clock);
-    MDB_val k = {strlen(start), start}, v;
-    int r = *start ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)
-                   : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    for (size_t n = 0; r == 0 && n < max_scan; n++) {
-        json_error_t je;
-        json_t *u = json_loadb(v.mv_data, v.mv_size, 0, &je);
-        int64_t touched = 0;
-        const char *upd = u ? str(u, "updated_at") : NULL;
-        if (!upd || ex_time_parse(upd, &touched) != PL_OK)
-            touched = 0;
-        if (now - touched > max_idle_ms)
-            json_array_append_new(stale, json_pack("{s:s%,s:s}", "key", k.mv_data, k.mv_size, "id",
-                                                   u && str(u, "id") ? str(u, "id") : ""));
-        json_decref(u);
-        if (k.mv_size < sizeof last) {
-            memcpy(last, k.mv_data, k.mv_size);
-            last[k.mv_size] = '\0';
-        }
-        r = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    }
-    mdb_cursor_close(cur);
-    cur = NULL;
-    size_t i;
-    json_t *e;
-    json_array_foreach(stale, i, e)
+    json_array_foreach(g.stale, i, e)
     {
-        rc = ex_txn_del(&txn, EX_DB_UPLOADS, str(e, "key"));
-        if (rc != PL_OK && rc != PL_ERR_NOT_FOUND)
-            goto out;
         char tmp[1300];
-        const char *id = str(e, "id");
+        const char *id = json_string_value(e);
         if (id && ex_id_valid(id, "upl") && tmp_path(ctx, id, tmp, sizeof tmp) == PL_OK)
             unlink(tmp); /* inside the transaction: appends to it are serialised with us */
     }
-    if (r == MDB_NOTFOUND) {
-        rc = ex_txn_del(&txn, EX_DB_META, "upl_gc_pos");
-        rc = rc == PL_ERR_NOT_FOUND ? PL_OK : rc;
-    } else {
-        rc = ex_txn_put_raw(&txn, EX_DB_META, "upl_gc_pos", last, strlen(last));
-    }
+    rc = ex_txn_commit(&txn);
     if (rc == PL_OK)
-        rc = ex_txn_commit(&txn);
-    if (rc == PL_OK)
-        *removed = json_array_size(stale);
+        *removed = n;
 out:
-    if (cur)
-        mdb_cursor_close(cur);
     ex_txn_abort(&txn);
-    json_decref(stale);
+    json_decref(g.stale);
     return rc;
 }

@@ -444,6 +444,72 @@ pl_rc ex_txn_del(ex_txn *txn, ex_db db, const char *key)
     return r == 0 ? PL_OK : PL_ERR_STORE;
 }
 
+pl_rc ex_txn_suffixes(ex_txn *txn, ex_db db, const char *prefix, json_t **out)
+{
+    MDB_cursor *cur = NULL;
+    size_t plen = strlen(prefix);
+    *out = NULL;
+    if (mdb_cursor_open(txn->mdb, txn->st->dbi[db], &cur) != 0)
+        return PL_ERR_STORE;
+    json_t *list = json_array();
+    MDB_val k = {plen, (void *)prefix}, v;
+    int r = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (r == 0 && k.mv_size > plen && memcmp(k.mv_data, prefix, plen) == 0) {
+        json_array_append_new(list, json_stringn((const char *)k.mv_data + plen, k.mv_size - plen));
+        r = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    *out = list;
+    return PL_OK;
+}
+
+pl_rc ex_txn_sweep(ex_txn *txn, ex_db db, const char *pos_key, size_t max_scan, ex_sweep_fn visit,
+                   void *arg, size_t *deleted)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val pos;
+    char start[EX_KEY_MAX + 1] = "", last[EX_KEY_MAX + 1] = "";
+    size_t n = 0;
+    pl_rc rc = PL_OK;
+    *deleted = 0;
+    if (!txn->write)
+        return PL_ERR_INTERNAL;
+    if (ex_txn_get_raw(txn, EX_DB_META, pos_key, &pos) == PL_OK && pos.mv_size < sizeof start) {
+        memcpy(start, pos.mv_data, pos.mv_size);
+        start[pos.mv_size] = '\0';
+    }
+    if (mdb_cursor_open(txn->mdb, txn->st->dbi[db], &cur) != 0)
+        return PL_ERR_STORE;
+    MDB_val k = {strlen(start), start}, v;
+    int r = mdb_cursor_get(cur, &k, &v, *start ? MDB_SET_RANGE : MDB_FIRST);
+    for (size_t scanned = 0; r == 0 && scanned < max_scan; scanned++) {
+        if (k.mv_size < sizeof last) {
+            memcpy(last, k.mv_data, k.mv_size);
+            last[k.mv_size] = '\0';
+        }
+        if (visit(&k, &v, arg)) {
+            if (mdb_cursor_del(cur, 0) != 0) {
+                rc = PL_ERR_STORE;
+                break;
+            }
+            n++; /* LMDB: after a delete, MDB_NEXT returns the item that took its place */
+        }
+        r = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (rc != PL_OK)
+        return rc;
+    if (r == MDB_NOTFOUND) {
+        rc = ex_txn_del(txn, EX_DB_META, pos_key);
+        rc = rc == PL_ERR_NOT_FOUND ? PL_OK : rc;
+    } else {
+        rc = ex_txn_put_raw(txn, EX_DB_META, pos_key, last, strlen(last));
+    }
+    if (rc == PL_OK)
+        *deleted = n;
+    return rc;
+}
+
 pl_rc ex_key_build(char *buf, size_t bufsz, const char *ws, const char *kind, const char *id)
 {
     if (!ex_ws_valid(ws) || !kind || !id || !*kind || !*id)

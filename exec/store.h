@@ -137,6 +137,24 @@ pl_rc ex_txn_put_raw(ex_txn *txn, ex_db db, const char *key, const void *v, size
 /* Deletes key; PL_ERR_NOT_FOUND when missing. */
 pl_rc ex_txn_del(ex_txn *txn, ex_db db, const char *key);
 
+/* The rest of every key of db that starts with prefix and is longer, in key order, as a new
+ * JSON array of strings (*out, json_decref) — the reader of secondary indexes such as
+ * "<ws>|cpl|<campaign id>|<post id>". PL_OK or PL_ERR_STORE (*out NULL). */
+pl_rc ex_txn_suffixes(ex_txn *txn, ex_db db, const char *prefix, json_t **out);
+
+/* Decides one entry of a sweep: 1 deletes it, 0 keeps it. key and val are borrowed for the
+ * call only. */
+typedef int (*ex_sweep_fn)(const MDB_val *key, const MDB_val *val, void *arg);
+
+/* A bounded, resumable sweep of db inside the caller's write transaction: visits at most
+ * max_scan entries in key order, starting at the key saved under pos_key in EX_DB_META by the
+ * previous sweep (the first key when none), and deletes those visit() condemns. Saves where it
+ * stopped, or clears pos_key when it reached the end so that the next sweep starts over.
+ * *deleted counts the deletions. PL_OK, PL_ERR_INTERNAL (read transaction), PL_ERR_LIMIT (map
+ * full) or PL_ERR_STORE; the caller commits or aborts. */
+pl_rc ex_txn_sweep(ex_txn *txn, ex_db db, const char *pos_key, size_t max_scan, ex_sweep_fn visit,
+                   void *arg, size_t *deleted);
+
 /* ---- keys and ids ---- */
 
 /* Builds "<ws>|<kind>|<id>" into buf (EX_KEY_MAX + 1 bytes). PL_ERR_TOO_LARGE when too long,
