@@ -756,9 +756,11 @@ void az_h_consent_get(core_http_req *req, void *arg)
         goto done;
     remembered = ws == rws && strcmp(x->ws[x->sel].ws.id, rws) == 0;
     /* Remembered consent: same client, workspace and scopes — skipped silently only when
-     * the authorization request came from a same-site navigation. */
-    if (remembered && !core_form_get(&f, "bundle") && x->p.same_site && rscope != 0 &&
-        rscope == x->g.grantable) {
+     * the authorization request came from a same-site navigation, and so does this one: a
+     * pending request is not bound to a browser, so whoever created it could otherwise open
+     * it in the user's browser from another site and get a code without the page. */
+    if (remembered && !core_form_get(&f, "bundle") && x->p.same_site && same_site(req) &&
+        rscope != 0 && rscope == x->g.grantable) {
         az_finish_authorization(s, req, &x->p, x->ss.uid, x->ws[x->sel].ws.id, x->c.cls, rscope);
         goto done;
     }

@@ -939,6 +939,45 @@ static void test_remembered_consent(void **state)
     }
 }
 
+/* Remembered consent is skipped silently only when the consent navigation itself is
+ * same-site: a request planted by someone else (their /authorize, with any Sec-Fetch-Site
+ * they like, and no session) and then opened cross-site in the user's browser shows the
+ * page instead of handing out a code. */
+static void test_remembered_consent_planted(void **state)
+{
+    tsrv *t = *state;
+    char cookie[128], rid[64], csrf[64], body[512], target[1024], loc[512];
+    const char *q = "&resource=https%3A%2F%2Fmcp.example%2Fmcp&scope=posts%3Aread";
+    const char *const same[] = {"Sec-Fetch-Site", "same-origin", NULL};
+    const char *const cross[] = {"Sec-Fetch-Site", "cross-site", NULL};
+    tresp page, r;
+    t_login_to_consent(t, "cli-public", T_REDIRECT, q, cookie, rid, &page);
+    t_html_input(&page, "csrf", csrf, sizeof csrf);
+    t_free(&page);
+    snprintf(body, sizeof body, "csrf=%s&rid=%s&ws=acme&action=approve&scope=posts%%3Aread", csrf,
+             rid);
+    t_req(t, "POST", "/consent", body, cookie, NULL, &r);
+    assert_int_equal(r.r.status, 303);
+    t_free(&r);
+    /* The other party starts the request without the user's session. */
+    snprintf(target, sizeof target,
+             "/authorize?response_type=code&client_id=cli-public&redirect_uri=https%%3A%%2F%%2Fapp."
+             "example%%2Fcb&state=planted&code_challenge=%s&code_challenge_method=S256%s",
+             t_challenge(), q);
+    t_req(t, "GET", target, NULL, NULL, same, &r);
+    assert_int_equal(r.r.status, 302);
+    snprintf(loc, sizeof loc, "%s", core_http_fetch_header(&r.r, "Location"));
+    t_free(&r);
+    assert_int_equal(strncmp(loc, "/login?rid=", 11), 0);
+    /* ... and sends the user to its consent step from another site. */
+    snprintf(target, sizeof target, "/consent?rid=%s", loc + 11);
+    t_req(t, "GET", target, NULL, cookie, cross, &page);
+    assert_int_equal(page.r.status, 200);
+    assert_null(core_http_fetch_header(&page.r, "Location"));
+    assert_non_null(strstr(page.r.body.p, "value=\"posts:read\" checked"));
+    t_free(&page);
+}
+
 /* Revoking an access token ends its grant: introspection and refresh both fail after. */
 static void test_revoke_access_token(void **state)
 {
@@ -1299,6 +1338,7 @@ int main(void)
         cmocka_unit_test(test_group_commit_concurrency),
         cmocka_unit_test_setup_teardown(test_disabled_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remembered_consent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remembered_consent_planted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke_access_token, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
