@@ -5,7 +5,6 @@
 
 #include "exec/args.h"
 #include "exec/cursor.h"
-#include "exec/idempotency.h"
 #include "exec/obj.h"
 #include "exec/post.h"
 
@@ -75,48 +74,22 @@ static pl_rc apply(json_t *c, const json_t *args, int creating, ex_err *err)
     return PL_OK;
 }
 
+static pl_rc fill_new(json_t *c, const json_t *args, ex_err *err)
+{
+    json_object_set_new(c, "post_count", json_integer(0));
+    return apply(c, args, 1, err);
+}
+
 pl_rc ex_campaign_create(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
                          ex_err *err)
 {
     static const char *const allowed[] = {
         "name", "goal", "start_date", "end_date", "status", "idempotency_key", NULL};
-    ex_txn txn = {0};
-    json_t *c = NULL, *replay = NULL;
-    ex_idem idem;
-    char id[EX_ID_MAX];
     *out = NULL;
     pl_rc rc = ex_args_only(args, allowed, err);
-    if (rc == PL_OK)
-        rc = ex_txn_begin(ctx->store, 1, &txn);
-    if (rc == PL_OK)
-        rc = ex_idem_begin(ctx, &txn, ws, "campaign.create", args, &idem, &replay, err);
     if (rc != PL_OK)
-        goto out;
-    if (replay) {
-        *out = replay;
-        goto out;
-    }
-    rc = ex_id_new(ctx->clock, "cmp", id, sizeof id);
-    if (rc != PL_OK)
-        goto out;
-    c = json_object();
-    ex_obj_init(c, id, ws, core_clock_now_ms(ctx->clock));
-    json_object_set_new(c, "post_count", json_integer(0));
-    rc = apply(c, args, 1, err);
-    if (rc == PL_OK)
-        rc = ex_obj_store(&txn, campaigns.db, ws, campaigns.kind, c);
-    if (rc == PL_OK)
-        rc = ex_idem_finish(ctx, &txn, &idem, c);
-    if (rc == PL_OK)
-        rc = ex_txn_commit(&txn);
-    if (rc != PL_OK)
-        goto out;
-    *out = c;
-    c = NULL;
-out:
-    ex_txn_abort(&txn);
-    json_decref(c);
-    return rc;
+        return rc;
+    return ex_obj_create(ctx, &campaigns, ws, args, "campaign.create", fill_new, out, err);
 }
 
 pl_rc ex_campaign_get(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,

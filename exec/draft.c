@@ -2,7 +2,6 @@
 
 #include "exec/args.h"
 #include "exec/cursor.h"
-#include "exec/idempotency.h"
 #include "exec/obj.h"
 
 static const ex_obj_type drafts = {EX_DB_DRAFTS, "drf", "draft_id", "draft"};
@@ -50,47 +49,21 @@ static pl_rc apply(json_t *d, const json_t *args, int creating, ex_err *err)
     return PL_OK;
 }
 
+static pl_rc fill_new(json_t *d, const json_t *args, ex_err *err)
+{
+    return apply(d, args, 1, err);
+}
+
 pl_rc ex_draft_create(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
                       ex_err *err)
 {
     static const char *const allowed[] = {
         "text", "title", "link", "media_ids", "account_ids", "notes", "idempotency_key", NULL};
-    ex_txn txn = {0};
-    json_t *d = NULL, *replay = NULL;
-    ex_idem idem;
-    char id[EX_ID_MAX];
     *out = NULL;
     pl_rc rc = ex_args_only(args, allowed, err);
-    if (rc == PL_OK)
-        rc = ex_txn_begin(ctx->store, 1, &txn);
-    if (rc == PL_OK)
-        rc = ex_idem_begin(ctx, &txn, ws, "draft.create", args, &idem, &replay, err);
     if (rc != PL_OK)
-        goto out;
-    if (replay) {
-        *out = replay;
-        goto out;
-    }
-    rc = ex_id_new(ctx->clock, "drf", id, sizeof id);
-    if (rc != PL_OK)
-        goto out;
-    d = json_object();
-    ex_obj_init(d, id, ws, core_clock_now_ms(ctx->clock));
-    rc = apply(d, args, 1, err);
-    if (rc == PL_OK)
-        rc = ex_obj_store(&txn, drafts.db, ws, drafts.kind, d);
-    if (rc == PL_OK)
-        rc = ex_idem_finish(ctx, &txn, &idem, d);
-    if (rc == PL_OK)
-        rc = ex_txn_commit(&txn);
-    if (rc != PL_OK)
-        goto out;
-    *out = d;
-    d = NULL;
-out:
-    ex_txn_abort(&txn);
-    json_decref(d);
-    return rc;
+        return rc;
+    return ex_obj_create(ctx, &drafts, ws, args, "draft.create", fill_new, out, err);
 }
 
 pl_rc ex_draft_get(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out, ex_err *err)

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "exec/args.h"
+#include "exec/idempotency.h"
 
 pl_rc ex_obj_load(ex_txn *txn, ex_db db, const char *ws, const char *kind, const char *id,
                   const char *field, const char *what, json_t **out, ex_err *err)
@@ -118,7 +119,45 @@ pl_rc ex_obj_remove(const ex_obj_type *t, ex_txn *txn, const char *ws, const jso
     pl_rc rc = ex_obj_delete(txn, t->db, ws, t->kind, id);
     if (rc == PL_OK)
         rc = ex_txn_commit(txn);
+    if (rc != PL_OK)
+        return rc;
+    *out = json_pack("{s:s,s:b}", "id", id, "deleted", 1);
+    return *out ? PL_OK : PL_ERR_NOMEM;
+}
+
+pl_rc ex_obj_create(const ex_ctx *ctx, const ex_obj_type *t, const char *ws, const json_t *args,
+                    const char *op, ex_obj_fill_fn fill, json_t **out, ex_err *err)
+{
+    ex_txn txn = {0};
+    json_t *o = NULL, *replay = NULL;
+    ex_idem idem;
+    char id[EX_ID_MAX];
+    *out = NULL;
+    pl_rc rc = ex_txn_begin(ctx->store, 1, &txn);
     if (rc == PL_OK)
-        *out = json_pack("{s:s,s:b}", "id", id, "deleted", 1);
+        rc = ex_idem_begin(ctx, &txn, ws, op, args, &idem, &replay, err);
+    if (rc != PL_OK || replay) {
+        *out = replay;
+        goto out;
+    }
+    rc = ex_id_new(ctx->clock, t->kind, id, sizeof id);
+    if (rc != PL_OK)
+        goto out;
+    o = json_object();
+    ex_obj_init(o, id, ws, core_clock_now_ms(ctx->clock));
+    rc = fill(o, args, err);
+    if (rc == PL_OK)
+        rc = ex_obj_store(&txn, t->db, ws, t->kind, o);
+    if (rc == PL_OK)
+        rc = ex_idem_finish(ctx, &txn, &idem, o);
+    if (rc == PL_OK)
+        rc = ex_txn_commit(&txn);
+    if (rc == PL_OK) {
+        *out = o;
+        o = NULL;
+    }
+out:
+    ex_txn_abort(&txn);
+    json_decref(o);
     return rc;
 }

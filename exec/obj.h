@@ -49,6 +49,17 @@ void ex_obj_init(json_t *obj, const char *id, const char *ws, int64_t now_ms);
 pl_rc ex_arg_id(const json_t *args, const char *field, const char *kind, const char **out,
                 ex_err *err);
 
+/* Fills a new object from the create call's args. PL_OK, or an error with err set. */
+typedef pl_rc (*ex_obj_fill_fn)(json_t *obj, const json_t *args, ex_err *err);
+
+/* The create service of a simple kind, in one write transaction under idempotency operation
+ * op ("draft.create", exec/idempotency.h): a replayed key hands back the first result;
+ * otherwise a new id of kind t->kind, ex_obj_init(), fill(), store, record, commit. The caller
+ * has checked the allowed arguments. *out is a new reference on PL_OK. Returns fill()'s
+ * error, ex_idem_begin()'s (PL_ERR_CONFLICT, PL_ERR_BUSY, PL_ERR_INVALID) or the store's. */
+pl_rc ex_obj_create(const ex_ctx *ctx, const ex_obj_type *t, const char *ws, const json_t *args,
+                    const char *op, ex_obj_fill_fn fill, json_t **out, ex_err *err);
+
 /* Reads t->field from args (ex_arg_id), begins a transaction in *txn (write when write != 0)
  * and loads the object into *obj (new reference); a write open also checks expected_version.
  * Returns PL_OK, PL_ERR_INVALID (bad id or expected_version), PL_ERR_NOT_FOUND, PL_ERR_CONFLICT,
@@ -63,7 +74,8 @@ pl_rc ex_obj_save(const ex_ctx *ctx, const ex_obj_type *t, ex_txn *txn, const ch
                   json_t *obj);
 
 /* Deletes obj from t's database, commits txn and sets *out to {"id": ..., "deleted": true}
- * (new reference). PL_OK, PL_ERR_NOT_FOUND or the store's error; *out stays NULL on error. */
+ * (new reference). PL_OK, PL_ERR_NOT_FOUND or the store's error (*out stays NULL), or
+ * PL_ERR_NOMEM after the commit when the answer cannot be built. */
 pl_rc ex_obj_remove(const ex_obj_type *t, ex_txn *txn, const char *ws, const json_t *obj,
                     json_t **out);
 

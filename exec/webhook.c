@@ -21,6 +21,8 @@
 #include "exec/obj.h"
 #include "exec/webhook_int.h"
 
+static const ex_obj_type webhooks = {EX_DB_WEBHOOKS, EX_WH_KIND_WEBHOOK, "webhook_id", "webhook"};
+
 /* ---- event types (a table: a new type is a row) ---- */
 
 static const char *const event_types[] = {
@@ -403,7 +405,7 @@ pl_rc ex_webhook_create(const ex_ctx *ctx, const char *ws, const json_t *args,
                         EX_WEBHOOKS_PER_WS_MAX);
         goto out;
     }
-    if ((rc = ex_obj_store(&txn, EX_DB_WEBHOOKS, ws, EX_WH_KIND_WEBHOOK, w)) != PL_OK ||
+    if ((rc = ex_obj_store(&txn, webhooks.db, ws, webhooks.kind, w)) != PL_OK ||
         (rc = ex_txn_commit(&txn)) != PL_OK) {
         ex_err_set(err, rc, "", "store error");
         goto out;
@@ -422,10 +424,10 @@ out:
 static pl_rc load_one(ex_txn *txn, const char *ws, const json_t *args, json_t **w, ex_err *err)
 {
     const char *id = NULL;
-    pl_rc rc = ex_arg_id(args, "webhook_id", EX_WH_KIND_WEBHOOK, &id, err);
+    pl_rc rc = ex_arg_id(args, webhooks.field, webhooks.kind, &id, err);
     if (rc != PL_OK)
         return rc;
-    return ex_obj_load(txn, EX_DB_WEBHOOKS, ws, EX_WH_KIND_WEBHOOK, id, "webhook_id", "webhook", w,
+    return ex_obj_load(txn, webhooks.db, ws, webhooks.kind, id, webhooks.field, webhooks.what, w,
                        err);
 }
 
@@ -518,17 +520,12 @@ static pl_rc change(const ex_ctx *ctx, const char *ws, const json_t *args,
         goto out;
     }
     if ((rc = load_one(&txn, ws, args, &w, err)) != PL_OK ||
-        (rc = ex_obj_check_version(w, args, "webhook", err)) != PL_OK)
+        (rc = ex_obj_check_version(w, args, webhooks.what, err)) != PL_OK)
         goto out;
     if (kind == CHANGE_DELETE) {
-        const char *id = json_string_value(json_object_get(w, "id"));
-        if ((rc = ex_obj_delete(&txn, EX_DB_WEBHOOKS, ws, EX_WH_KIND_WEBHOOK, id)) != PL_OK ||
-            (rc = ex_txn_commit(&txn)) != PL_OK) {
+        rc = ex_obj_remove(&webhooks, &txn, ws, w, out);
+        if (rc != PL_OK && rc != PL_ERR_NOMEM)
             ex_err_set(err, rc, "", "store error");
-            goto out;
-        }
-        *out = json_pack("{s:s, s:b}", "id", id, "deleted", 1);
-        rc = *out ? PL_OK : PL_ERR_NOMEM;
         goto out;
     }
     if (url) {
@@ -552,9 +549,7 @@ static pl_rc change(const ex_ctx *ctx, const char *ws, const json_t *args,
         }
         json_object_set_new(w, "secret", json_string(secret));
     }
-    ex_obj_touch(w, core_clock_now_ms(ctx->clock));
-    if ((rc = ex_obj_store(&txn, EX_DB_WEBHOOKS, ws, EX_WH_KIND_WEBHOOK, w)) != PL_OK ||
-        (rc = ex_txn_commit(&txn)) != PL_OK) {
+    if ((rc = ex_obj_save(ctx, &webhooks, &txn, ws, w)) != PL_OK) {
         ex_err_set(err, rc, "", "store error");
         goto out;
     }

@@ -42,6 +42,19 @@ static pl_rc apply(json_t *w, const json_t *args, int creating, ex_err *err)
     return PL_OK;
 }
 
+/* Stores *w under ws, commits, and hands *w over to *out. */
+static pl_rc save(ex_txn *txn, const char *ws, json_t **w, json_t **out)
+{
+    pl_rc rc = ex_txn_put_json(txn, EX_DB_WORKSPACES, ws, *w);
+    if (rc == PL_OK)
+        rc = ex_txn_commit(txn);
+    if (rc == PL_OK) {
+        *out = *w;
+        *w = NULL;
+    }
+    return rc;
+}
+
 pl_rc ex_workspace_ensure(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
                           ex_err *err)
 {
@@ -69,16 +82,8 @@ pl_rc ex_workspace_ensure(const ex_ctx *ctx, const char *ws, const json_t *args,
     ex_obj_init(w, ws, ws, core_clock_now_ms(ctx->clock));
     json_object_del(w, "workspace_id");
     rc = apply(w, args, 1, err);
-    if (rc != PL_OK)
-        goto out;
-    rc = ex_txn_put_json(&txn, EX_DB_WORKSPACES, ws, w);
-    if (rc != PL_OK)
-        goto out;
-    rc = ex_txn_commit(&txn);
-    if (rc != PL_OK)
-        goto out;
-    *out = w;
-    w = NULL;
+    if (rc == PL_OK)
+        rc = save(&txn, ws, &w, out);
 out:
     ex_txn_abort(&txn);
     json_decref(w);
@@ -130,14 +135,7 @@ pl_rc ex_workspace_update(const ex_ctx *ctx, const char *ws, const json_t *args,
     if (rc != PL_OK)
         goto out;
     ex_obj_touch(w, core_clock_now_ms(ctx->clock));
-    rc = ex_txn_put_json(&txn, EX_DB_WORKSPACES, ws, w);
-    if (rc != PL_OK)
-        goto out;
-    rc = ex_txn_commit(&txn);
-    if (rc != PL_OK)
-        goto out;
-    *out = w;
-    w = NULL;
+    rc = save(&txn, ws, &w, out);
 out:
     ex_txn_abort(&txn);
     json_decref(w);
