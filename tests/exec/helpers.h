@@ -44,6 +44,7 @@ static inline void th_rmtree(const char *dir)
 /* A test environment: a store in a fresh mkdtemp directory (MDB_NOSYNC: tests only), a fake
  * clock, the seven sandbox connectors and a ctx. */
 #include "core/clock.h"
+#include "exec/account.h"
 #include "exec/connector.h"
 #include "exec/store.h"
 
@@ -94,6 +95,36 @@ static inline void th_env_free(th_env *e)
 {
     th_env_close(e);
     th_rmtree(e->dir);
+}
+
+/* cmocka teardown for a calloc'ed fixture whose first member is its th_env. */
+static inline int th_teardown(void **state)
+{
+    th_env *e = *state;
+    th_env_free(e);
+    free(e);
+    return 0;
+}
+
+/* Creates the social account {platform, display_name} in ws and copies its id into out
+ * (EX_ID_MAX bytes). Returns ex_account_create()'s rc (tests assert it). */
+static inline pl_rc th_account(th_env *e, const char *ws, const char *platform,
+                               const char *display_name, char *out)
+{
+    json_t *o = NULL,
+           *a = json_pack("{s:s,s:s}", "platform", platform, "display_name", display_name);
+    pl_rc rc = ex_account_create(&e->ctx, ws, a, &o, NULL);
+    if (rc == PL_OK)
+        snprintf(out, EX_ID_MAX, "%s", json_string_value(json_object_get(o, "id")));
+    json_decref(o);
+    json_decref(a);
+    return rc;
+}
+
+/* o[k] as a string, or NULL. */
+static inline const char *th_str(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
 }
 
 /* Parses JSON text for arguments (aborts on a typo in a test). */

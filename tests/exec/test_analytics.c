@@ -25,11 +25,7 @@ typedef struct fx {
 
 static void mkacct(fx *f, const char *platform, char *out)
 {
-    json_t *o = NULL, *a = json_pack("{s:s,s:s}", "platform", platform, "display_name", platform);
-    assert_int_equal(ex_account_create(&f->env.ctx, WS, a, &o, NULL), PL_OK);
-    snprintf(out, EX_ID_MAX, "%s", json_string_value(json_object_get(o, "id")));
-    json_decref(o);
-    json_decref(a);
+    assert_int_equal(th_account(&f->env, WS, platform, platform, out), PL_OK);
 }
 
 static int setup(void **state)
@@ -40,14 +36,6 @@ static int setup(void **state)
     mkacct(f, "x", f->x2);
     mkacct(f, "linkedin", f->li);
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    th_env_free(&f->env);
-    free(f);
     return 0;
 }
 
@@ -174,9 +162,9 @@ static void test_drafts(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_summary_and_platform, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_post_analytics_filtered, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_drafts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_summary_and_platform, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_post_analytics_filtered, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_drafts, setup, th_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

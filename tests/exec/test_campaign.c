@@ -27,26 +27,9 @@ static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
     th_env_open(&f->env);
-    json_t *o = NULL, *a = json_pack("{s:s,s:s}", "platform", "x", "display_name", "X");
-    assert_int_equal(ex_account_create(&f->env.ctx, WS, a, &o, NULL), PL_OK);
-    snprintf(f->x, sizeof f->x, "%s", json_string_value(json_object_get(o, "id")));
-    json_decref(o);
-    json_decref(a);
+    assert_int_equal(th_account(&f->env, WS, "x", "X", f->x), PL_OK);
     *state = f;
     return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    th_env_free(&f->env);
-    free(f);
-    return 0;
-}
-
-static const char *s_(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
 }
 
 static json_t *post(fx *f, const char *cmp)
@@ -71,11 +54,11 @@ static void test_campaign_crud_assign_delete(void **state)
                 "\"end_date\":\"2027-03-01\"}");
     assert_int_equal(ex_campaign_create(&f->env.ctx, WS, a, &c, &err), PL_OK);
     json_decref(a);
-    assert_string_equal(s_(c, "status"), "planned");
-    const char *cid = s_(c, "id");
+    assert_string_equal(th_str(c, "status"), "planned");
+    const char *cid = th_str(c, "id");
     json_t *p1 = post(f, cid), *p2 = post(f, NULL), *p3 = post(f, NULL);
     assert_non_null(p1);
-    assert_string_equal(s_(p1, "campaign_id"), cid);
+    assert_string_equal(th_str(p1, "campaign_id"), cid);
     a = json_pack("{s:s,s:[O,O]}", "campaign_id", cid, "post_ids", json_object_get(p2, "id"),
                   json_object_get(p3, "id"));
     assert_int_equal(ex_campaign_assign(&f->env.ctx, WS, a, &o, &err), PL_OK);
@@ -162,7 +145,7 @@ static void test_workspace_and_accounts(void **state)
     ex_err err = {0};
     a = th_json("{\"name\":\"Acme\",\"plan\":\"pro\",\"timezone\":\"Asia/Tokyo\"}");
     assert_int_equal(ex_workspace_ensure(&f->env.ctx, WS, a, &o, &err), PL_OK);
-    assert_string_equal(s_(o, "timezone"), "Asia/Tokyo");
+    assert_string_equal(th_str(o, "timezone"), "Asia/Tokyo");
     json_decref(o);
     json_decref(a);
     a = th_json("{\"timezone\":\"Asia/Atlantis\"}");
@@ -179,7 +162,7 @@ static void test_workspace_and_accounts(void **state)
     a = th_json("{\"platform\":\"pinterest\",\"display_name\":\"Pins\","
                 "\"boards\":[{\"id\":\"b1\",\"name\":\"Recipes\"}]}");
     assert_int_equal(ex_account_create(&f->env.ctx, WS, a, &o, &err), PL_OK);
-    assert_string_equal(s_(json_array_get(json_object_get(o, "boards"), 0), "name"), "Recipes");
+    assert_string_equal(th_str(json_array_get(json_object_get(o, "boards"), 0), "name"), "Recipes");
     json_decref(o);
     json_decref(a);
     a = th_json("{\"platform\":\"myspace\",\"display_name\":\"old\"}");
@@ -193,7 +176,7 @@ static void test_workspace_and_accounts(void **state)
     json_decref(a);
     a = json_pack("{s:s,s:s}", "account_id", f->x, "state", "needs_reconnect");
     assert_int_equal(ex_account_set_state(&f->env.ctx, WS, a, &o, &err), PL_OK);
-    assert_string_equal(s_(o, "state"), "needs_reconnect");
+    assert_string_equal(th_str(o, "state"), "needs_reconnect");
     json_decref(o);
     json_decref(a);
 }
@@ -201,9 +184,9 @@ static void test_workspace_and_accounts(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_campaign_crud_assign_delete, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_campaign_list_and_bad_input, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_workspace_and_accounts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_campaign_crud_assign_delete, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_campaign_list_and_bad_input, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_workspace_and_accounts, setup, th_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,11 +26,7 @@ typedef struct fx {
 
 static void mkacct(fx *f, const char *platform, char *out)
 {
-    json_t *o = NULL, *a = json_pack("{s:s,s:s}", "platform", platform, "display_name", platform);
-    assert_int_equal(ex_account_create(&f->env.ctx, WS, a, &o, NULL), PL_OK);
-    snprintf(out, EX_ID_MAX, "%s", json_string_value(json_object_get(o, "id")));
-    json_decref(o);
-    json_decref(a);
+    assert_int_equal(th_account(&f->env, WS, platform, platform, out), PL_OK);
 }
 
 static int setup(void **state)
@@ -46,14 +42,6 @@ static int setup(void **state)
     json_decref(o);
     json_decref(a);
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    th_env_free(&f->env);
-    free(f);
     return 0;
 }
 
@@ -170,7 +158,7 @@ static void test_events_follow_changes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_events_follow_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_follow_changes, setup, th_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,20 +28,8 @@ static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
     th_env_open(&f->env);
-    json_t *o = NULL, *a = json_pack("{s:s,s:s}", "platform", "x", "display_name", "X");
-    assert_int_equal(ex_account_create(&f->env.ctx, WS, a, &o, NULL), PL_OK);
-    snprintf(f->x, sizeof f->x, "%s", json_string_value(json_object_get(o, "id")));
-    json_decref(o);
-    json_decref(a);
+    assert_int_equal(th_account(&f->env, WS, "x", "X", f->x), PL_OK);
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    th_env_free(&f->env);
-    free(f);
     return 0;
 }
 
@@ -173,10 +161,10 @@ static void test_kept_24h_then_purged(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_replay_and_conflict, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_publish_replay, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_in_flight_is_busy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kept_24h_then_purged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_and_conflict, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_publish_replay, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_in_flight_is_busy, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_kept_24h_then_purged, setup, th_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,14 +31,6 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    fx *f = *state;
-    th_env_free(&f->env);
-    free(f);
-    return 0;
-}
-
 /* A minimal PNG header (signature + IHDR) of w x h, padded with n extra bytes. */
 static uint8_t *png(uint32_t w, uint32_t h, size_t extra, size_t *len)
 {
@@ -424,13 +416,13 @@ static void test_sniff_table(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_inline_upload_sniffed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_media, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_chunked_upload, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_delete_guarded_by_scheduled_post, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unschedule_frees_medium, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_abandoned_uploads_collected, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_video_duration_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inline_upload_sniffed, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_media, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_chunked_upload, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_delete_guarded_by_scheduled_post, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_unschedule_frees_medium, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_abandoned_uploads_collected, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_video_duration_rules, setup, th_teardown),
         cmocka_unit_test(test_sniff_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -26,20 +26,8 @@ static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
     th_env_open(&f->env);
-    json_t *o = NULL, *a = json_pack("{s:s,s:s}", "platform", "x", "display_name", "X");
-    assert_int_equal(ex_account_create(&f->env.ctx, "wsA", a, &o, NULL), PL_OK);
-    snprintf(f->x, sizeof f->x, "%s", json_string_value(json_object_get(o, "id")));
-    json_decref(o);
-    json_decref(a);
+    assert_int_equal(th_account(&f->env, "wsA", "x", "X", f->x), PL_OK);
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    th_env_free(&f->env);
-    free(f);
     return 0;
 }
 
@@ -328,11 +316,12 @@ static void test_filtered_scan_budget(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_no_duplicates_or_gaps_under_inserts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_cursors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_writer_thread, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_filtered_scan_budget, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_workspace_isolation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_duplicates_or_gaps_under_inserts, setup,
+                                        th_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_cursors, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_writer_thread, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_filtered_scan_budget, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_workspace_isolation, setup, th_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

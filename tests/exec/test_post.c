@@ -27,12 +27,7 @@ typedef struct fx {
 
 static void make_account(fx *f, const char *platform, char *out)
 {
-    json_t *o = NULL, *a = json_pack("{s:s,s:s}", "platform", platform, "display_name", platform);
-    ex_err err = {0};
-    assert_int_equal(ex_account_create(&f->env.ctx, WS, a, &o, &err), PL_OK);
-    snprintf(out, EX_ID_MAX, "%s", json_string_value(json_object_get(o, "id")));
-    json_decref(o);
-    json_decref(a);
+    assert_int_equal(th_account(&f->env, WS, platform, platform, out), PL_OK);
 }
 
 static int setup(void **state)
@@ -47,14 +42,6 @@ static int setup(void **state)
     make_account(f, "linkedin", f->li);
     make_account(f, "instagram", f->ig);
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    th_env_free(&f->env);
-    free(f);
     return 0;
 }
 
@@ -83,11 +70,6 @@ static pl_rc call(fx *f, svc_fn fn, json_t **out, ex_err *err, const char *fmt, 
     return rc;
 }
 
-static const char *s_(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
 static const json_t *target(const json_t *p, size_t i)
 {
     return json_array_get(json_object_get(p, "targets"), i);
@@ -102,7 +84,7 @@ static char *create_post(fx *f, const char *text, const char *acc, char *id)
     if (rc != PL_OK)
         fprintf(stderr, "create: %s\n", err.msg);
     assert_int_equal(rc, PL_OK);
-    snprintf(id, EX_ID_MAX, "%s", s_(p, "id"));
+    snprintf(id, EX_ID_MAX, "%s", th_str(p, "id"));
     json_decref(p);
     return id;
 }
@@ -128,14 +110,15 @@ static void test_create_get_draft(void **state)
                           "{\"account_id\":\"%s\",\"text\":\"longer hello for LinkedIn\"}]}",
                           f->x, f->li),
                      PL_OK);
-    assert_string_equal(s_(p, "status"), "draft");
-    assert_string_equal(s_(p, "timezone"), "Europe/Paris"); /* the workspace default */
+    assert_string_equal(th_str(p, "status"), "draft");
+    assert_string_equal(th_str(p, "timezone"), "Europe/Paris"); /* the workspace default */
     assert_int_equal(json_integer_value(json_object_get(p, "version")), 1);
-    assert_string_equal(s_(target(p, 0), "platform"), "x");
-    assert_string_equal(s_(target(p, 1), "text"), "longer hello for LinkedIn");
-    assert_string_equal(s_(target(p, 1), "status"), "pending");
+    assert_string_equal(th_str(target(p, 0), "platform"), "x");
+    assert_string_equal(th_str(target(p, 1), "text"), "longer hello for LinkedIn");
+    assert_string_equal(th_str(target(p, 1), "status"), "pending");
     assert_null(json_object_get(p, "queue_due_ms"));
-    assert_int_equal(call(f, ex_post_get, &g, &err, "{\"post_id\":\"%s\"}", s_(p, "id")), PL_OK);
+    assert_int_equal(call(f, ex_post_get, &g, &err, "{\"post_id\":\"%s\"}", th_str(p, "id")),
+                     PL_OK);
     assert_true(json_equal(p, g));
     json_decref(g);
     json_decref(p);
@@ -243,8 +226,8 @@ static void test_validate(void **state)
     assert_false(json_is_true(json_object_get(v, "valid")));
     json_t *problems = json_object_get(v, "problems");
     assert_int_equal(json_array_size(problems), 1); /* X only; LinkedIn allows 3000 */
-    assert_string_equal(s_(json_array_get(problems, 0), "platform"), "x");
-    assert_string_equal(s_(json_array_get(problems, 0), "field"), "text");
+    assert_string_equal(th_str(json_array_get(problems, 0), "platform"), "x");
+    assert_string_equal(th_str(json_array_get(problems, 0), "field"), "text");
     json_decref(v);
     assert_int_equal(
         call(f, ex_post_validate, &v, NULL, "{\"text\":\"fine\",\"account_ids\":[\"%s\"]}", f->x),
@@ -265,7 +248,7 @@ static void test_update_versions_and_delete(void **state)
                           "{\"post_id\":\"%s\",\"expected_version\":1,\"text\":\"v2\"}", id),
                      PL_OK);
     assert_int_equal(json_integer_value(json_object_get(p, "version")), 2);
-    assert_string_equal(s_(p, "text"), "v2");
+    assert_string_equal(th_str(p, "text"), "v2");
     json_decref(p);
     assert_int_equal(call(f, ex_post_update, NULL, &err,
                           "{\"post_id\":\"%s\",\"expected_version\":1,\"text\":\"v3\"}", id),
@@ -280,7 +263,7 @@ static void test_update_versions_and_delete(void **state)
         call(f, ex_post_update, NULL, &err, "{\"post_id\":\"%s\",\"text\":\"%s\"}", id, text),
         PL_ERR_INVALID);
     assert_int_equal(call(f, ex_post_get, &p, NULL, "{\"post_id\":\"%s\"}", id), PL_OK);
-    assert_string_equal(s_(p, "text"), "v2");
+    assert_string_equal(th_str(p, "text"), "v2");
     assert_int_equal(json_integer_value(json_object_get(p, "version")), 2);
     json_decref(p);
     assert_int_equal(
@@ -305,9 +288,9 @@ static void test_schedule_unschedule(void **state)
                           "\"timezone\":\"America/New_York\"}",
                           id),
                      PL_OK);
-    assert_string_equal(s_(p, "status"), "scheduled");
-    assert_string_equal(s_(p, "scheduled_at"), "2027-01-15T09:30:00.000Z"); /* UTC */
-    assert_string_equal(s_(p, "timezone"), "America/New_York");
+    assert_string_equal(th_str(p, "status"), "scheduled");
+    assert_string_equal(th_str(p, "scheduled_at"), "2027-01-15T09:30:00.000Z"); /* UTC */
+    assert_string_equal(th_str(p, "timezone"), "America/New_York");
     json_decref(p);
     assert_int_equal(count_db(f, EX_DB_QUEUE), 1);
     /* Rescheduling moves the queue entry, never duplicates it. */
@@ -320,7 +303,7 @@ static void test_schedule_unschedule(void **state)
                      PL_ERR_INVALID);
     assert_non_null(strstr(err.msg, "in the past"));
     assert_int_equal(call(f, ex_post_unschedule, &p, &err, "{\"post_id\":\"%s\"}", id), PL_OK);
-    assert_string_equal(s_(p, "status"), "draft");
+    assert_string_equal(th_str(p, "status"), "draft");
     assert_true(json_is_null(json_object_get(p, "scheduled_at")));
     json_decref(p);
     assert_int_equal(count_db(f, EX_DB_QUEUE), 0);
@@ -336,14 +319,14 @@ static void test_publish_now_and_status(void **state)
     ex_err err = {0};
     create_post(f, "ship it", f->x, id);
     assert_int_equal(call(f, ex_post_publish, &p, &err, "{\"post_id\":\"%s\"}", id), PL_OK);
-    assert_string_equal(s_(p, "status"), "published");
-    assert_string_equal(s_(target(p, 0), "status"), "published");
-    assert_non_null(s_(target(p, 0), "remote_id"));
-    assert_non_null(s_(target(p, 0), "url"));
+    assert_string_equal(th_str(p, "status"), "published");
+    assert_string_equal(th_str(target(p, 0), "status"), "published");
+    assert_non_null(th_str(target(p, 0), "remote_id"));
+    assert_non_null(th_str(target(p, 0), "url"));
     assert_int_equal(json_integer_value(json_object_get(target(p, 0), "attempts")), 1);
     json_decref(p);
     assert_int_equal(call(f, ex_post_status, &p, &err, "{\"post_id\":\"%s\"}", id), PL_OK);
-    assert_string_equal(s_(p, "status"), "published");
+    assert_string_equal(th_str(p, "status"), "published");
     assert_null(json_object_get(p, "text"));
     json_decref(p);
     /* Published posts are neither edited, republished nor retried. */
@@ -366,16 +349,16 @@ static void test_partial_failure_and_retry(void **state)
                           f->x, f->li),
                      PL_OK);
     char id[EX_ID_MAX];
-    snprintf(id, sizeof id, "%s", s_(p, "id"));
+    snprintf(id, sizeof id, "%s", th_str(p, "id"));
     json_decref(p);
     assert_int_equal(call(f, ex_post_publish, &p, &err, "{\"post_id\":\"%s\"}", id), PL_OK);
-    assert_string_equal(s_(p, "status"), "partially_published");
-    assert_string_equal(s_(target(p, 1), "status"), "failed");
+    assert_string_equal(th_str(p, "status"), "partially_published");
+    assert_string_equal(th_str(target(p, 1), "status"), "failed");
     assert_non_null(json_object_get(target(p, 1), "error"));
     json_decref(p);
     /* Retry only touches the failed target; the reject was for attempt 1 only. */
     assert_int_equal(call(f, ex_post_retry, &p, &err, "{\"post_id\":\"%s\"}", id), PL_OK);
-    assert_string_equal(s_(p, "status"), "published");
+    assert_string_equal(th_str(p, "status"), "published");
     assert_int_equal(json_integer_value(json_object_get(target(p, 0), "attempts")), 1);
     assert_int_equal(json_integer_value(json_object_get(target(p, 1), "attempts")), 2);
     json_decref(p);
@@ -388,8 +371,8 @@ static void test_all_failed(void **state)
     json_t *p = NULL;
     create_post(f, "[sandbox:duplicate] again", f->x, id);
     assert_int_equal(call(f, ex_post_publish, &p, NULL, "{\"post_id\":\"%s\"}", id), PL_OK);
-    assert_string_equal(s_(p, "status"), "failed");
-    assert_string_equal(s_(target(p, 0), "status"), "failed");
+    assert_string_equal(th_str(p, "status"), "failed");
+    assert_string_equal(th_str(target(p, 0), "status"), "failed");
     json_decref(p);
 }
 
@@ -401,8 +384,8 @@ static void test_unknown_outcome_needs_force(void **state)
     ex_err err = {0};
     create_post(f, "[sandbox:unknown_lost*1] maybe", f->x, id);
     assert_int_equal(call(f, ex_post_publish, &p, &err, "{\"post_id\":\"%s\"}", id), PL_OK);
-    assert_string_equal(s_(target(p, 0), "status"), "unconfirmed");
-    assert_string_equal(s_(p, "status"), "failed");
+    assert_string_equal(th_str(target(p, 0), "status"), "unconfirmed");
+    assert_string_equal(th_str(p, "status"), "failed");
     json_decref(p);
     /* Nothing retries an unconfirmed target on its own: not the scheduler ... */
     core_fake_clock_advance(&f->env.clock, 3600LL * 1000);
@@ -417,7 +400,7 @@ static void test_unknown_outcome_needs_force(void **state)
     assert_non_null(strstr(err.msg, "force"));
     assert_int_equal(call(f, ex_post_retry, &p, &err, "{\"post_id\":\"%s\",\"force\":true}", id),
                      PL_OK);
-    assert_string_equal(s_(p, "status"), "published");
+    assert_string_equal(th_str(p, "status"), "published");
     json_decref(p);
 }
 
@@ -435,15 +418,16 @@ static void test_reconcile_unconfirmed(void **state)
     json_decref(p);
     /* The platform has the first: reconcile records it as published, without publishing. */
     assert_int_equal(call(f, ex_post_reconcile, &p, &err, "{\"post_id\":\"%s\"}", landed), PL_OK);
-    assert_string_equal(s_(p, "status"), "published");
-    assert_string_equal(s_(target(p, 0), "status"), "published");
-    assert_non_null(s_(target(p, 0), "remote_id"));
+    assert_string_equal(th_str(p, "status"), "published");
+    assert_string_equal(th_str(target(p, 0), "status"), "published");
+    assert_non_null(th_str(target(p, 0), "remote_id"));
     assert_int_equal(json_integer_value(json_object_get(target(p, 0), "attempts")), 1);
     json_decref(p);
     /* The second never landed: still unconfirmed, with a note; force publishes it. */
     assert_int_equal(call(f, ex_post_reconcile, &p, &err, "{\"post_id\":\"%s\"}", lost), PL_OK);
-    assert_string_equal(s_(target(p, 0), "status"), "unconfirmed");
-    assert_string_equal(s_(json_object_get(target(p, 0), "error"), "code"), "not_found_remotely");
+    assert_string_equal(th_str(target(p, 0), "status"), "unconfirmed");
+    assert_string_equal(th_str(json_object_get(target(p, 0), "error"), "code"),
+                        "not_found_remotely");
     json_decref(p);
     assert_int_equal(call(f, ex_post_reconcile, NULL, &err,
                           "{\"post_id\":\"pst_000000000000aaaaaaaaaaaaaaaa\"}"),
@@ -457,16 +441,16 @@ static void test_auth_expired_marks_account(void **state)
     json_t *p = NULL, *a = NULL;
     create_post(f, "[sandbox:auth_expired] x", f->li, id);
     assert_int_equal(call(f, ex_post_publish, &p, NULL, "{\"post_id\":\"%s\"}", id), PL_OK);
-    assert_string_equal(s_(p, "status"), "failed");
+    assert_string_equal(th_str(p, "status"), "failed");
     json_decref(p);
     assert_int_equal(call(f, ex_account_get, &a, NULL, "{\"account_id\":\"%s\"}", f->li), PL_OK);
-    assert_string_equal(s_(a, "state"), "needs_reconnect");
+    assert_string_equal(th_str(a, "state"), "needs_reconnect");
     json_decref(a);
     /* A later publish to that account fails fast without calling the platform. */
     char id2[EX_ID_MAX];
     create_post(f, "second", f->li, id2);
     assert_int_equal(call(f, ex_post_publish, &p, NULL, "{\"post_id\":\"%s\"}", id2), PL_OK);
-    assert_string_equal(s_(json_object_get(target(p, 0), "error"), "code"),
+    assert_string_equal(th_str(json_object_get(target(p, 0), "error"), "code"),
                         "account_needs_reconnect");
     json_decref(p);
 }
@@ -499,7 +483,7 @@ static void test_locked_while_publishing(void **state)
                      PL_ERR_STATE);
     ex_pub_call(&f->env.ctx, job);
     assert_int_equal(ex_pub_record(&f->env.ctx, job, &p, NULL), PL_OK);
-    assert_string_equal(s_(p, "status"), "published");
+    assert_string_equal(th_str(p, "status"), "published");
     json_decref(p);
     ex_pub_job_clear(job);
     free(job);
@@ -522,7 +506,7 @@ static void test_list_filters(void **state)
     json_decref(l);
     assert_int_equal(call(f, ex_post_list, &l, &err, "{\"status\":\"scheduled\"}"), PL_OK);
     assert_int_equal(json_array_size(json_object_get(l, "items")), 1);
-    assert_string_equal(s_(json_array_get(json_object_get(l, "items"), 0), "id"), b);
+    assert_string_equal(th_str(json_array_get(json_object_get(l, "items"), 0), "id"), b);
     json_decref(l);
     assert_int_equal(call(f, ex_post_list, &l, &err,
                           "{\"from\":\"2027-02-01T00:00:00Z\",\"to\":\"2027-04-01T00:00:00Z\"}"),
@@ -538,19 +522,19 @@ static void test_list_filters(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_create_get_draft, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_input_specific_and_unchanged, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_validate, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_update_versions_and_delete, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_schedule_unschedule, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_publish_now_and_status, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_partial_failure_and_retry, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_all_failed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_outcome_needs_force, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reconcile_unconfirmed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_auth_expired_marks_account, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_locked_while_publishing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_list_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_get_draft, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input_specific_and_unchanged, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_validate, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_update_versions_and_delete, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_schedule_unschedule, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_publish_now_and_status, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_partial_failure_and_retry, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_all_failed, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_outcome_needs_force, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_reconcile_unconfirmed, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_auth_expired_marks_account, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_locked_while_publishing, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_list_filters, setup, th_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,11 +32,7 @@ typedef struct fx {
 
 static void make_account(th_env *e, const char *platform, char *out)
 {
-    json_t *o = NULL, *a = json_pack("{s:s,s:s}", "platform", platform, "display_name", platform);
-    assert_int_equal(ex_account_create(&e->ctx, WS, a, &o, NULL), PL_OK);
-    snprintf(out, EX_ID_MAX, "%s", json_string_value(json_object_get(o, "id")));
-    json_decref(o);
-    json_decref(a);
+    assert_int_equal(th_account(e, WS, platform, platform, out), PL_OK);
 }
 
 /* Replaces the sandboxes by ones journaling to dir (the platform's own record of what landed). */
@@ -66,19 +62,6 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    fx *f = *state;
-    th_env_free(&f->env);
-    free(f);
-    return 0;
-}
-
-static const char *s_(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
 static void schedule_post(th_env *e, const char *text, const char *acc, int64_t at_ms, char *id)
 {
     char at[40];
@@ -90,7 +73,7 @@ static void schedule_post(th_env *e, const char *text, const char *acc, int64_t 
     if (rc != PL_OK)
         fprintf(stderr, "%s\n", err.msg);
     assert_int_equal(rc, PL_OK);
-    snprintf(id, EX_ID_MAX, "%s", s_(p, "id"));
+    snprintf(id, EX_ID_MAX, "%s", th_str(p, "id"));
     json_decref(p);
     json_decref(a);
 }
@@ -137,7 +120,7 @@ static void test_due_post_published_once(void **state)
     assert_int_equal(st.posts, 1);
     assert_int_equal(st.targets, 1);
     json_t *p = get_post(&f->env, id);
-    assert_string_equal(s_(p, "status"), "published");
+    assert_string_equal(th_str(p, "status"), "published");
     json_decref(p);
     assert_int_equal(run(&f->env).targets, 0); /* nothing left */
     assert_int_equal(ex_scheduler_next_due(&f->env.ctx, &due), PL_OK);
@@ -155,8 +138,8 @@ static void test_backoff_with_jitter(void **state)
     for (int failure = 1; failure <= 2; failure++) {
         assert_int_equal(run(&f->env).targets, 1);
         json_t *p = get_post(&f->env, id);
-        assert_string_equal(s_(p, "status"), "publishing");
-        assert_string_equal(s_(t0(p), "status"), "pending");
+        assert_string_equal(th_str(p, "status"), "publishing");
+        assert_string_equal(th_str(t0(p), "status"), "pending");
         assert_int_equal(i_(t0(p), "failures"), failure);
         int64_t wait = i_(t0(p), "next_attempt_at_ms") - now;
         int64_t nominal = l->backoff_base_ms << (failure - 1);
@@ -171,7 +154,7 @@ static void test_backoff_with_jitter(void **state)
     }
     assert_int_equal(run(&f->env).targets, 1);
     json_t *p = get_post(&f->env, id);
-    assert_string_equal(s_(p, "status"), "published");
+    assert_string_equal(th_str(p, "status"), "published");
     assert_int_equal(i_(t0(p), "attempts"), 3);
     json_decref(p);
     /* The jitter is deterministic per target and attempt, and bounded. */
@@ -201,10 +184,10 @@ static void test_retry_limit(void **state)
     }
     assert_int_equal(run(&f->env).targets, 0);
     json_t *p = get_post(&f->env, id);
-    assert_string_equal(s_(p, "status"), "failed");
-    assert_string_equal(s_(t0(p), "status"), "failed");
+    assert_string_equal(th_str(p, "status"), "failed");
+    assert_string_equal(th_str(t0(p), "status"), "failed");
     assert_int_equal(i_(t0(p), "attempts"), 3);
-    assert_non_null(strstr(s_(json_object_get(t0(p), "error"), "message"), "gave up after 3"));
+    assert_non_null(strstr(th_str(json_object_get(t0(p), "error"), "message"), "gave up after 3"));
     json_decref(p);
 }
 
@@ -223,7 +206,7 @@ static void test_rate_limit_waits_without_failing(void **state)
     core_fake_clock_advance(&f->env.clock, f->env.ctx.limits.backoff_max_ms);
     assert_int_equal(run(&f->env).targets, 1);
     p = get_post(&f->env, id);
-    assert_string_equal(s_(p, "status"), "published");
+    assert_string_equal(th_str(p, "status"), "published");
     json_decref(p);
 }
 
@@ -237,12 +220,12 @@ static void test_missed_window(void **state)
     ex_sched_stats st = run(&f->env);
     assert_int_equal(st.targets, 1);
     json_t *p = get_post(&f->env, late);
-    assert_string_equal(s_(p, "status"), "failed");
-    assert_string_equal(s_(json_object_get(t0(p), "error"), "code"), "missed_window");
+    assert_string_equal(th_str(p, "status"), "failed");
+    assert_string_equal(th_str(json_object_get(t0(p), "error"), "code"), "missed_window");
     assert_int_equal(i_(t0(p), "attempts"), 0);
     json_decref(p);
     p = get_post(&f->env, ok);
-    assert_string_equal(s_(p, "status"), "published");
+    assert_string_equal(th_str(p, "status"), "published");
     json_decref(p);
     /* A smaller configured grace fails what a larger one accepts. */
     char id[EX_ID_MAX];
@@ -252,7 +235,7 @@ static void test_missed_window(void **state)
     core_fake_clock_advance(&f->env.clock, 1011);
     run(&f->env);
     p = get_post(&f->env, id);
-    assert_string_equal(s_(json_object_get(t0(p), "error"), "code"), "missed_window");
+    assert_string_equal(th_str(json_object_get(t0(p), "error"), "code"), "missed_window");
     json_decref(p);
 }
 
@@ -279,15 +262,15 @@ static void test_dead_lease_becomes_unconfirmed(void **state)
     ex_sched_stats st = run(&f->env);
     assert_int_equal(st.targets + st.recovered, 0);
     p = get_post(&f->env, id);
-    assert_string_equal(s_(t0(p), "status"), "publishing");
+    assert_string_equal(th_str(t0(p), "status"), "publishing");
     json_decref(p);
     core_fake_clock_advance(&f->env.clock, f->env.ctx.limits.lease_ms);
     st = run(&f->env);
     assert_int_equal(st.recovered, 1);
     assert_int_equal(st.targets, 0);
     p = get_post(&f->env, id);
-    assert_string_equal(s_(t0(p), "status"), "unconfirmed");
-    assert_string_equal(s_(p, "status"), "failed");
+    assert_string_equal(th_str(t0(p), "status"), "unconfirmed");
+    assert_string_equal(th_str(p, "status"), "failed");
     json_decref(p);
 }
 
@@ -370,9 +353,9 @@ static void test_two_processes_no_double_publish(void **state)
     journaled(&f->env, journal);
     for (int i = 0; i < N; i++) {
         json_t *p = get_post(&f->env, ids[i]);
-        assert_string_equal(s_(p, "status"), "published");
+        assert_string_equal(th_str(p, "status"), "published");
         char key[128];
-        snprintf(key, sizeof key, "%s:%s", ids[i], s_(t0(p), "account_id"));
+        snprintf(key, sizeof key, "%s:%s", ids[i], th_str(t0(p), "account_id"));
         uint32_t landings = 0;
         const ex_connector *c = f->env.ctx.connectors[i % 2 ? EX_PLATFORM_X : EX_PLATFORM_LINKEDIN];
         assert_int_equal(ex_sandbox_landings(c, key, &landings), PL_OK);
@@ -453,7 +436,7 @@ static void test_lease_extended_between_slow_calls(void **state)
      * scheduler took nothing for dead, and all three targets are published. */
     assert_int_equal(sh.calls, 3);
     assert_int_equal(sh.recovered, 0);
-    assert_string_equal(s_(p, "status"), "published");
+    assert_string_equal(th_str(p, "status"), "published");
     json_decref(p);
 }
 
@@ -473,7 +456,7 @@ static void test_libevent_timer(void **state)
     ex_scheduler_stats(s, &st);
     assert_int_equal(st.targets, 1);
     json_t *p = get_post(&f->env, id);
-    assert_string_equal(s_(p, "status"), "published");
+    assert_string_equal(th_str(p, "status"), "published");
     json_decref(p);
     ex_scheduler_free(s);
     event_base_free(base);
@@ -482,15 +465,15 @@ static void test_libevent_timer(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_due_post_published_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_backoff_with_jitter, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_retry_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rate_limit_waits_without_failing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_missed_window, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dead_lease_becomes_unconfirmed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_two_processes_no_double_publish, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lease_extended_between_slow_calls, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_libevent_timer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_due_post_published_once, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_backoff_with_jitter, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_retry_limit, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit_waits_without_failing, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_missed_window, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_dead_lease_becomes_unconfirmed, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_two_processes_no_double_publish, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_lease_extended_between_slow_calls, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_libevent_timer, setup, th_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
