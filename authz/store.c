@@ -357,6 +357,16 @@ static void secret_key(az_store *st, const char *secret, uint8_t out[CORE_SHA256
         core_sha256(secret, strlen(secret), out);
 }
 
+/* The lookup key of a presented secret (session id, code, refresh token): PL_ERR_NOT_FOUND
+ * when it cannot be one (not AZ_SECRET_LEN characters). */
+static pl_rc presented_key(az_store *st, const char *secret, uint8_t h[CORE_SHA256_LEN])
+{
+    if (!secret || strlen(secret) != AZ_SECRET_LEN)
+        return PL_ERR_NOT_FOUND;
+    secret_key(st, secret, h);
+    return PL_OK;
+}
+
 static MDB_val hkey(uint8_t h[CORE_SHA256_LEN])
 {
     MDB_val v = {CORE_SHA256_LEN, h};
@@ -1197,9 +1207,9 @@ pl_rc az_session_get(az_store *st, const char *sid, az_session *out)
     json_t *o = NULL;
     size_t n = 0;
     pl_rc rc;
-    if (!sid || strlen(sid) != AZ_SECRET_LEN)
-        return PL_ERR_NOT_FOUND;
-    secret_key(st, sid, h);
+    rc = presented_key(st, sid, h);
+    if (rc != PL_OK)
+        return rc;
     rc = rtxn(st, &t);
     if (rc != PL_OK)
         return rc;
@@ -1579,6 +1589,15 @@ static pl_rc refresh_put(az_store *st, MDB_txn *t, const az_grant *g, char rt[AZ
     return refresh_write(t, st->db[DB_REFRESH], h, &rr);
 }
 
+/* RFC 9700 §4.5, §4.14.2: a replayed code or a reused refresh token revokes its grant. Ends
+ * t (the revocation stands whatever the caller answers); PL_ERR_CONFLICT when it worked. */
+static pl_rc revoke_on_reuse(az_store *st, MDB_txn *t, const char *gid)
+{
+    pl_rc rc = grant_revoke_txn(st, t, gid);
+    rc = finish(st, t, rc == PL_OK || rc == PL_ERR_NOT_FOUND ? PL_OK : rc);
+    return rc == PL_OK ? PL_ERR_CONFLICT : rc;
+}
+
 pl_rc az_code_redeem(az_store *st, const char *code, const az_redeem *in, az_grant *g,
                      char refresh_out[AZ_SECRET_SIZE], const char **why)
 {
@@ -1595,9 +1614,9 @@ pl_rc az_code_redeem(az_store *st, const char *code, const az_redeem *in, az_gra
     if (!why)
         why = &dummy;
     *why = "invalid authorization code";
-    if (!code || strlen(code) != AZ_SECRET_LEN)
-        return PL_ERR_NOT_FOUND;
-    secret_key(st, code, h);
+    rc = presented_key(st, code, h);
+    if (rc != PL_OK)
+        return rc;
     rc = wtxn(st, &t);
     if (rc != PL_OK)
         return rc;
@@ -1612,11 +1631,8 @@ pl_rc az_code_redeem(az_store *st, const char *code, const az_redeem *in, az_gra
     if (used_gid[0]) {
         /* RFC 6749 §4.1.2, RFC 9700 §4.5: a replayed code revokes what it issued. */
         *why = "authorization code already used; the grant issued from it is revoked";
-        rc = grant_revoke_txn(st, t, used_gid);
-        rc = finish(st, t, rc == PL_OK || rc == PL_ERR_NOT_FOUND ? PL_OK : rc);
+        rc = revoke_on_reuse(st, t, used_gid);
         t = NULL;
-        if (rc == PL_OK)
-            rc = PL_ERR_CONFLICT;
         goto out;
     }
     if (now - created > AZ_CODE_TTL_MS) {
@@ -1693,9 +1709,9 @@ pl_rc az_refresh_rotate(az_store *st, const char *rt, const char *client_id, con
     if (!why)
         why = &dummy;
     *why = "invalid refresh token";
-    if (!rt || strlen(rt) != AZ_SECRET_LEN)
-        return PL_ERR_NOT_FOUND;
-    secret_key(st, rt, h);
+    rc = presented_key(st, rt, h);
+    if (rc != PL_OK)
+        return rc;
     rc = wtxn(st, &t);
     if (rc != PL_OK)
         return rc;
@@ -1733,11 +1749,8 @@ pl_rc az_refresh_rotate(az_store *st, const char *rt, const char *client_id, con
             rr.gen == g->rgen - 1 && !rr.retried && now - rr.rotated_ms <= st->refresh_grace_ms;
         if (!grace) {
             *why = "refresh token reuse detected; the grant is revoked";
-            rc = grant_revoke_txn(st, t, g->gid);
-            rc = finish(st, t, rc);
+            rc = revoke_on_reuse(st, t, g->gid);
             t = NULL;
-            if (rc == PL_OK)
-                rc = PL_ERR_CONFLICT;
             goto out;
         }
         rr.retried = 1;
@@ -1767,9 +1780,9 @@ pl_rc az_refresh_grant(az_store *st, const char *rt, az_grant *g, int *current)
     uint8_t h[CORE_SHA256_LEN];
     refresh_rec rr;
     pl_rc rc;
-    if (!rt || strlen(rt) != AZ_SECRET_LEN)
-        return PL_ERR_NOT_FOUND;
-    secret_key(st, rt, h);
+    rc = presented_key(st, rt, h);
+    if (rc != PL_OK)
+        return rc;
     rc = rtxn(st, &t);
     if (rc != PL_OK)
         return rc;
