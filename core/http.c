@@ -6,22 +6,50 @@
 #include <strings.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#define DEFAULT_MAX_BODY        ((size_t)64 * 1024)
-#define DEFAULT_MAX_HEADERS     ((size_t)16 * 1024)
-#define DEFAULT_TIMEOUT_S       30
-#define DEFAULT_MAX_CONNECTIONS 1024
+#define DEFAULT_MAX_BODY         ((size_t)64 * 1024)
+#define DEFAULT_MAX_HEADERS      ((size_t)16 * 1024)
+#define DEFAULT_TIMEOUT_S        30
+#define DEFAULT_MAX_CONNECTIONS  1024
+#define DEFAULT_HEADER_TIMEOUT_S 10
+#define LINGER_S                 1 /* a refused connection is drained this long, then closed */
 
 typedef struct route_ent {
     const core_http_route *r;
     void *arg;
 } route_ent;
+
+/* One accepted connection (see "connection accounting" below). */
+typedef struct conn_ent conn_ent;
+struct conn_ent {
+    core_http *h;
+    conn_ent *prev, *next;
+    struct bufferevent *bev;         /* created by conn_new; one reference is ours */
+    struct evhttp_connection *evcon; /* set by conn_adopt; NULL before */
+    struct event *adopt;             /* zero timer: runs once libevent has set the connection up */
+    struct event *deadline;          /* header_timeout_s from a request's first byte */
+    struct evbuffer_cb_entry *watch; /* on the input buffer: sees a request's first byte */
+    enum { CONN_IDLE, CONN_READING, CONN_HANDLING } state;
+    int counted; /* adopted and counted against max_connections */
+};
+
+/* A refused connection being drained before its close (no RST over the 503). */
+typedef struct linger_ent linger_ent;
+struct linger_ent {
+    linger_ent *prev, *next;
+    core_http *h;
+    evutil_socket_t fd;
+    struct event *ev;
+};
 
 struct core_http {
     struct event_base *base;
@@ -32,14 +60,20 @@ struct core_http {
     uint16_t port;
     route_ent *routes;
     size_t nroutes, routes_cap;
-    /* Open connections we have seen a request on (max_connections, see conn_track). */
-    struct evhttp_connection **conns;
-    size_t nconns;
+    conn_ent *conns;      /* every accepted connection still open */
+    size_t nconns;        /* of them, adopted and counted */
+    core_http_req *defer; /* deferred requests not yet answered */
+    linger_ent *lingers;
 };
 
 struct core_http_req {
-    core_http *h;
-    struct evhttp_request *ev;
+    core_http *h;              /* NULL once the server was freed under a deferred request */
+    struct evhttp_request *ev; /* NULL once libevent freed it (client gone) */
+    struct evhttp_connection *evcon;
+    conn_ent *conn;               /* NULL when untracked or closed */
+    core_http_req *dprev, *dnext; /* h->defer list while deferred */
+    int gone;                     /* the client's connection closed before the reply */
+    struct event *hup;            /* while deferred: sees the client's close (hup_cb) */
     const route_ent *route;
     unsigned security;
     int replied;
@@ -54,33 +88,259 @@ struct core_http_req {
 };
 
 /* ---- connection accounting ------------------------------------------------------------
- * libevent 2.1 has no evhttp_set_max_connections(); we track each connection on its first
- * request (close callback removes it) and answer 503 + close when the table is full. */
+ * libevent 2.1 has neither evhttp_set_max_connections() nor a new-connection callback
+ * (evhttp_set_newreqcb is 2.2). What it has: evhttp_set_bevcb(), called once per accepted
+ * connection to make its bufferevent. conn_new() makes it (taking a reference, so the
+ * bufferevent outlives libevent's free of the connection) and schedules conn_adopt() on a zero
+ * timer; by then libevent has made the evhttp_connection and set it as the bufferevent's
+ * callback argument (bufferevent_getcb; a freed connection leaves NULL there, bufferevent_free
+ * clears the callbacks). conn_adopt() counts the connection, or refuses it at once over
+ * max_connections (a fixed 503 written to the socket, then closed: a connection beyond the
+ * limit never waits for a request). The close callback (conn_closed) uncounts it.
+ *
+ * Slow requests (slowloris): libevent's timeout (timeout_s) is per read, so a client dripping
+ * one byte a second resets it forever. conn_input() watches the input buffer: a request's first
+ * byte arms a deadline of header_timeout_s for the whole request (line, headers and body);
+ * dispatch() disarms it; when it fires the connection is closed. */
 
-static void conn_closed(struct evhttp_connection *evcon, void *arg)
+static void conn_drop(conn_ent *c)
 {
-    core_http *h = arg;
-    for (size_t i = 0; i < h->nconns; i++) {
-        if (h->conns[i] == evcon) {
-            h->conns[i] = h->conns[--h->nconns];
-            return;
-        }
-    }
+    core_http *h = c->h;
+    if (c->watch)
+        evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->watch);
+    if (c->adopt)
+        event_free(c->adopt);
+    if (c->deadline)
+        event_free(c->deadline);
+    if (c->counted)
+        h->nconns--;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        h->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    if (c->bev)
+        bufferevent_decref(c->bev);
+    free(c);
 }
 
-/* 1 when the connection may proceed. */
-static int conn_track(core_http *h, struct evhttp_connection *evcon)
+/* libevent is closing evcon (client EOF, timeout, error, our deadline, core_http_free). Deferred
+ * requests on it are marked gone: libevent frees a request still queued on the connection right
+ * after this callback (evhttp_connection_free), and leaves one it detached (client EOF while the
+ * reply was pending: evhttp_connection_incoming_fail sets its connection to NULL) to whoever
+ * replies, which then frees it (send_reply, core_http_stream_end). */
+static void conn_closed(struct evhttp_connection *evcon, void *arg)
 {
-    if (!evcon)
-        return 1;
-    for (size_t i = 0; i < h->nconns; i++)
-        if (h->conns[i] == evcon)
-            return 1;
+    conn_ent *c = arg;
+    for (core_http_req *r = c->h->defer; r; r = r->dnext) {
+        if (r->evcon != evcon)
+            continue;
+        r->gone = 1;
+        r->conn = NULL;
+        if (r->hup) {
+            event_free(r->hup);
+            r->hup = NULL;
+        }
+        if (r->ev && evhttp_request_get_connection(r->ev) == evcon)
+            r->ev = NULL; /* libevent frees it now */
+    }
+    conn_drop(c);
+}
+
+static void conn_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    conn_ent *c = arg;
+    (void)fd;
+    (void)what;
+    core_log_warn(c->h->log, "http: request not received within %d s, closing the connection",
+                  c->h->lim.header_timeout_s);
+    evhttp_connection_free(c->evcon); /* conn_closed frees c */
+}
+
+static void conn_arm(conn_ent *c)
+{
+    struct timeval tv = {c->h->lim.header_timeout_s, 0};
+    c->state = CONN_READING;
+    event_add(c->deadline, &tv);
+}
+
+static void conn_input(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+    conn_ent *c = arg;
+    (void)b;
+    if (info->n_added && c->state == CONN_IDLE)
+        conn_arm(c);
+}
+
+/* The request on c has been answered: the next one's deadline starts at its first byte (or now,
+ * when it is already buffered). */
+static void conn_replied(conn_ent *c)
+{
+    if (!c || c->state != CONN_HANDLING)
+        return;
+    c->state = CONN_IDLE;
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+        conn_arm(c);
+}
+
+static void linger_free(linger_ent *l)
+{
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        l->h->lingers = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    event_free(l->ev);
+    close(l->fd);
+    free(l);
+}
+
+static void linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+    char buf[4096];
+    ssize_t n = 0;
+    if (what & EV_READ)
+        while ((n = recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0)
+            ;
+    if (!(what & EV_READ) || n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+        linger_free(arg);
+}
+
+/* Over max_connections: a fixed 503 goes straight to the socket, our write side is shut, and
+ * what the client still sends is read and dropped for up to LINGER_S (closing a socket with
+ * unread data would send an RST that can destroy the 503 before the client reads it). */
+static void conn_refuse(conn_ent *c)
+{
+    static const char busy[] =
+        "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
+        "Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\n"
+        "Content-Length: 77\r\n\r\n"
+        "{\"error\":\"temporarily_unavailable\",\"error_description\":\"too many connections\"}";
+    core_http *h = c->h;
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    linger_ent *l = NULL;
+    struct timeval tv = {LINGER_S, 0};
+    core_log_warn(h->log, "http: connection limit %u reached, refusing a connection",
+                  h->lim.max_connections);
+    if (fd >= 0) {
+        ssize_t w = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+        shutdown(fd, SHUT_WR);
+        l = calloc(1, sizeof *l);
+        if (l) {
+            l->h = h;
+            l->fd = dup(fd);
+            l->ev =
+                l->fd >= 0 ? event_new(h->base, l->fd, EV_READ | EV_PERSIST, linger_cb, l) : NULL;
+            if (!l->ev || event_add(l->ev, &tv) != 0) {
+                if (l->ev)
+                    event_free(l->ev);
+                if (l->fd >= 0)
+                    close(l->fd);
+                free(l);
+            } else {
+                l->next = h->lingers;
+                if (l->next)
+                    l->next->prev = l;
+                h->lingers = l;
+            }
+        }
+    }
+    evhttp_connection_free(c->evcon); /* conn_closed drops c */
+}
+
+/* Ties c to its evhttp_connection; 1 when that is over max_connections (then uncounted). */
+static int conn_adopt_now(conn_ent *c, struct evhttp_connection *evcon)
+{
+    core_http *h = c->h;
+    event_del(c->adopt);
+    c->evcon = evcon;
+    evhttp_connection_set_closecb(evcon, conn_closed, c);
     if (h->nconns >= h->lim.max_connections)
-        return 0;
-    h->conns[h->nconns++] = evcon;
-    evhttp_connection_set_closecb(evcon, conn_closed, h);
-    return 1;
+        return 1;
+    c->counted = 1;
+    h->nconns++;
+    c->watch = evbuffer_add_cb(bufferevent_get_input(c->bev), conn_input, c);
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+        conn_arm(c);
+    return 0;
+}
+
+static void conn_adopt(evutil_socket_t fd, short what, void *arg)
+{
+    conn_ent *c = arg;
+    bufferevent_data_cb rd = NULL, wr = NULL;
+    bufferevent_event_cb evcb = NULL;
+    void *cbarg = NULL;
+    (void)fd;
+    (void)what;
+    if (c->evcon)
+        return;
+    bufferevent_getcb(c->bev, &rd, &wr, &evcb, &cbarg);
+    if (!cbarg) { /* libevent already gave the connection up */
+        conn_drop(c);
+        return;
+    }
+    if (conn_adopt_now(c, cbarg))
+        conn_refuse(c);
+}
+
+static struct bufferevent *conn_new(struct event_base *base, void *arg)
+{
+    core_http *h = arg;
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    conn_ent *c = bev ? calloc(1, sizeof *c) : NULL;
+    struct timeval now = {0, 0};
+    if (!c)
+        return bev; /* untracked: its request gets a 503 (dispatch) */
+    c->h = h;
+    c->adopt = evtimer_new(base, conn_adopt, c);
+    c->deadline = evtimer_new(base, conn_deadline, c);
+    if (!c->adopt || !c->deadline || event_add(c->adopt, &now) != 0) {
+        if (c->adopt)
+            event_free(c->adopt);
+        if (c->deadline)
+            event_free(c->deadline);
+        free(c);
+        return bev;
+    }
+    bufferevent_incref(bev);
+    c->bev = bev;
+    c->next = h->conns;
+    if (c->next)
+        c->next->prev = c;
+    h->conns = c;
+    return bev;
+}
+
+/* The counted entry of evcon, adopting it when its first request outran conn_adopt's timer;
+ * NULL when untracked or over the limit (dispatch answers 503 and closes). */
+static conn_ent *conn_find(core_http *h, struct evhttp_connection *evcon)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+    for (conn_ent *c = h->conns; c; c = c->next) {
+        if (c->bev != bev)
+            continue;
+        if (!c->evcon && conn_adopt_now(c, evcon))
+            return NULL;
+        return c->counted ? c : NULL;
+    }
+    return NULL;
+}
+
+static void defer_unlink(core_http_req *req)
+{
+    if (!req->h || !(req->dprev || req->dnext || req->h->defer == req))
+        return;
+    if (req->dprev)
+        req->dprev->dnext = req->dnext;
+    else
+        req->h->defer = req->dnext;
+    if (req->dnext)
+        req->dnext->dprev = req->dprev;
+    req->dprev = req->dnext = NULL;
 }
 
 /* ---- replies ------------------------------------------------------------------------- */
@@ -140,8 +400,25 @@ static void req_free(core_http_req *req)
 {
     if (!req)
         return;
+    if (req->hup)
+        event_free(req->hup);
+    defer_unlink(req);
     free(req->body);
     free(req);
+}
+
+/* The reply to a request whose client has gone: nothing is sent; the request libevent left to
+ * us (detached) is freed, and a deferred req with it. */
+static void reply_gone(core_http_req *req)
+{
+    core_log_debug(req->h ? req->h->log : NULL,
+                   "http: client closed its connection before the reply; reply dropped");
+    if (req->ev)
+        evhttp_request_free(req->ev);
+    req->ev = NULL;
+    req->streaming = 0;
+    if (req->deferred && !req->in_handler)
+        req_free(req);
 }
 
 /* The one place a reply leaves. Frees req. */
@@ -150,10 +427,15 @@ static void send_reply(core_http_req *req, int status, const void *body, size_t 
 {
     struct evbuffer *buf = NULL;
     if (req->replied) {
-        core_log_error(req->h->log, "http: second reply to %s ignored (bug)", core_http_path(req));
+        core_log_error(req->h ? req->h->log : NULL, "http: second reply to %s ignored (bug)",
+                       core_http_path(req));
         return;
     }
     req->replied = 1;
+    if (req->gone) {
+        reply_gone(req);
+        return;
+    }
     if (ctype)
         evhttp_add_header(evhttp_request_get_output_headers(req->ev), "Content-Type", ctype);
     add_security(req);
@@ -169,6 +451,7 @@ static void send_reply(core_http_req *req, int status, const void *body, size_t 
     evhttp_send_reply(req->ev, status, reason(status), buf);
     if (buf)
         evbuffer_free(buf);
+    conn_replied(req->conn);
     /* A deferred request is freed here; a direct one after its handler returns. */
     if (req->deferred && !req->in_handler)
         req_free(req);
@@ -179,12 +462,14 @@ static void send_reply(core_http_req *req, int status, const void *body, size_t 
 pl_rc core_http_stream_start(core_http_req *req, int status, const char *ctype)
 {
     if (req->replied) {
-        core_log_error(req->h->log, "http: stream after a reply to %s ignored (bug)",
-                       core_http_path(req));
+        core_log_error(req->h ? req->h->log : NULL,
+                       "http: stream after a reply to %s ignored (bug)", core_http_path(req));
         return PL_ERR_STATE;
     }
     req->replied = 1;
     req->streaming = 1;
+    if (req->gone)
+        return PL_OK; /* nothing to send; chunks say PL_ERR_IO, the end frees */
     if (ctype)
         evhttp_add_header(evhttp_request_get_output_headers(req->ev), "Content-Type", ctype);
     add_security(req);
@@ -197,10 +482,12 @@ pl_rc core_http_stream_chunk(core_http_req *req, const void *data, size_t len)
 {
     struct evbuffer *buf;
     if (!req->streaming) {
-        core_log_error(req->h->log, "http: chunk outside a stream on %s ignored (bug)",
-                       core_http_path(req));
+        core_log_error(req->h ? req->h->log : NULL,
+                       "http: chunk outside a stream on %s ignored (bug)", core_http_path(req));
         return PL_ERR_STATE;
     }
+    if (req->gone)
+        return PL_ERR_IO;
     if (len == 0)
         return PL_OK; /* an empty chunk would end the chunked encoding */
     buf = evbuffer_new();
@@ -218,12 +505,17 @@ pl_rc core_http_stream_chunk(core_http_req *req, const void *data, size_t len)
 void core_http_stream_end(core_http_req *req)
 {
     if (!req->streaming) {
-        core_log_error(req->h->log, "http: end of a stream that is not open on %s (bug)",
-                       core_http_path(req));
+        core_log_error(req->h ? req->h->log : NULL,
+                       "http: end of a stream that is not open on %s (bug)", core_http_path(req));
+        return;
+    }
+    if (req->gone) {
+        reply_gone(req);
         return;
     }
     req->streaming = 0;
     evhttp_send_reply_end(req->ev);
+    conn_replied(req->conn);
     if (req->deferred && !req->in_handler)
         req_free(req);
 }
@@ -287,9 +579,10 @@ static int has_crlf(const char *s)
 
 void core_http_reply_redirect(core_http_req *req, int status, const char *location)
 {
-    if (!req->replied && (has_crlf(location) || strlen(location) > 8192 ||
-                          evhttp_add_header(evhttp_request_get_output_headers(req->ev), "Location",
-                                            location) != 0)) {
+    if (!req->replied && !req->gone &&
+        (has_crlf(location) || strlen(location) > 8192 ||
+         evhttp_add_header(evhttp_request_get_output_headers(req->ev), "Location", location) !=
+             0)) {
         core_log_error(req->h->log, "http: refused redirect target on %s (bug)",
                        core_http_path(req));
         core_http_reply_error(req, 500, "server_error", "invalid redirect");
@@ -314,6 +607,8 @@ pl_rc core_http_header_add(core_http_req *req, const char *name, const char *val
 {
     if (has_crlf(name) || has_crlf(value))
         return PL_ERR_INVALID;
+    if (!req->ev)
+        return PL_ERR_IO; /* the client has gone */
     return evhttp_add_header(evhttp_request_get_output_headers(req->ev), name, value) == 0
                ? PL_OK
                : PL_ERR_INVALID;
@@ -324,9 +619,51 @@ void core_http_secure(core_http_req *req, unsigned security)
     req->security |= security;
 }
 
+/* A deferred request's socket became readable. libevent 2.1 does not read a connection whose
+ * request awaits its reply, so without this a client's close would be seen only when the reply
+ * is written. EOF or an error: the connection is closed now (conn_closed marks the request gone;
+ * libevent frees the evhttp_request with it). Data (a pipelined request): left for libevent,
+ * and the watch ends. */
+static void hup_cb(evutil_socket_t fd, short what, void *arg)
+{
+    core_http_req *req = arg;
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    (void)what;
+    if (n > 0)
+        return;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        event_add(req->hup, NULL);
+        return;
+    }
+    core_log_debug(req->h->log, "http: client closed its connection while %s was deferred",
+                   core_http_path(req));
+    evhttp_connection_free(req->evcon); /* conn_closed: req gone, req->hup freed */
+}
+
 void core_http_defer(core_http_req *req)
 {
+    evutil_socket_t fd;
+    if (req->deferred)
+        return;
     req->deferred = 1;
+    req->dnext = req->h->defer;
+    if (req->dnext)
+        req->dnext->dprev = req;
+    req->h->defer = req;
+    fd = req->conn ? bufferevent_getfd(req->conn->bev) : -1;
+    if (fd >= 0) {
+        req->hup = event_new(req->h->base, fd, EV_READ, hup_cb, req);
+        if (req->hup && event_add(req->hup, NULL) != 0) {
+            event_free(req->hup);
+            req->hup = NULL;
+        }
+    }
+}
+
+int core_http_gone(const core_http_req *req)
+{
+    return req->gone;
 }
 
 void core_http_set_data(core_http_req *req, void *data)
@@ -343,33 +680,36 @@ void *core_http_data(const core_http_req *req)
 
 unsigned core_http_method(const core_http_req *req)
 {
-    return (unsigned)evhttp_request_get_command(req->ev);
+    return req->ev ? (unsigned)evhttp_request_get_command(req->ev) : 0;
 }
 
 const char *core_http_path(const core_http_req *req)
 {
-    const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req->ev);
+    const struct evhttp_uri *u = req->ev ? evhttp_request_get_evhttp_uri(req->ev) : NULL;
     const char *p = u ? evhttp_uri_get_path(u) : NULL;
     return p ? p : "";
 }
 
 const char *core_http_query(const core_http_req *req)
 {
-    const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req->ev);
+    const struct evhttp_uri *u = req->ev ? evhttp_request_get_evhttp_uri(req->ev) : NULL;
     const char *q = u ? evhttp_uri_get_query(u) : NULL;
     return q ? q : "";
 }
 
 const char *core_http_header(const core_http_req *req, const char *name)
 {
-    return evhttp_find_header(evhttp_request_get_input_headers(req->ev), name);
+    return req->ev ? evhttp_find_header(evhttp_request_get_input_headers(req->ev), name) : NULL;
 }
 
 size_t core_http_header_count(const core_http_req *req, const char *name)
 {
-    struct evkeyvalq *hs = evhttp_request_get_input_headers(req->ev);
+    struct evkeyvalq *hs;
     struct evkeyval *kv;
     size_t n = 0;
+    if (!req->ev)
+        return 0;
+    hs = evhttp_request_get_input_headers(req->ev);
     for (kv = hs->tqh_first; kv; kv = kv->next.tqe_next)
         if (strcasecmp(kv->key, name) == 0)
             n++;
@@ -379,7 +719,10 @@ size_t core_http_header_count(const core_http_req *req, const char *name)
 pl_rc core_http_body(core_http_req *req, const char **data, size_t *len)
 {
     if (!req->body_loaded) {
-        struct evbuffer *in = evhttp_request_get_input_buffer(req->ev);
+        struct evbuffer *in;
+        if (!req->ev)
+            return PL_ERR_IO; /* the client has gone */
+        in = evhttp_request_get_input_buffer(req->ev);
         size_t n = in ? evbuffer_get_length(in) : 0;
         if (n > req->h->lim.max_body)
             return PL_ERR_TOO_LARGE;
@@ -455,12 +798,18 @@ static void dispatch(struct evhttp_request *ev, void *arg)
     }
     req->h = h;
     req->ev = ev;
+    req->evcon = evcon;
+    req->conn = evcon ? conn_find(h, evcon) : NULL;
+    if (req->conn) {
+        event_del(req->conn->deadline); /* the whole request arrived in time */
+        req->conn->state = CONN_HANDLING;
+    }
     if (evcon) {
         evhttp_connection_get_peer(evcon, &peer, &peer_port);
         if (peer)
             snprintf(req->addr, sizeof req->addr, "%s", peer);
     }
-    if (!conn_track(h, evcon)) {
+    if (!req->conn) { /* over the limit, or untracked (out of memory when it was accepted) */
         core_log_warn(h->log, "http: connection limit %u reached, refusing %s",
                       h->lim.max_connections, req->addr);
         evhttp_add_header(evhttp_request_get_output_headers(ev), "Connection", "close");
@@ -550,9 +899,10 @@ pl_rc core_http_new(struct event_base *base, const core_http_config *cfg, core_h
         h->lim.timeout_s = DEFAULT_TIMEOUT_S;
     if (!h->lim.max_connections)
         h->lim.max_connections = DEFAULT_MAX_CONNECTIONS;
-    h->conns = calloc(h->lim.max_connections, sizeof(struct evhttp_connection *));
+    if (!h->lim.header_timeout_s)
+        h->lim.header_timeout_s = DEFAULT_HEADER_TIMEOUT_S;
     h->ev = evhttp_new(base);
-    if (!h->conns || !h->ev) {
+    if (!h->ev) {
         rc = PL_ERR_NOMEM;
         goto out;
     }
@@ -564,6 +914,7 @@ pl_rc core_http_new(struct event_base *base, const core_http_config *cfg, core_h
                                           CORE_HTTP_PATCH);
     evhttp_set_default_content_type(h->ev, "text/plain; charset=utf-8");
     evhttp_set_gencb(h->ev, dispatch, h);
+    evhttp_set_bevcb(h->ev, conn_new, h);
     h->sock = evhttp_bind_socket_with_handle(h->ev, cfg->host, cfg->port);
     if (!h->sock) {
         core_log_error(h->log, "http: cannot bind %s port %u", cfg->host, (unsigned)cfg->port);
@@ -616,7 +967,21 @@ void core_http_free(core_http *h)
         return;
     if (h->ev)
         evhttp_free(h->ev); /* closes connections: conn_closed() still sees h */
-    free(h->conns);
+    while (h->conns)        /* accepted, not adopted yet */
+        conn_drop(h->conns);
+    while (h->defer) { /* answered later: a no-op that frees (h is gone) */
+        core_http_req *r = h->defer;
+        defer_unlink(r);
+        r->h = NULL;
+        r->gone = 1;
+        r->conn = NULL;
+        if (r->hup) {
+            event_free(r->hup);
+            r->hup = NULL;
+        }
+    }
+    while (h->lingers)
+        linger_free(h->lingers);
     free(h->routes);
     free(h);
 }

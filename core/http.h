@@ -84,9 +84,15 @@ typedef struct core_http_route {
 typedef struct core_http_limits {
     size_t max_body;          /* bytes; larger bodies get 413 from libevent (default 64 KiB) */
     size_t max_headers;       /* bytes of request line + headers (default 16 KiB) */
-    int timeout_s;            /* read/write timeout per connection (default 30) */
-    unsigned max_connections; /* open connections; over it a request gets 503 and the
-                                 connection is closed (default 1024) */
+    int timeout_s;            /* read/write timeout per connection: idle keep-alive, a stalled
+                                 read or write (default 30) */
+    unsigned max_connections; /* open connections, counted from accept; one over it gets a fixed
+                                 503 at once, without waiting for its request, and is closed
+                                 (default 1024) */
+    int header_timeout_s;     /* a request (line, headers, body) must arrive whole within this
+                                 many seconds of its first byte, else the connection is closed
+                                 (slowloris: dripping bytes resets timeout_s but not this;
+                                 default 10) */
 } core_http_limits;
 
 typedef struct core_http_config {
@@ -109,8 +115,8 @@ uint16_t core_http_port(const core_http *h);
  * is already routed for one of the methods, PL_ERR_NOMEM. */
 pl_rc core_http_routes_add(core_http *h, const core_http_route *table, size_t n, void *arg);
 
-/* Stops listening, closes connections (pending deferred requests are dropped) and frees h.
- * h may be NULL. */
+/* Stops listening, closes connections and frees h. Requests still deferred become gone (see
+ * core_http_defer): their later reply only frees them. h may be NULL. */
 void core_http_free(core_http *h);
 
 /* ---- requests ---------------------------------------------------------------------- */
@@ -160,8 +166,21 @@ pl_rc core_http_header_add(core_http_req *req, const char *name, const char *val
 /* Adds CORE_HTTP_SEC_* sets for this request's reply (on top of the route's). */
 void core_http_secure(core_http_req *req, unsigned security);
 
-/* The handler will reply later (from the loop thread). */
+/* The handler will reply later (from the loop thread).
+ * The connection may close meanwhile. libevent 2.1 does not read a connection whose request
+ * awaits its reply, so a client's close is usually seen only when the reply is written (libevent
+ * then frees request and connection); a close by the server (core_http_free, a failed write
+ * mid-stream) frees or detaches the evhttp_request at once. Either way req itself stays valid
+ * until its reply: core_http_gone() turns 1, the
+ * getters answer as for an empty request ("" path, NULL headers, PL_ERR_IO body unless already
+ * read), and the later reply (or stream start/chunk/end) sends nothing, frees what is left and
+ * logs at debug; core_http_stream_chunk() then returns PL_ERR_IO. The same holds for requests
+ * still deferred when core_http_free() runs. */
 void core_http_defer(core_http_req *req);
+
+/* 1 once the client's connection closed before the reply (a deferred handler may stop its work;
+ * it must still reply, which frees req). */
+int core_http_gone(const core_http_req *req);
 
 /* Replies with status and a JSON body (Content-Type: application/json). Takes ownership
  * of body (json_decref'd here, also on error). body NULL sends an empty object. */

@@ -22,6 +22,7 @@ void mcp_config_defaults(mcp_config *cfg)
     cfg->limits.max_string = 7u << 20;
     cfg->limits.max_conns = 512;
     cfg->limits.idle_timeout_s = 60;
+    cfg->limits.header_timeout_s = 10;
     cfg->limits.max_sessions = 10000;
     cfg->limits.sessions_per_principal = 32;
     cfg->limits.session_idle_ms = (int64_t)30 * 60 * 1000;
@@ -55,6 +56,8 @@ void mcp_config_usage(FILE *fp)
             "  --max-body BYTES       largest POST body (default 8388608)\n"
             "  --max-conns N          concurrent connections (default 512)\n"
             "  --idle-timeout SEC     idle connection timeout (default 60)\n"
+            "  --header-timeout SEC   a request must arrive whole within SEC of its first\n"
+            "                         byte (POSTLY_MCP_HEADER_TIMEOUT, default 10)\n"
             "  --session-idle SEC     MCP session idle expiry (default 1800)\n"
             "  --token-rate N         tool calls per minute of one access token, burst N/4\n"
             "                         (POSTLY_MCP_TOKEN_RATE, default 300, 0 = off)\n"
@@ -175,6 +178,7 @@ typedef enum opt_kind {
     OPT_MAX_BODY,
     OPT_MAX_CONNS,
     OPT_IDLE,
+    OPT_HEADER_TIMEOUT,
     OPT_SESSION_IDLE,
     OPT_TOKEN_RATE,
     OPT_LOG_LEVEL
@@ -197,6 +201,7 @@ static const struct {
     {"--max-body", "POSTLY_MCP_MAX_BODY", OPT_MAX_BODY},
     {"--max-conns", "POSTLY_MCP_MAX_CONNS", OPT_MAX_CONNS},
     {"--idle-timeout", "POSTLY_MCP_IDLE_TIMEOUT", OPT_IDLE},
+    {"--header-timeout", "POSTLY_MCP_HEADER_TIMEOUT", OPT_HEADER_TIMEOUT},
     {"--session-idle", "POSTLY_MCP_SESSION_IDLE", OPT_SESSION_IDLE},
     {"--token-rate", "POSTLY_MCP_TOKEN_RATE", OPT_TOKEN_RATE},
     {"--log-level", "POSTLY_LOG_LEVEL", OPT_LOG_LEVEL},
@@ -248,6 +253,11 @@ static pl_rc apply(mcp_config *cfg, opt_kind k, const char *v, const char *what,
         rc = parse_long(v, 1, 3600, &x, what, errbuf, errsz);
         if (rc == PL_OK)
             cfg->limits.idle_timeout_s = (int)x;
+        return rc;
+    case OPT_HEADER_TIMEOUT:
+        rc = parse_long(v, 1, 3600, &x, what, errbuf, errsz);
+        if (rc == PL_OK)
+            cfg->limits.header_timeout_s = (int)x;
         return rc;
     case OPT_SESSION_IDLE:
         rc = parse_long(v, 1, 7L * 86400, &x, what, errbuf, errsz);

@@ -25,6 +25,7 @@ typedef struct mcp_limits {
     size_t max_string;             /* raw bytes of one JSON string */
     unsigned max_conns;            /* concurrent connections */
     int idle_timeout_s;            /* a connection idle this long is closed */
+    int header_timeout_s;          /* a request must arrive whole within this (slowloris) */
     size_t max_sessions;           /* live MCP sessions */
     size_t sessions_per_principal; /* live sessions of one user+client+workspace (0 = any) */
     int64_t session_idle_ms;       /* an MCP session unused this long ends */

@@ -14,6 +14,7 @@
 #include "core/http.h"
 #include "core/log.h"
 #include "exec/connector.h"
+#include "exec/sandbox.h"
 #include "exec/scheduler.h"
 #include "exec/store.h"
 #include "exec/webhook.h"
@@ -144,6 +145,37 @@ static void policy_revision(const char *path, char *out, size_t outsz)
     fclose(fp);
 }
 
+/* The sandbox connectors with their journal in <data_dir>/exec/sandbox-journal (docs/mcp.md
+ * "Sandbox journal"): the platforms' own record of what landed, kept across restarts so a
+ * crash test can count publications per target (exec/sandbox.h). */
+static pl_rc sandbox_connectors(const char *data_dir, ex_connectors *conns)
+{
+    char dir[MCP_CFG_URL_MAX + 32];
+    ex_sandbox_options opt;
+    pl_rc rc = PL_OK;
+    int n = snprintf(dir, sizeof dir, "%s/exec/sandbox-journal", data_dir);
+    if (n < 0 || (size_t)n >= sizeof dir)
+        return PL_ERR_INVALID;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "postly-mcp: sandbox journal %s: %s\n", dir, strerror(errno));
+        return PL_ERR_IO;
+    }
+    memset(&opt, 0, sizeof opt);
+    opt.journal_dir = dir;
+    memset(conns, 0, sizeof *conns);
+    for (int p = 0; p < EX_PLATFORM__COUNT && rc == PL_OK; p++) {
+        ex_connector *c = NULL;
+        rc = ex_sandbox_new((ex_platform)p, &opt, &c);
+        if (rc == PL_OK)
+            ex_connectors_set_take(conns, c);
+        else
+            fprintf(stderr, "postly-mcp: sandbox journal in %s: %s\n", dir, pl_strerror(rc));
+    }
+    if (rc != PL_OK)
+        ex_connectors_free(conns);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static mcp_config cfg;
@@ -209,6 +241,7 @@ int main(int argc, char **argv)
     hcfg.limits.max_headers = cfg.limits.max_headers;
     hcfg.limits.timeout_s = cfg.limits.idle_timeout_s;
     hcfg.limits.max_connections = cfg.limits.max_conns;
+    hcfg.limits.header_timeout_s = cfg.limits.header_timeout_s;
     hcfg.log = &log;
     if (core_http_new(a.base, &hcfg, &http) != PL_OK) {
         fprintf(stderr, "postly-mcp: cannot listen on %s:%d\n", cfg.listen_host, cfg.listen_port);
@@ -242,6 +275,7 @@ int main(int argc, char **argv)
         memset(&kcfg, 0, sizeof kcfg);
         kcfg.data_dir = cfg.data_dir;
         kcfg.leeway_s = -1;
+        kcfg.public_only = 1; /* docs/keys.md §4.3: a verifier never reads a private key */
         rc = key_keyset_open(&kcfg, &keys, &kerr);
         if (rc != PL_OK) {
             fprintf(stderr, "postly-mcp: key set in %s/keys: %s (%s)\n", cfg.data_dir,
@@ -268,7 +302,7 @@ int main(int argc, char **argv)
                 pl_strerror(rc));
         goto out;
     }
-    if (ex_connectors_init_sandbox(&conns) != PL_OK)
+    if (sandbox_connectors(cfg.data_dir, &conns) != PL_OK)
         goto out;
     ex.store = store;
     ex.clock = core_clock_real();

@@ -11,6 +11,12 @@
 
 #include <event2/http.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "core/http.h"
 #include "core/http_client.h"
 
@@ -503,6 +509,183 @@ static void test_connection_limit(void **state)
     core_http_free(h);
 }
 
+/* ---- raw sockets ---- */
+
+static int raw_connect(uint16_t port)
+{
+    struct sockaddr_in sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+static void raw_send(int fd, const char *s)
+{
+    assert_int_equal(send(fd, s, strlen(s), MSG_NOSIGNAL), (ssize_t)strlen(s));
+}
+
+/* Runs the loop one bounded step (at most 20 ms of waiting for events). */
+static void loop_step(fixture *fx)
+{
+    struct timeval tv = {0, 20000};
+    event_base_loopexit(fx->base, &tv);
+    event_base_dispatch(fx->base);
+}
+
+/* 1 when fd has been closed by the server (EOF or reset), reading whatever came first into
+ * buf; 0 when nothing more happened. */
+static int raw_closed(int fd, char *buf, size_t cap, size_t *have)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (poll(&p, 1, 0) == 1) {
+        ssize_t n = recv(fd, buf + *have, cap - 1 - *have, 0);
+        if (n <= 0)
+            return 1;
+        *have += (size_t)n;
+        buf[*have] = '\0';
+    }
+    return 0;
+}
+
+/* A deferred handler's client closes its socket before the reply: the server notices (libevent
+ * 2.1 does not read such a connection by itself), closes the connection, libevent frees the
+ * evhttp_request, and the request turns gone; the later reply or deferred stream sends nothing
+ * and frees what is left (ASan: no use after free, no leak). The server keeps serving. */
+static void test_defer_client_gone(void **state)
+{
+    fixture *fx = *state;
+    static const char *const paths[] = {"/defer", "/stream-defer"};
+    for (size_t k = 0; k < 2; k++) {
+        char rq[128];
+        int fd = raw_connect(core_http_port(fx->http)), i;
+        core_http_req *req;
+        snprintf(rq, sizeof rq, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", paths[k]);
+        raw_send(fd, rq);
+        for (i = 0; i < 500 && !fx->parked; i++)
+            loop_step(fx);
+        assert_non_null(fx->parked);
+        req = fx->parked;
+        fx->parked = NULL;
+        assert_false(core_http_gone(req));
+        close(fd);
+        for (i = 0; i < 500 && !core_http_gone(req); i++)
+            loop_step(fx);
+        assert_true(core_http_gone(req));
+        assert_string_equal(core_http_path(req), ""); /* the evhttp_request is gone */
+        assert_null(core_http_header(req, "Host"));
+        if (k == 0) {
+            core_http_reply_text(req, 200, "too late");
+        } else {
+            assert_int_equal(core_http_stream_start(req, 200, "text/event-stream"), PL_OK);
+            assert_int_equal(core_http_stream_chunk(req, "data: x\n\n", 9), PL_ERR_IO);
+            core_http_stream_end(req); /* frees */
+        }
+        for (i = 0; i < 10; i++)
+            loop_step(fx);
+    }
+    /* The server still serves. */
+    {
+        core_http_fetch_resp r;
+        fetch(fx, "GET", "/hello", NULL, NULL, &r);
+        assert_int_equal(r.status, 200);
+        core_http_fetch_resp_free(&r);
+    }
+}
+
+/* The server is freed while a request is deferred (its connection still open): libevent frees
+ * the evhttp_request with the connection; the later reply must touch neither it nor the server
+ * (before the fix: heap-use-after-free under ASan). */
+static void test_defer_server_freed(void **state)
+{
+    fixture *fx = *state;
+    core_http_req *req;
+    int fd = raw_connect(core_http_port(fx->http)), i;
+    raw_send(fd, "GET /defer HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    for (i = 0; i < 500 && !fx->parked; i++)
+        loop_step(fx);
+    assert_non_null(fx->parked);
+    req = fx->parked;
+    fx->parked = NULL;
+    core_http_free(fx->http);
+    fx->http = NULL;
+    assert_true(core_http_gone(req));
+    core_http_reply_text(req, 200, "after free"); /* no-op, frees req */
+    close(fd);
+}
+
+/* Slowloris: a client dripping one header byte per loop step keeps libevent's per-read
+ * timeout (2 s here) from ever firing, but the request deadline (1 s from the first byte)
+ * closes it; a normal client is served meanwhile. Over max_connections a new connection gets
+ * the 503 at once, before it sends anything, and is closed. */
+static void test_slow_headers_and_limit(void **state)
+{
+    fixture *fx = *state;
+    core_http *h = NULL;
+    core_http_config cfg = {.host = "127.0.0.1", .log = &fx->log};
+    core_http_fetch_resp r;
+    core_http_fetch_req rq = {.method = "GET", .host = "127.0.0.1", .target = "/hello"};
+    static const char drip[] = "GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaa"
+                               "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                               "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    char buf[1024];
+    size_t have = 0, sent = 0;
+    int slow, over, closed = 0, steps;
+    cfg.limits.timeout_s = 2;
+    cfg.limits.header_timeout_s = 1;
+    cfg.limits.max_connections = 2;
+    assert_int_equal(core_http_new(fx->base, &cfg, &h), PL_OK);
+    assert_int_equal(core_http_routes_add(h, routes, 1, fx), PL_OK);
+    rq.port = core_http_port(h);
+    slow = raw_connect(rq.port);
+    /* one byte every 20 ms (faster than the 2 s idle timeout) for up to 3 s */
+    for (steps = 0; steps < 150 && !closed; steps++) {
+        if (sent < sizeof drip - 1)
+            send(slow, drip + sent++, 1, MSG_NOSIGNAL);
+        loop_step(fx);
+        closed = raw_closed(slow, buf, sizeof buf, &have);
+        if (steps == 10) { /* a normal client is served while the slow one drips */
+            assert_int_equal(core_http_fetch(fx->base, &rq, &r), PL_OK);
+            assert_int_equal(r.status, 200);
+            core_http_fetch_resp_free(&r);
+        }
+    }
+    assert_true(closed);
+    assert_int_equal(have, 0);           /* closed without an answer */
+    assert_true(steps >= 40);            /* not before the 1 s deadline (20 ms steps) */
+    assert_true(sent < sizeof drip - 1); /* long before the drip ended */
+    close(slow);
+    /* Two silent connections fill the limit; a third is answered 503 and closed at once. */
+    slow = raw_connect(rq.port);
+    int second = raw_connect(rq.port);
+    for (steps = 0; steps < 5; steps++)
+        loop_step(fx);
+    over = raw_connect(rq.port);
+    have = 0;
+    closed = 0;
+    for (steps = 0; steps < 100 && !closed; steps++) {
+        loop_step(fx);
+        closed = raw_closed(over, buf, sizeof buf, &have);
+    }
+    assert_true(closed);
+    assert_true(steps < 50); /* at once: well before the 1 s linger */
+    assert_non_null(strstr(buf, "HTTP/1.1 503 "));
+    assert_non_null(strstr(buf, "too many connections"));
+    close(over);
+    close(slow);
+    close(second);
+    for (steps = 0; steps < 5; steps++)
+        loop_step(fx);
+    assert_int_equal(core_http_fetch(fx->base, &rq, &r), PL_OK);
+    assert_int_equal(r.status, 200);
+    core_http_fetch_resp_free(&r);
+    core_http_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -520,6 +703,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_headers_in, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_conflict_and_bind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_defer_client_gone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_defer_server_freed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_headers_and_limit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

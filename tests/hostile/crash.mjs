@@ -7,7 +7,8 @@
 //    published after exactly one attempt, a client retry of every publish (acknowledged or cut
 //    off by the kill, same idempotency key) publishes nothing a second time, and every
 //    acknowledged schedule is still scheduled, and every post scheduled to fall due around the
-//    kill is published by the restarted scheduler after exactly one attempt.
+//    kill is published by the restarted scheduler after exactly one attempt; and the sandbox
+//    platforms' own journal (<data>/exec/sandbox-journal) records each target landing at most once.
 //  postly-authz: 6 refresh-token families rotate as fast as they can; after SIGKILL and a
 //    restart on the same port: for each family the last acknowledged refresh token works once
 //    (its successor works too), then reusing an older token is refused and ends the family.
@@ -130,6 +131,24 @@ async function mcpCrash() {
   }
   check(bad === 0, `every acknowledged publish shows its target published after one attempt (${acked.published.size}, wrong ${bad})`);
   check(twice === 0, `retrying all ${acked.tried.size} publishes with their keys publishes no target twice (${twice})`);
+  // The platform's side (exec/sandbox.h): postly-mcp's sandbox connectors journal every landing
+  // as "L <32 hex>\n" (the digest of platform + idempotency key) in <data>/exec/sandbox-journal,
+  // across both processes. Each target may appear at most once.
+  const jdir = path.join(h.data, 'exec', 'sandbox-journal');
+  const landed = new Map();
+  let lines = 0;
+  for (const f of fs.existsSync(jdir) ? fs.readdirSync(jdir) : []) {
+    if (!/^sandbox-[a-z_]+\.journal$/.test(f)) continue;
+    for (const l of fs.readFileSync(path.join(jdir, f), 'utf8').split('\n')) {
+      if (!/^L [0-9a-f]{32}$/.test(l)) continue;
+      lines++;
+      landed.set(`${f}:${l}`, (landed.get(`${f}:${l}`) ?? 0) + 1);
+    }
+  }
+  const dup = [...landed.values()].filter((n) => n > 1).length;
+  const want = acked.published.size + acked.soon.length;
+  check(lines >= want && dup === 0,
+    `the sandbox platforms' journal shows each target landed at most once (${lines} landings for ${want} acknowledged publishes and schedules, ${dup} landed twice)`);
 }
 
 async function authzCrash() {

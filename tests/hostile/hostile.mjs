@@ -254,13 +254,18 @@ async function authzHostile() {
   check((r.status === 400 || r.status === 403) && !(r.headers.location || '').includes('code='), `consent with a CSRF token of another session/request → ${r.status}, no code`);
 }
 
-// Slowloris: many connections that send a header byte at a time; the servers keep serving.
+// Slowloris: many connections that send a header byte at a time; the servers keep serving, and
+// postly-mcp (started with --header-timeout 3) closes every dripping connection once its request
+// has not arrived whole 3 s after its first byte, although each drip resets the idle timeout.
 async function slowloris() {
   const socks = [];
+  const t00 = Date.now();
+  const cut = []; // ms after the start at which postly-mcp closed each of its slow connections
   const open = (port) => {
     const s = net.connect(port, '127.0.0.1');
     s.on('error', () => {});
     s.on('connect', () => s.write('POST /mcp HTTP/1.1\r\nHost: x\r\nX-Slow: '));
+    if (port === h.mport) s.on('close', () => cut.push(Date.now() - t00));
     socks.push(s);
   };
   for (let i = 0; i < 150; i++) {
@@ -278,6 +283,9 @@ async function slowloris() {
   }
   const ms = Date.now() - t0;
   check(ok === 20, `300 slow connections open: 20/20 normal request pairs served (${ok}) in ${ms} ms`);
+  for (let i = 0; i < 100 && cut.length < 150; i++) await new Promise((res) => setTimeout(res, 100));
+  check(cut.length === 150 && Math.min(...cut) >= 2500 && Math.max(...cut) < 9000,
+    `postly-mcp closed all 150 dripping connections at the request deadline (${cut.length}, after ${Math.min(...cut)}..${Math.max(...cut)} ms)`);
   clearInterval(drip);
   for (const s of socks) s.destroy();
 }
@@ -285,7 +293,7 @@ async function slowloris() {
 async function main() {
   await h.startAuthz();
   h.mint('ws_a', ['workspace:read']);
-  await h.startMcp(['--max-body', '1048576']);
+  await h.startMcp(['--max-body', '1048576', '--header-timeout', '3']);
   const tok = h.mint('ws_a', ALL)[0];
   const s = await mcpTransport(tok);
   await mcpAuthz(s);

@@ -7,6 +7,7 @@
  */
 #include <stdarg.h>
 #include <stddef.h>
+#include <dirent.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
@@ -417,6 +418,49 @@ static void test_jwks_uri(void **state)
     rename(moved, keys);
 }
 
+/* Renames every private key <dir>/keys/<kid>.pem to <kid>.pem.away (away = 1) or back (away = 0); the count. */
+static int pem_move(const char *dir, int away)
+{
+    char kd[160], a[512], b[512];
+    struct dirent *e;
+    DIR *d;
+    int n = 0;
+    snprintf(kd, sizeof kd, "%s/keys", dir);
+    d = opendir(kd);
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        size_t l = strlen(e->d_name);
+        if (away ? (l > 4 && strcmp(e->d_name + l - 4, ".pem") == 0)
+                 : (l > 9 && strcmp(e->d_name + l - 9, ".pem.away") == 0)) {
+            snprintf(a, sizeof a, "%s/%s", kd, e->d_name);
+            snprintf(b, sizeof b, "%s/%.*s%s", kd, (int)(away ? l : l - 5), e->d_name,
+                     away ? ".away" : "");
+            assert_int_equal(rename(a, b), 0);
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/* Key-set mode opens the key set public_only (docs/keys.md §4.3): with every private key moved
+ * away and the .pub files left, postly-mcp starts and verifies tokens. */
+static void test_keyset_public_only(void **state)
+{
+    fx *f = *state;
+    core_http_fetch_resp r;
+    int port = 0, st;
+    kill(f->pid, SIGTERM);
+    waitpid(f->pid, &st, 0);
+    assert_true(pem_move(f->dir, 1) > 0);
+    f->pid = start(f, NULL, &port, NULL, 0);
+    assert_true(port > 0);
+    f->port = (uint16_t)port;
+    assert_int_equal(post(f, NULL, INIT, &r), 200);
+    core_http_fetch_resp_free(&r);
+    assert_true(pem_move(f->dir, 0) > 0);
+}
+
 static int connect_raw(uint16_t port)
 {
     struct sockaddr_in sa;
@@ -722,6 +766,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_configuration_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jwks_uri, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keyset_public_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scheduled_post_publishes_and_webhook_delivers, setup,
