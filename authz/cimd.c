@@ -7,7 +7,7 @@
  *  - the URL has a path, no fragment, no userinfo, at most 512 bytes;
  *  - the peer address is checked when the socket is opened (after DNS): loopback, private,
  *    link-local, CGNAT, multicast and unspecified addresses are refused (SSRF), except
- *    127.0.0.1 with the test option;
+ *    127.0.0.1 with the test option; never through a proxy;
  *  - no redirects; 3 s to connect, 5 s in all; at most 64 KiB; TLS verified;
  *  - the document's client_id must equal the URL exactly; its redirect_uris follow the
  *    registration rules; token_endpoint_auth_method must be "none" (public client);
@@ -260,6 +260,10 @@ static pl_rc fetch_doc(int allow_loopback, const char *url, const az_client *cac
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, f.allow_loopback ? "https,http" : "https");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    /* Never through a proxy from the environment (http_proxy, https_proxy, all_proxy):
+     * open_socket() judges the peer it connects to, and a proxy would fetch any address,
+     * internal ones included, on our behalf. */
+    curl_easy_setopt(c, CURLOPT_PROXY, "");
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)CIMD_TIMEOUT_MS);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)CIMD_CONNECT_MS);
     curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CIMD_MAX_BYTES);

@@ -10,7 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,7 +29,7 @@ static int doc_port;
 
 static void serve_doc(core_http_req *req, void *arg)
 {
-    const char *path = core_http_path(req);
+    const char *path = core_http_path(req), *host = core_http_header(req, "Host");
     char body[1024];
     (void)arg;
     if (strcmp(path, "/big.json") == 0) {
@@ -54,9 +57,9 @@ static void serve_doc(core_http_req *req, void *arg)
         return;
     }
     snprintf(body, sizeof body,
-             "{\"client_id\":\"http://127.0.0.1:%d%s\",\"client_name\":\"Doc <Client>\","
+             "{\"client_id\":\"http://%.64s%s\",\"client_name\":\"Doc <Client>\","
              "\"redirect_uris\":[\"%s\"],\"token_endpoint_auth_method\":\"%s\"}",
-             doc_port, strcmp(path, "/mismatch.json") == 0 ? "/other.json" : path,
+             host ? host : "", strcmp(path, "/mismatch.json") == 0 ? "/other.json" : path,
              strcmp(path, "/badredirect.json") == 0 ? "http://evil.example/cb"
                                                     : "http://127.0.0.1/cb",
              strcmp(path, "/conf.json") == 0 ? "client_secret_basic" : "none");
@@ -260,10 +263,61 @@ static void test_cimd_fetch_does_not_block(void **state)
     stop_docs(docs);
 }
 
+/* A port nothing listens on (bound, read back, closed). */
+static int closed_port(void)
+{
+    struct sockaddr_in a = {0};
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+    assert_true(fd >= 0);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+/* A proxy named by the environment is never used for documents: the address checks (SSRF)
+ * judge the peer the fetch connects to, and through a proxy that would be the proxy, which
+ * then fetches any address on our behalf. Here the "proxy" (the document server, which names
+ * the document after the Host it is asked for) must not be reached. */
+static void test_cimd_ignores_proxy_env(void **state)
+{
+    static const char *const vars[] = {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy",
+                                       "ALL_PROXY"};
+    tsrv t;
+    pid_t docs = start_docs();
+    char url[256], proxy[64];
+    tresp r;
+    az_client c;
+    (void)state;
+    snprintf(proxy, sizeof proxy, "http://127.0.0.1:%d", doc_port);
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        setenv(vars[i], proxy, 1);
+    unsetenv("no_proxy");
+    unsetenv("NO_PROXY");
+    tsrv_start_opts(&t, 1, 0, 1);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/good.json", closed_port());
+    assert_int_equal(authorize_status(&t, url, &r), 400);
+    assert_null(core_http_fetch_header(&r.r, "Location"));
+    t_free(&r);
+    assert_int_equal(az_client_get(az_server_store(t.srv), url, &c), PL_ERR_NOT_FOUND);
+    /* The document server itself still works directly. */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/good.json", doc_port);
+    assert_int_equal(authorize_status(&t, url, &r), 302);
+    t_free(&r);
+    tsrv_stop(&t);
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        unsetenv(vars[i]);
+    stop_docs(docs);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_cimd_documents),
-                                       cmocka_unit_test(test_cimd_fetch_does_not_block),
-                                       cmocka_unit_test(test_cimd_revalidation)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cimd_documents), cmocka_unit_test(test_cimd_fetch_does_not_block),
+        cmocka_unit_test(test_cimd_revalidation), cmocka_unit_test(test_cimd_ignores_proxy_env)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
