@@ -490,7 +490,7 @@ static void test_connection_limits(void **state)
     assert_true(port > 0);
     f->port = (uint16_t)port;
     /* two keep-alive connections that have each made one request (the HTTP layer counts a
-     * connection from its first request) */
+     * connection from its accept; a third gets the 503 without waiting for its request) */
     a = connect_raw(f->port);
     b = connect_raw(f->port);
     for (st = 0; st < 2; st++) {
