@@ -20,16 +20,19 @@
 /* args {platform, display_name, remote_account?, boards?, locations?}. */
 pl_rc ex_account_create(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
                         ex_err *err);
-/* args {account_id}. */
+/* args {account_id} (other arguments are ignored). */
 pl_rc ex_account_get(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
                      ex_err *err);
 /* args {platform?, state?, limit?, cursor?} -> {items, next_cursor}. */
 pl_rc ex_account_list(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
                       ex_err *err);
-/* Inside the caller's write transaction: sets state ("connected" | "needs_reconnect"). */
+/* Inside the caller's write transaction (the connectors' answers, exec/publish.c): sets state
+ * ("connected" | "needs_reconnect", not checked here) and bumps the version when it changes;
+ * stores nothing when it is already that state. PL_ERR_NOT_FOUND when the account does not
+ * exist in ws, else the store's code; no err (the caller's own error stands). */
 pl_rc ex_account_set_state_txn(const ex_ctx *ctx, ex_txn *txn, const char *ws,
                                const char *account_id, const char *state);
-/* args {account_id, state, expected_version?}. */
+/* args {account_id, state, expected_version?} -> the account (version + 1). */
 pl_rc ex_account_set_state(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
                            ex_err *err);
 

@@ -14,6 +14,8 @@
 
 #include "exec/store.h"
 
+/* Returns ex_webhook_enqueue()'s code (PL_ERR_INVALID for an unknown type or non-object data,
+ * PL_ERR_TOO_LARGE, PL_ERR_STORE); on failure the caller aborts txn. */
 pl_rc ex_event_emit(const ex_ctx *ctx, ex_txn *txn, const char *ws, const char *type,
                     const json_t *data);
 

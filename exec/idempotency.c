@@ -103,15 +103,6 @@ pl_rc ex_idem_finish(const ex_ctx *ctx, ex_txn *txn, const ex_idem *idem, const 
     return put(ctx, txn, idem, "done", result, ttl);
 }
 
-pl_rc ex_idem_cancel(const ex_ctx *ctx, ex_txn *txn, const ex_idem *idem)
-{
-    (void)ctx;
-    if (!idem->active)
-        return PL_OK;
-    pl_rc rc = ex_txn_del(txn, EX_DB_IDEMPOTENCY, idem->key);
-    return rc == PL_ERR_NOT_FOUND ? PL_OK : rc;
-}
-
 /* Condemns an idempotency record whose expires_at_ms has passed. */
 static int expired(const MDB_val *key, const MDB_val *val, void *arg)
 {

@@ -42,9 +42,6 @@ pl_rc ex_idem_mark_in_flight(const ex_ctx *ctx, ex_txn *txn, const ex_idem *idem
 /* Records the result (copied) as done. */
 pl_rc ex_idem_finish(const ex_ctx *ctx, ex_txn *txn, const ex_idem *idem, const json_t *result);
 
-/* Forgets an in-flight record (the operation failed and may be retried). */
-pl_rc ex_idem_cancel(const ex_ctx *ctx, ex_txn *txn, const ex_idem *idem);
-
 /* Deletes expired records, scanning at most max_scan records from where the previous call
  * stopped (position kept in EX_DB_META). Opens its own write transaction. */
 pl_rc ex_idem_purge(const ex_ctx *ctx, size_t max_scan, size_t *purged);

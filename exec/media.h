@@ -37,22 +37,26 @@ pl_rc ex_media_upload(const ex_ctx *ctx, const char *ws, const json_t *args, jso
 /* args {filename?, mime_type?, total_bytes, alt_text?} -> {upload_id, ...}. */
 pl_rc ex_media_upload_begin(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
                             ex_err *err);
-/* args {upload_id, offset, data_base64} -> {upload_id, received_bytes}. */
+/* args {upload_id, offset, data_base64} -> {upload_id, received_bytes, total_bytes}.
+ * PL_ERR_CONFLICT when offset is not the bytes received so far (the answer names the right
+ * offset); PL_ERR_TOO_LARGE past chunk_max or total_bytes. */
 pl_rc ex_media_upload_append(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
                              ex_err *err);
-/* args {upload_id} -> the medium. */
+/* args {upload_id} -> the medium; PL_ERR_STATE until every byte was appended. The upload
+ * record is consumed. */
 pl_rc ex_media_upload_finish(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
                              ex_err *err);
-/* args {media_id}. */
+/* args {media_id} (other arguments are ignored). */
 pl_rc ex_media_get(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
                    ex_err *err);
-/* args {kind?, limit?, cursor?}. */
+/* args {kind?, limit?, cursor?} -> {items, next_cursor}. */
 pl_rc ex_media_list(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
                     ex_err *err);
 /* args {media_id, alt_text?, filename?, expected_version?}. */
 pl_rc ex_media_update(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
                       ex_err *err);
-/* args {media_id, force?, expected_version?} -> {id, deleted: true}. */
+/* args {media_id, force?, expected_version?} -> {id, deleted: true}. PL_ERR_STATE when a
+ * scheduled or publishing post uses it and force is not true. */
 pl_rc ex_media_delete(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
                       ex_err *err);
 

@@ -36,7 +36,8 @@ pl_rc ex_tz_check(const char *name);
 pl_rc ex_schedule_check(const ex_ctx *ctx, const char *at, const char *tz, int64_t *ms,
                         ex_err *err);
 
-/* Adds / removes the queue entry of a post. */
+/* Adds / removes the queue entry of a post (removing a missing entry is PL_OK).
+ * PL_ERR_INVALID / PL_ERR_TOO_LARGE for a bad key (see ex_queue_key), else the store's code. */
 pl_rc ex_queue_put(ex_txn *txn, int64_t due_ms, const char *ws, const char *post_id);
 pl_rc ex_queue_del(ex_txn *txn, int64_t due_ms, const char *ws, const char *post_id);
 
@@ -44,7 +45,8 @@ pl_rc ex_queue_del(ex_txn *txn, int64_t due_ms, const char *ws, const char *post
  * removes it when due_ms < 0; updates post["queue_due_ms"]. The post is not written. */
 pl_rc ex_queue_set(ex_txn *txn, json_t *post, const char *ws, int64_t due_ms);
 
-/* Builds the queue key into buf (EX_KEY_MAX + 1). */
+/* Builds the queue key into buf (EX_KEY_MAX + 1 bytes). PL_ERR_INVALID for a bad ws,
+ * PL_ERR_TOO_LARGE when it does not fit. */
 pl_rc ex_queue_key(char *buf, size_t bufsz, int64_t due_ms, const char *ws, const char *post_id);
 
 #endif
