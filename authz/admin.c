@@ -164,7 +164,7 @@ static int cmd_clients(admin_ctx *c, const char *verb)
         const char *why;
         if (strcmp(c->argv[k], "--redirect") != 0)
             continue;
-        if (az_redirect_uri_valid(c->argv[k + 1], &why) != PL_OK) {
+        if (az_redirect_uri_check(c->argv[k + 1], strcmp(auth, "none") == 0, &why) != PL_OK) {
             fprintf(c->err, "postly-admin: %s: %s\n", c->argv[k + 1], why);
             return 1;
         }

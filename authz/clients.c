@@ -1,4 +1,4 @@
-/* authz/clients.c — redirect URI rules (RFC 6749 §3.1.2, RFC 8252 §7.3, RFC 9700 §4.1)
+/* authz/clients.c — redirect URI rules (RFC 6749 §3.1.2, RFC 8252 §7.1 and §7.3, RFC 9700 §4.1)
  * and client lookup. */
 #include "server_int.h"
 
@@ -14,11 +14,113 @@ static int host_is_loopback(const char *h)
                  strcasecmp(h, "localhost") == 0);
 }
 
-pl_rc az_redirect_uri_valid(const char *uri, const char **why)
+/* RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ). Returns its length
+ * (the ':' follows), or 0. */
+static size_t scheme_len(const char *uri)
+{
+    size_t i = 0;
+    if (!((uri[0] >= 'a' && uri[0] <= 'z') || (uri[0] >= 'A' && uri[0] <= 'Z')))
+        return 0;
+    while (uri[i] && uri[i] != ':') {
+        char c = uri[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '+' || c == '-' || c == '.'))
+            return 0;
+        i++;
+    }
+    return uri[i] == ':' ? i : 0;
+}
+
+/* Single-label private-use schemes of native editors that register them without the reverse
+ * domain name RFC 8252 §7.1 recommends (docs/authz.md "Redirect URIs"). Every other private-use
+ * scheme must be a reverse domain name (at least two labels). */
+static const char *const native_single_label[] = {
+    "cursor", "vscode", "vscode-insiders", "windsurf", "zed",
+};
+
+/* Schemes that name a transport, a document or script, or a browser-internal page: never a
+ * native app's redirect, whatever their shape. */
+static const char *const never_native[] = {
+    "http",          "https",       "javascript", "vbscript",
+    "data",          "file",        "blob",       "about",
+    "ftp",           "ws",          "wss",        "mailto",
+    "tel",           "sms",         "chrome",     "chrome-extension",
+    "moz-extension", "view-source", "filesystem", "intent",
+    "content",
+};
+
+static int in_table(const char *const *t, size_t n, const char *s, size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strlen(t[i]) == len && strncasecmp(t[i], s, len) == 0)
+            return 1;
+    return 0;
+}
+
+/* A reverse domain name: labels of [A-Za-z0-9-] separated by single periods, at least two. */
+static int reverse_dns(const char *s, size_t len)
+{
+    size_t labels = 1, cur = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '.') {
+            if (cur == 0)
+                return 0;
+            labels++;
+            cur = 0;
+        } else if (s[i] == '+') {
+            return 0;
+        } else {
+            cur++;
+        }
+    }
+    return cur > 0 && labels >= 2;
+}
+
+int az_uri_is_private_scheme(const char *uri)
+{
+    size_t n = uri ? scheme_len(uri) : 0;
+    if (n == 0 || in_table(never_native, sizeof never_native / sizeof never_native[0], uri, n))
+        return 0;
+    return reverse_dns(uri, n) ||
+           in_table(native_single_label, sizeof native_single_label / sizeof native_single_label[0],
+                    uri, n);
+}
+
+/* RFC 8252 §7.1 private-use URI scheme redirect: public clients only (§8.4: nothing stops
+ * another app claiming the scheme, so the redirect authenticates nothing; PKCE protects the
+ * code). */
+static pl_rc private_scheme_valid(const char *uri, size_t slen, int public_client, const char **why)
+{
+    const char *rest = uri + slen + 1;
+    if (!az_uri_is_private_scheme(uri)) {
+        *why = in_table(never_native, sizeof never_native / sizeof never_native[0], uri, slen)
+                   ? "redirect URI must use https, or http on a loopback address (127.0.0.1, "
+                     "[::1], localhost)"
+                   : "a private-use URI scheme must be a reverse domain name such as "
+                     "com.example.app: (RFC 8252 §7.1)";
+        return PL_ERR_INVALID;
+    }
+    if (!public_client) {
+        *why = "private-use URI scheme redirects are allowed only for public native clients "
+               "(token endpoint auth method none; RFC 8252 §8.4)";
+        return PL_ERR_INVALID;
+    }
+    if (*rest != '/') {
+        *why = "a private-use URI scheme redirect needs a path, e.g. com.example.app:/callback";
+        return PL_ERR_INVALID;
+    }
+    if (strncmp(rest, "//", 2) == 0 && strchr(rest + 2, '@')) {
+        *why = "redirect URI must not contain user information";
+        return PL_ERR_INVALID;
+    }
+    return PL_OK;
+}
+
+pl_rc az_redirect_uri_check(const char *uri, int public_client, const char **why)
 {
     struct evhttp_uri *u = NULL;
     const char *scheme, *host;
-    size_t n = uri ? strlen(uri) : 0;
+    size_t n = uri ? strlen(uri) : 0, slen;
     pl_rc rc = PL_ERR_INVALID;
     *why = "redirect URI is not a valid absolute URI";
     if (n == 0 || n > AZ_URI_MAX) {
@@ -33,6 +135,14 @@ pl_rc az_redirect_uri_valid(const char *uri, const char **why)
     if (strchr(uri, '#')) {
         *why = "redirect URI must not contain a fragment (RFC 6749 §3.1.2)";
         return PL_ERR_INVALID;
+    }
+    slen = scheme_len(uri);
+    if (slen == 0)
+        return PL_ERR_INVALID;
+    if (!((slen == 4 && strncasecmp(uri, "http", 4) == 0) ||
+          (slen == 5 && strncasecmp(uri, "https", 5) == 0))) {
+        rc = private_scheme_valid(uri, slen, public_client, why);
+        goto out;
     }
     u = evhttp_uri_parse_with_flags(uri, 0);
     if (!u)
@@ -58,6 +168,11 @@ out:
     if (rc == PL_OK)
         *why = NULL;
     return rc;
+}
+
+pl_rc az_redirect_uri_valid(const char *uri, const char **why)
+{
+    return az_redirect_uri_check(uri, 1, why);
 }
 
 int az_uri_is_loopback(const char *uri)

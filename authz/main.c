@@ -24,6 +24,12 @@ static const char usage[] =
     "                    (default: the source tree's policy/default.policy; 'none' = built-in)\n"
     "  --demo            on first start create user 'demo' (password printed once) and\n"
     "                    workspaces 'demo' and 'demo-readonly'\n"
+    "  --access-ttl SECS access-token lifetime, 1..3600 seconds (default 600); refresh\n"
+    "                    tokens are unaffected\n"
+    "  --cimd-allow-loopback\n"
+    "                    TESTING ONLY: also accept client metadata document URLs\n"
+    "                    http://127.0.0.1:PORT/... (fetched over plain http from loopback);\n"
+    "                    never use it on a deployed server (a warning is logged at start)\n"
     "  --log-level LVL   debug, info, warn, error (default info)\n"
     "  --inline-fsync    complete each group commit on the event loop thread (default: the\n"
     "                    meta-page fsync runs on a second thread)\n"
@@ -39,6 +45,21 @@ static int parse_port(const char *s, uint16_t *out)
     if (errno || *end || end == s || v < 0 || v > 65535)
         return -1;
     *out = (uint16_t)v;
+    return 0;
+}
+
+/* --access-ttl: a whole number of seconds in 1..3600 (an access token is short-lived; the
+ * resource server cannot revoke it before it expires except through the grant revocation
+ * list, docs/authz.md). */
+static int parse_ttl(const char *s, int64_t *out)
+{
+    char *end;
+    long long v;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno || *end || end == s || v < 1 || v > 3600)
+        return -1;
+    *out = v;
     return 0;
 }
 
@@ -75,6 +96,10 @@ int main(int argc, char **argv)
             cfg.inline_fsync = 1;
             continue;
         }
+        if (strcmp(a, "--cimd-allow-loopback") == 0) {
+            cfg.cimd_allow_loopback = 1;
+            continue;
+        }
         if (strcmp(a, "--unsafe-no-fsync") == 0) {
             cfg.nosync = 1;
             continue;
@@ -95,6 +120,14 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--port") == 0) {
             if (parse_port(v, &cfg.port) != 0) {
                 fprintf(stderr, "postly-authz: --port: '%s' is not a port number\n", v);
+                return 2;
+            }
+        } else if (strcmp(a, "--access-ttl") == 0) {
+            if (parse_ttl(v, &cfg.access_ttl_s) != 0) {
+                fprintf(stderr,
+                        "postly-authz: --access-ttl: '%.40s' is not a number of seconds in "
+                        "1..3600\n",
+                        v);
                 return 2;
             }
         } else if (strcmp(a, "--issuer") == 0)
@@ -124,6 +157,10 @@ int main(int argc, char **argv)
     if (cfg.nresources == 0)
         cfg.resources[cfg.nresources++] = "http://127.0.0.1:8081/mcp";
     cfg.log = &log;
+    if (cfg.cimd_allow_loopback)
+        core_log_warn(&log, "--cimd-allow-loopback: client metadata documents are fetched from "
+                            "http://127.0.0.1 too; this option is for tests only, never for a "
+                            "deployed server");
 
     /* Before any other thread exists (the syncer; curl fetches client metadata documents). */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)

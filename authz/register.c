@@ -49,7 +49,7 @@ void az_h_register(core_http_req *req, void *arg)
     az_client c;
     char secret[AZ_SECRET_SIZE] = "", *canon_s = NULL, fpbuf[64];
     uint8_t fp[CORE_SHA256_LEN];
-    int reused = 0, want_refresh = 0;
+    int reused = 0, want_refresh = 0, pub;
     pl_rc rc;
 
     memset(&c, 0, sizeof c);
@@ -74,9 +74,13 @@ void az_h_register(core_http_req *req, void *arg)
         reg_error(req, "invalid_redirect_uri", "redirect_uris must be an array of 1 to 8 URIs");
         goto done;
     }
+    /* Private-use scheme redirects only for public clients (RFC 8252 §8.4): the auth method
+     * itself is validated below (default client_secret_basic: confidential). */
+    pub = json_is_string(json_object_get(o, "token_endpoint_auth_method")) &&
+          strcmp(json_string_value(json_object_get(o, "token_endpoint_auth_method")), "none") == 0;
     for (size_t i = 0; i < json_array_size(ru); i++) {
         const char *u = json_string_value(json_array_get(ru, i));
-        if (!u || az_redirect_uri_valid(u, &why) != PL_OK) {
+        if (!u || az_redirect_uri_check(u, pub, &why) != PL_OK) {
             reg_error(req, "invalid_redirect_uri", u ? why : "redirect_uris must be strings");
             goto done;
         }

@@ -102,9 +102,17 @@ void az_error_page(az_server *s, core_http_req *req, int status, const char *tit
 
 /* ---- clients.c: redirect URIs and client lookup ---- */
 /* Validates a redirect URI for registration: https with a host, or http on a loopback
- * host (127.0.0.1, [::1], localhost; RFC 8252 §7.3); no fragment, no userinfo; <= 512
- * bytes. *why gets a static reason. */
+ * host (127.0.0.1, [::1], localhost; RFC 8252 §7.3); for a public client (auth method none,
+ * public_client != 0) also a private-use URI scheme of a native app (RFC 8252 §7.1): a
+ * reverse-domain scheme (com.example.app:/cb) or a listed single-label editor scheme
+ * (cursor://..., vscode://...), never javascript:, data:, file: and the like. No fragment, no
+ * userinfo; <= 512 bytes. *why gets a static reason. */
+pl_rc az_redirect_uri_check(const char *uri, int public_client, const char **why);
+/* az_redirect_uri_check(uri, 1, why): for public clients only (CIMD documents, whose clients
+ * are all public). DCR and postly-admin call az_redirect_uri_check with the auth method. */
 pl_rc az_redirect_uri_valid(const char *uri, const char **why);
+/* 1 when the URI uses a private-use scheme az_redirect_uri_valid() accepts for native apps. */
+int az_uri_is_private_scheme(const char *uri);
 /* 1 when `given` matches one of c's redirect URIs: exactly, or for a loopback http
  * registration with any port (RFC 8252 §7.3). */
 int az_redirect_uri_match(const az_client *c, const char *given);

@@ -77,6 +77,20 @@ static void test_admin_commands(void **state)
                          (char *)NULL),
                      1);
     assert_non_null(strstr(f.err, "loopback"));
+    /* RFC 8252 §7.1 private-use scheme redirects: public native clients only. */
+    assert_int_equal(run(&f, NULL, "clients", "add", "editor", "--redirect",
+                         "com.example.editor:/callback", "--auth", "none", (char *)NULL),
+                     0);
+    assert_int_equal(run(&f, NULL, "clients", "add", "cursor", "--redirect",
+                         "cursor://anysphere.cursor-retrieval/oauth/callback", (char *)NULL),
+                     0);
+    assert_int_equal(run(&f, NULL, "clients", "add", "conf", "--redirect",
+                         "com.example.editor:/callback", "--auth", "basic", (char *)NULL),
+                     1);
+    assert_non_null(strstr(f.err, "public native clients"));
+    assert_int_equal(
+        run(&f, NULL, "clients", "add", "js", "--redirect", "javascript:alert(1)", (char *)NULL),
+        1);
     assert_int_equal(run(&f, NULL, "users", "disable", "bob", (char *)NULL), 0);
     assert_int_equal(run(&f, NULL, "frobnicate", "x", (char *)NULL), 2);
     assert_int_equal(run(&f, NULL, (char *)NULL), 2);

@@ -12,9 +12,9 @@
 //                    is stopped at the redirect
 //                    by Playwright routing (no https server)
 //   prereg-scheme    pre-registered client (postly-admin clients add), private-use URI scheme
-//                    redirect (RFC 8252 §7.1), captured from the 303 in Chromium (skipped while
-//                    postly-admin refuses such redirect URIs: a product bug)
-//   cimd             Client ID Metadata Document served on loopback (skipped: see below)
+//                    redirect (RFC 8252 §7.1), captured from the 303 in Chromium
+//   cimd             Client ID Metadata Document served on loopback (postly-authz
+//                    --cimd-allow-loopback), loopback redirect; the full tool flow
 //   stepup           Read-Only Analytics Assistant only → postly_publish_post → 403
 //                    insufficient_scope → the SDK re-authorizes → approve → the call succeeds
 //   refresh          the SDK refreshes on 401 and continues; replaying an old refresh token
@@ -103,6 +103,10 @@ function lines(child, pattern) {
 }
 
 // ---- the two servers, as scripts/run.sh starts them (port 0 instead of 8080/8081) ----
+// refresh: access tokens of ACCESS_TTL s, so they really expire; cimd: the test-only option
+// that lets postly-authz fetch a client metadata document from http://127.0.0.1.
+const ACCESS_TTL = 2;
+const AUTHZ_EXTRA = { refresh: ['--access-ttl', String(ACCESS_TTL)], cimd: ['--cimd-allow-loopback'] };
 async function startServers() {
   need(args.authz);
   need(args.mcp);
@@ -110,7 +114,7 @@ async function startServers() {
   need(args.fixture);
   fs.chmodSync(data, 0o700);
   const authz = track(spawn(args.authz, ['--data', data, '--host', '127.0.0.1', '--port', '0',
-    '--resource', RESOURCE, '--demo', '--policy', args.policy, '--log-level', 'warn'],
+    '--resource', RESOURCE, '--demo', '--policy', args.policy, '--log-level', 'warn', ...AUTHZ_EXTRA[SCENARIO] || []],
   { stdio: ['ignore', 'pipe', 'pipe'] }));
   const a = await lines(authz, { port: /listening on http:\/\/127\.0\.0\.1:(\d+)/,
     password: /demo user created: username demo, password (\S+)/ });
@@ -347,22 +351,32 @@ async function setup(style, registration) {
     grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'],
     token_endpoint_auth_method: 'none' };
   let preset;
+  if (registration === 'cimd') {
+    // A Client ID Metadata Document served here on loopback; postly-authz runs with the
+    // test-only --cimd-allow-loopback. The SDK's own clientMetadataUrl path accepts only https
+    // URLs (isHttpsUrl), so the provider hands the SDK what the SDK itself stores after
+    // choosing a URL client_id: { client_id: URL } as client information. Everything else
+    // (discovery, PKCE, authorize, token, refresh) is the SDK's.
+    env.cimdFetches = 0;
+    const srv = http.createServer((req, res) => {
+      if (req.url !== '/oauth/client.json') {
+        res.writeHead(404).end();
+        return;
+      }
+      env.cimdFetches++;
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'max-age=300' });
+      res.end(JSON.stringify({ ...metadata, client_id: env.cimdUrl, client_uri: `http://127.0.0.1:${srv.address().port}/` }));
+    });
+    await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+    servers.push(srv);
+    env.cimdUrl = `http://127.0.0.1:${srv.address().port}/oauth/client.json`;
+    preset = { client_id: env.cimdUrl, issuer: env.issuer };
+  }
   if (registration === 'prereg') {
     const id = `e2e-${SCENARIO}`;
-    try {
-      execFileSync(args.admin, ['--data', data, 'clients', 'add', id, '--name', `E2E ${SCENARIO}`,
-        '--redirect', env.redirect, '--auth', 'none'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    } catch (e) {
-      const why = String(e.stderr || e.message).trim();
-      // Product bug (reported): authz/clients.c az_redirect_uri_valid() requires a host and
-      // https/http-loopback, so RFC 8252 §7.1 private-use scheme redirects
-      // (com.example.editor:/callback) cannot be registered at all. Skipped until it can.
-      if (style === 'scheme') {
-        console.log(`SKIP ${SCENARIO}: postly-admin refuses the private-use scheme redirect (bug): ${why}`);
-        process.exit(77);
-      }
-      throw e;
-    }
+    // Private-use scheme redirects (RFC 8252 §7.1) are accepted for public clients (--auth none).
+    execFileSync(args.admin, ['--data', data, 'clients', 'add', id, '--name', `E2E ${SCENARIO}`,
+      '--redirect', env.redirect, '--auth', 'none'], { stdio: ['ignore', 'pipe', 'pipe'] });
     preset = { client_id: id, issuer: env.issuer };
   }
   env.provider = new Provider(env.redirect, metadata, preset);
@@ -461,6 +475,8 @@ async function registrationFlow(style, registration) {
   if (style === 'loopback') check(env.hits.some((u) => u.pathname === '/callback' && u.searchParams.get('code')),
     'the loopback server received the redirect');
   if (style === 'web') check(env.hits.some((u) => u.searchParams.get('code')), 'Chromium stopped at the https callback (routed)');
+  if (registration === 'cimd') check(env.provider.authUrls[0].searchParams.get('client_id') === env.cimdUrl && env.cimdFetches >= 1,
+    `client_id is the metadata document URL, fetched ${env.cimdFetches} time(s) by postly-authz`);
   if (style === 'scheme') check(env.provider.authUrls[0].searchParams.get('redirect_uri') === 'com.example.editor:/callback',
     'private-use scheme redirect_uri');
   await toolFlow(env);
@@ -525,14 +541,15 @@ async function stepUp() {
   check(st.status === 'published' || st.error, `status read back: ${st.status || st.error}`);
 }
 
-// The access token is refused (the binary issues 600 s tokens and has no flag to shorten
-// them, see docs/clients.md), so the SDK refreshes (RFC 6749 §6) and goes on.
-async function expireAccessToken(env) {
-  const t = env.provider._tokens;
-  const [h, p, sig] = t.access_token.split('.');
-  const bad = Buffer.from(sig, 'base64url');
-  bad[0] ^= 0xff; // no longer verifies: the same 401 invalid_token an expired token gets
-  env.provider._tokens = { ...t, access_token: `${h}.${p}.${bad.toString('base64url')}` };
+// Waits until the access token has expired for postly-mcp too: exp plus the verifier's clock
+// leeway (keys/verify.h KEY_VERIFY_LEEWAY_DEFAULT_S, 30 s) plus one second. Real time passing
+// is what is tested here, not a synchronisation.
+const MCP_LEEWAY_S = 30;
+async function waitExpired(env) {
+  const exp = claims(env.provider._tokens.access_token).exp;
+  check(exp - claims(env.provider._tokens.access_token).iat === ACCESS_TTL, `access token lifetime ${ACCESS_TTL} s (--access-ttl)`);
+  const ms = (exp + MCP_LEEWAY_S + 1) * 1000 - Date.now();
+  if (ms > 0) await new Promise((r) => setTimeout(r, ms));
 }
 
 async function tokenRequest(env, params) {
@@ -549,7 +566,7 @@ async function refresh() {
   check(ws.id === 'demo', 'first call');
   const rts = [env.provider._tokens.refresh_token];
   for (let i = 1; i <= 2; i++) {
-    expireAccessToken(env);
+    await waitExpired(env);
     const n = env.log.length;
     const again = await tool(env, 'postly_get_workspace', {});
     const seen = env.log.slice(n).map((e) => `${e.path} ${e.status}`);
@@ -610,13 +627,7 @@ async function scenario() {
   case 'stepup': return stepUp();
   case 'refresh': return refresh();
   case 'disconnect': return disconnect();
-  case 'cimd':
-    // The SDK sends a URL client_id only for https documents (isHttpsUrl), and postly-authz
-    // fetches http://127.0.0.1 documents only with cimd_allow_loopback, a config field with no
-    // command-line flag: neither binary can be pointed at a document served here.
-    console.log('SKIP cimd: postly-authz has no flag for its test-only cimd_allow_loopback option ' +
-      '(authz/server.h), and the SDK only uses https client metadata URLs');
-    process.exit(77);
+  case 'cimd': return registrationFlow('loopback', 'cimd');
   default: throw new Error(`unknown scenario ${SCENARIO}`);
   }
 }
