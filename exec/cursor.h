@@ -13,6 +13,9 @@
  * appear after the pages already returned (no duplicates, no gaps). With filters a page stops
  * after scanning ctx->limits.list_scan_budget records (default EX_LIST_SCAN_BUDGET) and returns
  * fewer items, possibly none, plus a next_cursor.
+ *
+ * Ownership: every pointer argument is borrowed for the call. Thread: any (ex_list_run opens
+ * its own read transaction; the encoders touch only the store's immutable secret).
  */
 #ifndef POSTLY_EXEC_CURSOR_H
 #define POSTLY_EXEC_CURSOR_H
@@ -28,7 +31,8 @@
 #define EX_LIST_SCAN_BUDGET  5000
 #define EX_LIST_DEFAULT_PAGE 25
 
-/* Encodes a cursor; out needs EX_CURSOR_MAX + 1 bytes. fhash is 8 bytes. */
+/* Encodes a cursor; out needs EX_CURSOR_MAX + 1 bytes. fhash is 8 bytes. PL_ERR_TOO_LARGE when
+ * it does not fit, else PL_OK. */
 pl_rc ex_cursor_encode(const ex_store *st, const char *listing, const char *ws,
                        const uint8_t fhash[8], const char *last_id, char *out, size_t outsz);
 

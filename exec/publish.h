@@ -37,6 +37,7 @@ typedef struct ex_target_buf {
  * with err for a missing account or medium. */
 pl_rc ex_target_build(ex_txn *txn, const char *ws, const json_t *post, size_t i, ex_target_buf *b,
                       ex_err *err);
+/* Frees what b holds (accepts NULL); b may be built again. */
 void ex_target_buf_clear(ex_target_buf *b);
 
 typedef enum ex_claim_mode {
@@ -69,10 +70,11 @@ pl_rc ex_pub_claim_txn(const ex_ctx *ctx, ex_txn *txn, json_t *post, const char 
 void ex_pub_call(const ex_ctx *ctx, ex_pub_job *job);
 
 /* Records the outcomes in one write transaction; *post_out (may be NULL) gets the presented
- * post (new reference). */
+ * post (new reference). PL_ERR_NOT_FOUND when the post was deleted meanwhile, else the store's
+ * code; the job stays the caller's (ex_pub_job_clear). */
 pl_rc ex_pub_record(const ex_ctx *ctx, ex_pub_job *job, json_t **post_out, ex_err *err);
 
-/* Frees what the job holds (not the job). */
+/* Frees what the job holds (not the job; accepts NULL). */
 void ex_pub_job_clear(ex_pub_job *job);
 
 /* Marks targets of expired leases "unconfirmed" (at most max leases). *n gets the count. */

@@ -35,13 +35,15 @@ typedef struct ex_sched_stats {
 /* name identifies this instance in leases ("sched-<random>" when NULL). ctx is borrowed and
  * must outlive the scheduler. */
 pl_rc ex_scheduler_new(const ex_ctx *ctx, const char *name, ex_scheduler **out);
+/* Detaches and frees s (accepts NULL). */
 void ex_scheduler_free(ex_scheduler *s);
 
 /* One pass: recovers expired leases, claims up to max_posts due posts in one transaction,
  * publishes them, records each. stats may be NULL (it is added to, not reset). */
 pl_rc ex_scheduler_run_once(ex_scheduler *s, size_t max_posts, ex_sched_stats *stats);
 
-/* The due time of the earliest queue entry, or -1 when the queue is empty. */
+/* *due_ms = the due time of the earliest queue entry, or -1 when the queue is empty.
+ * PL_OK or PL_ERR_STORE. Any thread (its own read transaction). */
 pl_rc ex_scheduler_next_due(const ex_ctx *ctx, int64_t *due_ms);
 
 /* Runs the scheduler on base: at the next due queue entry, at least every interval_ms (other

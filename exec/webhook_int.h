@@ -15,6 +15,8 @@
  *                    Invariant: a delivery that is pending or delivering has exactly one queue
  *                    entry and its key's due equals the record's next_attempt_ms (for a
  *                    delivering one: the end of the claim's lease).
+ *
+ * Thread: the transaction's for the ex_txn functions; the rest are pure and any thread's.
  */
 #ifndef POSTLY_EXEC_WEBHOOK_INT_H
 #define POSTLY_EXEC_WEBHOOK_INT_H
@@ -35,11 +37,14 @@
 typedef int (*ex_wh_scan_fn)(const MDB_val *k, const MDB_val *v, void *arg);
 
 /* Walks the keys of db that start with prefix, forwards, or backwards when reverse (from the
- * last key below `upper` when upper is non-NULL, else from the end of the range). */
+ * last key below `upper` when upper is non-NULL, else from the end of the range). PL_OK (also
+ * when fn stopped the walk), PL_ERR_INVALID for a prefix past EX_KEY_MAX, PL_ERR_STORE for a
+ * store error or when fn returned < 0. */
 pl_rc ex_wh_scan(ex_txn *txn, ex_db db, const char *prefix, int reverse, const char *upper,
                  ex_wh_scan_fn fn, void *arg);
 
-/* "<due 16 hex>|<ws>|<dlv id>" into buf. */
+/* "<due 16 hex>|<ws>|<dlv id>" into buf. PL_ERR_TOO_LARGE when it does not fit (ws is not
+ * checked: the caller's key building already did). */
 pl_rc ex_wh_queue_key(int64_t due_ms, const char *ws, const char *dlv_id, char *buf, size_t bufsz);
 
 /* A delivery record as the API shows it (no body, no internal fields); new reference. */
