@@ -35,22 +35,15 @@
 /* ---- fixture ---- */
 
 typedef struct fx {
-    char dir[256];
-    ex_store *st;
-    core_fake_clock clock;
-    ex_ctx ctx;
+    th_env env; /* store, fake clock, ctx (tests/exec/helpers.h) */
     struct event_base *base;
 } fx;
 
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
-    th_tmpdir(f->dir, sizeof f->dir);
-    assert_int_equal(ex_store_open(f->dir, 0, EX_STORE_NOSYNC, &f->st), PL_OK);
-    core_fake_clock_init(&f->clock, T0);
-    f->ctx.store = f->st;
-    f->ctx.clock = &f->clock.base;
-    ex_limits_default(&f->ctx.limits);
+    th_env_open(&f->env);
+    core_fake_clock_init(&f->env.clock, T0);
     f->base = event_base_new();
     assert_non_null(f->base);
     *state = f;
@@ -61,8 +54,7 @@ static int teardown(void **state)
 {
     fx *f = *state;
     event_base_free(f->base);
-    ex_store_free(f->st);
-    th_rmtree(f->dir);
+    th_env_free(&f->env);
     free(f);
     return 0;
 }
@@ -78,7 +70,7 @@ static void create_hook(fx *f, const char *ws, const char *url, const char *even
     json_t *args = json_pack("{s:s, s:o}", "url", url, "events", events);
     json_t *out = NULL;
     ex_err err = {0};
-    pl_rc rc = ex_webhook_create(&f->ctx, ws, args, &dev, &out, &err);
+    pl_rc rc = ex_webhook_create(&f->env.ctx, ws, args, &dev, &out, &err);
     if (rc != PL_OK)
         fail_msg("create %s: %s", url, err.msg);
     snprintf(id, EX_ID_MAX, "%s", json_string_value(json_object_get(out, "id")));
@@ -93,8 +85,8 @@ static void enqueue(fx *f, const char *ws, const char *type, const char *post_id
 {
     ex_txn txn;
     json_t *data = json_pack("{s:s, s:s}", "post_id", post_id, "status", "published");
-    assert_int_equal(ex_txn_begin(f->st, 1, &txn), PL_OK);
-    assert_int_equal(ex_webhook_enqueue(&f->ctx, &txn, ws, type, data), PL_OK);
+    assert_int_equal(ex_txn_begin(f->env.st, 1, &txn), PL_OK);
+    assert_int_equal(ex_webhook_enqueue(&f->env.ctx, &txn, ws, type, data), PL_OK);
     assert_int_equal(ex_txn_commit(&txn), PL_OK);
     json_decref(data);
 }
@@ -105,7 +97,7 @@ static json_t *deliveries(fx *f, const char *webhook_id)
                               : json_pack("{s:i}", "limit", 100);
     json_t *out = NULL;
     ex_err err = {0};
-    assert_int_equal(ex_webhook_deliveries(&f->ctx, WS, args, &out, &err), PL_OK);
+    assert_int_equal(ex_webhook_deliveries(&f->env.ctx, WS, args, &out, &err), PL_OK);
     json_decref(args);
     return out;
 }
@@ -171,7 +163,7 @@ static void on_hook(struct evhttp_request *req, void *arg)
 static void receiver_start(fx *f, receiver *r, const int *codes, int ncodes)
 {
     memset(r, 0, sizeof *r);
-    r->clock = &f->clock;
+    r->clock = &f->env.clock;
     memcpy(r->codes, codes, sizeof(int) * (size_t)ncodes);
     r->ncodes = ncodes;
     r->http = evhttp_new(f->base);
@@ -188,6 +180,23 @@ static void receiver_start(fx *f, receiver *r, const int *codes, int ncodes)
 static void receiver_url(const receiver *r, char *buf, size_t n)
 {
     snprintf(buf, n, "http://127.0.0.1:%d/hooks/postly?src=test", r->port);
+}
+
+/* A receiver answering codes in turn, its URL into url, and a webhook of WS for events_json
+ * pointing at it (id and the receiver's secret filled in). */
+static void hooked_receiver(fx *f, receiver *r, const int *codes, int ncodes,
+                            const char *events_json, char *url, size_t urlsz, char *id)
+{
+    receiver_start(f, r, codes, ncodes);
+    receiver_url(r, url, urlsz);
+    create_hook(f, WS, url, events_json, id, r->secret);
+}
+
+/* A dispatcher over the fixture's store and fake clock. */
+static void new_dispatcher(fx *f, const ex_webhook_options *o, ex_webhook_dispatcher **d)
+{
+    assert_int_equal(ex_webhook_dispatcher_new(f->base, f->env.st, &f->env.clock.base, NULL, o, d),
+                     PL_OK);
 }
 
 /* A port nobody listens on: bound (so no parallel test and no outgoing connection can take
@@ -314,7 +323,7 @@ static pl_rc try_create(fx *f, const char *ws, const char *url, json_t *events,
                         const ex_webhook_url_policy *pol, ex_err *err, json_t **out)
 {
     json_t *args = json_pack("{s:s, s:o}", "url", url, "events", events);
-    pl_rc rc = ex_webhook_create(&f->ctx, ws, args, pol, out, err);
+    pl_rc rc = ex_webhook_create(&f->env.ctx, ws, args, pol, out, err);
     json_decref(args);
     return rc;
 }
@@ -389,7 +398,7 @@ static void test_subscriptions(void **state)
     }
     json_t *args = json_pack("{s:s, s:[s], s:s}", "url", "https://example.com/h", "events",
                              "post.failed", "colour", "blue");
-    assert_int_equal(ex_webhook_create(&f->ctx, WS, args, NULL, &out, &err), PL_ERR_INVALID);
+    assert_int_equal(ex_webhook_create(&f->env.ctx, WS, args, NULL, &out, &err), PL_ERR_INVALID);
     assert_non_null(strstr(err.msg, "colour"));
     json_decref(args);
 
@@ -409,14 +418,14 @@ static void test_subscriptions(void **state)
     json_decref(out);
 
     json_t *get = json_pack("{s:s}", "webhook_id", id);
-    assert_int_equal(ex_webhook_get(&f->ctx, WS, get, &out, &err), PL_OK);
+    assert_int_equal(ex_webhook_get(&f->env.ctx, WS, get, &out, &err), PL_OK);
     assert_null(json_object_get(out, "secret"));
     assert_string_equal(json_string_value(json_object_get(out, "url")),
                         "https://hooks.example.com/postly");
     json_decref(out);
     /* another workspace does not see it */
-    assert_int_equal(ex_webhook_get(&f->ctx, "wsp_other", get, &out, &err), PL_ERR_NOT_FOUND);
-    assert_int_equal(ex_webhook_list(&f->ctx, WS, NULL, &out, &err), PL_OK);
+    assert_int_equal(ex_webhook_get(&f->env.ctx, "wsp_other", get, &out, &err), PL_ERR_NOT_FOUND);
+    assert_int_equal(ex_webhook_list(&f->env.ctx, WS, NULL, &out, &err), PL_OK);
     assert_int_equal(json_array_size(json_object_get(out, "items")), 2);
     json_t *it;
     size_t i;
@@ -427,32 +436,32 @@ static void test_subscriptions(void **state)
     /* update with optimistic concurrency */
     json_t *upd = json_pack("{s:s, s:i, s:[s], s:b}", "webhook_id", id, "expected_version", 1,
                             "events", "media.ready", "active", 0);
-    assert_int_equal(ex_webhook_update(&f->ctx, WS, upd, NULL, &out, &err), PL_OK);
+    assert_int_equal(ex_webhook_update(&f->env.ctx, WS, upd, NULL, &out, &err), PL_OK);
     assert_int_equal(json_integer_value(json_object_get(out, "version")), 2);
     assert_false(json_is_true(json_object_get(out, "active")));
     assert_null(json_object_get(out, "secret"));
     json_decref(out);
-    assert_int_equal(ex_webhook_update(&f->ctx, WS, upd, NULL, &out, &err), PL_ERR_CONFLICT);
+    assert_int_equal(ex_webhook_update(&f->env.ctx, WS, upd, NULL, &out, &err), PL_ERR_CONFLICT);
     assert_non_null(strstr(err.msg, "expected_version: 1 but the webhook is at version 2"));
     json_decref(upd);
     upd = json_pack("{s:s, s:s}", "webhook_id", id, "url", "http://127.0.0.1/x");
-    assert_int_equal(ex_webhook_update(&f->ctx, WS, upd, NULL, &out, &err), PL_ERR_INVALID);
+    assert_int_equal(ex_webhook_update(&f->env.ctx, WS, upd, NULL, &out, &err), PL_ERR_INVALID);
     json_decref(upd);
 
     /* rotation shows a new secret once */
-    assert_int_equal(ex_webhook_rotate_secret(&f->ctx, WS, get, &out, &err), PL_OK);
+    assert_int_equal(ex_webhook_rotate_secret(&f->env.ctx, WS, get, &out, &err), PL_OK);
     assert_string_not_equal(json_string_value(json_object_get(out, "secret")), first_secret);
     json_decref(out);
 
     /* delete */
-    assert_int_equal(ex_webhook_delete(&f->ctx, WS, get, &out, &err), PL_OK);
+    assert_int_equal(ex_webhook_delete(&f->env.ctx, WS, get, &out, &err), PL_OK);
     assert_true(json_is_true(json_object_get(out, "deleted")));
     json_decref(out);
-    assert_int_equal(ex_webhook_get(&f->ctx, WS, get, &out, &err), PL_ERR_NOT_FOUND);
-    assert_int_equal(ex_webhook_delete(&f->ctx, WS, get, &out, &err), PL_ERR_NOT_FOUND);
+    assert_int_equal(ex_webhook_get(&f->env.ctx, WS, get, &out, &err), PL_ERR_NOT_FOUND);
+    assert_int_equal(ex_webhook_delete(&f->env.ctx, WS, get, &out, &err), PL_ERR_NOT_FOUND);
     json_decref(get);
     get = json_pack("{s:s}", "webhook_id", "whk_nope");
-    assert_int_equal(ex_webhook_get(&f->ctx, WS, get, &out, &err), PL_ERR_INVALID);
+    assert_int_equal(ex_webhook_get(&f->env.ctx, WS, get, &out, &err), PL_ERR_INVALID);
     json_decref(get);
 
     /* at most EX_WEBHOOKS_PER_WS_MAX per workspace */
@@ -481,7 +490,7 @@ static void test_enqueue_outbox(void **state)
     create_hook(f, WS, "https://c.example.com/h", "[\"post.published\"]", c, NULL);
     json_t *upd = json_pack("{s:s, s:b}", "webhook_id", c, "active", 0), *out = NULL;
     ex_err err;
-    assert_int_equal(ex_webhook_update(&f->ctx, WS, upd, NULL, &out, &err), PL_OK);
+    assert_int_equal(ex_webhook_update(&f->env.ctx, WS, upd, NULL, &out, &err), PL_OK);
     json_decref(upd);
     json_decref(out);
 
@@ -498,8 +507,8 @@ static void test_enqueue_outbox(void **state)
     assert_string_equal(e0, e1); /* one event, two subscribers */
     json_decref(l);
 
-    core_fake_clock_advance(&f->clock, 1);  /* ids order by millisecond, then at random */
-    enqueue(f, WS, "media.ready", "pst_2"); /* only b wants it */
+    core_fake_clock_advance(&f->env.clock, 1); /* ids order by millisecond, then at random */
+    enqueue(f, WS, "media.ready", "pst_2");    /* only b wants it */
     l = deliveries(f, a);
     assert_int_equal(json_array_size(json_object_get(l, "items")), 1);
     json_decref(l);
@@ -513,32 +522,35 @@ static void test_enqueue_outbox(void **state)
     /* the event exists only if the caller's transaction commits */
     ex_txn txn;
     json_t *data = json_pack("{s:s}", "post_id", "pst_3");
-    assert_int_equal(ex_txn_begin(f->st, 1, &txn), PL_OK);
-    assert_int_equal(ex_webhook_enqueue(&f->ctx, &txn, WS, "post.failed", data), PL_OK);
+    assert_int_equal(ex_txn_begin(f->env.st, 1, &txn), PL_OK);
+    assert_int_equal(ex_webhook_enqueue(&f->env.ctx, &txn, WS, "post.failed", data), PL_OK);
     ex_txn_abort(&txn);
     l = deliveries(f, NULL);
     assert_int_equal(json_array_size(json_object_get(l, "items")), 3);
     json_decref(l);
     /* bad calls */
-    assert_int_equal(ex_txn_begin(f->st, 1, &txn), PL_OK);
-    assert_int_equal(ex_webhook_enqueue(&f->ctx, &txn, WS, "post.nope", data), PL_ERR_INVALID);
-    assert_int_equal(ex_webhook_enqueue(&f->ctx, &txn, WS, "*", data), PL_ERR_INVALID);
+    assert_int_equal(ex_txn_begin(f->env.st, 1, &txn), PL_OK);
+    assert_int_equal(ex_webhook_enqueue(&f->env.ctx, &txn, WS, "post.nope", data), PL_ERR_INVALID);
+    assert_int_equal(ex_webhook_enqueue(&f->env.ctx, &txn, WS, "*", data), PL_ERR_INVALID);
     json_t *arr = json_array();
-    assert_int_equal(ex_webhook_enqueue(&f->ctx, &txn, WS, "post.failed", arr), PL_ERR_INVALID);
+    assert_int_equal(ex_webhook_enqueue(&f->env.ctx, &txn, WS, "post.failed", arr), PL_ERR_INVALID);
     json_decref(arr);
     /* too large */
     char *big = malloc(EX_WEBHOOK_BODY_MAX + 1);
     memset(big, 'x', EX_WEBHOOK_BODY_MAX);
     big[EX_WEBHOOK_BODY_MAX] = '\0';
     json_t *huge = json_pack("{s:s}", "blob", big);
-    assert_int_equal(ex_webhook_enqueue(&f->ctx, &txn, WS, "post.failed", huge), PL_ERR_TOO_LARGE);
+    assert_int_equal(ex_webhook_enqueue(&f->env.ctx, &txn, WS, "post.failed", huge),
+                     PL_ERR_TOO_LARGE);
     json_decref(huge);
     free(big);
     /* a workspace without subscribers: nothing written, fine */
-    assert_int_equal(ex_webhook_enqueue(&f->ctx, &txn, "wsp_quiet", "post.failed", data), PL_OK);
+    assert_int_equal(ex_webhook_enqueue(&f->env.ctx, &txn, "wsp_quiet", "post.failed", data),
+                     PL_OK);
     ex_txn_abort(&txn);
-    assert_int_equal(ex_txn_begin(f->st, 0, &txn), PL_OK);
-    assert_int_equal(ex_webhook_enqueue(&f->ctx, &txn, WS, "post.failed", data), PL_ERR_INVALID);
+    assert_int_equal(ex_txn_begin(f->env.st, 0, &txn), PL_OK);
+    assert_int_equal(ex_webhook_enqueue(&f->env.ctx, &txn, WS, "post.failed", data),
+                     PL_ERR_INVALID);
     ex_txn_abort(&txn);
     json_decref(data);
 
@@ -546,14 +558,14 @@ static void test_enqueue_outbox(void **state)
     for (int k = 0; k < 5; k++)
         enqueue(f, WS, "post.failed", "pst_p"); /* b only */
     json_t *args = json_pack("{s:s, s:i}", "webhook_id", b, "limit", 3);
-    assert_int_equal(ex_webhook_deliveries(&f->ctx, WS, args, &l, &err), PL_OK);
+    assert_int_equal(ex_webhook_deliveries(&f->env.ctx, WS, args, &l, &err), PL_OK);
     json_decref(args);
     assert_int_equal(json_array_size(json_object_get(l, "items")), 3);
     const char *before = json_string_value(json_object_get(l, "next_before"));
     assert_non_null(before);
     args = json_pack("{s:s, s:i, s:s}", "webhook_id", b, "limit", 3, "before", before);
     json_t *l2 = NULL;
-    assert_int_equal(ex_webhook_deliveries(&f->ctx, WS, args, &l2, &err), PL_OK);
+    assert_int_equal(ex_webhook_deliveries(&f->env.ctx, WS, args, &l2, &err), PL_OK);
     json_decref(args);
     assert_int_equal(json_array_size(json_object_get(l2, "items")), 3);
     assert_true(strcmp(json_string_value(json_object_get(first_delivery(l2), "id")), before) < 0);
@@ -569,16 +581,13 @@ static void test_delivery_retry_with_fake_clock(void **state)
     receiver r;
     static const int codes[] = {500, 200};
     char url[128], id[EX_ID_MAX];
-    receiver_start(f, &r, codes, 2);
-    receiver_url(&r, url, sizeof url);
-    create_hook(f, WS, url, "[\"post.published\"]", id, r.secret);
+    hooked_receiver(f, &r, codes, 2, "[\"post.published\"]", url, sizeof url, id);
     enqueue(f, WS, "post.published", "pst_42");
 
     ex_webhook_options o = test_options();
     ex_webhook_dispatcher *d = NULL;
     int started = -1;
-    assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d),
-                     PL_OK);
+    new_dispatcher(f, &o, &d);
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 1);
     run_until_idle(f, d);
@@ -606,10 +615,10 @@ static void test_delivery_retry_with_fake_clock(void **state)
     json_decref(l);
 
     /* backoff: 1000 ms +-20%, so nothing before 800 ms and certainly something by 1200 */
-    core_fake_clock_advance(&f->clock, 799);
+    core_fake_clock_advance(&f->env.clock, 799);
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 0);
-    core_fake_clock_advance(&f->clock, 401);
+    core_fake_clock_advance(&f->env.clock, 401);
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 1);
     run_until_idle(f, d);
@@ -632,7 +641,7 @@ static void test_delivery_retry_with_fake_clock(void **state)
     assert_int_equal(s.retried, 1);
     assert_int_equal(s.failed, 0);
     /* nothing left */
-    core_fake_clock_advance(&f->clock, 3600000LL);
+    core_fake_clock_advance(&f->env.clock, 3600000LL);
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 0);
     ex_webhook_dispatcher_free(d);
@@ -651,8 +660,7 @@ static void test_dead_receiver(void **state)
     o.max_attempts = 2;
     ex_webhook_dispatcher *d = NULL;
     int started = 0;
-    assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d),
-                     PL_OK);
+    new_dispatcher(f, &o, &d);
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 1);
     run_until_idle(f, d);
@@ -662,7 +670,7 @@ static void test_dead_receiver(void **state)
     assert_int_equal(json_integer_value(json_object_get(a0, "status_code")), 0);
     assert_true(json_is_string(json_object_get(a0, "error")));
     json_decref(l);
-    core_fake_clock_advance(&f->clock, 1200);
+    core_fake_clock_advance(&f->env.clock, 1200);
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 1);
     run_until_idle(f, d);
@@ -675,7 +683,7 @@ static void test_dead_receiver(void **state)
     ex_webhook_stats s;
     ex_webhook_dispatcher_stats(d, &s);
     assert_int_equal(s.failed, 1);
-    core_fake_clock_advance(&f->clock, 3600000LL);
+    core_fake_clock_advance(&f->env.clock, 3600000LL);
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 0);
     ex_webhook_dispatcher_free(d);
@@ -705,8 +713,7 @@ static void test_slow_receiver_never_blocks(void **state)
     o.timeout_ms = 600000; /* never reached: the test answers the held request */
     ex_webhook_dispatcher *d = NULL;
     int started = 0;
-    assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d),
-                     PL_OK);
+    new_dispatcher(f, &o, &d);
     enqueue(f, WS, "post.failed", "pst_slow");
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 1);
@@ -759,8 +766,7 @@ static void test_receiver_timeout(void **state)
     o.timeout_ms = 200;
     ex_webhook_dispatcher *d = NULL;
     int started = 0;
-    assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d),
-                     PL_OK);
+    new_dispatcher(f, &o, &d);
     enqueue(f, WS, "post.failed", "pst_slow");
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 1);
@@ -781,19 +787,15 @@ static void test_two_dispatchers_claim_once(void **state)
     receiver r;
     static const int ok[] = {200};
     char url[128], id[EX_ID_MAX];
-    receiver_start(f, &r, ok, 1);
-    receiver_url(&r, url, sizeof url);
-    create_hook(f, WS, url, "[\"*\"]", id, r.secret);
+    hooked_receiver(f, &r, ok, 1, "[\"*\"]", url, sizeof url, id);
     for (int i = 0; i < 7; i++)
         enqueue(f, WS, "post.scheduled", "pst_s");
     ex_webhook_options o = test_options();
     o.max_in_flight = 2;
     ex_webhook_dispatcher *d1 = NULL, *d2 = NULL;
     int s1 = 0, s2 = 0;
-    assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d1),
-                     PL_OK);
-    assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d2),
-                     PL_OK);
+    new_dispatcher(f, &o, &d1);
+    new_dispatcher(f, &o, &d2);
     assert_int_equal(ex_webhook_dispatcher_kick(d1, &s1), PL_OK);
     assert_int_equal(ex_webhook_dispatcher_kick(d2, &s2), PL_OK);
     assert_int_equal(s1, 2);
@@ -821,15 +823,12 @@ static void test_claim_outlives_dispatcher(void **state)
     receiver r;
     static const int ok[] = {200};
     char url[128], id[EX_ID_MAX];
-    receiver_start(f, &r, ok, 1);
-    receiver_url(&r, url, sizeof url);
-    create_hook(f, WS, url, "[\"post.published\"]", id, r.secret);
+    hooked_receiver(f, &r, ok, 1, "[\"post.published\"]", url, sizeof url, id);
     enqueue(f, WS, "post.published", "pst_1");
     ex_webhook_options o = test_options();
     ex_webhook_dispatcher *d = NULL;
     int started = 0;
-    assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d),
-                     PL_OK);
+    new_dispatcher(f, &o, &d);
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 1);
     ex_webhook_dispatcher_free(d); /* "crashes" with the request in flight */
@@ -837,11 +836,10 @@ static void test_claim_outlives_dispatcher(void **state)
     assert_string_equal(json_string_value(json_object_get(first_delivery(l), "status")),
                         "delivering");
     json_decref(l);
-    assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d),
-                     PL_OK);
+    new_dispatcher(f, &o, &d);
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 0); /* still leased */
-    core_fake_clock_advance(&f->clock, o.timeout_ms + o.lease_ms);
+    core_fake_clock_advance(&f->env.clock, o.timeout_ms + o.lease_ms);
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 1);
     run_until_idle(f, d);
@@ -865,8 +863,7 @@ static void test_deleted_disabled_and_tls(void **state)
     ex_webhook_options o = test_options();
     ex_webhook_dispatcher *d = NULL;
     int started = 0;
-    assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d),
-                     PL_OK);
+    new_dispatcher(f, &o, &d);
     /* https to a receiver that refuses connections: recorded, retried later (TLS itself:
      * test_webhook_tls.c) */
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
@@ -881,10 +878,10 @@ static void test_deleted_disabled_and_tls(void **state)
     /* the webhook is deleted before the retry */
     json_t *args = json_pack("{s:s}", "webhook_id", a), *out = NULL;
     ex_err err;
-    assert_int_equal(ex_webhook_delete(&f->ctx, WS, args, &out, &err), PL_OK);
+    assert_int_equal(ex_webhook_delete(&f->env.ctx, WS, args, &out, &err), PL_OK);
     json_decref(args);
     json_decref(out);
-    core_fake_clock_advance(&f->clock, 60000LL);
+    core_fake_clock_advance(&f->env.clock, 60000LL);
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 0);
     l = deliveries(f, a);
@@ -895,7 +892,7 @@ static void test_deleted_disabled_and_tls(void **state)
     /* a disabled webhook */
     enqueue(f, WS, "post.published", "pst_2");
     args = json_pack("{s:s, s:b}", "webhook_id", b, "active", 0);
-    assert_int_equal(ex_webhook_update(&f->ctx, WS, args, NULL, &out, &err), PL_OK);
+    assert_int_equal(ex_webhook_update(&f->env.ctx, WS, args, NULL, &out, &err), PL_OK);
     json_decref(args);
     json_decref(out);
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
@@ -910,8 +907,9 @@ static void test_deleted_disabled_and_tls(void **state)
     ex_webhook_dispatcher_free(d);
     /* bad options */
     o.max_in_flight = 0;
-    assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d),
-                     PL_ERR_INVALID);
+    assert_int_equal(
+        ex_webhook_dispatcher_new(f->base, f->env.st, &f->env.clock.base, NULL, &o, &d),
+        PL_ERR_INVALID);
     close(dead_fd);
 }
 
@@ -921,9 +919,7 @@ static void test_retention_purge(void **state)
     receiver r;
     static const int ok[] = {200};
     char url[128], a[EX_ID_MAX], b[EX_ID_MAX], c[EX_ID_MAX];
-    receiver_start(f, &r, ok, 1);
-    receiver_url(&r, url, sizeof url);
-    create_hook(f, WS, url, "[\"post.published\"]", a, r.secret);
+    hooked_receiver(f, &r, ok, 1, "[\"post.published\"]", url, sizeof url, a);
     create_hook(f, WS, "https://hooks.example.com/b", "[\"post.failed\"]", b, NULL);
     create_hook(f, WS, "https://hooks.example.com/c", "[\"media.ready\"]", c, NULL);
     enqueue(f, WS, "post.published", "pst_1"); /* a: will be delivered */
@@ -932,8 +928,7 @@ static void test_retention_purge(void **state)
     o.max_attempts = 1;
     ex_webhook_dispatcher *d = NULL;
     int started = 0;
-    assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d),
-                     PL_OK);
+    new_dispatcher(f, &o, &d);
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 2);
     run_until_idle(f, d);
@@ -945,15 +940,16 @@ static void test_retention_purge(void **state)
     char resume[EX_KEY_MAX + 1] = "";
     size_t n = 0, total = 0;
     /* nothing is old enough yet */
-    assert_int_equal(ex_webhook_purge(f->st, T0 - 1, 100, resume, &n), PL_OK);
+    assert_int_equal(ex_webhook_purge(f->env.st, T0 - 1, 100, resume, &n), PL_OK);
     assert_int_equal(n, 0);
     assert_string_equal(resume, "");
     /* ten days later, in steps of one record */
-    core_fake_clock_advance(&f->clock, 10LL * 24 * 3600 * 1000);
+    core_fake_clock_advance(&f->env.clock, 10LL * 24 * 3600 * 1000);
     int calls = 0;
     do {
         assert_int_equal(
-            ex_webhook_purge(f->st, core_clock_now_ms(&f->clock.base) - 5LL * 24 * 3600 * 1000, 1,
+            ex_webhook_purge(f->env.st,
+                             core_clock_now_ms(&f->env.clock.base) - 5LL * 24 * 3600 * 1000, 1,
                              resume, &n),
             PL_OK);
         total += n;
@@ -966,7 +962,7 @@ static void test_retention_purge(void **state)
     assert_string_equal(json_string_value(json_object_get(first_delivery(l), "status")), "pending");
     assert_string_equal(json_string_value(json_object_get(first_delivery(l), "webhook_id")), c);
     json_decref(l);
-    assert_int_equal(ex_webhook_purge(f->st, 0, 0, resume, &n), PL_ERR_INVALID);
+    assert_int_equal(ex_webhook_purge(f->env.st, 0, 0, resume, &n), PL_ERR_INVALID);
     ex_webhook_dispatcher_free(d);
     evhttp_free(r.http);
 }
@@ -979,19 +975,16 @@ static void test_send_test_and_gone(void **state)
     char url[128], id[EX_ID_MAX];
     ex_err err;
     json_t *out = NULL;
-    receiver_start(f, &r, gone, 1);
-    receiver_url(&r, url, sizeof url);
-    create_hook(f, WS, url, "[\"post.failed\"]", id, r.secret);
+    hooked_receiver(f, &r, gone, 1, "[\"post.failed\"]", url, sizeof url, id);
     json_t *args = json_pack("{s:s}", "webhook_id", id);
-    assert_int_equal(ex_webhook_send_test(&f->ctx, WS, args, &out, &err), PL_OK);
+    assert_int_equal(ex_webhook_send_test(&f->env.ctx, WS, args, &out, &err), PL_OK);
     char dlv[EX_ID_MAX];
     snprintf(dlv, sizeof dlv, "%s", json_string_value(json_object_get(out, "delivery_id")));
     json_decref(out);
     ex_webhook_options o = test_options();
     ex_webhook_dispatcher *d = NULL;
     int started = 0;
-    assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d),
-                     PL_OK);
+    new_dispatcher(f, &o, &d);
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 1);
     run_until_idle(f, d);
@@ -1009,7 +1002,7 @@ static void test_send_test_and_gone(void **state)
     assert_string_equal(json_string_value(json_object_get(dl, "status")), "failed");
     assert_int_equal(json_integer_value(json_object_get(dl, "attempts")), 1);
     json_decref(l);
-    assert_int_equal(ex_webhook_get(&f->ctx, WS, args, &out, &err), PL_OK);
+    assert_int_equal(ex_webhook_get(&f->env.ctx, WS, args, &out, &err), PL_OK);
     assert_false(json_is_true(json_object_get(out, "active")));
     assert_string_equal(json_string_value(json_object_get(out, "disabled_reason")),
                         "the receiver answered 410 Gone");
@@ -1018,20 +1011,20 @@ static void test_send_test_and_gone(void **state)
     l = deliveries(f, id);
     assert_int_equal(json_array_size(json_object_get(l, "items")), 1);
     json_decref(l);
-    assert_int_equal(ex_webhook_send_test(&f->ctx, WS, args, &out, &err), PL_ERR_STATE);
+    assert_int_equal(ex_webhook_send_test(&f->env.ctx, WS, args, &out, &err), PL_ERR_STATE);
     /* re-enabled by its owner */
     json_t *upd = json_pack("{s:s, s:b}", "webhook_id", id, "active", 1);
-    assert_int_equal(ex_webhook_update(&f->ctx, WS, upd, NULL, &out, &err), PL_OK);
+    assert_int_equal(ex_webhook_update(&f->env.ctx, WS, upd, NULL, &out, &err), PL_OK);
     assert_true(json_is_true(json_object_get(out, "active")));
     assert_null(json_object_get(out, "disabled_reason"));
     json_decref(out);
     json_decref(upd);
     /* other workspaces and bad ids */
-    assert_int_equal(ex_webhook_send_test(&f->ctx, "wsp_other", args, &out, &err),
+    assert_int_equal(ex_webhook_send_test(&f->env.ctx, "wsp_other", args, &out, &err),
                      PL_ERR_NOT_FOUND);
     json_decref(args);
     args = json_pack("{s:s}", "webhook_id", "nope");
-    assert_int_equal(ex_webhook_send_test(&f->ctx, WS, args, &out, &err), PL_ERR_INVALID);
+    assert_int_equal(ex_webhook_send_test(&f->env.ctx, WS, args, &out, &err), PL_ERR_INVALID);
     json_decref(args);
     ex_webhook_stats s;
     ex_webhook_dispatcher_stats(d, &s);
@@ -1049,17 +1042,14 @@ static void test_concurrent_answers(void **state)
     receiver r;
     static const int codes[] = {500, 500, 500, 500, 200};
     char url[128], id[EX_ID_MAX];
-    receiver_start(f, &r, codes, 5);
-    receiver_url(&r, url, sizeof url);
-    create_hook(f, WS, url, "[\"post.published\"]", id, r.secret);
+    hooked_receiver(f, &r, codes, 5, "[\"post.published\"]", url, sizeof url, id);
     for (int i = 0; i < 8; i++)
         enqueue(f, WS, "post.published", "pst_c");
     ex_webhook_options o = test_options();
     o.max_in_flight = 8;
     ex_webhook_dispatcher *d = NULL;
     int started = 0;
-    assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d),
-                     PL_OK);
+    new_dispatcher(f, &o, &d);
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 8);
     run_until_idle(f, d);
@@ -1068,7 +1058,7 @@ static void test_concurrent_answers(void **state)
     assert_int_equal(s.attempts, 8);
     assert_int_equal(s.delivered, 4);
     assert_int_equal(s.retried, 4);
-    core_fake_clock_advance(&f->clock, 1200);
+    core_fake_clock_advance(&f->env.clock, 1200);
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 4);
     run_until_idle(f, d);
@@ -1107,23 +1097,22 @@ static void test_retry_after(void **state)
     ex_webhook_options o = test_options();
     ex_webhook_dispatcher *d = NULL;
     int started = 0;
-    assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d),
-                     PL_OK);
+    new_dispatcher(f, &o, &d);
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     run_until_idle(f, d);
-    core_fake_clock_advance(&f->clock, 1200); /* the backoff alone would be over */
+    core_fake_clock_advance(&f->env.clock, 1200); /* the backoff alone would be over */
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 0);
-    core_fake_clock_advance(&f->clock, 3800); /* 5 s after the answer */
+    core_fake_clock_advance(&f->env.clock, 3800); /* 5 s after the answer */
     /* the second answer (503) asks for a day: capped at backoff_max_ms (8 s here) */
     r.retry_after = "86400";
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 1);
     run_until_idle(f, d);
-    core_fake_clock_advance(&f->clock, 5000);
+    core_fake_clock_advance(&f->env.clock, 5000);
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 0);
-    core_fake_clock_advance(&f->clock, 3000);
+    core_fake_clock_advance(&f->env.clock, 3000);
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 1);
     run_until_idle(f, d);
@@ -1153,8 +1142,7 @@ static void test_resolved_names_are_checked(void **state)
     ex_webhook_options o = test_options();
     ex_webhook_dispatcher *d = NULL;
     int started = 0;
-    assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d),
-                     PL_OK);
+    new_dispatcher(f, &o, &d);
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 1);
     run_until_idle(f, d);
@@ -1169,14 +1157,14 @@ static void test_resolved_names_are_checked(void **state)
     ex_txn txn;
     json_t *w = NULL;
     snprintf(key, sizeof key, "%s|whk|%s", WS, id);
-    assert_int_equal(ex_txn_begin(f->st, 1, &txn), PL_OK);
+    assert_int_equal(ex_txn_begin(f->env.st, 1, &txn), PL_OK);
     assert_int_equal(ex_txn_get_json(&txn, EX_DB_WEBHOOKS, key, &w), PL_OK);
     assert_true(json_is_true(json_object_get(w, "allow_loopback")));
     json_object_set_new(w, "allow_loopback", json_false());
     assert_int_equal(ex_txn_put_json(&txn, EX_DB_WEBHOOKS, key, w), PL_OK);
     assert_int_equal(ex_txn_commit(&txn), PL_OK);
     json_decref(w);
-    core_fake_clock_advance(&f->clock, 1);
+    core_fake_clock_advance(&f->env.clock, 1);
     enqueue(f, WS, "post.published", "pst_2");
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     run_until_idle(f, d);
@@ -1192,16 +1180,16 @@ static void test_resolved_names_are_checked(void **state)
     /* the same for a literal address */
     json_t *upd = json_pack("{s:s, s:s}", "webhook_id", id, "url", "http://127.0.0.1:9/x"), *out;
     ex_err err;
-    assert_int_equal(ex_webhook_update(&f->ctx, WS, upd, &dev, &out, &err), PL_OK);
+    assert_int_equal(ex_webhook_update(&f->env.ctx, WS, upd, &dev, &out, &err), PL_OK);
     json_decref(out);
     json_decref(upd);
-    assert_int_equal(ex_txn_begin(f->st, 1, &txn), PL_OK);
+    assert_int_equal(ex_txn_begin(f->env.st, 1, &txn), PL_OK);
     assert_int_equal(ex_txn_get_json(&txn, EX_DB_WEBHOOKS, key, &w), PL_OK);
     json_object_set_new(w, "allow_loopback", json_false());
     assert_int_equal(ex_txn_put_json(&txn, EX_DB_WEBHOOKS, key, w), PL_OK);
     assert_int_equal(ex_txn_commit(&txn), PL_OK);
     json_decref(w);
-    core_fake_clock_advance(&f->clock, 1);
+    core_fake_clock_advance(&f->env.clock, 1);
     enqueue(f, WS, "post.published", "pst_3");
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 1);

@@ -129,10 +129,7 @@ static SSL_CTX *server_ctx(const pki *p, const char *san, int max_version)
 /* ---- fixture ---- */
 
 typedef struct fx {
-    char dir[256];
-    ex_store *st;
-    core_fake_clock clock;
-    ex_ctx ctx;
+    th_env env; /* store, fake clock, ctx (tests/exec/helpers.h) */
     struct event_base *base;
     pki pki;
 } fx;
@@ -140,15 +137,11 @@ typedef struct fx {
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
-    th_tmpdir(f->dir, sizeof f->dir);
-    assert_int_equal(ex_store_open(f->dir, 0, EX_STORE_NOSYNC, &f->st), PL_OK);
-    core_fake_clock_init(&f->clock, T0);
-    f->ctx.store = f->st;
-    f->ctx.clock = &f->clock.base;
-    ex_limits_default(&f->ctx.limits);
+    th_env_open(&f->env);
+    core_fake_clock_init(&f->env.clock, T0);
     f->base = event_base_new();
     assert_non_null(f->base);
-    pki_init(&f->pki, f->dir);
+    pki_init(&f->pki, f->env.dir);
     *state = f;
     return 0;
 }
@@ -158,8 +151,7 @@ static int teardown(void **state)
     fx *f = *state;
     pki_free(&f->pki);
     event_base_free(f->base);
-    ex_store_free(f->st);
-    th_rmtree(f->dir);
+    th_env_free(&f->env);
     free(f);
     return 0;
 }
@@ -215,7 +207,7 @@ static void on_hook(struct evhttp_request *req, void *arg)
 static void receiver_start(fx *f, receiver *r, const char *san, int max_version)
 {
     memset(r, 0, sizeof *r);
-    r->clock = &f->clock;
+    r->clock = &f->env.clock;
     r->ctx = server_ctx(&f->pki, san, max_version);
     r->http = evhttp_new(f->base);
     assert_non_null(r->http);
@@ -242,7 +234,7 @@ static void create_hook(fx *f, const char *url, char *id, char *secret)
     json_t *args = json_pack("{s:s, s:[s]}", "url", url, "events", "post.published");
     json_t *out = NULL;
     ex_err err = {0};
-    if (ex_webhook_create(&f->ctx, WS, args, &dev, &out, &err) != PL_OK)
+    if (ex_webhook_create(&f->env.ctx, WS, args, &dev, &out, &err) != PL_OK)
         fail_msg("create %s: %s", url, err.msg);
     snprintf(id, EX_ID_MAX, "%s", json_string_value(json_object_get(out, "id")));
     snprintf(secret, EX_WEBHOOK_SECRET_SIZE, "%s",
@@ -255,8 +247,8 @@ static void enqueue(fx *f, const char *post_id)
 {
     ex_txn txn;
     json_t *data = json_pack("{s:s}", "post_id", post_id);
-    assert_int_equal(ex_txn_begin(f->st, 1, &txn), PL_OK);
-    assert_int_equal(ex_webhook_enqueue(&f->ctx, &txn, WS, "post.published", data), PL_OK);
+    assert_int_equal(ex_txn_begin(f->env.st, 1, &txn), PL_OK);
+    assert_int_equal(ex_webhook_enqueue(&f->env.ctx, &txn, WS, "post.published", data), PL_OK);
     assert_int_equal(ex_txn_commit(&txn), PL_OK);
     json_decref(data);
 }
@@ -266,7 +258,7 @@ static json_t *delivery(fx *f, const char *id)
 {
     json_t *args = json_pack("{s:s}", "webhook_id", id), *out = NULL;
     ex_err err = {0};
-    assert_int_equal(ex_webhook_deliveries(&f->ctx, WS, args, &out, &err), PL_OK);
+    assert_int_equal(ex_webhook_deliveries(&f->env.ctx, WS, args, &out, &err), PL_OK);
     json_decref(args);
     json_t *items = json_object_get(out, "items");
     assert_int_equal(json_array_size(items), 1);
@@ -305,8 +297,8 @@ static json_t *deliver_once(fx *f, receiver *r, const char *url, const char *ca_
     ex_webhook_options o = test_options(ca_file);
     ex_webhook_dispatcher *d = NULL;
     int started = 0;
-    assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d),
-                     PL_OK);
+    assert_int_equal(
+        ex_webhook_dispatcher_new(f->base, f->env.st, &f->env.clock.base, NULL, &o, &d), PL_OK);
     assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
     assert_int_equal(started, 1);
     run_until_idle(f, d);
@@ -366,8 +358,8 @@ static void test_untrusted_ca_fails_and_retries(void **state)
     ex_webhook_options o = test_options(NULL); /* the system store alone */
     ex_webhook_dispatcher *d = NULL;
     int started = 0;
-    assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d),
-                     PL_OK);
+    assert_int_equal(
+        ex_webhook_dispatcher_new(f->base, f->env.st, &f->env.clock.base, NULL, &o, &d), PL_OK);
     for (int attempt = 1; attempt <= o.max_attempts; attempt++) {
         assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
         assert_int_equal(started, 1);
@@ -384,7 +376,7 @@ static void test_untrusted_ca_fails_and_retries(void **state)
         /* nothing is due before the backoff (base 1 s * 2^(n-1), -20%) */
         assert_int_equal(ex_webhook_dispatcher_kick(d, &started), PL_OK);
         assert_int_equal(started, 0);
-        core_fake_clock_advance(&f->clock, o.backoff_max_ms * 2);
+        core_fake_clock_advance(&f->env.clock, o.backoff_max_ms * 2);
     }
     assert_int_equal(r.count, 0); /* the request never went out */
     ex_webhook_stats s;
@@ -450,19 +442,21 @@ static void test_bad_ca_file(void **state)
     fx *f = *state;
     char path[300];
     ex_webhook_dispatcher *d = NULL;
-    snprintf(path, sizeof path, "%s/missing.pem", f->dir);
+    snprintf(path, sizeof path, "%s/missing.pem", f->env.dir);
     ex_webhook_options o = test_options(path);
-    assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d),
-                     PL_ERR_INVALID);
+    assert_int_equal(
+        ex_webhook_dispatcher_new(f->base, f->env.st, &f->env.clock.base, NULL, &o, &d),
+        PL_ERR_INVALID);
     assert_null(d);
-    snprintf(path, sizeof path, "%s/junk.pem", f->dir);
+    snprintf(path, sizeof path, "%s/junk.pem", f->env.dir);
     FILE *fp = fopen(path, "w");
     assert_non_null(fp);
     fputs("not a certificate\n", fp);
     fclose(fp);
     o = test_options(path);
-    assert_int_equal(ex_webhook_dispatcher_new(f->base, f->st, &f->clock.base, NULL, &o, &d),
-                     PL_ERR_INVALID);
+    assert_int_equal(
+        ex_webhook_dispatcher_new(f->base, f->env.st, &f->env.clock.base, NULL, &o, &d),
+        PL_ERR_INVALID);
     assert_null(d);
 }
 
