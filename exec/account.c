@@ -86,7 +86,7 @@ pl_rc ex_account_create(const ex_ctx *ctx, const char *ws, const json_t *args, j
     rc = ex_txn_begin(ctx->store, 1, &txn);
     if (rc != PL_OK)
         goto out;
-    rc = ex_obj_store(&txn, EX_DB_ACCOUNTS, ws, "acc", a);
+    rc = ex_obj_store(&txn, accounts.db, ws, accounts.kind, a);
     if (rc != PL_OK)
         goto out;
     rc = ex_txn_commit(&txn);

@@ -431,7 +431,7 @@ static pl_rc commit_medium(const ex_ctx *ctx, ex_txn *txn, const char *ws, json_
     if (rc == PL_OK)
         rc = blob_ref(txn, hex, +1, NULL);
     if (rc == PL_OK)
-        rc = ex_obj_store(txn, EX_DB_MEDIA, ws, "med", m);
+        rc = ex_obj_store(txn, media.db, ws, media.kind, m);
     if (rc == PL_OK)
         rc = ex_event_emit(ctx, txn, ws, "media.ready", m);
     return rc;
@@ -560,7 +560,7 @@ pl_rc ex_media_upload_begin(const ex_ctx *ctx, const char *ws, const json_t *arg
     json_object_del(json_object_get(u, "meta"), "total_bytes");
     rc = ex_txn_begin(ctx->store, 1, &txn);
     if (rc == PL_OK)
-        rc = ex_obj_store(&txn, EX_DB_UPLOADS, ws, "upl", u);
+        rc = ex_obj_store(&txn, uploads.db, ws, uploads.kind, u);
     if (rc == PL_OK)
         rc = ex_txn_commit(&txn);
     ex_txn_abort(&txn);

@@ -411,7 +411,7 @@ pl_rc ex_post_create(const ex_ctx *ctx, const char *ws, const json_t *args, json
         if (rc != PL_OK)
             goto out;
     }
-    rc = ex_obj_store(&txn, EX_DB_POSTS, ws, "pst", p);
+    rc = ex_obj_store(&txn, posts.db, ws, posts.kind, p);
     if (rc != PL_OK)
         goto out;
     ex_post_present(p);
@@ -737,7 +737,7 @@ pl_rc ex_post_schedule(const ex_ctx *ctx, const char *ws, const json_t *args, js
     ex_obj_touch(p, core_clock_now_ms(ctx->clock));
     rc = emit_post(ctx, &txn, ws, "post.scheduled", p);
     if (rc == PL_OK)
-        rc = ex_obj_store(&txn, EX_DB_POSTS, ws, "pst", p);
+        rc = ex_obj_store(&txn, posts.db, ws, posts.kind, p);
     if (rc == PL_OK)
         rc = ex_txn_commit(&txn);
     if (rc != PL_OK)
