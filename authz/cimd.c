@@ -6,8 +6,9 @@
  *  - https only (the test option cimd_allow_loopback also allows http to 127.0.0.1);
  *  - the URL has a path, no fragment, no userinfo, at most 512 bytes;
  *  - the peer address is checked when the socket is opened (after DNS): loopback, private,
- *    link-local, CGNAT, multicast and unspecified addresses are refused (SSRF), except
- *    127.0.0.1 with the test option; never through a proxy;
+ *    link-local, CGNAT, multicast and unspecified addresses are refused (SSRF), also when an
+ *    IPv6 address carries one (mapped, NAT64, 6to4), except 127.0.0.1 with the test option;
+ *    never through a proxy;
  *  - no redirects; 3 s to connect, 5 s in all; at most 64 KiB; TLS verified;
  *  - the document's client_id must equal the URL exactly; its redirect_uris follow the
  *    registration rules; token_endpoint_auth_method must be "none" (public client);
@@ -89,51 +90,62 @@ static size_t on_header(char *p, size_t sz, size_t n, void *arg)
     return len;
 }
 
+/* 1 when the IPv4 address (host order) may be contacted. */
+static int ipv4_allowed(uint32_t a, int allow_loopback)
+{
+    static const struct {
+        uint32_t net, mask;
+    } deny[] = {
+        {0x00000000, 0xff000000}, /* 0/8 */
+        {0x0a000000, 0xff000000}, /* 10/8 */
+        {0x64400000, 0xffc00000}, /* 100.64/10 CGNAT */
+        {0x7f000000, 0xff000000}, /* 127/8 */
+        {0xa9fe0000, 0xffff0000}, /* 169.254/16 link-local */
+        {0xac100000, 0xfff00000}, /* 172.16/12 */
+        {0xc0000000, 0xffffff00}, /* 192.0.0/24 IETF protocol assignments */
+        {0xc0a80000, 0xffff0000}, /* 192.168/16 */
+        {0xc6120000, 0xfffe0000}, /* 198.18/15 benchmarking */
+        {0xe0000000, 0xe0000000}, /* multicast, reserved, broadcast */
+    };
+    if (allow_loopback && a == 0x7f000001)
+        return 1;
+    for (size_t i = 0; i < sizeof deny / sizeof deny[0]; i++)
+        if ((a & deny[i].mask) == deny[i].net)
+            return 0;
+    return 1;
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
 /* 1 when the address may be contacted (SSRF rules above). */
 static int addr_allowed(const struct sockaddr *sa, int allow_loopback)
 {
-    if (sa->sa_family == AF_INET) {
-        uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
-        static const struct {
-            uint32_t net, mask;
-        } deny[] = {
-            {0x00000000, 0xff000000}, /* 0/8 */
-            {0x0a000000, 0xff000000}, /* 10/8 */
-            {0x64400000, 0xffc00000}, /* 100.64/10 CGNAT */
-            {0x7f000000, 0xff000000}, /* 127/8 */
-            {0xa9fe0000, 0xffff0000}, /* 169.254/16 link-local */
-            {0xac100000, 0xfff00000}, /* 172.16/12 */
-            {0xc0a80000, 0xffff0000}, /* 192.168/16 */
-            {0xe0000000, 0xe0000000}, /* multicast, reserved, broadcast */
-        };
-        if (allow_loopback && a == 0x7f000001)
-            return 1;
-        for (size_t i = 0; i < sizeof deny / sizeof deny[0]; i++)
-            if ((a & deny[i].mask) == deny[i].net)
-                return 0;
-        return 1;
-    }
-    if (sa->sa_family == AF_INET6) {
-        const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-        static const uint8_t zero[16] = {0};
-        if (memcmp(b, zero, 15) == 0 && (b[15] == 0 || b[15] == 1))
-            return 0;              /* :: and ::1 */
-        if ((b[0] & 0xfe) == 0xfc) /* fc00::/7 unique local */
-            return 0;
-        if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) /* fe80::/10 */
-            return 0;
-        if (b[0] == 0xff) /* multicast */
-            return 0;
-        if (memcmp(b, zero, 10) == 0 && b[10] == 0xff && b[11] == 0xff) {
-            /* IPv4-mapped: judge the IPv4 address. */
-            struct sockaddr_in v4 = {0};
-            v4.sin_family = AF_INET;
-            memcpy(&v4.sin_addr, b + 12, 4);
-            return addr_allowed((const struct sockaddr *)&v4, allow_loopback);
-        }
-        return 1;
-    }
-    return 0;
+    static const uint8_t zero[12] = {0}, mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff},
+                         nat64[12] = {0, 0x64, 0xff, 0x9b};
+    const uint8_t *b;
+    if (sa->sa_family == AF_INET)
+        return ipv4_allowed(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr),
+                            allow_loopback);
+    if (sa->sa_family != AF_INET6)
+        return 0;
+    b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+    /* Forms that carry an IPv4 address are judged as that address: ::/96 (unspecified,
+     * loopback, IPv4-compatible), ::ffff:0:0/96 (mapped), 64:ff9b::/96 (NAT64, RFC 6052) and
+     * 2002::/16 (6to4, RFC 3056): a gateway would reach the IPv4 address for us. */
+    if (memcmp(b, zero, 12) == 0 || memcmp(b, mapped, 12) == 0 || memcmp(b, nat64, 12) == 0)
+        return ipv4_allowed(be32(b + 12), allow_loopback);
+    if (b[0] == 0x20 && b[1] == 0x02)
+        return ipv4_allowed(be32(b + 2), allow_loopback);
+    if ((b[0] & 0xfe) == 0xfc) /* fc00::/7 unique local */
+        return 0;
+    if (b[0] == 0xfe && (b[1] & 0x80) == 0x80) /* fe80::/10 link-local, fec0::/10 site-local */
+        return 0;
+    if (b[0] == 0xff) /* multicast */
+        return 0;
+    return 1;
 }
 
 static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
