@@ -518,9 +518,17 @@ static const char *client_flag(const az_client *c, const char *redirect_uri, cha
         az_uri_host(c->id, host, sizeof host);
         snprintf(buf, bufsz,
                  "Described by a metadata document published at %s; not verified by Postly.%s",
-                 host, az_uri_is_loopback(redirect_uri) ? " It runs on this computer." : "");
+                 host,
+                 az_uri_is_loopback(redirect_uri) ? " It runs on this computer."
+                 : az_uri_is_private_scheme(redirect_uri)
+                     ? " A native app on this computer (private-use scheme redirect)."
+                     : "");
         return buf;
     }
+    /* RFC 8252 §8.4: any app on the device may claim a private-use scheme. */
+    if (az_uri_is_private_scheme(redirect_uri))
+        return "A native app on this computer (private-use scheme redirect); Postly cannot "
+               "verify who made it.";
     if (az_uri_is_loopback(redirect_uri))
         return "Runs on this computer (loopback redirect); Postly cannot verify who made it.";
     return c->kind == AZ_CLIENT_PRE ? ""
@@ -691,7 +699,11 @@ static void consent_page(az_server *s, core_http_req *req, int status, const con
     core_buf_init(&scopes, AZ_PAGE_MAX);
     core_buf_init(&wss, AZ_PAGE_MAX);
     core_buf_init(&bundles, AZ_PAGE_MAX);
-    az_uri_host(x->p.redirect_uri, host, sizeof host);
+    if (az_uri_is_private_scheme(x->p.redirect_uri)) /* no host: name the app's scheme */
+        snprintf(host, sizeof host, "%.*s:", (int)strcspn(x->p.redirect_uri, ":"),
+                 x->p.redirect_uri);
+    else
+        az_uri_host(x->p.redirect_uri, host, sizeof host);
     rc = render_scopes(&scopes, x, checked);
     if (rc == PL_OK)
         rc = render_workspaces(&wss, x);
@@ -755,15 +767,21 @@ void az_h_consent_get(core_http_req *req, void *arg)
     if (consent_load(s, req, rid_param(&f), ws, ws != rws, x) != PL_OK)
         goto done;
     remembered = ws == rws && strcmp(x->ws[x->sel].ws.id, rws) == 0;
-    /* Remembered consent: same client, workspace and scopes — skipped silently only when
-     * the authorization request came from a same-site navigation, and so does this one: a
-     * pending request is not bound to a browser, so whoever created it could otherwise open
-     * it in the user's browser from another site and get a code without the page. */
+    /* Remembered consent: same client and workspace, and the remembered scopes cover
+     * everything grantable of this request — skipped silently only when the authorization
+     * request came from a same-site navigation, and so does this one: a pending request is not
+     * bound to a browser, so whoever created it could otherwise open it in the user's browser
+     * from another site and get a code without the page. What is granted is what was asked
+     * (∩ grantable), never more because more was remembered. A request for anything not
+     * remembered (a step-up) shows the page. */
     if (remembered && !core_form_get(&f, "bundle") && x->p.same_site && same_site(req) &&
-        rscope != 0 && rscope == x->g.grantable) {
-        az_finish_authorization(s, req, &x->p, x->ss.uid, x->ws[x->sel].ws.id, x->c.cls, rscope);
+        rscope != 0 && x->g.grantable != 0 && (x->g.grantable & ~rscope) == 0) {
+        az_finish_authorization(s, req, &x->p, x->ss.uid, x->ws[x->sel].ws.id, x->c.cls,
+                                x->g.grantable);
         goto done;
     }
+    /* Preselect what the client asked for (∩ grantable), not a remembered earlier choice: on a
+     * step-up the earlier choice lacks the new scope, and Allow would grant nothing new. */
     checked = x->g.grantable;
     bundle = core_form_get(&f, "bundle");
     if (bundle) {
@@ -773,8 +791,6 @@ void az_h_consent_get(core_http_req *req, void *arg)
             if (pol_bundle_get(i, &bi) == PL_OK && strcmp(bi->id, bundle) == 0 &&
                 bundle_offered(s, x, i, &why))
                 checked = bi->mask & x->g.grantable;
-    } else if (remembered && rscope) {
-        checked = rscope & x->g.grantable;
     }
     consent_page(s, req, 200, x, checked, NULL);
 done:
