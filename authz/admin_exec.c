@@ -1,4 +1,4 @@
-/* authz/admin_exec.c — postly-admin webhooks … and usage (see admin_exec.h). */
+/* authz/admin_exec.c — postly-admin accounts …, webhooks … and usage (see admin_exec.h). */
 #include "authz/admin_exec.h"
 
 #include <errno.h>
@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "core/crypto.h"
 #include "core/log.h"
+#include "exec/account.h"
 #include "exec/store.h"
 #include "exec/webhook.h"
 #include "mcp/usage.h"
@@ -116,6 +117,23 @@ static void print_with_secret(FILE *out, json_t *j, const char *what)
     core_wipe(buf, sizeof buf);
 }
 
+/* Opens <data>/exec and fills ctx for one command (real clock, errors-only log). */
+static int open_exec(const char *data, ex_store **st, ex_ctx *ctx, core_log *log, FILE *err)
+{
+    pl_rc rc = ex_store_open_data_dir(data, 0, st);
+    if (rc != PL_OK) {
+        fprintf(err, "postly-admin: cannot open the execution store in %s/exec: %s\n", data,
+                pl_strerror(rc));
+        return 1;
+    }
+    memset(ctx, 0, sizeof *ctx);
+    ctx->store = *st;
+    ctx->clock = core_clock_real();
+    ctx->log = log;
+    ex_limits_default(&ctx->limits);
+    return 0;
+}
+
 static int cmd_webhooks(const char *data, int argc, char **argv, FILE *out, FILE *err)
 {
     static const char *const f_add[] = {
@@ -199,18 +217,10 @@ static int cmd_webhooks(const char *data, int argc, char **argv, FILE *out, FILE
         return 1;
     }
 
-    rc = ex_store_open_data_dir(data, 0, &st);
-    if (rc != PL_OK) {
-        fprintf(err, "postly-admin: cannot open the execution store in %s/exec: %s\n", data,
-                pl_strerror(rc));
+    if (open_exec(data, &st, &ctx, &log, err) != 0) {
         json_decref(args);
         return 1;
     }
-    memset(&ctx, 0, sizeof ctx);
-    ctx.store = st;
-    ctx.clock = core_clock_real();
-    ctx.log = &log;
-    ex_limits_default(&ctx.limits);
     if (strcmp(verb, "add") == 0)
         rc = ex_webhook_create(&ctx, ws, args, &policy, &res, &xe);
     else if (strcmp(verb, "list") == 0)
@@ -230,6 +240,105 @@ static int cmd_webhooks(const char *data, int argc, char **argv, FILE *out, FILE
                               strcmp(verb, "add") == 0 ? "signing secret" : "new signing secret");
         else
             print_json(out, res);
+        ret = 0;
+    }
+    json_decref(res);
+    json_decref(args);
+    ex_store_free(st);
+    return ret;
+}
+
+/* --board / --location values: "ID" or "ID=NAME", repeatable, into [{id, name}] (the
+ * execution layer validates lengths and counts). */
+static json_t *named_items(const words *w, const char *flag)
+{
+    json_t *arr = json_array();
+    for (int i = 0; arr && i + 1 < w->argc; i++) {
+        const char *v, *eq;
+        if (strcmp(w->argv[i], flag) != 0)
+            continue;
+        v = w->argv[++i];
+        eq = strchr(v, '=');
+        if (json_array_append_new(
+                arr, eq ? json_pack("{s:s%, s:s}", "id", v, (size_t)(eq - v), "name", eq + 1)
+                        : json_pack("{s:s}", "id", v)) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
+/* `accounts add|list`: sandbox connector accounts of a workspace through exec/account.h (the
+ * code the platform OAuth flow will call once it has a connection). */
+static int cmd_accounts(const char *data, int argc, char **argv, FILE *out, FILE *err)
+{
+    static const char *const f_add[] = {"--workspace", "--platform", "--name", "--remote-account",
+                                        "--board",     "--location", NULL};
+    static const char *const f_list[] = {"--workspace", "--platform", "--state", NULL};
+    const char *verb = argc > 0 ? argv[0] : NULL, *ws;
+    words w = {argc > 0 ? argc - 1 : 0, argv + 1};
+    core_log log = {NULL, CORE_LOG_ERROR, "admin"};
+    ex_store *st = NULL;
+    ex_ctx ctx;
+    ex_err xe;
+    json_t *args = NULL, *res = NULL;
+    int ret = 2;
+    pl_rc rc;
+
+    if (!verb)
+        return 2;
+    if (strcmp(verb, "add") == 0)
+        ret = check_words(&w, f_add, 0, err);
+    else if (strcmp(verb, "list") == 0)
+        ret = check_words(&w, f_list, 0, err);
+    else
+        fprintf(err, "postly-admin: unknown command \"accounts %.40s\"\n", verb);
+    if (ret != 0)
+        return 2;
+    ws = opt(&w, "--workspace");
+    if (!ws) {
+        fprintf(err, "postly-admin: accounts %s: --workspace WS is required\n", verb);
+        return 2;
+    }
+    memset(&xe, 0, sizeof xe);
+    if (strcmp(verb, "add") == 0) {
+        const char *platform = opt(&w, "--platform"), *name = opt(&w, "--name");
+        const char *remote = opt(&w, "--remote-account");
+        if (!platform || !name) {
+            fprintf(err, "postly-admin: accounts add: --platform P and --name NAME are required\n");
+            return 2;
+        }
+        args = json_pack("{s:s, s:s, s:o*, s:o*}", "platform", platform, "display_name", name,
+                         "boards", named_items(&w, "--board"), "locations",
+                         named_items(&w, "--location"));
+        if (args && remote)
+            json_object_set_new(args, "remote_account", json_string(remote));
+    } else {
+        const char *platform = opt(&w, "--platform"), *state = opt(&w, "--state");
+        args = json_pack("{s:i}", "limit", 100);
+        if (args && platform)
+            json_object_set_new(args, "platform", json_string(platform));
+        if (args && state)
+            json_object_set_new(args, "state", json_string(state));
+    }
+    if (!args) {
+        fprintf(err, "postly-admin: out of memory\n");
+        return 1;
+    }
+    if (open_exec(data, &st, &ctx, &log, err) != 0) {
+        json_decref(args);
+        return 1;
+    }
+    if (strcmp(verb, "add") == 0)
+        rc = ex_account_create(&ctx, ws, args, &res, &xe);
+    else
+        rc = ex_account_list(&ctx, ws, args, &res, &xe);
+    if (rc != PL_OK) {
+        fprintf(err, "postly-admin: accounts %s: %s\n", verb, xe.msg[0] ? xe.msg : pl_strerror(rc));
+        ret = 1;
+    } else {
+        print_json(out, res);
         ret = 0;
     }
     json_decref(res);
@@ -270,6 +379,10 @@ static int cmd_usage(const char *data, int argc, char **argv, FILE *out, FILE *e
 }
 
 const az_admin_ext az_admin_exec_cmds[] = {
+    {"accounts", cmd_accounts,
+     "  accounts add --workspace WS --platform P --name NAME [--remote-account ID]\n"
+     "              [--board ID[=NAME]]... [--location ID[=NAME]]...   (sandbox connector)\n"
+     "  accounts list --workspace WS [--platform P] [--state connected|needs_reconnect]\n"},
     {"webhooks", cmd_webhooks,
      "  webhooks add --workspace WS --url URL --event TYPE [--event TYPE]...\n"
      "              [--description TEXT] [--allow-http-loopback]   (secret printed once)\n"

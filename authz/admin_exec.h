@@ -6,6 +6,11 @@
  * this file is built into the postly_admin_exec library that only the postly-admin program
  * (and its tests) link. docs/authz.md "postly-admin" and docs/webhooks.md describe them:
  *
+ *   accounts add --workspace WS --platform P --name NAME [--remote-account ID]
+ *                [--board ID[=NAME]]... [--location ID[=NAME]]...
+ *                                             a (sandbox connector) social account through
+ *                                             ex_account_create(); prints it as JSON
+ *   accounts list --workspace WS [--platform P] [--state connected|needs_reconnect]
  *   webhooks add --workspace WS --url URL --event TYPE [--event TYPE]... [--description TEXT]
  *                [--allow-http-loopback]      prints the subscription and its secret (once)
  *   webhooks list --workspace WS

@@ -13,6 +13,9 @@ mcp_port=${POSTLY_MCP_PORT:-8081}
 authz_url="http://$host:$authz_port"
 mcp_url="http://$host:$mcp_port/mcp"
 
+# A new data directory (no authorization store yet) gets the demo data below.
+fresh=0
+[ -d "$data/authz" ] || fresh=1
 mkdir -p "$data"
 chmod 700 "$data"
 "$build/policy/postly-policy" check policy/default.policy >/dev/null
@@ -45,6 +48,24 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
+# First start: one sandbox social account per platform in the demo workspace, so that a
+# newcomer can publish at once (postly-admin accounts add: exec/account.h, the code the
+# platform connection flow calls). The sandbox connectors publish nowhere.
+if ((fresh)); then
+  admin="$build/authz/postly-admin"
+  seed() { "$admin" --data "$data" accounts add --workspace demo "$@" >/dev/null; }
+  seed --platform facebook --name "Demo Page (sandbox)"
+  seed --platform instagram --name "Demo Instagram (sandbox)"
+  seed --platform pinterest --name "Demo Pinterest (sandbox)" --board "board-launch=Launch ideas"
+  seed --platform youtube --name "Demo Channel (sandbox)"
+  seed --platform google_business --name "Demo Cafe (sandbox)" \
+    --location "location-main=Main Street"
+  seed --platform linkedin --name "Demo Company (sandbox)"
+  seed --platform x --name "Demo X (sandbox)"
+  echo "run.sh: demo workspace seeded with one sandbox account per platform" \
+    "(postly-admin --data $data accounts list --workspace demo)"
+fi
+
 # postly-mcp verifies tokens against the published JWKS: it never reads a private key.
 "$build/mcp/postly-mcp" --listen "$host:$mcp_port" --url "$mcp_url" --authz "$authz_url" \
   --jwks-uri "$authz_url/jwks" --data "$data" --policy policy/default.policy &
@@ -57,6 +78,7 @@ cat <<MSG
     Authorization server:                      $authz_url
     Connected apps (see and disconnect):       $authz_url/apps
     Demo login:                                demo / $(cat "$creds" 2>/dev/null || echo "(see $creds)")
+    Sandbox social accounts (workspace demo):  $build/authz/postly-admin --data $data accounts list --workspace demo
   Connect the MCP Inspector:  npx @modelcontextprotocol/inspector  → Streamable HTTP → $mcp_url
   Connect Claude Code:        claude mcp add --transport http postly $mcp_url
   Ctrl-C stops both servers.

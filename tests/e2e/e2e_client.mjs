@@ -21,7 +21,7 @@
 //                    revokes the family (the client cannot call or refresh afterwards)
 //   disconnect       Disconnect on /apps in Chromium → the next call fails at once, no refresh
 //
-// usage: node e2e_client.mjs --scenario NAME --mcp BIN --authz BIN --admin BIN --fixture BIN
+// usage: node e2e_client.mjs --scenario NAME --mcp BIN --authz BIN --admin BIN
 //                            --policy FILE --modules NODE_MODULES --artifacts DIR
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -111,7 +111,6 @@ async function startServers() {
   need(args.authz);
   need(args.mcp);
   need(args.admin);
-  need(args.fixture);
   fs.chmodSync(data, 0o700);
   const authz = track(spawn(args.authz, ['--data', data, '--host', '127.0.0.1', '--port', '0',
     '--resource', RESOURCE, '--demo', '--policy', args.policy, '--log-level', 'warn', ...AUTHZ_EXTRA[SCENARIO] || []],
@@ -119,9 +118,9 @@ async function startServers() {
   const a = await lines(authz, { port: /listening on http:\/\/127\.0\.0\.1:(\d+)/,
     password: /demo user created: username demo, password (\S+)/ });
   const issuer = `http://127.0.0.1:${a.port}`;
-  // The product has no way yet to connect a social account (no admin command, no tool, no
-  // page): the MCP tests' fixture connects a sandbox LinkedIn account in the demo workspace.
-  const account = execFileSync(args.fixture, ['account', data, 'demo', 'linkedin', 'Demo Company']).toString().trim();
+  // A sandbox LinkedIn account in the demo workspace, as scripts/run.sh seeds them.
+  const account = JSON.parse(execFileSync(args.admin, ['--data', data, 'accounts', 'add', '--workspace', 'demo',
+    '--platform', 'linkedin', '--name', 'Demo Company']).toString()).id;
   const mcp = track(spawn(args.mcp, ['--listen', '127.0.0.1:0', '--print-port', '--url', RESOURCE,
     '--authz', issuer, '--data', data, '--policy', args.policy, '--allow-host', MCP_HOST,
     '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] }));
@@ -224,7 +223,8 @@ async function shot(page, name) {
 // Drives one authorization in Chromium and returns the redirect as the client receives it:
 // the loopback server's request (loopback), the routed request Chromium was stopped at (https),
 // or the Location of the authorization server's 303 that Chromium hands to the OS (private-use
-// scheme). `choose(page)` picks scopes before approving (default: every scope asked for).
+// scheme). `choose(page)` picks scopes before approving (default: none, the page's
+// preselection — what was asked — is approved as it is).
 async function authorizeInBrowser(env, url, choose) {
   const ctx = env.browser;
   const page = await ctx.newPage();
@@ -254,7 +254,17 @@ async function authorizeInBrowser(env, url, choose) {
     await page.waitForSelector('#approve');
     const pre = await page.$$eval('input[name=scope]:checked', (els) => els.map((e) => e.value));
     console.log(`  consent page preselects: ${pre.join(' ')}`);
-    await (choose || approveAll)(page);
+    if (choose) {
+      await choose(page);
+    } else {
+      // No box is ticked here: the page must preselect every scope asked for that can be
+      // granted, a step-up's new scope included.
+      const asked = (url.searchParams.get('scope') || '').split(' ').filter(Boolean);
+      const enabled = await page.$$eval('input[name=scope]:not(:disabled)', (els) => els.map((e) => e.value));
+      const want = asked.filter((x) => enabled.includes(x));
+      check(want.length > 0 && want.every((x) => pre.includes(x)) && pre.every((x) => asked.includes(x)),
+        `the consent page preselects what was asked (${want.join(' ')})`);
+    }
     await shot(page, 'consent');
     step('approve');
     page.click('#approve').catch(() => {}); // the redirect below is what counts
@@ -415,12 +425,6 @@ function checkDiscovery(env, registration) {
   check(c && c.aud === RESOURCE && c.iss === env.issuer && c.ws === 'demo', `token: aud, iss, ws (${c && c.scope})`);
 }
 
-// The user ticks every scope the client asked for (the page preselects a remembered earlier
-// choice, which on a step-up lacks the new scope).
-async function approveAll(page) {
-  await page.$$eval('input[name=scope]:not(:disabled)', (els) => els.forEach((e) => { e.checked = true; }));
-}
-
 // The whole tool flow: tools/list, draft, medium, campaign, post scheduled then published
 // through the sandbox connector, status and analytics read back.
 async function toolFlow(env) {
@@ -533,7 +537,7 @@ async function stepUp() {
     `403 insufficient_scope naming posts:publish: ${denied && denied.www}`);
   const asked = env.provider.authUrls[auths];
   check(env.provider.authUrls.length === auths + 1 && asked && asked.searchParams.get('scope').split(' ').includes('posts:publish'),
-    `the SDK re-authorized once for ${asked && asked.searchParams.get('scope')}`);
+    `the SDK re-authorized once for ${asked && asked.searchParams.get('scope')} (Allow on the preselected page)`);
   check(scopesOf(env).includes('posts:publish') && READ_ONLY.every((x) => scopesOf(env).includes(x)),
     `new token: ${scopesOf(env).join(' ')}`);
   check(!r.isError && r.structuredContent?.status === 'published', `the retried call succeeded: ${r.structuredContent?.status}`);
