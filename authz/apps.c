@@ -135,5 +135,6 @@ void az_h_logout(core_http_req *req, void *arg)
                              AZ_COOKIE "=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");
     }
     core_http_reply_redirect(req, 303, "/login?next=apps");
+    core_wipe(sid, sizeof sid);
     core_form_free(&f);
 }

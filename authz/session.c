@@ -33,15 +33,19 @@ static int cookie_find(const char *hdr, const char *name, char *out, size_t outs
 pl_rc az_session_of(az_server *s, core_http_req *req, char sid_out[AZ_SECRET_SIZE], az_session *out)
 {
     const char *hdr = core_http_header(req, "Cookie");
-    char sid[AZ_SECRET_SIZE + 8];
+    char sid[AZ_SECRET_SIZE + 8] = "";
+    pl_rc rc = PL_ERR_NOT_FOUND;
     if (!hdr || core_http_header_count(req, "Cookie") > 1 ||
         cookie_find(hdr, AZ_COOKIE, sid, sizeof sid) != 1 || strlen(sid) != AZ_SECRET_LEN)
-        return PL_ERR_NOT_FOUND;
+        goto out;
     if (az_session_get(s->store, sid, out) != PL_OK)
-        return PL_ERR_NOT_FOUND;
+        goto out;
     if (sid_out)
         snprintf(sid_out, AZ_SECRET_SIZE, "%s", sid);
-    return PL_OK;
+    rc = PL_OK;
+out:
+    core_wipe(sid, sizeof sid);
+    return rc;
 }
 
 void az_session_cookie(az_server *s, core_http_req *req, const char *sid)
@@ -51,6 +55,7 @@ void az_session_cookie(az_server *s, core_http_req *req, const char *sid)
     snprintf(v, sizeof v, "%s=%s; Path=/; HttpOnly; SameSite=Lax%s", AZ_COOKIE, sid,
              secure ? "; Secure" : "");
     core_http_header_add(req, "Set-Cookie", v);
+    core_wipe(v, sizeof v);
 }
 
 pl_rc az_csrf_make(const az_session *ss, const char *purpose, const char *binding,
@@ -65,15 +70,18 @@ pl_rc az_csrf_make(const az_session *ss, const char *purpose, const char *bindin
     rc = core_hmac_sha256(ss->csrf_key, sizeof ss->csrf_key, msg, (size_t)n, mac);
     if (rc == PL_OK)
         rc = core_b64url_encode(mac, sizeof mac, out, AZ_SECRET_SIZE, NULL);
+    core_wipe(mac, sizeof mac);
     return rc;
 }
 
 int az_csrf_check(const az_session *ss, const char *purpose, const char *binding, const char *token)
 {
     char want[AZ_SECRET_SIZE];
+    int ok;
     if (!token || strlen(token) != AZ_SECRET_LEN)
         return 0;
-    if (az_csrf_make(ss, purpose, binding, want) != PL_OK)
-        return 0;
-    return core_ct_equal(want, token, AZ_SECRET_LEN);
+    ok = az_csrf_make(ss, purpose, binding, want) == PL_OK &&
+         core_ct_equal(want, token, AZ_SECRET_LEN);
+    core_wipe(want, sizeof want);
+    return ok;
 }
