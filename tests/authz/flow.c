@@ -213,7 +213,14 @@ void t_login_to_consent(tsrv *t, const char *client_id, const char *redirect,
 
 void t_get_code(tsrv *t, const char *scope_query, const char *ws, const char *scopes, char code[64])
 {
-    char cookie[128], rid[64], csrf[64];
+    char cookie[128];
+    t_approve(t, scope_query, ws, scopes, code, cookie);
+}
+
+void t_approve(tsrv *t, const char *scope_query, const char *ws, const char *scopes, char code[64],
+               char cookie[128])
+{
+    char rid[64], csrf[64];
     core_buf body;
     tresp page, r;
     t_login_to_consent(t, "cli-public", T_REDIRECT, scope_query, cookie, rid, &page);

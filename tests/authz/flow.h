@@ -67,6 +67,9 @@ void t_login_to_consent(tsrv *t, const char *client_id, const char *redirect,
 /* Full flow to a code: consent approves `scopes` (space separated) in workspace ws. */
 void t_get_code(tsrv *t, const char *scope_query, const char *ws, const char *scopes,
                 char code[64]);
+/* The same, and cookie gets alice's session (signed in, the consent remembered). */
+void t_approve(tsrv *t, const char *scope_query, const char *ws, const char *scopes, char code[64],
+               char cookie[128]);
 
 /* POST /token; body built by the caller; auth = extra headers (may be NULL). Returns parsed
  * JSON (caller json_decref) and status. */

@@ -894,27 +894,25 @@ static void test_revoke_introspect_apps(void **state)
     t_free(&r);
 }
 
+/* An /authorize target for cli-public and T_REDIRECT with `state` and extra query q. */
+static void authorize_target(char *out, size_t outsz, const char *state, const char *q)
+{
+    snprintf(out, outsz,
+             "/authorize?response_type=code&client_id=cli-public&redirect_uri=https%%3A%%2F%%2Fapp."
+             "example%%2Fcb&state=%s&code_challenge=%s&code_challenge_method=S256%s",
+             state, t_challenge(), q);
+}
+
 /* Remembered consent: preselected next time, skipped silently only for same-site
  * navigations. */
 static void test_remembered_consent(void **state)
 {
     tsrv *t = *state;
-    char cookie[128], rid[64], csrf[64], body[512], target[1024], loc[512];
+    char cookie[128], code0[64], target[1024], loc[512];
     const char *q = "&resource=https%3A%2F%2Fmcp.example%2Fmcp&scope=posts%3Aread+analytics%3Aread";
     tresp page, r;
-    t_login_to_consent(t, "cli-public", T_REDIRECT, q, cookie, rid, &page);
-    t_html_input(&page, "csrf", csrf, sizeof csrf);
-    t_free(&page);
-    snprintf(body, sizeof body,
-             "csrf=%s&rid=%s&ws=beta&action=approve&scope=posts%%3Aread&scope=analytics%%3Aread",
-             csrf, rid);
-    t_req(t, "POST", "/consent", body, cookie, NULL, &r);
-    assert_int_equal(r.r.status, 303);
-    t_free(&r);
-    snprintf(target, sizeof target,
-             "/authorize?response_type=code&client_id=cli-public&redirect_uri=https%%3A%%2F%%2Fapp."
-             "example%%2Fcb&state=again&code_challenge=%s&code_challenge_method=S256%s",
-             t_challenge(), q);
+    t_approve(t, q, "beta", "posts:read analytics:read", code0, cookie);
+    authorize_target(target, sizeof target, "again", q);
     for (int same_site = 0; same_site < 2; same_site++) {
         const char *const hdr[] = {"Sec-Fetch-Site", same_site ? "same-origin" : "cross-site",
                                    NULL};
@@ -946,24 +944,14 @@ static void test_remembered_consent(void **state)
 static void test_remembered_consent_planted(void **state)
 {
     tsrv *t = *state;
-    char cookie[128], rid[64], csrf[64], body[512], target[1024], loc[512];
+    char cookie[128], code0[64], target[1024], loc[512];
     const char *q = "&resource=https%3A%2F%2Fmcp.example%2Fmcp&scope=posts%3Aread";
     const char *const same[] = {"Sec-Fetch-Site", "same-origin", NULL};
     const char *const cross[] = {"Sec-Fetch-Site", "cross-site", NULL};
     tresp page, r;
-    t_login_to_consent(t, "cli-public", T_REDIRECT, q, cookie, rid, &page);
-    t_html_input(&page, "csrf", csrf, sizeof csrf);
-    t_free(&page);
-    snprintf(body, sizeof body, "csrf=%s&rid=%s&ws=acme&action=approve&scope=posts%%3Aread", csrf,
-             rid);
-    t_req(t, "POST", "/consent", body, cookie, NULL, &r);
-    assert_int_equal(r.r.status, 303);
-    t_free(&r);
+    t_approve(t, q, "acme", "posts:read", code0, cookie);
     /* The other party starts the request without the user's session. */
-    snprintf(target, sizeof target,
-             "/authorize?response_type=code&client_id=cli-public&redirect_uri=https%%3A%%2F%%2Fapp."
-             "example%%2Fcb&state=planted&code_challenge=%s&code_challenge_method=S256%s",
-             t_challenge(), q);
+    authorize_target(target, sizeof target, "planted", q);
     t_req(t, "GET", target, NULL, NULL, same, &r);
     assert_int_equal(r.r.status, 302);
     snprintf(loc, sizeof loc, "%s", core_http_fetch_header(&r.r, "Location"));
