@@ -211,13 +211,16 @@ static void linger_cb(evutil_socket_t fd, short what, void *arg)
 /* Over max_connections: a fixed 503 goes straight to the socket, our write side is shut, and
  * what the client still sends is read and dropped for up to LINGER_S (closing a socket with
  * unread data would send an RST that can destroy the 503 before the client reads it). */
+#define BUSY_BODY                                                                                  \
+    "{\"error\":\"temporarily_unavailable\",\"error_description\":\"too many connections\"}"
+_Static_assert(sizeof BUSY_BODY - 1 == 78, "the 503's Content-Length is its body's length");
+
 static void conn_refuse(conn_ent *c)
 {
     static const char busy[] =
         "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
         "Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\n"
-        "Content-Length: 77\r\n\r\n"
-        "{\"error\":\"temporarily_unavailable\",\"error_description\":\"too many connections\"}";
+        "Content-Length: 78\r\n\r\n" BUSY_BODY;
     core_http *h = c->h;
     evutil_socket_t fd = bufferevent_getfd(c->bev);
     linger_ent *l = NULL;

@@ -675,6 +675,12 @@ static void test_slow_headers_and_limit(void **state)
     assert_true(steps < 50); /* at once: well before the 1 s linger */
     assert_non_null(strstr(buf, "HTTP/1.1 503 "));
     assert_non_null(strstr(buf, "too many connections"));
+    {
+        const char *cl = strstr(buf, "Content-Length: "), *body = strstr(buf, "\r\n\r\n");
+        assert_non_null(cl);
+        assert_non_null(body);
+        assert_int_equal(strtol(cl + 16, NULL, 10), (long)strlen(body + 4));
+    }
     close(over);
     close(slow);
     close(second);
