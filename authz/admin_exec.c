@@ -37,12 +37,17 @@ static int has_flag(const words *w, const char *flag)
     return 0;
 }
 
-/* The first word that is neither a flag nor a flag's value (flags here all take a value but
- * --allow-http-loopback). */
+/* Flags that take no value; every other flag takes one. */
+static int valueless(const char *flag)
+{
+    return strcmp(flag, "--allow-http-loopback") == 0 || strcmp(flag, "--force") == 0;
+}
+
+/* The first word that is neither a flag nor a flag's value. */
 static const char *positional(const words *w)
 {
     for (int i = 0; i < w->argc; i++) {
-        if (strcmp(w->argv[i], "--allow-http-loopback") == 0)
+        if (valueless(w->argv[i]))
             continue;
         if (strncmp(w->argv[i], "--", 2) == 0) {
             i++;
@@ -54,14 +59,15 @@ static const char *positional(const words *w)
 }
 
 /* Every word must be a known flag (with its value when it takes one) or the one positional
- * argument the verb expects; anything else is a usage error naming it. */
-static int check_words(const words *w, const char *const *flags, int want_positional, FILE *err)
+ * argument the verb expects (named by id_what, "webhook id (whk_...)"; NULL when it takes
+ * none); anything else is a usage error naming it. */
+static int check_words(const words *w, const char *const *flags, const char *id_what, FILE *err)
 {
     int seen = 0;
     for (int i = 0; i < w->argc; i++) {
         const char *a = w->argv[i];
         size_t k;
-        if (strcmp(a, "--allow-http-loopback") == 0) {
+        if (valueless(a)) {
             for (k = 0; flags[k] && strcmp(flags[k], a) != 0; k++) {
             }
             if (!flags[k])
@@ -80,7 +86,7 @@ static int check_words(const words *w, const char *const *flags, int want_positi
             i++;
             continue;
         }
-        if (want_positional && !seen) {
+        if (id_what && !seen) {
             seen = 1;
             continue;
         }
@@ -88,8 +94,8 @@ static int check_words(const words *w, const char *const *flags, int want_positi
         fprintf(err, "postly-admin: unexpected argument \"%.60s\"\n", a);
         return 2;
     }
-    if (want_positional && !seen) {
-        fprintf(err, "postly-admin: missing the webhook id (whk_...)\n");
+    if (id_what && !seen) {
+        fprintf(err, "postly-admin: missing the %s\n", id_what);
         return 2;
     }
     return 0;
@@ -154,13 +160,13 @@ static int cmd_webhooks(const char *data, int argc, char **argv, FILE *out, FILE
     if (!verb)
         return 2;
     if (strcmp(verb, "add") == 0)
-        ret = check_words(&w, f_add, 0, err);
+        ret = check_words(&w, f_add, NULL, err);
     else if (strcmp(verb, "list") == 0)
-        ret = check_words(&w, f_ws, 0, err);
+        ret = check_words(&w, f_ws, NULL, err);
     else if (strcmp(verb, "remove") == 0 || strcmp(verb, "rotate-secret") == 0)
-        ret = check_words(&w, f_ws, 1, err);
+        ret = check_words(&w, f_ws, "webhook id (whk_...)", err);
     else if (strcmp(verb, "deliveries") == 0)
-        ret = check_words(&w, f_dlv, 0, err);
+        ret = check_words(&w, f_dlv, NULL, err);
     else
         fprintf(err, "postly-admin: unknown command \"webhooks %.40s\"\n", verb);
     if (ret != 0)
@@ -269,13 +275,16 @@ static json_t *named_items(const words *w, const char *flag)
     return arr;
 }
 
-/* `accounts add|list`: sandbox connector accounts of a workspace through exec/account.h (the
- * code the platform OAuth flow will call once it has a connection). */
+/* `accounts add|list|remove`: sandbox connector accounts of a workspace through
+ * exec/account.h (the code the platform OAuth flow will call once it has a connection).
+ * remove refuses while scheduled or publishing posts target the account, unless --force
+ * (ex_account_delete). */
 static int cmd_accounts(const char *data, int argc, char **argv, FILE *out, FILE *err)
 {
     static const char *const f_add[] = {"--workspace", "--platform", "--name", "--remote-account",
                                         "--board",     "--location", NULL};
     static const char *const f_list[] = {"--workspace", "--platform", "--state", NULL};
+    static const char *const f_rm[] = {"--workspace", "--force", NULL};
     const char *verb = argc > 0 ? argv[0] : NULL, *ws;
     words w = {argc > 0 ? argc - 1 : 0, argv + 1};
     core_log log = {NULL, CORE_LOG_ERROR, "admin"};
@@ -289,9 +298,11 @@ static int cmd_accounts(const char *data, int argc, char **argv, FILE *out, FILE
     if (!verb)
         return 2;
     if (strcmp(verb, "add") == 0)
-        ret = check_words(&w, f_add, 0, err);
+        ret = check_words(&w, f_add, NULL, err);
     else if (strcmp(verb, "list") == 0)
-        ret = check_words(&w, f_list, 0, err);
+        ret = check_words(&w, f_list, NULL, err);
+    else if (strcmp(verb, "remove") == 0)
+        ret = check_words(&w, f_rm, "account id (acc_...)", err);
     else
         fprintf(err, "postly-admin: unknown command \"accounts %.40s\"\n", verb);
     if (ret != 0)
@@ -314,6 +325,9 @@ static int cmd_accounts(const char *data, int argc, char **argv, FILE *out, FILE
                          named_items(&w, "--location"));
         if (args && remote)
             json_object_set_new(args, "remote_account", json_string(remote));
+    } else if (strcmp(verb, "remove") == 0) {
+        args =
+            json_pack("{s:s, s:b}", "account_id", positional(&w), "force", has_flag(&w, "--force"));
     } else {
         const char *platform = opt(&w, "--platform"), *state = opt(&w, "--state");
         args = json_pack("{s:i}", "limit", 100);
@@ -332,6 +346,8 @@ static int cmd_accounts(const char *data, int argc, char **argv, FILE *out, FILE
     }
     if (strcmp(verb, "add") == 0)
         rc = ex_account_create(&ctx, ws, args, &res, &xe);
+    else if (strcmp(verb, "remove") == 0)
+        rc = ex_account_delete(&ctx, ws, args, &res, &xe);
     else
         rc = ex_account_list(&ctx, ws, args, &res, &xe);
     if (rc != PL_OK) {
@@ -356,7 +372,7 @@ static int cmd_usage(const char *data, int argc, char **argv, FILE *out, FILE *e
     const char *period;
     mcp_usage *u = NULL;
     pl_rc rc;
-    if (check_words(&w, flags, 0, err) != 0)
+    if (check_words(&w, flags, NULL, err) != 0)
         return 2;
     period = opt(&w, "--period");
     if (period && (strlen(period) != 7 || period[4] != '-' || strspn(period, "0123456789-") != 7)) {
@@ -382,7 +398,9 @@ const az_admin_ext az_admin_exec_cmds[] = {
     {"accounts", cmd_accounts,
      "  accounts add --workspace WS --platform P --name NAME [--remote-account ID]\n"
      "              [--board ID[=NAME]]... [--location ID[=NAME]]...   (sandbox connector)\n"
-     "  accounts list --workspace WS [--platform P] [--state connected|needs_reconnect]\n"},
+     "  accounts list --workspace WS [--platform P] [--state connected|needs_reconnect]\n"
+     "  accounts remove --workspace WS ID [--force]   (--force: fails the account's pending\n"
+     "              targets in scheduled/publishing posts with \"account removed\")\n"},
     {"webhooks", cmd_webhooks,
      "  webhooks add --workspace WS --url URL --event TYPE [--event TYPE]...\n"
      "              [--description TEXT] [--allow-http-loopback]   (secret printed once)\n"

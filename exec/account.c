@@ -5,6 +5,7 @@
 #include "exec/args.h"
 #include "exec/cursor.h"
 #include "exec/obj.h"
+#include "exec/post.h"
 
 static const ex_obj_type accounts = {EX_DB_ACCOUNTS, "acc", "account_id", "social account"};
 
@@ -203,6 +204,49 @@ pl_rc ex_account_set_state(const ex_ctx *ctx, const char *ws, const json_t *args
     if (rc == PL_OK) {
         *out = a;
         a = NULL;
+    }
+    ex_txn_abort(&txn);
+    json_decref(a);
+    return rc;
+}
+
+pl_rc ex_account_delete(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
+                        ex_err *err)
+{
+    static const char *const allowed[] = {"account_id", "expected_version", "force", NULL};
+    ex_txn txn = {0};
+    json_t *a = NULL;
+    int force = 0;
+    size_t n_posts = 0, n_failed = 0;
+    *out = NULL;
+    pl_rc rc = ex_args_only(args, allowed, err);
+    if (rc == PL_OK) {
+        rc = ex_arg_bool(args, "force", EX_ARG_OPTIONAL, &force, err);
+        if (rc == PL_ERR_NOT_FOUND)
+            rc = PL_OK;
+    }
+    if (rc == PL_OK)
+        rc = ex_obj_open(ctx, &accounts, ws, args, 1, &txn, &a, err);
+    if (rc == PL_OK) {
+        rc = ex_post_account_removed_txn(ctx, &txn, ws, json_string_value(json_object_get(a, "id")),
+                                         force, &n_posts, &n_failed);
+        if (rc != PL_OK)
+            rc =
+                ex_err_set(err, rc, accounts.field, "store error reading the posts that target it");
+    }
+    if (rc == PL_OK && n_posts > 0 && !force)
+        rc = ex_err_set(err, PL_ERR_STATE, accounts.field,
+                        "%zu scheduled or publishing post%s target%s social account %s; unschedule "
+                        "or edit %s, or pass force: true to fail %s targets for it with \"account "
+                        "removed\"",
+                        n_posts, n_posts == 1 ? "" : "s", n_posts == 1 ? "s" : "",
+                        json_string_value(json_object_get(a, "id")), n_posts == 1 ? "it" : "them",
+                        n_posts == 1 ? "its" : "their");
+    if (rc == PL_OK)
+        rc = ex_obj_remove(&accounts, &txn, ws, a, out);
+    if (rc == PL_OK) {
+        json_object_set_new(*out, "posts_affected", json_integer((json_int_t)n_posts));
+        json_object_set_new(*out, "targets_failed", json_integer((json_int_t)n_failed));
     }
     ex_txn_abort(&txn);
     json_decref(a);

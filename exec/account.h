@@ -26,6 +26,17 @@ pl_rc ex_account_get(const ex_ctx *ctx, const char *ws, const json_t *args, json
 /* args {platform?, state?, limit?, cursor?} -> {items, next_cursor}. */
 pl_rc ex_account_list(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
                       ex_err *err);
+/* args {account_id, expected_version?, force?} -> {id, deleted: true, posts_affected,
+ * targets_failed}. When posts that are "scheduled" or "publishing" still target the account
+ * (pending or in flight), PL_ERR_STATE "account_id: 2 scheduled or publishing posts target
+ * social account acc_...; ..." and nothing changes, unless force: then, in the same write
+ * transaction, their pending targets for it fail with "account removed" (code
+ * "account_removed"), each post's status is recomputed and its events enqueued as for any
+ * failure (exec/post.h, ex_post_account_removed_txn). Published history (published targets,
+ * analytics snapshots) stays. PL_ERR_INVALID (bad id, expected_version or force),
+ * PL_ERR_NOT_FOUND (no such account in ws), PL_ERR_CONFLICT (expected_version), the store's. */
+pl_rc ex_account_delete(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
+                        ex_err *err);
 /* Inside the caller's write transaction (the connectors' answers, exec/publish.c): sets state
  * ("connected" | "needs_reconnect", not checked here) and bumps the version when it changes;
  * stores nothing when it is already that state. PL_ERR_NOT_FOUND when the account does not

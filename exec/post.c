@@ -943,3 +943,162 @@ pl_rc ex_post_reconcile(const ex_ctx *ctx, const char *ws, const json_t *args, j
         return rc;
     return ex_pub_reconcile(ctx, ws, id, out, err);
 }
+
+/* ---- a removed social account (ex_account_delete) ---- */
+
+/* 1 when the len bytes at p contain needle (the cheap test before parsing a post). */
+static int bytes_contain(const char *p, size_t len, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (size_t i = 0; n && i + n <= len; i++)
+        if (p[i] == needle[0] && memcmp(p + i, needle, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* 1 when a target of post for account_id is still to be published (pending or publishing)
+ * and the post is scheduled or publishing. */
+static int targets_account(const json_t *post, const char *account_id)
+{
+    if (!is_status(post, "scheduled") && !is_status(post, "publishing"))
+        return 0;
+    const json_t *ts = json_object_get(post, "targets");
+    for (size_t i = 0; i < json_array_size(ts); i++) {
+        const json_t *t = json_array_get(ts, i);
+        const char *acc = str(t, "account_id"), *st = str(t, "status");
+        if (acc && strcmp(acc, account_id) == 0 && st &&
+            (strcmp(st, "pending") == 0 || strcmp(st, "publishing") == 0))
+            return 1;
+    }
+    return 0;
+}
+
+/* The posts of ws that targets_account(), as a new array (*out). One pass over the
+ * workspace's "<ws>|pst|" range; only values that mention the id are parsed. */
+static pl_rc posts_targeting(ex_txn *txn, const char *ws, const char *account_id, json_t **out)
+{
+    char prefix[EX_KEY_MAX + 1];
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    json_t *found = json_array();
+    *out = NULL;
+    int n = snprintf(prefix, sizeof prefix, "%s|pst|", ws);
+    if (!found)
+        return PL_ERR_NOMEM;
+    if (!ex_ws_valid(ws) || n < 0 || (size_t)n >= sizeof prefix) {
+        json_decref(found);
+        return PL_ERR_INVALID;
+    }
+    if (mdb_cursor_open(txn->mdb, ex_store_dbi(txn->st, EX_DB_POSTS), &cur) != 0) {
+        json_decref(found);
+        return PL_ERR_STORE;
+    }
+    k.mv_data = prefix;
+    k.mv_size = (size_t)n;
+    int r = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    for (; r == 0; r = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < (size_t)n || memcmp(k.mv_data, prefix, (size_t)n) != 0)
+            break;
+        if (!bytes_contain(v.mv_data, v.mv_size, account_id))
+            continue;
+        json_error_t je;
+        json_t *p = json_loadb(v.mv_data, v.mv_size, 0, &je);
+        if (p && targets_account(p, account_id))
+            json_array_append(found, p);
+        json_decref(p);
+    }
+    mdb_cursor_close(cur);
+    if (r != 0 && r != MDB_NOTFOUND) {
+        json_decref(found);
+        return PL_ERR_STORE;
+    }
+    *out = found;
+    return PL_OK;
+}
+
+/* The post's event once it reached a final status, as the publisher emits it. */
+static const char *final_event(const json_t *post)
+{
+    static const struct {
+        const char *status, *event;
+    } map[] = {
+        {"published", "post.published"},
+        {"failed", "post.failed"},
+        {"partially_published", "post.partially_published"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (is_status(post, map[i].status))
+            return map[i].event;
+    return NULL;
+}
+
+/* Fails p's pending targets for account_id, recomputes its status and queue entry, emits the
+ * final event when the status became final, and stores it. *failed += targets failed. */
+static pl_rc fail_targets(const ex_ctx *ctx, ex_txn *txn, const char *ws, json_t *p,
+                          const char *account_id, size_t *failed)
+{
+    int64_t now = core_clock_now_ms(ctx->clock), due = -1;
+    int pending = 0;
+    char was[32];
+    snprintf(was, sizeof was, "%s", str(p, "status") ? str(p, "status") : "");
+    json_t *ts = json_object_get(p, "targets");
+    for (size_t i = 0; i < json_array_size(ts); i++) {
+        json_t *t = json_array_get(ts, i);
+        const char *acc = str(t, "account_id"), *st = str(t, "status");
+        if (!st || strcmp(st, "pending") != 0)
+            continue;
+        if (acc && strcmp(acc, account_id) == 0) {
+            json_object_set_new(t, "status", json_string("failed"));
+            json_object_set_new(
+                t, "error",
+                json_pack("{s:s,s:s}", "code", "account_removed", "message", "account removed"));
+            json_object_set_new(t, "next_attempt_at", json_null());
+            json_object_set_new(t, "next_attempt_at_ms", json_null());
+            (*failed)++;
+            continue;
+        }
+        pending = 1;
+        const json_t *nx = json_object_get(t, "next_attempt_at_ms");
+        int64_t d = json_is_integer(nx) ? json_integer_value(nx) : now;
+        if (due < 0 || d < due)
+            due = d;
+    }
+    pl_rc rc = PL_OK;
+    /* A scheduled post with other targets left stays scheduled at its time; otherwise the
+     * status follows the targets as after any failure (exec/publish.h). */
+    if (!(strcmp(was, "scheduled") == 0 && pending)) {
+        ex_post_status_recompute(p);
+        rc = ex_queue_set(txn, p, ws, due);
+    }
+    const char *ev = strcmp(was, str(p, "status")) != 0 ? final_event(p) : NULL;
+    ex_obj_touch(p, now);
+    if (rc == PL_OK && ev)
+        rc = emit_post(ctx, txn, ws, ev, p);
+    if (rc == PL_OK)
+        rc = ex_obj_store(txn, posts.db, ws, posts.kind, p);
+    return rc;
+}
+
+pl_rc ex_post_account_removed_txn(const ex_ctx *ctx, ex_txn *txn, const char *ws,
+                                  const char *account_id, int apply, size_t *n_posts,
+                                  size_t *n_failed)
+{
+    json_t *found = NULL, *p;
+    size_t i;
+    *n_posts = 0;
+    *n_failed = 0;
+    pl_rc rc = posts_targeting(txn, ws, account_id, &found);
+    if (rc != PL_OK)
+        return rc;
+    *n_posts = json_array_size(found);
+    json_array_foreach(found, i, p)
+    {
+        if (!apply)
+            break;
+        rc = fail_targets(ctx, txn, ws, p, account_id, n_failed);
+        if (rc != PL_OK)
+            break;
+    }
+    json_decref(found);
+    return rc;
+}

@@ -77,6 +77,20 @@ pl_rc ex_post_status(const ex_ctx *ctx, const char *ws, const json_t *args, json
 pl_rc ex_post_reconcile(const ex_ctx *ctx, const char *ws, const json_t *args, json_t **out,
                         ex_err *err);
 
+/* For ex_account_delete, inside its write transaction: *n_posts = the posts of ws that are
+ * "scheduled" or "publishing" and still have a target for account_id to publish (pending, or
+ * publishing under a claim). With apply != 0, each such pending target becomes "failed" with
+ * error {code "account_removed", message "account removed"}; the post's status is recomputed
+ * as after any failure (a scheduled post with other targets left stays scheduled at its time),
+ * its queue entry follows, and post.failed / post.partially_published / post.published is
+ * enqueued when the status became final; *n_failed counts those targets. A target already
+ * handed to the platform (publishing) is left to its publisher, which records the platform's
+ * real answer. Published targets are never touched. One pass over the workspace's posts.
+ * PL_OK, PL_ERR_NOMEM or the store's code (the caller aborts). */
+pl_rc ex_post_account_removed_txn(const ex_ctx *ctx, ex_txn *txn, const char *ws,
+                                  const char *account_id, int apply, size_t *n_posts,
+                                  size_t *n_failed);
+
 /* Removes internal fields before a post leaves the layer (modifies p). */
 void ex_post_present(json_t *p);
 
