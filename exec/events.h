@@ -19,4 +19,9 @@
 pl_rc ex_event_emit(const ex_ctx *ctx, ex_txn *txn, const char *ws, const char *type,
                     const json_t *data);
 
+/* The event a post emits when its status becomes final ("published" → "post.published",
+ * "failed" → "post.failed", "partially_published" → "post.partially_published"), or NULL for
+ * any other status (or NULL). The string is static. */
+const char *ex_event_for_final_status(const char *status);
+
 #endif

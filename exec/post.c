@@ -1016,22 +1016,6 @@ static pl_rc posts_targeting(ex_txn *txn, const char *ws, const char *account_id
     return PL_OK;
 }
 
-/* The post's event once it reached a final status, as the publisher emits it. */
-static const char *final_event(const json_t *post)
-{
-    static const struct {
-        const char *status, *event;
-    } map[] = {
-        {"published", "post.published"},
-        {"failed", "post.failed"},
-        {"partially_published", "post.partially_published"},
-    };
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (is_status(post, map[i].status))
-            return map[i].event;
-    return NULL;
-}
-
 /* Fails p's pending targets for account_id, recomputes its status and queue entry, emits the
  * final event when the status became final, and stores it. *failed += targets failed. */
 static pl_rc fail_targets(const ex_ctx *ctx, ex_txn *txn, const char *ws, json_t *p,
@@ -1070,7 +1054,8 @@ static pl_rc fail_targets(const ex_ctx *ctx, ex_txn *txn, const char *ws, json_t
         ex_post_status_recompute(p);
         rc = ex_queue_set(txn, p, ws, due);
     }
-    const char *ev = strcmp(was, str(p, "status")) != 0 ? final_event(p) : NULL;
+    const char *ev =
+        strcmp(was, str(p, "status")) != 0 ? ex_event_for_final_status(str(p, "status")) : NULL;
     ex_obj_touch(p, now);
     if (rc == PL_OK && ev)
         rc = emit_post(ctx, txn, ws, ev, p);

@@ -198,24 +198,9 @@ static pl_rc requeue(ex_txn *txn, json_t *post, const char *ws, int64_t now)
     return ex_queue_set(txn, post, ws, due);
 }
 
-static const char *final_event(const json_t *post)
-{
-    static const struct {
-        const char *status, *event;
-    } map[] = {
-        {"published", "post.published"},
-        {"failed", "post.failed"},
-        {"partially_published", "post.partially_published"},
-    };
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (streq(str(post, "status"), map[i].status))
-            return map[i].event;
-    return NULL;
-}
-
 static pl_rc emit_final(const ex_ctx *ctx, ex_txn *txn, const char *ws, const json_t *post)
 {
-    const char *ev = final_event(post);
+    const char *ev = ex_event_for_final_status(str(post, "status"));
     if (!ev)
         return PL_OK;
     json_t *copy = json_deep_copy(post);
