@@ -220,6 +220,7 @@ static void conn_refuse(conn_ent *c)
     static const char busy[] =
         "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
         "Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\n"
+        "Cache-Control: no-store\r\nPragma: no-cache\r\n"
         "Content-Length: 78\r\n\r\n" BUSY_BODY;
     core_http *h = c->h;
     evutil_socket_t fd = bufferevent_getfd(c->bev);
@@ -348,10 +349,16 @@ static void defer_unlink(core_http_req *req)
 
 /* ---- replies ------------------------------------------------------------------------- */
 
-static void add_security(core_http_req *req)
+/* ARCHITECTURE.md §10: every error reply (status >= 400) carries Cache-Control: no-store,
+ * whatever its route asked for and whoever produced it (a handler, or this layer's own 404,
+ * 405, 500 and 503): 404 and 405 are heuristically cacheable (RFC 9110 §15.1), and a handler's
+ * max-age meant for its success reply must not keep an error in a cache. */
+static void add_security(core_http_req *req, int status)
 {
     struct evkeyvalq *out = evhttp_request_get_output_headers(req->ev);
     unsigned sec = req->security | (req->route ? req->route->r->security : 0);
+    if (status >= 400)
+        sec |= CORE_HTTP_SEC_NOSTORE;
     evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
     if (sec & CORE_HTTP_SEC_NOSTORE) {
         evhttp_remove_header(out, "Cache-Control");
@@ -441,7 +448,6 @@ static void send_reply(core_http_req *req, int status, const void *body, size_t 
     }
     if (ctype)
         evhttp_add_header(evhttp_request_get_output_headers(req->ev), "Content-Type", ctype);
-    add_security(req);
     if (len) {
         buf = evbuffer_new();
         if (!buf || evbuffer_add(buf, body, len) != 0) {
@@ -450,6 +456,7 @@ static void send_reply(core_http_req *req, int status, const void *body, size_t 
             status = 500;
         }
     }
+    add_security(req, status);
     core_log_debug(req->h->log, "http %s %d", core_http_path(req), status);
     evhttp_send_reply(req->ev, status, reason(status), buf);
     if (buf)
@@ -475,7 +482,7 @@ pl_rc core_http_stream_start(core_http_req *req, int status, const char *ctype)
         return PL_OK; /* nothing to send; chunks say PL_ERR_IO, the end frees */
     if (ctype)
         evhttp_add_header(evhttp_request_get_output_headers(req->ev), "Content-Type", ctype);
-    add_security(req);
+    add_security(req, status);
     core_log_debug(req->h->log, "http %s %d (stream)", core_http_path(req), status);
     evhttp_send_reply_start(req->ev, status, reason(status));
     return PL_OK;
@@ -795,8 +802,12 @@ static void dispatch(struct evhttp_request *ev, void *arg)
     ev_uint16_t peer_port = 0;
     struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
 
-    if (!req) {
-        evhttp_send_error(ev, 503, "Service Unavailable");
+    if (!req) { /* out of memory: an empty 503, still no-store (§10) */
+        struct evkeyvalq *out = evhttp_request_get_output_headers(ev);
+        evhttp_add_header(out, "Connection", "close");
+        evhttp_add_header(out, "Cache-Control", "no-store");
+        evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
+        evhttp_send_reply(ev, 503, "Service Unavailable", NULL);
         return;
     }
     req->h = h;

@@ -230,6 +230,8 @@ static void test_404_405(void **state)
     fetch(fx, "GET", "/nope", NULL, NULL, &r);
     assert_int_equal(r.status, 404);
     assert_non_null(strstr(r.body.p, "\"not_found\""));
+    /* ARCHITECTURE.md §10: error replies are no-store (404 is heuristically cacheable). */
+    assert_string_equal(core_http_fetch_header(&r, "Cache-Control"), "no-store");
     core_http_fetch_resp_free(&r);
     /* Exact match only: a trailing slash or a prefix is another path. */
     fetch(fx, "GET", "/hello/", NULL, NULL, &r);
@@ -238,6 +240,7 @@ static void test_404_405(void **state)
     fetch(fx, "DELETE", "/hello", NULL, NULL, &r);
     assert_int_equal(r.status, 405);
     assert_string_equal(core_http_fetch_header(&r, "Allow"), "GET, HEAD");
+    assert_string_equal(core_http_fetch_header(&r, "Cache-Control"), "no-store");
     core_http_fetch_resp_free(&r);
     assert_int_equal(fx->calls, 0);
 }
@@ -303,6 +306,8 @@ static void test_query_parse(void **state)
     fetch(fx, "GET", "/query?q=1&q=2", NULL, NULL, &r);
     assert_int_equal(r.status, 400);
     assert_non_null(strstr(r.body.p, "'q' is included more than once"));
+    /* A handler's error reply on a route without the no-store set still gets it (§10). */
+    assert_string_equal(core_http_fetch_header(&r, "Cache-Control"), "no-store");
     core_http_fetch_resp_free(&r);
     fetch(fx, "GET", "/query?q=%zz", NULL, NULL, &r);
     assert_int_equal(r.status, 400);
@@ -498,6 +503,7 @@ static void test_connection_limit(void **state)
         assert_int_equal(core_http_fetch(fx->base, &rq, &r), PL_OK);
         assert_int_equal(r.status, 503);
         assert_string_equal(core_http_fetch_header(&r, "Connection"), "close");
+        assert_string_equal(core_http_fetch_header(&r, "Cache-Control"), "no-store");
         core_http_fetch_resp_free(&r);
         evhttp_connection_free(keep);
         event_base_loop(fx->base, EVLOOP_NONBLOCK);
@@ -675,6 +681,7 @@ static void test_slow_headers_and_limit(void **state)
     assert_true(steps < 50); /* at once: well before the 1 s linger */
     assert_non_null(strstr(buf, "HTTP/1.1 503 "));
     assert_non_null(strstr(buf, "too many connections"));
+    assert_non_null(strstr(buf, "\r\nCache-Control: no-store\r\n"));
     {
         const char *cl = strstr(buf, "Content-Length: "), *body = strstr(buf, "\r\n\r\n");
         assert_non_null(cl);
