@@ -95,6 +95,8 @@ void az_h_apps_disconnect(core_http_req *req, void *arg)
     az_session ss;
     az_grant g;
     const char *gid;
+    char rws[AZ_ID_MAX + 1];
+    uint64_t rscope = 0;
     if (core_http_form_parse(req, NULL, &f, &fe) != PL_OK) {
         az_error_page(s, req, 400, "Invalid request", fe.msg);
         goto done;
@@ -108,6 +110,20 @@ void az_h_apps_disconnect(core_http_req *req, void *arg)
     /* Only the user's own grants; anything else looks like "not found". */
     if (!gid || az_grant_get(s->store, gid, &g) != PL_OK || strcmp(g.uid, ss.uid) != 0) {
         az_error_page(s, req, 404, "Not found", "That connection does not exist.");
+        goto done;
+    }
+    /* A disconnect also withdraws the remembered consent for this client and workspace, or a
+     * later same-site flow would skip the consent page and reconnect the app silently. The
+     * remembered row keeps its workspace (still preselected) with no scopes: a remembered
+     * consent covering nothing never skips the page (az_h_consent_get). Forgotten first, so
+     * a failure in between leaves the grant alive and the user retries, never a disconnected
+     * app that still reconnects silently. Consent for another workspace of this client stays
+     * (its own grant is not touched). /revoke keeps the consent: RFC 7009 is the client
+     * giving up a token, not the user withdrawing the decision (docs/authz.md). */
+    if (az_consent_get(s->store, ss.uid, g.client_id, rws, &rscope) == PL_OK &&
+        strcmp(rws, g.ws) == 0 && rscope != 0 &&
+        az_consent_put(s->store, ss.uid, g.client_id, g.ws, 0) != PL_OK) {
+        az_error_page(s, req, 500, "Something went wrong", "The app could not be disconnected.");
         goto done;
     }
     if (az_grant_revoke(s->store, g.gid) != PL_OK) {

@@ -1,9 +1,11 @@
 /* authz/register.c — Dynamic Client Registration (RFC 7591).
  *
  * Every field is validated; registered scopes are only hints (consent decides); limits per
- * source address and overall; an identical registration from the same source returns the
- * same client (a confidential one gets a fresh secret, the old one stops working); a secret
- * is shown once and stored as its SHA-256. Unknown metadata fields are ignored (§2). */
+ * source address and overall; an identical registration of a public client (auth method
+ * none) from the same source returns the same client, while a confidential registration
+ * always creates a new client (reusing one would hand its client_id a new secret: a takeover
+ * by anyone behind the same address); a secret is shown once and stored as its SHA-256.
+ * Unknown metadata fields are ignored (§2). */
 #include "server_int.h"
 
 #include <stdio.h>

@@ -1050,7 +1050,8 @@ pl_rc az_client_register(az_store *st, az_client *c, const uint8_t fp[CORE_SHA25
                          const az_dcr_limits *lim, int *reused)
 {
     MDB_txn *t = NULL;
-    MDB_val k = {CORE_SHA256_LEN, (void *)fp}, v;
+    uint8_t key_fp[CORE_SHA256_LEN];
+    MDB_val k = {CORE_SHA256_LEN, key_fp}, v;
     json_t *o = NULL;
     char key[80], id[AZ_ID_MAX + 1];
     int64_t now = now_ms(st);
@@ -1058,11 +1059,26 @@ pl_rc az_client_register(az_store *st, az_client *c, const uint8_t fp[CORE_SHA25
     pl_rc rc;
 
     *reused = 0;
+    /* Only a public client (no secret) is reused by an identical registration from the same
+     * source: there is nothing to take over. A confidential registration always makes a new
+     * client, keyed by SHA-256(fp || its new secret's hash): handing the existing client_id
+     * a new secret would give anyone behind the same address who copies the metadata working
+     * credentials and lock the real client out. Each one still counts against the limits
+     * and the cap, and the sweep removes it with its own key. */
+    if (c->auth == AZ_AUTH_NONE) {
+        memcpy(key_fp, fp, sizeof key_fp);
+    } else {
+        uint8_t both[2 * CORE_SHA256_LEN];
+        memcpy(both, fp, CORE_SHA256_LEN);
+        memcpy(both + CORE_SHA256_LEN, c->secret_hash, CORE_SHA256_LEN);
+        core_sha256(both, sizeof both, key_fp);
+    }
     rc = wtxn(st, &t);
     if (rc != PL_OK)
         return rc;
-    if (mdb_get(t, st->db[DB_DCR_FP], &k, &v) == 0 && v.mv_size <= AZ_ID_MAX) {
-        /* Identical registration from the same source: reuse, new secret if any. */
+    if (c->auth == AZ_AUTH_NONE && mdb_get(t, st->db[DB_DCR_FP], &k, &v) == 0 &&
+        v.mv_size <= AZ_ID_MAX) {
+        /* Identical public registration from the same source: the same client. */
         memcpy(id, v.mv_data, v.mv_size);
         id[v.mv_size] = '\0';
         if (get_json(t, st->db[DB_CLIENTS], sval(id), &o) == PL_OK) {
@@ -1070,13 +1086,11 @@ pl_rc az_client_register(az_store *st, az_client *c, const uint8_t fp[CORE_SHA25
             client_fill(o, &old);
             json_decref(o);
             o = NULL;
-            memcpy(old.secret_hash, c->secret_hash, sizeof old.secret_hash);
-            *c = old;
-            o = client_json_fp(c, fp);
-            rc = o ? put_json(t, st->db[DB_CLIENTS], sval(c->id), o) : PL_ERR_NOMEM;
-            json_decref(o);
-            *reused = 1;
-            return finish(st, t, rc);
+            if (old.auth == AZ_AUTH_NONE) {
+                *c = old;
+                *reused = 1;
+                return finish(st, t, PL_OK);
+            }
         }
     }
     snprintf(key, sizeof key, "s:%.64s", c->source);
@@ -1094,7 +1108,7 @@ pl_rc az_client_register(az_store *st, az_client *c, const uint8_t fp[CORE_SHA25
     c->created_ms = now;
     v = sval(c->id);
     rc = az_rec_mdb(mdb_put(t, st->db[DB_DCR_FP], &k, &v, 0));
-    o = client_json_fp(c, fp);
+    o = client_json_fp(c, key_fp);
     if (rc == PL_OK)
         rc = o ? put_json(t, st->db[DB_CLIENTS], sval(c->id), o) : PL_ERR_NOMEM;
     json_decref(o);

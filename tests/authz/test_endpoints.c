@@ -148,7 +148,29 @@ static void test_dcr(void **state)
         assert_string_equal(c.cls, "dynamic");
         assert_int_equal(c.kind, AZ_CLIENT_DCR);
     }
+    t_free(&r);
+    /* The same confidential registration again from the same address (anyone behind the same
+     * NAT who copied the metadata): a new client with its own secret; the first client and
+     * its secret are untouched (no takeover). */
+    post_json(t, "/register", conf, &r);
+    assert_int_equal(r.r.status, 201);
+    b = json_loads(r.r.body.p, 0, NULL);
+    assert_string_not_equal(json_string_value(json_object_get(a, "client_id")),
+                            json_string_value(json_object_get(b, "client_id")));
+    assert_string_not_equal(json_string_value(json_object_get(a, "client_secret")),
+                            json_string_value(json_object_get(b, "client_secret")));
+    {
+        az_client c;
+        uint8_t h[CORE_SHA256_LEN];
+        const char *sa = json_string_value(json_object_get(a, "client_secret"));
+        assert_int_equal(az_client_get(az_server_store(t->srv),
+                                       json_string_value(json_object_get(a, "client_id")), &c),
+                         PL_OK);
+        core_sha256(sa, strlen(sa), h);
+        assert_memory_equal(c.secret_hash, h, sizeof h);
+    }
     json_decref(a);
+    json_decref(b);
     t_free(&r);
 }
 
@@ -966,6 +988,83 @@ static void test_remembered_consent_planted(void **state)
     t_free(&page);
 }
 
+/* The status of a same-site flow for cli-public with query q: 302 when the remembered
+ * consent skipped the page (a code), 200 when the page was shown. */
+static int same_site_flow(tsrv *t, const char *cookie, const char *q, char code[64])
+{
+    const char *const same[] = {"Sec-Fetch-Site", "same-origin", NULL};
+    char target[1024], loc[512];
+    tresp r;
+    int st;
+    authorize_target(target, sizeof target, "again", q);
+    t_req(t, "GET", target, NULL, cookie, same, &r);
+    assert_int_equal(r.r.status, 302);
+    snprintf(loc, sizeof loc, "%s", core_http_fetch_header(&r.r, "Location"));
+    assert_int_equal(strncmp(loc, "/consent?rid=", 13), 0);
+    t_free(&r);
+    t_req(t, "GET", loc, NULL, cookie, same, &r);
+    st = r.r.status;
+    if (st == 302)
+        t_loc_param(&r, "code", code, 64);
+    t_free(&r);
+    return st;
+}
+
+/* A disconnect from the connected-apps page forgets the remembered consent for that client
+ * and workspace: the next same-site flow shows the consent page. /revoke (RFC 7009: the
+ * client gives up a token) does not: the user's decision stands. */
+static void test_disconnect_forgets_consent(void **state)
+{
+    tsrv *t = *state;
+    char cookie[128], code[64], csrf[64], gid[80], body[512], rt[64];
+    const char *q = "&resource=https%3A%2F%2Fmcp.example%2Fmcp&scope=posts%3Aread";
+    int st;
+    json_t *j;
+    tresp page, r;
+    t_approve(t, q, "acme", "posts:read", code, cookie);
+    exchange(t, code, "cli-public", T_REDIRECT, T_VERIFIER, NULL, &st, &j);
+    assert_int_equal(st, 200);
+    snprintf(rt, sizeof rt, "%s", json_string_value(json_object_get(j, "refresh_token")));
+    json_decref(j);
+    assert_int_equal(same_site_flow(t, cookie, q, code), 302); /* remembered: skipped */
+    /* /revoke of the refresh token ends the grant but keeps the consent. */
+    snprintf(body, sizeof body, "client_id=cli-public&token=%s&token_type_hint=refresh_token", rt);
+    t_req(t, "POST", "/revoke", body, NULL, NULL, &r);
+    assert_int_equal(r.r.status, 200);
+    t_free(&r);
+    assert_int_equal(same_site_flow(t, cookie, q, code), 302);
+    exchange(t, code, "cli-public", T_REDIRECT, T_VERIFIER, NULL, &st, &j);
+    assert_int_equal(st, 200); /* the live grant the user disconnects below */
+    json_decref(j);
+    /* The user disconnects the app. */
+    t_req(t, "GET", "/apps", NULL, cookie, NULL, &page);
+    assert_int_equal(page.r.status, 200);
+    t_html_input(&page, "csrf", csrf, sizeof csrf);
+    t_html_input(&page, "gid", gid, sizeof gid);
+    t_free(&page);
+    snprintf(body, sizeof body, "csrf=%s&gid=%s", csrf, gid);
+    t_req(t, "POST", "/apps/disconnect", body, cookie, NULL, &r);
+    assert_int_equal(r.r.status, 303);
+    t_free(&r);
+    /* The same same-site flow now shows the page, the workspace still preselected. */
+    {
+        const char *const same[] = {"Sec-Fetch-Site", "same-origin", NULL};
+        char target[1024], loc[512];
+        authorize_target(target, sizeof target, "after", q);
+        t_req(t, "GET", target, NULL, cookie, same, &r);
+        assert_int_equal(r.r.status, 302);
+        snprintf(loc, sizeof loc, "%s", core_http_fetch_header(&r.r, "Location"));
+        t_free(&r);
+        t_req(t, "GET", loc, NULL, cookie, same, &page);
+        assert_int_equal(page.r.status, 200);
+        assert_non_null(strstr(page.r.body.p, "<option value=\"acme\" selected>"));
+        t_free(&page);
+    }
+    /* Approving again remembers it again. */
+    t_approve(t, q, "acme", "posts:read", code, cookie);
+    assert_int_equal(same_site_flow(t, cookie, q, code), 302);
+}
+
 /* Revoking an access token ends its grant: introspection and refresh both fail after. */
 static void test_revoke_access_token(void **state)
 {
@@ -1327,6 +1426,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_disabled_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remembered_consent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remembered_consent_planted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disconnect_forgets_consent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke_access_token, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

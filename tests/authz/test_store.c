@@ -316,6 +316,42 @@ static void test_dcr_limits(void **state)
     assert_int_equal(c2.nredirect, 1);
 }
 
+/* A confidential registration is never reused: an identical one from the same source makes
+ * a new client (the first keeps its secret) and counts against the per-source limit. */
+static void test_dcr_confidential_not_reused(void **state)
+{
+    fx *f = *state;
+    az_dcr_limits lim = {.per_source = 2, .total = 10, .window_ms = 3600000, .max_clients = 100};
+    az_client c, c2, got;
+    uint8_t fp[32];
+    int reused = 1;
+    memset(&c, 0, sizeof c);
+    snprintf(c.name, sizeof c.name, "%s", "Web");
+    snprintf(c.source, sizeof c.source, "%s", "10.0.0.9");
+    c.nredirect = 1;
+    snprintf(c.redirect_uris[0], sizeof c.redirect_uris[0], "%s", "https://web.example/cb");
+    c.auth = AZ_AUTH_BASIC;
+    memset(c.secret_hash, 0xa1, sizeof c.secret_hash);
+    memset(fp, 5, sizeof fp);
+    assert_int_equal(az_client_register(f->st, &c, fp, &lim, &reused), PL_OK);
+    assert_false(reused);
+    c2 = c;
+    c2.id[0] = '\0';
+    memset(c2.secret_hash, 0xb2, sizeof c2.secret_hash);
+    reused = 1;
+    assert_int_equal(az_client_register(f->st, &c2, fp, &lim, &reused), PL_OK);
+    assert_false(reused);
+    assert_string_not_equal(c2.id, c.id);
+    assert_int_equal(az_client_get(f->st, c.id, &got), PL_OK);
+    assert_memory_equal(got.secret_hash, c.secret_hash, sizeof got.secret_hash);
+    assert_int_equal(az_client_get(f->st, c2.id, &got), PL_OK);
+    assert_memory_equal(got.secret_hash, c2.secret_hash, sizeof got.secret_hash);
+    /* A third identical one is over the per-source limit of 2. */
+    c2.id[0] = '\0';
+    memset(c2.secret_hash, 0xc3, sizeof c2.secret_hash);
+    assert_int_equal(az_client_register(f->st, &c2, fp, &lim, &reused), PL_ERR_LIMIT);
+}
+
 /* Disabling a user ends every grant, however many (the index is walked in pages). */
 static void test_disable_revokes_all(void **state)
 {
@@ -488,6 +524,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refresh_grace_expires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sessions_pending_consent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dcr_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dcr_confidential_not_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_directory_cross_process, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disable_revokes_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_ttl_and_sweep, setup, teardown),
