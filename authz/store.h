@@ -196,10 +196,11 @@ typedef struct az_dcr_limits {
     unsigned max_clients; /* DCR clients in the store */
 } az_dcr_limits;
 
-/* Dynamic registration of c (c->id is assigned here unless an identical registration from
- * the same source exists, in which case that client is reused and *reused = 1; its secret
- * hash is replaced by c->secret_hash). fp identifies the registration (source + canonical
- * metadata). PL_ERR_LIMIT over a limit. */
+/* Dynamic registration of c. c->id is assigned here, except that an identical registration
+ * of a *public* client from the same source reuses that client (*reused = 1): it has no
+ * secret, so there is nothing to take over. A confidential client always gets a new id, so
+ * nobody behind the same address can obtain a working secret for another's client_id. fp
+ * identifies the registration (source + canonical metadata). PL_ERR_LIMIT over a limit. */
 pl_rc az_client_register(az_store *st, az_client *c, const uint8_t fp[CORE_SHA256_LEN],
                          const az_dcr_limits *lim, int *reused);
 
