@@ -418,7 +418,8 @@ static void test_jwks_uri(void **state)
     rename(moved, keys);
 }
 
-/* Renames every private key <dir>/keys/<kid>.pem to <kid>.pem.away (away = 1) or back (away = 0); the count. */
+/* Renames every private key <dir>/keys/<kid>.pem to <kid>.pem.away (away = 1) or back (away = 0);
+ * the count. */
 static int pem_move(const char *dir, int away)
 {
     char kd[160], a[512], b[512];
