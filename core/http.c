@@ -431,40 +431,64 @@ static void reply_gone(core_http_req *req)
         req_free(req);
 }
 
-/* The one place a reply leaves. Frees req. */
-static void send_reply(core_http_req *req, int status, const void *body, size_t len,
-                       const char *ctype)
+static void free_cleanup(const void *data, size_t len, void *arg)
 {
-    struct evbuffer *buf = NULL;
+    (void)len;
+    (void)arg;
+    free((void *)data);
+}
+
+/* The one place a reply leaves. Frees req. With `owned` set, body is a malloc'd buffer that
+ * this function takes (freed here on every path): it goes into the request's output buffer as
+ * a reference (evbuffer_add_reference) and is freed once libevent has written it, so the reply
+ * body is not copied. Otherwise body is borrowed and copied. */
+static void send_reply_ex(core_http_req *req, int status, const void *body, size_t len,
+                          const char *ctype, int owned)
+{
+    struct evbuffer *out;
     if (req->replied) {
         core_log_error(req->h ? req->h->log : NULL, "http: second reply to %s ignored (bug)",
                        core_http_path(req));
+        if (owned)
+            free((void *)body);
         return;
     }
     req->replied = 1;
     if (req->gone) {
+        if (owned)
+            free((void *)body);
         reply_gone(req);
         return;
     }
     if (ctype)
         evhttp_add_header(evhttp_request_get_output_headers(req->ev), "Content-Type", ctype);
     if (len) {
-        buf = evbuffer_new();
-        if (!buf || evbuffer_add(buf, body, len) != 0) {
-            evbuffer_free(buf);
-            buf = NULL;
+        /* evhttp_send_reply with a NULL buffer sends the request's output buffer (and sets
+         * Content-Length from it). */
+        out = evhttp_request_get_output_buffer(req->ev);
+        if (owned ? evbuffer_add_reference(out, body, len, free_cleanup, NULL) != 0
+                  : evbuffer_add(out, body, len) != 0) {
+            if (owned)
+                free((void *)body);
+            evbuffer_drain(out, evbuffer_get_length(out));
             status = 500;
         }
+    } else if (owned) {
+        free((void *)body);
     }
     add_security(req, status);
     core_log_debug(req->h->log, "http %s %d", core_http_path(req), status);
-    evhttp_send_reply(req->ev, status, reason(status), buf);
-    if (buf)
-        evbuffer_free(buf);
+    evhttp_send_reply(req->ev, status, reason(status), NULL);
     conn_replied(req->conn);
     /* A deferred request is freed here; a direct one after its handler returns. */
     if (req->deferred && !req->in_handler)
         req_free(req);
+}
+
+static void send_reply(core_http_req *req, int status, const void *body, size_t len,
+                       const char *ctype)
+{
+    send_reply_ex(req, status, body, len, ctype, 0);
 }
 
 /* ---- streamed (chunked) replies ---- */
@@ -557,8 +581,12 @@ void core_http_reply_json(core_http_req *req, int status, json_t *body)
     if (!text)
         send_reply(req, status, "{}", 2, "application/json");
     else
-        send_reply(req, status, text, strlen(text), "application/json");
-    free(text);
+        send_reply_ex(req, status, text, strlen(text), "application/json", 1);
+}
+
+void core_http_reply_take(core_http_req *req, int status, const char *ctype, char *data, size_t len)
+{
+    send_reply_ex(req, status, data, len, ctype, 1);
 }
 
 void core_http_reply_html(core_http_req *req, int status, const char *html, size_t len)

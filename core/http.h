@@ -194,6 +194,13 @@ void core_http_reply_html(core_http_req *req, int status, const char *html, size
 void core_http_reply_body(core_http_req *req, int status, const char *ctype, const void *data,
                           size_t len);
 
+/* Like core_http_reply_body, but takes data (a malloc'd buffer of len bytes, or NULL with len
+ * 0): it is freed with free() once sent, and on every other path (second reply, client gone,
+ * out of memory), so the caller never frees it. The bytes are not copied: libevent writes
+ * them from data itself (evbuffer_add_reference). */
+void core_http_reply_take(core_http_req *req, int status, const char *ctype, char *data,
+                          size_t len);
+
 /* Replies with text/plain; charset=utf-8. */
 void core_http_reply_text(core_http_req *req, int status, const char *text);
 
