@@ -107,6 +107,7 @@ static void on_mcp(core_http_req *req, void *arg)
     }
     rq.body = body;
     rq.body_len = len;
+    rq.raw_ok = 1;
     mcp_server_handle(srv, &rq, &rp);
     if (rp.session_id[0])
         core_http_header_add(req, "MCP-Session-Id", rp.session_id);
@@ -120,6 +121,9 @@ static void on_mcp(core_http_req *req, void *arg)
     }
     if (rp.events) {
         send_sse(req, &rp);
+    } else if (rp.raw) {
+        core_http_reply_take(req, rp.status, "application/json", rp.raw, rp.raw_len);
+        rp.raw = NULL; /* taken */
     } else if (rp.body) {
         core_http_reply_json(req, rp.status, rp.body);
         rp.body = NULL; /* taken */

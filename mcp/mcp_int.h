@@ -76,6 +76,7 @@ struct mcp_server {
         int64_t expires_ms;
     } ws_cache[MCP_WS_CACHE_SLOTS];
     mcp_rate *rate;
+    uint8_t empty_args_sha256[32]; /* SHA-256("{}") for the audit line's args_sha256 */
 };
 
 /* Per request: who is calling, where, and how the reply is shaped. */
@@ -97,6 +98,13 @@ struct mcp_call {
     const json_t *progress_token;
     json_t *events;
     double progress; /* the last value sent: progress must increase */
+    /* raw_ok: the caller accepts a pre-serialised result (a single request answered as
+     * application/json; not batches, not SSE). A method may then leave *result NULL and put
+     * the result object's compact JSON text in raw_result (owned, malloc'd, raw_result_len
+     * bytes); dispatch splices it into the response text (mcp_reply.raw). */
+    int raw_ok;
+    char *raw_result;
+    size_t raw_result_len;
 };
 
 /* Appends a notifications/progress message (progress, total, message) to c->events when the

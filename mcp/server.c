@@ -33,6 +33,7 @@ void mcp_reply_clear(mcp_reply *reply)
         return;
     json_decref(reply->body);
     json_decref(reply->events);
+    free(reply->raw);
     memset(reply, 0, sizeof *reply);
 }
 
@@ -242,6 +243,7 @@ pl_rc mcp_server_new(const mcp_config *cfg, const mcp_deps *deps, mcp_server **o
         return PL_ERR_NOMEM;
     srv->cfg = cfg;
     srv->deps = *deps;
+    core_sha256("{}", 2, srv->empty_args_sha256);
     rc = mcp_session_table_new(deps->clock, cfg->limits.max_sessions,
                                cfg->limits.sessions_per_principal, cfg->limits.session_idle_ms,
                                &srv->sessions);
@@ -537,6 +539,42 @@ static pl_rc authenticate(mcp_server *srv, const mcp_request *req, key_verified 
     return PL_ERR_IO;
 }
 
+/* The response text around a pre-serialised result (c->raw_result, taken): the bytes
+ * json_dumps(mcp_rpc_result_new(id, result), JSON_COMPACT) would give, without building and
+ * walking the tree. */
+static void reply_raw(mcp_call *c, const json_t *id)
+{
+    static const char p1[] = "{\"jsonrpc\":\"2.0\",\"id\":";
+    static const char p2[] = ",\"result\":";
+    char *idtext = id ? json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    const char *idt = idtext ? idtext : "null";
+    size_t idn = strlen(idt), len;
+    char *r = NULL;
+
+    if (id && !idtext)
+        goto out;
+    len = sizeof p1 - 1 + idn + sizeof p2 - 1 + c->raw_result_len + 1;
+    r = malloc(len + 1);
+    if (!r)
+        goto out;
+    memcpy(r, p1, sizeof p1 - 1);
+    memcpy(r + sizeof p1 - 1, idt, idn);
+    memcpy(r + sizeof p1 - 1 + idn, p2, sizeof p2 - 1);
+    memcpy(r + sizeof p1 - 1 + idn + sizeof p2 - 1, c->raw_result, c->raw_result_len);
+    memcpy(r + len - 1, "}", 2);
+out:
+    free(idtext);
+    free(c->raw_result);
+    c->raw_result = NULL;
+    c->raw_result_len = 0;
+    json_decref(c->reply->body);
+    c->reply->body = NULL;
+    free(c->reply->raw);
+    c->reply->raw = r;
+    c->reply->raw_len = r ? len : 0;
+    c->reply->status = r ? 200 : 0; /* 0: mcp_server_handle answers 500 */
+}
+
 /* Handles one parsed JSON-RPC request with a known session (or initialize). */
 static void dispatch(mcp_call *c, mcp_rpc_msg *msg)
 {
@@ -560,6 +598,11 @@ static void dispatch(mcp_call *c, mcp_rpc_msg *msg)
     json_decref(empty);
     if (c->http_done) {
         json_decref(result);
+        return;
+    }
+    if (rc == PL_OK && c->raw_result) {
+        json_decref(result);
+        reply_raw(c, msg->id);
         return;
     }
     if (rc == PL_OK) {
@@ -855,6 +898,7 @@ pl_rc mcp_server_handle(mcp_server *srv, const mcp_request *req, mcp_reply *repl
             call.events = json_array();
         }
     }
+    call.raw_ok = req->raw_ok && !call.events;
     dispatch(&call, &msg);
     if (call.events && reply->status == 200 && reply->body) {
         reply->events = call.events; /* taken */
@@ -862,6 +906,7 @@ pl_rc mcp_server_handle(mcp_server *srv, const mcp_request *req, mcp_reply *repl
     }
 out:
     json_decref(call.events);
+    free(call.raw_result); /* NULL unless a method left one unsent */
     mcp_rpc_msg_clear(&msg);
     if (reply->status == 0)
         reply_transport(reply, 500, MCP_RPC_INTERNAL_ERROR, "internal error");

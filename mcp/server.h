@@ -81,6 +81,8 @@ typedef struct mcp_request {
     const char *body;
     size_t body_len;
     const char *client_addr; /* the peer's address, for log lines (may be NULL) */
+    /* 1: the caller can send mcp_reply.raw (mcp/http.c does); 0: every body is a json_t. */
+    int raw_ok;
 } mcp_request;
 
 #define MCP_WWW_AUTH_MAX 2048
@@ -99,6 +101,11 @@ typedef struct mcp_reply {
      * for a 200 answer to a tools/call that carried params._meta.progressToken from a client
      * whose Accept includes text/event-stream. */
     json_t *events;
+    /* Non-NULL (owned, malloc'd, raw_len bytes, NUL-terminated): the body as compact JSON text,
+     * already serialised, instead of body (which is then NULL). Only when the request had
+     * raw_ok set; used for successful tools/call results, so the result is serialised once. */
+    char *raw;
+    size_t raw_len;
 } mcp_reply;
 
 /* Writes one SSE event ("event: message\ndata: <compact JSON>\n\n"; the JSON has no
@@ -111,7 +118,7 @@ size_t mcp_sse_event_size(const json_t *msg);
  * returns PL_OK, or PL_ERR_NOMEM when not even an error reply could be built. */
 pl_rc mcp_server_handle(mcp_server *srv, const mcp_request *req, mcp_reply *reply);
 
-/* Releases reply->body and zeroes reply. */
+/* Releases reply->body, reply->events and reply->raw, and zeroes reply. */
 void mcp_reply_clear(mcp_reply *reply);
 
 /* The RFC 9728 protected resource metadata document (new reference). */

@@ -606,6 +606,8 @@ pl_rc mcp_tools_list(mcp_call *c, const json_t *params, json_t **result, mcp_rpc
             json_array_append_new(arr, row);
     }
     res = json_pack("{s:o}", "tools", arr);
+    if (c->raw_result)
+        return PL_OK; /* *result stays NULL: the caller sends c->raw_result */
     if (!res)
         return PL_ERR_NOMEM;
     *result = res;
@@ -631,6 +633,48 @@ static const char *rule_name(const mcp_call *c, uint32_t rule)
     if (rule == POL_RULE_NONE || pol_rule_get(c->srv->deps.policy, rule, &ri) != PL_OK)
         return "-";
     return ri.id;
+}
+
+/* The successful result's text, built once (c->raw_result): what json_dumps(JSON_COMPACT)
+ * makes of {"content":[{"type":"text","text":TEXT}],"structuredContent":OUT,"isError":false}
+ * (jansson keeps keys in insertion order), with TEXT = the compact dump of OUT, spliced in
+ * twice instead of parsed back into a tree and serialised again. TEXT comes from json_dumps,
+ * so it holds no control characters (they are escaped there); inside a JSON string only '"'
+ * and '\\' then need a backslash, exactly as jansson would write them. PL_ERR_INVALID when
+ * TEXT has a control character after all (the caller then takes the tree path), PL_ERR_NOMEM. */
+static pl_rc raw_result(mcp_call *c, const char *text)
+{
+    static const char p1[] = "{\"content\":[{\"type\":\"text\",\"text\":\"";
+    static const char p2[] = "\"}],\"structuredContent\":";
+    static const char p3[] = ",\"isError\":false}";
+    size_t n = strlen(text), extra = 0, i, len;
+    char *r, *w;
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)text[i];
+        if (ch < 0x20)
+            return PL_ERR_INVALID;
+        extra += ch == '"' || ch == '\\';
+    }
+    len = sizeof p1 - 1 + n + extra + sizeof p2 - 1 + n + sizeof p3 - 1;
+    r = malloc(len + 1);
+    if (!r)
+        return PL_ERR_NOMEM;
+    w = r;
+    memcpy(w, p1, sizeof p1 - 1);
+    w += sizeof p1 - 1;
+    for (i = 0; i < n; i++) {
+        if (text[i] == '"' || text[i] == '\\')
+            *w++ = '\\';
+        *w++ = text[i];
+    }
+    memcpy(w, p2, sizeof p2 - 1);
+    w += sizeof p2 - 1;
+    memcpy(w, text, n);
+    w += n;
+    memcpy(w, p3, sizeof p3);
+    c->raw_result = r;
+    c->raw_result_len = len;
+    return PL_OK;
 }
 
 pl_rc mcp_tools_call(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err)
@@ -763,11 +807,13 @@ pl_rc mcp_tools_call(mcp_call *c, const json_t *params, json_t **result, mcp_rpc
     }
     {
         char *text = json_dumps(out, JSON_COMPACT);
-        res = json_pack("{s:[{s:s}], s:O, s:b}", "content", "type", "text", "structuredContent",
-                        out, "isError", 0);
-        if (res && text)
-            json_object_set_new(json_array_get(json_object_get(res, "content"), 0), "text",
-                                json_string(text));
+        if (!(c->raw_ok && text && raw_result(c, text) == PL_OK)) {
+            res = json_pack("{s:[{s:s}], s:O, s:b}", "content", "type", "text", "structuredContent",
+                            out, "isError", 0);
+            if (res && text)
+                json_object_set_new(json_array_get(json_object_get(res, "content"), 0), "text",
+                                    json_string(text));
+        }
         free(text);
     }
     mcp_audit(c, "tool", pname, "ok", &d, args);
@@ -778,6 +824,8 @@ out:
         json_decref(res);
         return PL_ERR_DENIED;
     }
+    if (c->raw_result)
+        return PL_OK; /* *result stays NULL: the caller sends c->raw_result */
     if (!res)
         return PL_ERR_NOMEM;
     *result = res;

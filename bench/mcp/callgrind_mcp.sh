@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# bench/mcp/callgrind_mcp.sh — instructions per tools/call, counted by valgrind's callgrind:
+# repeatable where wall-clock throughput is not (a shared, noisy machine) and where perf has no
+# hardware counters. Starts postly-mcp (and the fixed-reply ceiling) under callgrind, warms up,
+# zeroes the counters, sends exactly N read calls (postly_get_workspace) over one keep-alive
+# connection, dumps, and prints instructions per request for both servers. Not run by
+# `make bench` (it is not named bench_* and lives below bench/mcp/).
+#   bench/mcp/callgrind_mcp.sh BUILD_DIR [N]     (BUILD_DIR: a Release build with postly-mcp,
+#                                                 mcp_fixture, postly-keys, fixed_reply_server)
+# CALLGRIND_KEEP=DIR keeps the callgrind.out files there (callgrind_annotate them).
+set -euo pipefail
+B=$(cd "$1" && pwd)
+N=${2:-2000}
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+MCP=$B/mcp/postly-mcp FIXTURE=$B/tests/mcp/mcp_fixture KEYS=$B/keys/postly-keys
+FIXED=$B/bench/mcp/fixed_reply_server
+D=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$D"
+}
+trap cleanup EXIT
+sed -E 's/limit=[0-9]+\/(s|min|h)/limit=1000000000\/s/; s/burst=[0-9]+/burst=1000000000/' \
+  "$SRC/policy/default.policy" > "$D/bench.policy"
+AUD=http://bench.local/mcp
+ISS=http://127.0.0.1:1
+out=$(MCP_FIXTURE_PLAN=enterprise "$FIXTURE" mint "$D" "$ISS" "$AUD" ws_bench preregistered 86400 \
+  workspace:read drafts:create drafts:read)
+TOKEN=${out%% *}
+start() { # start NAME CMD... ; sets PORT and PID
+  local name=$1; shift
+  valgrind --tool=callgrind --callgrind-out-file="$D/$name.cg.%p" "$@" > "$D/$name.port" 2> "$D/$name.log" &
+  PID=$!; pids+=("$PID")
+  for _ in $(seq 600); do [ -s "$D/$name.port" ] && break; sleep 0.1; done
+  PORT=$(head -1 "$D/$name.port")
+  [ -n "$PORT" ] || { echo "callgrind_mcp: $name did not start"; cat "$D/$name.log"; exit 1; }
+}
+INIT='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}'
+READ='{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"postly_get_workspace","arguments":{}}}'
+# count NAME PORT SID: warm up, zero, N calls, dump; prints Ir / N
+count() {
+  python3 "$SRC/bench/mcp/fixed_count_client.py" "$2" 200 "$READ" "$TOKEN" "$3"
+  callgrind_control -z "$PID" > /dev/null 2>&1
+  python3 "$SRC/bench/mcp/fixed_count_client.py" "$2" "$N" "$READ" "$TOKEN" "$3"
+  callgrind_control -d "$PID" > /dev/null 2>&1
+  local f; f=$(ls -t "$D/$1".cg.* | head -1)
+  [ -n "${CALLGRIND_KEEP:-}" ] && cp "$f" "$CALLGRIND_KEEP/$1.callgrind.out"
+  awk -v n="$N" -v name="$1" '/^summary:/ { printf "%-12s %10.0f instructions/request (%d requests)\n", name, $2 / n, n }' "$f"
+}
+start postly-mcp "$MCP" --listen 127.0.0.1:0 --print-port --url "$AUD" --authz "$ISS" \
+  --data "$D" --policy "$D/bench.policy" --allow-host bench.local --log-level error --token-rate 0
+MCP_PID=$PID MCP_PORT=$PORT
+SID=$(curl -s -D - -o /dev/null -X POST "http://127.0.0.1:$MCP_PORT/mcp" -H 'Host: bench.local' \
+  -H 'Content-Type: application/json' -H "Authorization: Bearer $TOKEN" -d "$INIT" |
+  tr -d '\r' | awk -F': ' 'tolower($1)=="mcp-session-id"{print $2}')
+[ -n "$SID" ] || { echo "callgrind_mcp: initialize failed"; cat "$D/postly-mcp.log"; exit 1; }
+PID=$MCP_PID count postly-mcp "$MCP_PORT" "$SID"
+start fixed-reply "$FIXED"
+count fixed-reply "$PORT" ""
