@@ -123,6 +123,63 @@ static void add_json_str(core_buf *b, const char *s)
     core_buf_add(b, "\"", 1);
 }
 
+/* ex_time_format(ms) ("YYYY-MM-DDTHH:MM:SS.mmmZ"), with the part up to the seconds formatted
+ * once per second (gmtime_r and snprintf were a quarter of the audit line's cost). */
+static void audit_time(mcp_server *srv, int64_t ms, char *when, size_t whensz)
+{
+    int64_t sec = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+    int frac = (int)(ms - sec * 1000);
+    size_t n;
+    if (!srv->audit_when[0] || srv->audit_sec != sec) {
+        ex_time_format(sec * 1000, srv->audit_when, sizeof srv->audit_when);
+        srv->audit_sec = sec;
+    }
+    n = strlen(srv->audit_when);
+    if (n < 5 || n >= whensz || srv->audit_when[n - 5] != '.' || srv->audit_when[n - 1] != 'Z') {
+        ex_time_format(ms, when, whensz); /* an unexpected shape: the slow path */
+        return;
+    }
+    memcpy(when, srv->audit_when, n + 1);
+    when[n - 4] = (char)('0' + frac / 100);
+    when[n - 3] = (char)('0' + frac / 10 % 10);
+    when[n - 2] = (char)('0' + frac % 10);
+}
+
+/* v as lowercase hex, at least 12 digits (printf's %012llx). */
+static void add_hex12(core_buf *b, uint64_t v)
+{
+    static const char hex[] = "0123456789abcdef";
+    char t[16];
+    size_t n = 0, i;
+    do {
+        t[n++] = hex[v & 15];
+        v >>= 4;
+    } while (v);
+    while (n < 12)
+        t[n++] = '0';
+    for (i = 0; i < n / 2; i++) {
+        char x = t[i];
+        t[i] = t[n - 1 - i];
+        t[n - 1 - i] = x;
+    }
+    core_buf_add(b, t, n);
+}
+
+/* v in decimal (printf's %lld). */
+static void add_i64(core_buf *b, int64_t v)
+{
+    char t[24];
+    size_t n = sizeof t;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        t[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        t[--n] = '-';
+    core_buf_add(b, t + n, sizeof t - n);
+}
+
 /* name is a literal of this file (no escaping needed); appended piecewise rather than through
  * core_buf_addf, whose vsnprintf was a sixth of the audit line's cost. */
 static void add_field(core_buf *b, const char *name, const char *value)
@@ -167,10 +224,15 @@ void mcp_audit(mcp_call *c, const char *kind, const char *target, const char *ou
     /* Built by hand rather than through a jansson tree: this runs on every call (measured in
      * bench/mcp: a third of the request's user time went to the tree version). */
     core_buf_init(&b, 16384);
-    ex_time_format(core_clock_now_ms(c->srv->deps.clock), when, sizeof when);
+    audit_time(c->srv, core_clock_now_ms(c->srv->deps.clock), when, sizeof when);
     c->srv->decision_seq++;
-    core_buf_addf(&b, "{\"time\":\"%s\",\"decision_id\":\"dec_%s%012llx\"", when, c->srv->boot_id,
-                  (unsigned long long)c->srv->decision_seq);
+    /* {"time":"…","decision_id":"dec_<boot id><seq as %012llx>" */
+    core_buf_adds(&b, "{\"time\":\"");
+    core_buf_adds(&b, when);
+    core_buf_adds(&b, "\",\"decision_id\":\"dec_");
+    core_buf_adds(&b, c->srv->boot_id);
+    add_hex12(&b, c->srv->decision_seq);
+    core_buf_add(&b, "\"", 1);
     add_field(&b, "policy_revision", c->srv->deps.policy_revision);
     add_field(&b, "workspace", c->who->ws);
     add_field(&b, "subject", c->who->sub);
@@ -191,8 +253,8 @@ void mcp_audit(mcp_call *c, const char *kind, const char *target, const char *ou
             add_json_str(&b, r);
         }
     }
-    core_buf_addf(&b, "],\"latency_ms\":%lld",
-                  (long long)(core_clock_now_ms(c->srv->deps.clock) - c->start_ms));
+    core_buf_adds(&b, "],\"latency_ms\":");
+    add_i64(&b, core_clock_now_ms(c->srv->deps.clock) - c->start_ms);
     if (d)
         add_field(&b, "verdict", pol_verdict_name(d->verdict));
     /* Arguments only as a hash: never in clear (they may hold customer content). */

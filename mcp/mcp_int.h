@@ -77,6 +77,8 @@ struct mcp_server {
     } ws_cache[MCP_WS_CACHE_SLOTS];
     mcp_rate *rate;
     uint8_t empty_args_sha256[32]; /* SHA-256("{}") for the audit line's args_sha256 */
+    int64_t audit_sec;             /* the second audit_when was formatted for */
+    char audit_when[40];           /* ex_time_format of audit_sec, "" until the first audit line */
 };
 
 /* Per request: who is calling, where, and how the reply is shaped. */

@@ -42,6 +42,10 @@ struct mcp_usage {
     const core_clock *clock;
     entry *slots[NSLOTS];
     size_t count;
+    /* period_of's answer for one UTC day (the month cannot change within it) */
+    int period_valid;
+    int64_t period_day;
+    char period[16], resets[40];
 };
 
 static size_t slot_of(const char *k)
@@ -138,12 +142,18 @@ void mcp_usage_free(mcp_usage *u)
     free(u);
 }
 
-/* "YYYY-MM" of now, and the RFC 3339 instant the period ends. */
-static void period_of(const mcp_usage *u, char period[16], char resets[40])
+/* "YYYY-MM" of now, and the RFC 3339 instant the period ends; formatted once per UTC day. */
+static void period_of(mcp_usage *u, char period[16], char resets[40])
 {
-    time_t t = (time_t)core_clock_now_s(u->clock);
+    int64_t now = core_clock_now_s(u->clock);
+    time_t t = (time_t)now;
     struct tm tm;
     int y, m;
+    if (u->period_valid && now >= 0 && now / 86400 == u->period_day) {
+        memcpy(period, u->period, 16);
+        memcpy(resets, u->resets, 40);
+        return;
+    }
     gmtime_r(&t, &tm);
     y = tm.tm_year + 1900;
     m = tm.tm_mon + 1;
@@ -153,6 +163,28 @@ static void period_of(const mcp_usage *u, char period[16], char resets[40])
         y++;
     }
     snprintf(resets, 40, "%04d-%02d-01T00:00:00Z", y % 10000, m % 100);
+    if (now >= 0) {
+        memcpy(u->period, period, 16);
+        memcpy(u->resets, resets, 40);
+        u->period_day = now / 86400;
+        u->period_valid = 1;
+    }
+}
+
+/* key = parts joined by '|', truncated to cap - 1 bytes like snprintf. */
+static void key_join(char *key, size_t cap, const char *const *parts, size_t n)
+{
+    size_t len = 0, i, l;
+    for (i = 0; i < n && len + 1 < cap; i++) {
+        if (i)
+            key[len++] = '|';
+        l = strlen(parts[i]);
+        if (l > cap - 1 - len)
+            l = cap - 1 - len;
+        memcpy(key + len, parts[i], l);
+        len += l;
+    }
+    key[len] = '\0';
 }
 
 /* Loads the on-disk value of a totals entry once. */
@@ -185,7 +217,10 @@ pl_rc mcp_usage_count(mcp_usage *u, const char *ws, const mcp_plan *plan, const 
     pl_rc rc;
 
     period_of(u, period, resets);
-    snprintf(key, sizeof key, "%s|%s|calls", period, ws);
+    {
+        const char *parts[] = {period, ws, "calls"};
+        key_join(key, sizeof key, parts, 3);
+    }
     calls = get_entry(u, key);
     if (!calls)
         return PL_ERR_NOMEM;
@@ -200,7 +235,8 @@ pl_rc mcp_usage_count(mcp_usage *u, const char *ws, const mcp_plan *plan, const 
         return PL_ERR_LIMIT;
     }
     if (is_publish) {
-        snprintf(key, sizeof key, "%s|%s|publishes", period, ws);
+        const char *parts[] = {period, ws, "publishes"};
+        key_join(key, sizeof key, parts, 3);
         pubs = get_entry(u, key);
         if (!pubs)
             return PL_ERR_NOMEM;
@@ -215,7 +251,10 @@ pl_rc mcp_usage_count(mcp_usage *u, const char *ws, const mcp_plan *plan, const 
             return PL_ERR_LIMIT;
         }
     }
-    snprintf(key, sizeof key, "%s|%s|tool|%s|%s", period, ws, client, tool);
+    {
+        const char *parts[] = {period, ws, "tool", client, tool};
+        key_join(key, sizeof key, parts, 5);
+    }
     per = get_entry(u, key);
     if (!per)
         return PL_ERR_NOMEM;
