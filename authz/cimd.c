@@ -176,7 +176,7 @@ static int url_ok(const char *url, int allow_loopback, const char **why)
     }
     path = evhttp_uri_get_path(u);
     if (!evhttp_uri_get_scheme(u)) /* a relative reference parses too (fuzz/cimd/corpus/relative) */
-        *why = "the client_id URL must use https";
+        *why = "the client_id URL must be an absolute https URL";
     else if (evhttp_uri_get_userinfo(u))
         *why = "the client_id URL has user information";
     else if (!path || strlen(path) < 2)

@@ -558,7 +558,7 @@ static void reply_raw(mcp_call *c, const json_t *id)
     if (!r)
         goto out;
     memcpy(r, p1, sizeof p1 - 1);
-    memcpy(r + sizeof p1 - 1, idt, idn);
+    memcpy(r + sizeof p1 - 1, idt, idn); // NOLINT(bugprone-not-null-terminated-result): ends below
     memcpy(r + sizeof p1 - 1 + idn, p2, sizeof p2 - 1);
     memcpy(r + sizeof p1 - 1 + idn + sizeof p2 - 1, c->raw_result, c->raw_result_len);
     memcpy(r + len - 1, "}", 2);

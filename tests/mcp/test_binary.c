@@ -629,7 +629,7 @@ static void on_hook(struct evhttp_request *req, void *arg)
 /* Runs the test's event loop (which serves the receiver) for at most ms. */
 static void loop_for(struct event_base *base, int ms)
 {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = {ms / 1000, (suseconds_t)(ms % 1000) * 1000};
     event_base_loopexit(base, &tv);
     event_base_dispatch(base);
 }
