@@ -253,6 +253,15 @@ static void send_rq(fx *f, const rq *r, core_http_fetch_resp *resp)
     assert_int_equal(core_http_fetch(f->base, &q, resp), PL_OK);
 }
 
+/* Sends q and asserts only its HTTP status. */
+static void expect_status(fx *f, const rq *q, int status)
+{
+    core_http_fetch_resp r;
+    send_rq(f, q, &r);
+    assert_int_equal(r.status, status);
+    core_http_fetch_resp_free(&r);
+}
+
 /* Appends s to the NUL-terminated text in b (size sz), truncating. */
 static void append(char *b, size_t sz, const char *s)
 {
@@ -458,14 +467,10 @@ static void test_host_origin(void **state)
              "\"protocolVersion\":\"2025-11-25\",\"capabilities\":{},\"clientInfo\":{\"name\":"
              "\"t\",\"version\":\"1\"}}}";
     q.host = "evil.example.com";
-    send_rq(f, &q, &r);
-    assert_int_equal(r.status, 403);
-    core_http_fetch_resp_free(&r);
+    expect_status(f, &q, 403);
     q.host = NULL;
     q.origin = "http://evil.example.com";
-    send_rq(f, &q, &r);
-    assert_int_equal(r.status, 403);
-    core_http_fetch_resp_free(&r);
+    expect_status(f, &q, 403);
     /* the loopback aliases of the listener are allowed */
     snprintf(origin, sizeof origin, "http://localhost:%u", f->port);
     q.origin = origin;
@@ -532,34 +537,22 @@ static void test_lifecycle_and_sessions(void **state)
 
     /* no session header → 400; unknown → 404; another user's session → 404 */
     q.body = "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\"}";
-    send_rq(f, &q, &r);
-    assert_int_equal(r.status, 400);
-    core_http_fetch_resp_free(&r);
+    expect_status(f, &q, 400);
     q.session = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-    send_rq(f, &q, &r);
-    assert_int_equal(r.status, 404);
-    core_http_fetch_resp_free(&r);
+    expect_status(f, &q, 404);
     q.session = sid;
     q.token = tok2;
-    send_rq(f, &q, &r);
-    assert_int_equal(r.status, 404);
-    core_http_fetch_resp_free(&r);
+    expect_status(f, &q, 404);
     q.token = tok;
 
     /* MCP-Protocol-Version: unsupported → 400; another supported one is accepted */
     q.version = "2024-01-01";
-    send_rq(f, &q, &r);
-    assert_int_equal(r.status, 400);
-    core_http_fetch_resp_free(&r);
+    expect_status(f, &q, 400);
     q.version = "2025-03-26";
-    send_rq(f, &q, &r);
-    assert_int_equal(r.status, 200);
-    core_http_fetch_resp_free(&r);
+    expect_status(f, &q, 200);
     /* absent: accepted (2025-03-26 behaviour) */
     q.version = NULL;
-    send_rq(f, &q, &r);
-    assert_int_equal(r.status, 200);
-    core_http_fetch_resp_free(&r);
+    expect_status(f, &q, 200);
 
     /* a response from the client → 202, no body */
     q.body = "{\"jsonrpc\":\"2.0\",\"id\":99,\"result\":{}}";
@@ -576,20 +569,14 @@ static void test_lifecycle_and_sessions(void **state)
     assert_non_null(core_http_fetch_header(&r, "Allow"));
     core_http_fetch_resp_free(&r);
     q.method = "PUT";
-    send_rq(f, &q, &r);
-    assert_int_equal(r.status, 405);
-    core_http_fetch_resp_free(&r);
+    expect_status(f, &q, 405);
 
     /* DELETE ends the session; the next request gets 404 */
     q.method = "DELETE";
-    send_rq(f, &q, &r);
-    assert_int_equal(r.status, 204);
-    core_http_fetch_resp_free(&r);
+    expect_status(f, &q, 204);
     q.method = "POST";
     q.body = "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"ping\"}";
-    send_rq(f, &q, &r);
-    assert_int_equal(r.status, 404);
-    core_http_fetch_resp_free(&r);
+    expect_status(f, &q, 404);
 
     /* sessions expire when idle (fake clock) */
     open_session(f, tok, sid, sizeof sid);
@@ -597,15 +584,12 @@ static void test_lifecycle_and_sessions(void **state)
     mint(f, &(tok_opts){.scope = ALL_SCOPES}, tok, sizeof tok);
     q.token = tok;
     q.session = sid;
-    send_rq(f, &q, &r);
-    assert_int_equal(r.status, 404);
-    core_http_fetch_resp_free(&r);
+    expect_status(f, &q, 404);
 }
 
 static void test_jsonrpc_errors_and_limits(void **state)
 {
     fx *f = *state;
-    core_http_fetch_resp r;
     rq q = {0};
     char tok[KEY_TOKEN_MAX], sid[64], *big;
     json_t *j;
@@ -682,14 +666,10 @@ static void test_jsonrpc_errors_and_limits(void **state)
     q.session = sid;
     q.body = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}";
     q.ctype = "text/plain";
-    send_rq(f, &q, &r);
-    assert_int_equal(r.status, 415);
-    core_http_fetch_resp_free(&r);
+    expect_status(f, &q, 415);
     q.ctype = NULL;
     q.accept = "text/html";
-    send_rq(f, &q, &r);
-    assert_int_equal(r.status, 406);
-    core_http_fetch_resp_free(&r);
+    expect_status(f, &q, 406);
 }
 
 static const json_t *find_tool(const json_t *tools, const char *name)
@@ -1619,9 +1599,7 @@ static void test_session_limit(void **state)
     core_fake_clock_advance(&f->clock, f->cfg.limits.session_idle_ms);
     mint(f, &(tok_opts){.scope = "workspace:read"}, tok, sizeof tok);
     q.token = tok;
-    send_rq(f, &q, &r);
-    assert_int_equal(r.status, 200);
-    core_http_fetch_resp_free(&r);
+    expect_status(f, &q, 200);
 }
 
 /* DENY_POLICY for every tool: in workspace demo-readonly the ceiling is the Full Analytics
