@@ -310,7 +310,89 @@ static int measure(struct event_base *base, pid_t pid, int port, int conc, item 
     return r->code_ok == n && r->refresh_ok == n ? 0 : -1;
 }
 
-int main(void)
+/* ---- callgrind_authz.sh's helpers ----------------------------------------------------------
+ * bench_authz seed DIR N FILE: seeds DIR like the benchmark and writes "code verifier" lines.
+ * bench_authz drive PORT FILE WARM N PID: WARM exchanges and WARM rotations to warm up, then
+ * zeroes callgrind's counters of PID, N exchanges, dumps, zeroes, N rotations (of the tokens
+ * those exchanges returned), dumps. Exit status 0 when every request succeeded. */
+static int cg_control(const char *what, const char *pid)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "callgrind_control %s %s > /dev/null 2>&1", what, pid);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static int cmd_seed(const char *dir, size_t n, const char *file)
+{
+    item *items = calloc(n, sizeof *items);
+    FILE *fp = NULL;
+    int ret = -1;
+    if (items && seed_authz(dir, items, n) == 0 && (fp = fopen(file, "w")) != NULL) {
+        for (size_t i = 0; i < n; i++)
+            fprintf(fp, "%s %s\n", items[i].code, items[i].verifier);
+        ret = fclose(fp) == 0 ? 0 : -1;
+    }
+    free(items);
+    return ret;
+}
+
+static int cmd_drive(int port, const char *file, size_t warm, size_t n, const char *pid)
+{
+    item *items = calloc(warm + n, sizeof *items);
+    struct event_base *base = event_base_new();
+    FILE *fp = fopen(file, "r");
+    int conc = (int)envn("BENCH_CONC", 32), ret = -1;
+    size_t ok[4] = {0}, i = 0;
+    if (!items || !base || !fp)
+        goto out;
+    for (; i < warm + n; i++)
+        if (fscanf(fp, "%63s %63s", items[i].code, items[i].verifier) != 2)
+            goto out;
+    run(base, port, conc, items, warm, 0, "bench", &ok[0]);
+    run(base, port, conc, items, warm, 1, "bench", &ok[1]);
+    if (cg_control("-z", pid) != 0)
+        goto out;
+    run(base, port, conc, items + warm, n, 0, "bench", &ok[2]);
+    if (cg_control("-d", pid) != 0 || cg_control("-z", pid) != 0)
+        goto out;
+    run(base, port, conc, items + warm, n, 1, "bench", &ok[3]);
+    if (cg_control("-d", pid) != 0)
+        goto out;
+    ret = ok[0] == warm && ok[1] == warm && ok[2] == n && ok[3] == n ? 0 : -1;
+    if (ret != 0)
+        fprintf(stderr, "bench_authz drive: %zu/%zu %zu/%zu %zu/%zu %zu/%zu requests ok\n", ok[0],
+                warm, ok[1], warm, ok[2], n, ok[3], n);
+out:
+    if (fp)
+        fclose(fp);
+    if (base)
+        event_base_free(base);
+    free(items);
+    return ret;
+}
+
+static int bench_main(void);
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (argc == 5 && strcmp(argv[1], "seed") == 0)
+        return cmd_seed(argv[2], (size_t)strtoul(argv[3], NULL, 10), argv[4]) == 0 ? 0 : 1;
+    if (argc == 7 && strcmp(argv[1], "drive") == 0)
+        return cmd_drive((int)strtol(argv[2], NULL, 10), argv[3],
+                         (size_t)strtoul(argv[4], NULL, 10), (size_t)strtoul(argv[5], NULL, 10),
+                         argv[6]) == 0
+                   ? 0
+                   : 1;
+    if (argc != 1) {
+        fprintf(stderr, "usage: bench_authz | bench_authz seed DIR N FILE | bench_authz drive "
+                        "PORT FILE WARM N CALLGRIND_PID\n");
+        return 2;
+    }
+    return bench_main();
+}
+
+static int bench_main(void)
 {
     size_t n = envn("BENCH_N", 4000), warm = envn("BENCH_WARM", 500);
     int conc = (int)envn("BENCH_CONC", 32), port = 0, ret = 1;
