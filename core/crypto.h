@@ -24,15 +24,23 @@ pl_rc core_random(uint8_t *buf, size_t n);
  * for secrets (ARCHITECTURE.md §5: >= 256 bits). */
 pl_rc core_random_token(char *out, size_t outsz, size_t nbytes);
 
-/* SHA-256 of data. */
+/* SHA-256 of data. The digest implementation is fetched from OpenSSL once per process. */
 void core_sha256(const void *data, size_t len, uint8_t out[CORE_SHA256_LEN]);
 
-/* HMAC-SHA256 of data under key. */
+/* HMAC-SHA256 (RFC 2104) of data under key (any length; longer than 64 bytes is hashed
+ * first). PL_ERR_INVALID for NULL with a non-zero length; PL_ERR_CRYPTO if OpenSSL fails. */
 pl_rc core_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
                        uint8_t out[CORE_SHA256_LEN]);
 
-/* 1 when a and b (both len bytes) are equal, in time independent of their contents. */
+/* 1 when a and b (both len bytes) are equal, in time independent of their contents (it
+ * depends on len only). */
 int core_ct_equal(const void *a, const void *b, size_t len);
+
+#define CORE_SIPHASH_KEY_LEN 16
+/* SipHash-2-4 of data under a 128-bit secret key: a keyed hash for hash tables whose keys an
+ * attacker chooses (bucket flooding needs the key). NOT a MAC for long-lived data and not a
+ * substitute for comparing the bytes: equal hashes do not mean equal inputs. */
+uint64_t core_siphash24(const uint8_t key[CORE_SIPHASH_KEY_LEN], const void *data, size_t len);
 
 /* base64url (RFC 4648 §5) without padding. *outlen (may be NULL) gets the text length. */
 pl_rc core_b64url_encode(const uint8_t *in, size_t len, char *out, size_t outsz, size_t *outlen);
