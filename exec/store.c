@@ -19,6 +19,16 @@ struct ex_store {
     uint64_t gc_committed, gc_synced;
     int gc_syncing;
     uint64_t gc_syncs; /* syncs run, for benchmarks */
+    int nosync;        /* EX_STORE_NOSYNC */
+    /* Batches (store.h "batches"): the batch thread (set once, before other threads use the
+     * store, then only read), and state touched by that thread only. */
+    int batch_thread_set;
+    pthread_t batch_thread;
+    MDB_txn *batch;    /* the open batch, or NULL */
+    int batch_entered; /* between ex_store_batch_enter and _leave */
+    uint64_t batch_joins;
+    int batch_flushed; /* an early flush since the last ex_store_batch_commit */
+    pl_rc batch_flush_rc;
     MDB_dbi dbi[EX_DB__COUNT];
     char dir[1024];
     int schema_found;
@@ -225,6 +235,7 @@ pl_rc ex_store_open(const char *dir, size_t map_size, unsigned flags, ex_store *
                       : (flags & EX_STORE_GROUP_COMMIT) ? MDB_NOMETASYNC
                                                         : 0;
     st->group = (flags & EX_STORE_GROUP_COMMIT) != 0;
+    st->nosync = (flags & EX_STORE_NOSYNC) != 0;
     if (mdb_env_open(st->env, dir, mflags, 0600) != 0) {
         rc = PL_ERR_STORE;
         goto out;
@@ -278,6 +289,8 @@ void ex_store_free(ex_store *st)
 {
     if (!st)
         return;
+    if (st->batch)
+        mdb_txn_abort(st->batch); /* never acknowledged: replies wait for its commit */
     if (st->env)
         mdb_env_close(st->env);
     core_wipe(st->cursor_secret, sizeof st->cursor_secret);
@@ -306,17 +319,116 @@ MDB_dbi ex_store_dbi(const ex_store *st, ex_db db)
     return st->dbi[db];
 }
 
+static pl_rc mdb_rc(int r)
+{
+    if (r == MDB_MAP_FULL || r == MDB_TXN_FULL)
+        return PL_ERR_LIMIT;
+    return r == 0 ? PL_OK : PL_ERR_STORE;
+}
+
+static int on_batch_thread(const ex_store *st)
+{
+    return st->batch_thread_set && pthread_equal(st->batch_thread, pthread_self());
+}
+
+/* Commits the open batch. The regular commit (early = 0) leaves the meta sync to the caller
+ * (ex_store_batch_commit's needs_sync); an early flush completes durability at once. */
+static pl_rc batch_flush(ex_store *st, int early)
+{
+    if (!st->batch)
+        return PL_OK;
+    pl_rc rc = mdb_rc(mdb_txn_commit(st->batch));
+    st->batch = NULL;
+    if (rc == PL_OK && early && st->group)
+        rc = ex_store_sync(st);
+    if (early) {
+        if (!st->batch_flushed || st->batch_flush_rc == PL_OK)
+            st->batch_flush_rc = rc;
+        st->batch_flushed = 1;
+    }
+    return rc;
+}
+
 pl_rc ex_txn_begin(ex_store *st, int write, ex_txn *txn)
 {
     memset(txn, 0, sizeof *txn);
-    MDB_txn *t = NULL;
-    int r = mdb_txn_begin(st->env, NULL, write ? 0 : MDB_RDONLY, &t);
+    MDB_txn *t = NULL, *parent = NULL;
+    if (write && on_batch_thread(st)) {
+        if (st->batch_entered) {
+            if (!st->batch) {
+                int r = mdb_txn_begin(st->env, NULL, 0, &st->batch);
+                if (r != 0) {
+                    st->batch = NULL;
+                    return PL_ERR_STORE;
+                }
+            }
+            parent = st->batch;
+        } else if (st->batch) {
+            pl_rc rc = batch_flush(st, 1);
+            if (rc != PL_OK)
+                return rc;
+        }
+    }
+    int r = mdb_txn_begin(st->env, parent, write ? 0 : MDB_RDONLY, &t);
     if (r != 0)
         return r == MDB_READERS_FULL ? PL_ERR_BUSY : PL_ERR_STORE;
     txn->st = st;
     txn->mdb = t;
     txn->write = write;
+    txn->child = parent != NULL;
+    if (parent)
+        st->batch_joins++;
     return PL_OK;
+}
+
+pl_rc ex_store_batch_thread(ex_store *st)
+{
+    if (st->batch_thread_set)
+        return pthread_equal(st->batch_thread, pthread_self()) ? PL_OK : PL_ERR_STATE;
+    st->batch_thread = pthread_self();
+    st->batch_thread_set = 1;
+    return PL_OK;
+}
+
+void ex_store_batch_enter(ex_store *st)
+{
+    if (on_batch_thread(st))
+        st->batch_entered = 1;
+}
+
+void ex_store_batch_leave(ex_store *st)
+{
+    st->batch_entered = 0;
+}
+
+uint64_t ex_store_batch_joins(const ex_store *st)
+{
+    return st->batch_joins;
+}
+
+int ex_store_batch_pending(const ex_store *st)
+{
+    return st->batch != NULL || st->batch_flushed;
+}
+
+pl_rc ex_store_batch_commit(ex_store *st, int *needs_sync)
+{
+    int had = st->batch != NULL;
+    pl_rc rc = batch_flush(st, 0);
+    if (rc == PL_OK && st->batch_flushed)
+        rc = st->batch_flush_rc;
+    st->batch_flushed = 0;
+    st->batch_flush_rc = PL_OK;
+    if (needs_sync)
+        *needs_sync = rc == PL_OK && had && st->group;
+    return rc;
+}
+
+pl_rc ex_store_sync(ex_store *st)
+{
+    if (st->nosync)
+        return PL_OK;
+    return mdb_env_sync(st->env, 1) == 0 ? PL_OK : PL_ERR_IO;
 }
 
 /* Waits until a sync that started after this thread's commit has finished, running it when no
@@ -361,6 +473,8 @@ pl_rc ex_txn_commit(ex_txn *txn)
         return PL_ERR_LIMIT;
     if (r != 0)
         return PL_ERR_STORE;
+    if (txn->child)
+        return PL_OK; /* in the batch: durable with it (ex_store_batch_commit) */
     if (txn->write && txn->st->group)
         return group_sync(txn->st);
     return PL_OK;

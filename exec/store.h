@@ -114,14 +114,63 @@ typedef struct ex_txn {
     ex_store *st;
     MDB_txn *mdb;
     int write;
+    int child; /* 1: a child (nested) transaction of the open batch (see "batches" below) */
 } ex_txn;
 
-/* Begin a write (serialised across threads and processes) or read transaction. */
+/* Begin a write (serialised across threads and processes) or read transaction. On the batch
+ * thread between ex_store_batch_enter() and ex_store_batch_leave(), a write transaction is a
+ * child of the open batch (see below); there, outside enter/leave, it first commits and syncs
+ * a batch left open. A read transaction always sees the last committed state, never the open
+ * batch's writes. */
 pl_rc ex_txn_begin(ex_store *st, int write, ex_txn *txn);
-/* Commit; on failure the transaction is aborted. Either way txn is finished. */
+/* Commit; on failure the transaction is aborted. Either way txn is finished. A child of the
+ * batch is merged into the batch: PL_OK means "in the batch", durable only once the batch is
+ * committed and synced (ex_store_batch_commit, ex_store_sync). */
 pl_rc ex_txn_commit(ex_txn *txn);
-/* Abort; accepts a finished or zeroed txn. */
+/* Abort; accepts a finished or zeroed txn. A child of the batch drops its own changes only. */
 void ex_txn_abort(ex_txn *txn);
+
+/* ---- batches: group commit on one event-loop thread --------------------------------------
+ * A durable commit costs one or two fsyncs. A server that handles many requests per event-loop
+ * iteration puts their writes into ONE write transaction, the batch, committed once at the end
+ * of the iteration, and sends the replies only after that commit and a sync that started after
+ * it (exec/batch.h drives this on libevent). The store knows one batch thread, the thread that
+ * called ex_store_batch_thread() (before any other thread uses the store).
+ *   - Between ex_store_batch_enter() and ex_store_batch_leave() on that thread, every
+ *     ex_txn_begin(write) returns a child transaction of the batch (opened on first use): the
+ *     operation is atomic on its own, and its failure (abort) drops only its own changes.
+ *     Reads inside it see the batch's earlier writes (idempotency keys repeated within one
+ *     batch behave as across batches).
+ *   - On that thread outside enter/leave (a scheduler or dispatcher timer on the same loop), a
+ *     write transaction first commits the open batch and syncs it in full (an early flush),
+ *     then runs as usual: never a deadlock on LMDB's one-writer lock, never a silent join.
+ *   - Other threads' writes wait on LMDB's writer lock until the batch commits (one loop
+ *     iteration at most).
+ * Nothing in a batch is durable before ex_store_batch_commit() (+ ex_store_sync() when it says
+ * so); the caller must not acknowledge it earlier. A crash loses only the open batch and
+ * never corrupts the environment (LMDB's commit order; MDB_NOMETASYNC keeps it). */
+
+/* Makes the calling thread the batch thread. PL_ERR_STATE when another thread already is. */
+pl_rc ex_store_batch_thread(ex_store *st);
+/* Enter / leave the region whose writes join the batch. Batch thread only; not nested. */
+void ex_store_batch_enter(ex_store *st);
+void ex_store_batch_leave(ex_store *st);
+/* Child transactions begun in batches so far: a caller compares it before and after a unit
+ * of work to know whether that work touched the batch (its reply must then be held). */
+uint64_t ex_store_batch_joins(const ex_store *st);
+/* 1 when a batch is open, or an early flush happened since the last ex_store_batch_commit. */
+int ex_store_batch_pending(const ex_store *st);
+/* Commits the open batch (one transaction, its data pages synced unless EX_STORE_NOSYNC).
+ * Returns PL_OK (also when there was nothing to commit), or the error of this commit or of an
+ * early flush since the last call (PL_ERR_LIMIT map full, PL_ERR_STORE, PL_ERR_IO): every
+ * reply waiting for the batch must then be an error. *needs_sync (may be NULL) = 1 when the
+ * commit is durable only after ex_store_sync() (EX_STORE_GROUP_COMMIT: the meta page). Batch
+ * thread only. */
+pl_rc ex_store_batch_commit(ex_store *st, int *needs_sync);
+/* Makes every committed transaction durable (mdb_env_sync, forced): one fdatasync. The one
+ * batch function any thread may call, concurrently with the batch thread. PL_OK or
+ * PL_ERR_IO. */
+pl_rc ex_store_sync(ex_store *st);
 
 /* The MDB_dbi of a named database, for the owners listed above. */
 MDB_dbi ex_store_dbi(const ex_store *st, ex_db db);

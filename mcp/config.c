@@ -66,6 +66,8 @@ void mcp_config_usage(FILE *fp)
             "                         (POSTLY_MCP_SCHEDULER=off)\n"
             "  --no-webhooks          do not deliver webhook events in this process\n"
             "                         (POSTLY_MCP_WEBHOOKS=off)\n"
+            "  --unsafe-no-fsync      BENCHMARKS ONLY: writes are never fsynced, so a power\n"
+            "                         loss may lose acknowledged writes or corrupt the store\n"
             "  --print-port           print the bound port on stdout once listening\n"
             "  --help                 this text\n"
             "       postly-mcp usage [--data DIR] [--period YYYY-MM] [--workspace WS]\n"
@@ -350,6 +352,10 @@ pl_rc mcp_config_parse(mcp_config *cfg, int argc, char **argv, int *want_help, c
         }
         if (strcmp(a, "--print-port") == 0)
             continue; /* handled by main */
+        if (strcmp(a, "--unsafe-no-fsync") == 0) {
+            cfg->unsafe_no_fsync = 1; /* benchmarks only: flag only, no environment variable */
+            continue;
+        }
         for (o = 0; o < sizeof options / sizeof options[0]; o++)
             if (strcmp(a, options[o].flag) == 0)
                 break;

@@ -61,6 +61,10 @@ typedef struct mcp_config {
      * (claims are LMDB transactions). */
     int run_scheduler;
     int run_webhooks;
+    /* --unsafe-no-fsync (benchmarks only, no environment variable so it cannot be left on by
+     * a deployment's environment): the execution store opens with EX_STORE_NOSYNC, so writes
+     * are acknowledged without reaching the disk. Logged as a warning at start. */
+    int unsafe_no_fsync;
 } mcp_config;
 
 /* Fills the documented defaults (canonical URL and allow-lists derived from the listen

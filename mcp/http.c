@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "exec/batch.h"
 #include "mcp/mcp_int.h"
 
 static int origin_allowed(const mcp_server *srv, const char *origin)
@@ -63,6 +64,49 @@ static void send_sse(core_http_req *req, const mcp_reply *rp)
     core_http_stream_end(req);
 }
 
+/* Sends rp (consumed) with its headers. */
+static void send_reply(core_http_req *req, mcp_reply *rp)
+{
+    char num[16];
+    if (rp->session_id[0])
+        core_http_header_add(req, "MCP-Session-Id", rp->session_id);
+    if (rp->www_authenticate[0])
+        core_http_header_add(req, "WWW-Authenticate", rp->www_authenticate);
+    if (rp->allow[0])
+        core_http_header_add(req, "Allow", rp->allow);
+    if (rp->retry_after_s > 0) {
+        snprintf(num, sizeof num, "%d", rp->retry_after_s);
+        core_http_header_add(req, "Retry-After", num);
+    }
+    if (rp->events) {
+        send_sse(req, rp);
+    } else if (rp->raw) {
+        core_http_reply_take(req, rp->status, "application/json", rp->raw, rp->raw_len);
+        rp->raw = NULL; /* taken */
+    } else if (rp->body) {
+        core_http_reply_json(req, rp->status, rp->body);
+        rp->body = NULL; /* taken */
+    } else {
+        core_http_reply_empty(req, rp->status);
+    }
+    mcp_reply_clear(rp);
+}
+
+/* A reply held until its group-commit batch is durable (exec/batch.h). */
+typedef struct held_reply {
+    core_http_req *req;
+    mcp_reply rp;
+} held_reply;
+
+static void send_held(void *arg, pl_rc rc)
+{
+    held_reply *h = arg;
+    if (rc != PL_OK)
+        mcp_reply_held_failed(&h->rp, rc);
+    send_reply(h->req, &h->rp);
+    free(h);
+}
+
 static void on_mcp(core_http_req *req, void *arg)
 {
     mcp_server *srv = arg;
@@ -70,7 +114,6 @@ static void on_mcp(core_http_req *req, void *arg)
     mcp_reply rp;
     const char *body = NULL;
     size_t len = 0;
-    char num[16];
 
     cors(req, srv);
     if (core_http_method(req) == CORE_HTTP_OPTIONS) {
@@ -109,28 +152,21 @@ static void on_mcp(core_http_req *req, void *arg)
     rq.body_len = len;
     rq.raw_ok = 1;
     mcp_server_handle(srv, &rq, &rp);
-    if (rp.session_id[0])
-        core_http_header_add(req, "MCP-Session-Id", rp.session_id);
-    if (rp.www_authenticate[0])
-        core_http_header_add(req, "WWW-Authenticate", rp.www_authenticate);
-    if (rp.allow[0])
-        core_http_header_add(req, "Allow", rp.allow);
-    if (rp.retry_after_s > 0) {
-        snprintf(num, sizeof num, "%d", rp.retry_after_s);
-        core_http_header_add(req, "Retry-After", num);
+    if (rp.held && srv->deps.batcher) {
+        held_reply *h = malloc(sizeof *h);
+        if (h) {
+            h->req = req;
+            h->rp = rp; /* moved */
+            if (ex_batcher_hold(srv->deps.batcher, send_held, h) == PL_OK) {
+                core_http_defer(req);
+                return;
+            }
+            free(h);
+        }
+        /* Not held: the change is not known to be durable, so it is not acknowledged. */
+        mcp_reply_held_failed(&rp, PL_ERR_NOMEM);
     }
-    if (rp.events) {
-        send_sse(req, &rp);
-    } else if (rp.raw) {
-        core_http_reply_take(req, rp.status, "application/json", rp.raw, rp.raw_len);
-        rp.raw = NULL; /* taken */
-    } else if (rp.body) {
-        core_http_reply_json(req, rp.status, rp.body);
-        rp.body = NULL; /* taken */
-    } else {
-        core_http_reply_empty(req, rp.status);
-    }
-    mcp_reply_clear(&rp);
+    send_reply(req, &rp);
 }
 
 /* RFC 9728 §3: the metadata document, public. */

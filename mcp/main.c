@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "exec/connector.h"
 #include "exec/sandbox.h"
+#include "exec/batch.h"
 #include "exec/scheduler.h"
 #include "exec/store.h"
 #include "exec/webhook.h"
@@ -199,6 +200,7 @@ int main(int argc, char **argv)
     mcp_usage *usage = NULL;
     ex_scheduler *sched = NULL;
     ex_webhook_dispatcher *hooks = NULL;
+    ex_batcher *batcher = NULL;
     struct event *sigint = NULL, *sigterm = NULL, *sighup = NULL, *tick = NULL, *flush = NULL;
     struct timeval every = {10, 0}, second = {1, 0};
     char err[256], revision[64], audit_path[MCP_CFG_URL_MAX + 32];
@@ -296,7 +298,10 @@ int main(int argc, char **argv)
                 cfg.data_dir, pl_strerror(rc));
         goto out;
     }
-    rc = ex_store_open_data_dir(cfg.data_dir, 0, &store);
+    /* Group commit (docs/mcp.md "Group commit"): MDB_NOMETASYNC plus the batcher's syncer
+     * thread, every write still acknowledged only once it is on disk. */
+    rc = ex_store_open_data_dir(
+        cfg.data_dir, cfg.unsafe_no_fsync ? EX_STORE_NOSYNC : EX_STORE_GROUP_COMMIT, &store);
     if (rc != PL_OK) {
         fprintf(stderr, "postly-mcp: execution store in %s/exec: %s\n", cfg.data_dir,
                 pl_strerror(rc));
@@ -327,6 +332,16 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    if (cfg.unsafe_no_fsync) /* on stderr whatever the log level: never silent */
+        fprintf(stderr,
+                "postly-mcp: WARNING: --unsafe-no-fsync: writes are NOT fsynced; a power loss "
+                "may lose acknowledged writes or corrupt %s/exec. For benchmarks only.\n",
+                cfg.data_dir);
+    rc = ex_batcher_new(a.base, store, &log, &batcher);
+    if (rc != PL_OK) {
+        fprintf(stderr, "postly-mcp: group commit: %s\n", pl_strerror(rc));
+        goto out;
+    }
     memset(&deps, 0, sizeof deps);
     deps.clock = core_clock_real();
     deps.log = &log;
@@ -337,6 +352,7 @@ int main(int argc, char **argv)
     deps.audit = audit;
     deps.directory = dir;
     deps.usage = usage;
+    deps.batcher = batcher;
     if (mcp_server_new(&cfg, &deps, &srv) != PL_OK) {
         fprintf(stderr, "postly-mcp: the tool table and the policy disagree (see log)\n");
         goto out;
@@ -406,6 +422,7 @@ out:
         event_free(sigint);
     ex_webhook_dispatcher_free(hooks);
     ex_scheduler_free(sched); /* detaches its timer */
+    ex_batcher_free(batcher); /* commits and syncs what is open, sends the held replies */
     core_http_free(http);
     mcp_server_free(srv);
     mcp_usage_free(usage); /* flushes the last counts */

@@ -107,6 +107,9 @@ struct mcp_call {
     int raw_ok;
     char *raw_result;
     size_t raw_result_len;
+    /* 1: a tool's writes joined the open group-commit batch (exec/batch.h): the reply must
+     * wait until the batch is durable (mcp_reply.held). */
+    int held;
 };
 
 /* Appends a notifications/progress message (progress, total, message) to c->events when the

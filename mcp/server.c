@@ -33,8 +33,26 @@ void mcp_reply_clear(mcp_reply *reply)
         return;
     json_decref(reply->body);
     json_decref(reply->events);
+    json_decref(reply->held_id);
     free(reply->raw);
     memset(reply, 0, sizeof *reply);
+}
+
+void mcp_reply_held_failed(mcp_reply *reply, pl_rc rc)
+{
+    char msg[200], sid[sizeof reply->session_id];
+    json_t *id = reply->held_id;
+    snprintf(msg, sizeof msg,
+             "the change could not be made durable (store: %s); treat it as not saved and "
+             "retry (with the same idempotency_key a retry cannot apply it twice)",
+             pl_errname(rc));
+    memcpy(sid, reply->session_id, sizeof sid);
+    reply->held_id = NULL;
+    mcp_reply_clear(reply);
+    memcpy(reply->session_id, sid, sizeof sid);
+    reply->status = 500;
+    reply->body = mcp_rpc_error_new(id, MCP_RPC_INTERNAL_ERROR, msg, NULL);
+    json_decref(id);
 }
 
 /* HTML Living Standard §9.2 "Server-sent events": an event is lines of "field: value" ended
@@ -905,6 +923,10 @@ pl_rc mcp_server_handle(mcp_server *srv, const mcp_request *req, mcp_reply *repl
         call.events = NULL;
     }
 out:
+    if (call.held) {
+        reply->held = 1;
+        reply->held_id = msg.id ? json_incref(msg.id) : NULL;
+    }
     json_decref(call.events);
     free(call.raw_result); /* NULL unless a method left one unsent */
     mcp_rpc_msg_clear(&msg);

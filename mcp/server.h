@@ -56,6 +56,10 @@ typedef struct mcp_deps {
     struct az_directory *directory;
     /* Usage metering and plan quotas (mcp/usage.h). NULL: not metered. */
     struct mcp_usage *usage;
+    /* Group commit (exec/batch.h): the writes of store-only write tools join the loop
+     * iteration's batch and their replies are marked held. NULL: every write is its own
+     * durable transaction and no reply is held (unit tests that call mcp_server_handle). */
+    struct ex_batcher *batcher;
 } mcp_deps;
 
 typedef struct mcp_server mcp_server;
@@ -106,7 +110,18 @@ typedef struct mcp_reply {
      * raw_ok set; used for successful tools/call results, so the result is serialised once. */
     char *raw;
     size_t raw_len;
+    /* 1: the reply tells of writes that are in the open group-commit batch (deps.batcher): it
+     * must not be sent before that batch is durable; if the batch fails, send
+     * mcp_reply_held_failed()'s error instead. held_id (owned, may be NULL) is the JSON-RPC id
+     * of a single request, for that error. */
+    int held;
+    json_t *held_id;
 } mcp_reply;
+
+/* Turns a held reply whose batch failed (rc) into the error to send instead: HTTP 500 with a
+ * JSON-RPC error (-32603, the request's id or null for a JSON-RPC batch) saying that the
+ * change was not made durable and should be retried. Keeps session_id; clears the rest. */
+void mcp_reply_held_failed(mcp_reply *reply, pl_rc rc);
 
 /* Writes one SSE event ("event: message\ndata: <compact JSON>\n\n"; the JSON has no
  * newline, so one data line) into buf. Returns the length, or 0 when buf is too small or

@@ -10,6 +10,7 @@
 #include "authz/directory.h"
 #include "exec/account.h"
 #include "exec/analytics.h"
+#include "exec/batch.h"
 #include "exec/campaign.h"
 #include "exec/connector.h"
 #include "exec/draft.h"
@@ -688,6 +689,7 @@ pl_rc mcp_tools_call(mcp_call *c, const json_t *params, json_t **result, mcp_rpc
     mcp_gate_result g;
     ex_err xe;
     size_t idx = 0;
+    int batched = 0;
     pl_rc rc;
 
     memset(&d, 0, sizeof d);
@@ -753,6 +755,13 @@ pl_rc mcp_tools_call(mcp_call *c, const json_t *params, json_t **result, mcp_rpc
         mcp_audit(c, "tool", pname, "invalid_arguments", &d, args);
         goto out;
     }
+    /* Group commit (exec/batch.h, docs/mcp.md "Group commit"): the writes of a tool that
+     * stays inside the store (not read-only, not open-world: no connector call or other
+     * effect outside LMDB that must follow a durable write) join this loop iteration's batch;
+     * the reply is then held until the batch is committed and synced. */
+    batched = c->srv->deps.batcher && !t->read_only && !t->open_world;
+    if (batched)
+        ex_batcher_enter(c->srv->deps.batcher);
     if (!t->read_only && mcp_workspace_ensure(c->srv->deps.ex, c->who->ws) != PL_OK) {
         res = tool_error("unavailable", "", "the workspace record could not be created");
         mcp_audit(c, "tool", pname, "store_failed", &d, args);
@@ -799,6 +808,10 @@ pl_rc mcp_tools_call(mcp_call *c, const json_t *params, json_t **result, mcp_rpc
     }
     rc = t->cfn ? t->cfn(c, &d, args, &out, &xe)
                 : t->fn(c->srv->deps.ex, c->who->ws, args, &out, &xe);
+    if (batched) {
+        c->held |= ex_batcher_leave(c->srv->deps.batcher);
+        batched = 0;
+    }
     mcp_progress(c, 3, 3, rc == PL_OK ? "done" : "failed");
     if (rc != PL_OK) {
         res = tool_error(pl_errname(rc), xe.field, xe.msg[0] ? xe.msg : pl_strerror(rc));
@@ -818,6 +831,8 @@ pl_rc mcp_tools_call(mcp_call *c, const json_t *params, json_t **result, mcp_rpc
     }
     mcp_audit(c, "tool", pname, "ok", &d, args);
 out:
+    if (batched)
+        c->held |= ex_batcher_leave(c->srv->deps.batcher);
     json_decref(out);
     json_decref(empty);
     if (c->http_done) {

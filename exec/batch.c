@@ -1,0 +1,191 @@
+/* exec/batch.c — see batch.h. */
+#include "batch.h"
+
+#include <stdlib.h>
+
+#include <event2/event.h>
+
+#include "exec/syncer.h"
+
+typedef struct held {
+    ex_batch_done_fn done;
+    void *arg;
+    uint64_t seq; /* the commit it waits for (syncing list) */
+    struct held *next;
+} held;
+
+struct ex_batcher {
+    ex_store *st;
+    const core_log *log;
+    struct event *commit;
+    int scheduled;
+    uint64_t joins_at_enter;
+    held *pending, **pending_tail; /* replies of the open batch */
+    held *syncing, **syncing_tail; /* replies of committed batches, waiting for their sync */
+    uint64_t seq;                  /* commits handed to the syncer */
+    ex_syncer *syncer;             /* NULL unless the store needs a second sync */
+    ex_batch_stats stats;
+};
+
+static void release(ex_batcher *b, held *h, pl_rc rc)
+{
+    b->stats.failed += rc != PL_OK;
+    h->done(h->arg, rc);
+    free(h);
+}
+
+static void on_synced(void *arg, uint64_t seq, pl_rc rc)
+{
+    ex_batcher *b = arg;
+    if (rc != PL_OK)
+        core_log_error(b->log, "exec: batch sync failed (%s); held replies become errors",
+                       pl_strerror(rc));
+    while (b->syncing && b->syncing->seq <= seq) {
+        held *h = b->syncing;
+        b->syncing = h->next;
+        if (!b->syncing)
+            b->syncing_tail = &b->syncing;
+        release(b, h, rc);
+    }
+}
+
+static pl_rc store_sync(void *st)
+{
+    return ex_store_sync(st);
+}
+
+/* The end of the iteration: commit once, then release (or hand to the syncer) every reply
+ * held for this batch. */
+static void on_commit(evutil_socket_t fd, short what, void *arg)
+{
+    ex_batcher *b = arg;
+    int needs_sync = 0, had = ex_store_batch_pending(b->st);
+    pl_rc rc = ex_store_batch_commit(b->st, &needs_sync);
+    held *h = b->pending, *next;
+    (void)fd;
+    (void)what;
+    b->scheduled = 0;
+    b->pending = NULL;
+    b->pending_tail = &b->pending;
+    b->stats.commits += had;
+    if (rc != PL_OK)
+        core_log_error(b->log, "exec: batch commit failed (%s); held replies become errors",
+                       pl_strerror(rc));
+    if (needs_sync && b->syncer) {
+        b->seq++;
+        for (; h; h = next) {
+            next = h->next;
+            h->next = NULL;
+            h->seq = b->seq;
+            *b->syncing_tail = h;
+            b->syncing_tail = &h->next;
+        }
+        ex_syncer_request(b->syncer, b->seq);
+        return;
+    }
+    if (needs_sync) /* no syncer (cannot happen after a successful new): sync inline */
+        rc = ex_store_sync(b->st);
+    for (; h; h = next) {
+        next = h->next;
+        release(b, h, rc);
+    }
+}
+
+pl_rc ex_batcher_new(struct event_base *base, ex_store *st, const core_log *log, ex_batcher **out)
+{
+    ex_batcher *b = calloc(1, sizeof *b);
+    pl_rc rc;
+    *out = NULL;
+    if (!b)
+        return PL_ERR_NOMEM;
+    b->st = st;
+    b->log = log;
+    b->pending_tail = &b->pending;
+    b->syncing_tail = &b->syncing;
+    rc = ex_store_batch_thread(st);
+    if (rc != PL_OK)
+        goto out;
+    b->commit = event_new(base, -1, 0, on_commit, b);
+    if (!b->commit) {
+        rc = PL_ERR_NOMEM;
+        goto out;
+    }
+    /* Lowest priority: after every other callback due in this iteration. */
+    int npri = event_base_get_npriorities(base);
+    if (npri > 1)
+        event_priority_set(b->commit, npri - 1);
+    rc = ex_syncer_new(base, store_sync, st, on_synced, b, &b->syncer);
+    if (rc != PL_OK)
+        goto out;
+    *out = b;
+    b = NULL;
+out:
+    ex_batcher_free(b);
+    return rc;
+}
+
+void ex_batcher_free(ex_batcher *b)
+{
+    if (!b)
+        return;
+    ex_syncer_free(b->syncer); /* joins: a sync in progress completes */
+    b->syncer = NULL;
+    /* Whatever is left is made durable here, inline, and answered. */
+    int needs_sync = 0;
+    pl_rc rc = ex_store_batch_commit(b->st, &needs_sync);
+    pl_rc src = ex_store_sync(b->st);
+    held *lists[2] = {b->syncing, b->pending};
+    for (int i = 0; i < 2; i++) {
+        held *h = lists[i], *next;
+        for (; h; h = next) {
+            next = h->next;
+            release(b, h, i == 1 && rc != PL_OK ? rc : src);
+        }
+    }
+    if (b->commit)
+        event_free(b->commit);
+    free(b);
+}
+
+void ex_batcher_enter(ex_batcher *b)
+{
+    b->joins_at_enter = ex_store_batch_joins(b->st);
+    ex_store_batch_enter(b->st);
+}
+
+static void schedule(ex_batcher *b)
+{
+    if (!b->scheduled) {
+        b->scheduled = 1;
+        event_active(b->commit, 0, 0);
+    }
+}
+
+int ex_batcher_leave(ex_batcher *b)
+{
+    ex_store_batch_leave(b->st);
+    if (ex_store_batch_joins(b->st) == b->joins_at_enter)
+        return 0;
+    schedule(b); /* an open batch always has its commit coming, held replies or not */
+    return 1;
+}
+
+pl_rc ex_batcher_hold(ex_batcher *b, ex_batch_done_fn done, void *arg)
+{
+    held *h = calloc(1, sizeof *h);
+    if (!h)
+        return PL_ERR_NOMEM;
+    h->done = done;
+    h->arg = arg;
+    *b->pending_tail = h;
+    b->pending_tail = &h->next;
+    b->stats.held++;
+    schedule(b);
+    return PL_OK;
+}
+
+void ex_batcher_stats(ex_batcher *b, ex_batch_stats *out)
+{
+    *out = b->stats;
+    out->syncs = b->syncer ? ex_syncer_count(b->syncer) : 0;
+}

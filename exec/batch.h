@@ -1,0 +1,79 @@
+/*
+ * exec/batch.h — group commit of the execution layer on a libevent loop (the batch driver).
+ *
+ * Every write of one event-loop iteration goes into one LMDB transaction (exec/store.h
+ * "batches"), committed once when the iteration's ready requests have been handled, and the
+ * replies of the requests whose writes are in it are released only after that commit AND a
+ * sync that started after it (exec/syncer.h, on a second thread). So N requests of one
+ * iteration pay one commit and about one fsync between them, and nothing is acknowledged
+ * before it is on disk.
+ *
+ * Use, per request on the loop thread:
+ *     ex_batcher_enter(b);
+ *     ... the handler's service calls (their write transactions join the batch) ...
+ *     if (ex_batcher_leave(b))              // this request's work touched the batch
+ *         ex_batcher_hold(b, send_later, r); // hold its reply: send_later(r, rc) runs later
+ * send_later(arg, PL_OK): the batch is durable, send the reply as formed. send_later(arg, rc)
+ * with rc != PL_OK: the batch commit or its sync failed; the changes may be lost (the commit
+ * failed: they are), so the reply must become an error — never a success. Every held callback
+ * is called exactly once: after its batch's sync, or from ex_batcher_free().
+ *
+ * The commit runs from an event activated at the lowest priority when the first reply of the
+ * batch is held: the callbacks already due in this iteration (the other ready connections)
+ * run first and join the same batch. Writes on the loop thread outside enter/leave (the
+ * scheduler's and the webhook dispatcher's timers) commit the open batch early, with a full
+ * sync, and then run on their own (store.h); the held replies are released at the commit
+ * event as usual.
+ *
+ * Durability modes follow the store's flags: EX_STORE_GROUP_COMMIT (MDB_NOMETASYNC): the
+ * commit syncs the data pages on the loop thread, the syncer thread syncs the meta page;
+ * flags 0: the commit syncs both on the loop thread; EX_STORE_NOSYNC (benchmarks only): no
+ * sync at all, replies go out right after the commit.
+ *
+ * Threads: everything on the loop thread of base, which becomes the store's batch thread.
+ */
+#ifndef POSTLY_EXEC_BATCH_H
+#define POSTLY_EXEC_BATCH_H
+
+#include <stdint.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "exec/store.h"
+
+struct event_base;
+
+typedef struct ex_batcher ex_batcher;
+
+typedef void (*ex_batch_done_fn)(void *arg, pl_rc rc);
+
+/* base, st and log (may be NULL) are borrowed and must outlive the batcher. Makes the calling
+ * thread st's batch thread (PL_ERR_STATE when another thread is). PL_ERR_NOMEM, PL_ERR_IO,
+ * PL_ERR_INTERNAL (the syncer thread). */
+pl_rc ex_batcher_new(struct event_base *base, ex_store *st, const core_log *log, ex_batcher **out);
+
+/* Commits an open batch (with a full sync), calls every held callback with the outcome, and
+ * frees b. NULL-safe. */
+void ex_batcher_free(ex_batcher *b);
+
+/* Brackets one unit of work (a request). Not nested. leave returns 1 when the unit began a
+ * write transaction in the batch (committed or not: even a replay of an idempotency record
+ * written earlier in the batch reveals unsynced data), so its reply must be held. */
+void ex_batcher_enter(ex_batcher *b);
+int ex_batcher_leave(ex_batcher *b);
+
+/* Holds one reply until the current batch is durable (or failed): done(arg, rc) runs later
+ * on the loop thread, exactly once. PL_ERR_NOMEM: nothing held (the caller answers an error
+ * at once; the batch still commits). */
+pl_rc ex_batcher_hold(ex_batcher *b, ex_batch_done_fn done, void *arg);
+
+typedef struct ex_batch_stats {
+    uint64_t commits; /* batches committed (non-empty) */
+    uint64_t held;    /* replies held in total */
+    uint64_t failed;  /* replies released with an error */
+    uint64_t syncs;   /* syncs run by the syncer thread */
+} ex_batch_stats;
+
+void ex_batcher_stats(ex_batcher *b, ex_batch_stats *out);
+
+#endif
