@@ -83,8 +83,14 @@ typedef struct vkey {
     oauth2_cfg_token_verify_t *o2; /* created on first use */
 } vkey;
 
+/* A cached verification. The token's own bytes are kept and compared in full on lookup: the
+ * keyed hash only picks the bucket, so a hit means "byte-for-byte the token verified before",
+ * never "a token with the same hash" (docs/keys.md §4.4). */
 typedef struct centry {
-    uint8_t hash[CORE_SHA256_LEN];
+    uint64_t h;            /* SipHash-2-4 of the token under the verifier's random key */
+    char *tok;             /* copy of the token (tok_len bytes), wiped when the entry goes */
+    uint32_t tok_len;      /* 0: slot free */
+    uint32_t tok_cap;      /* bytes allocated at tok; reused by the next token that fits */
     int64_t valid_until_s; /* exp + leeway: the entry dies with the token */
     uint32_t prev, next;   /* LRU list, most recent at head */
     uint32_t hnext;        /* bucket chain */
@@ -113,6 +119,7 @@ struct key_verifier {
     uint32_t cap, count, free_head, lru_head, lru_tail;
     uint32_t *buckets;
     uint32_t bucket_mask;
+    uint8_t sip_key[CORE_SIPHASH_KEY_LEN]; /* random per verifier: buckets unpredictable */
 
     EVP_MD *sha256;
     EVP_MD_CTX *md;
@@ -142,11 +149,9 @@ static void o2_discard(oauth2_log_sink_t *sink, const char *filename, unsigned l
 
 /* ---- the cache: hash chains + LRU list over a fixed array, no allocation after new ---- */
 
-static uint32_t bucket_of(const key_verifier *v, const uint8_t h[CORE_SHA256_LEN])
+static uint32_t bucket_of(const key_verifier *v, uint64_t h)
 {
-    uint32_t b;
-    memcpy(&b, h, sizeof b);
-    return b & v->bucket_mask;
+    return (uint32_t)h & v->bucket_mask;
 }
 
 static void lru_unlink(key_verifier *v, uint32_t i)
@@ -175,39 +180,67 @@ static void lru_push_front(key_verifier *v, uint32_t i)
         v->lru_tail = i;
 }
 
+/* The token is a bearer credential: its copy does not outlive the entry. */
+static void entry_wipe(centry *e)
+{
+    core_wipe(e->tok, e->tok_len);
+    e->tok_len = 0;
+}
+
 static void cache_remove(key_verifier *v, uint32_t i)
 {
-    uint32_t *pp = &v->buckets[bucket_of(v, v->ents[i].hash)];
+    uint32_t *pp = &v->buckets[bucket_of(v, v->ents[i].h)];
     while (*pp != NIL && *pp != i)
         pp = &v->ents[*pp].hnext;
     if (*pp == i)
         *pp = v->ents[i].hnext;
     lru_unlink(v, i);
+    entry_wipe(&v->ents[i]);
     v->ents[i].hnext = v->free_head;
     v->free_head = i;
     v->count--;
 }
 
-static uint32_t cache_find(const key_verifier *v, const uint8_t h[CORE_SHA256_LEN])
+/* A hit is an entry holding exactly these len bytes. The hash and the length only skip
+ * entries cheaply; the bytes themselves are compared in constant time (no early exit that
+ * would tell an attacker how much of a cached token's prefix they guessed). */
+static uint32_t cache_find(const key_verifier *v, uint64_t h, const char *tok, size_t len)
 {
     uint32_t i = v->buckets[bucket_of(v, h)];
-    while (i != NIL && memcmp(v->ents[i].hash, h, CORE_SHA256_LEN) != 0)
+    while (i != NIL && !(v->ents[i].h == h && v->ents[i].tok_len == len &&
+                         core_ct_equal(v->ents[i].tok, tok, len)))
         i = v->ents[i].hnext;
     return i;
 }
 
-static void cache_put(key_verifier *v, const uint8_t h[CORE_SHA256_LEN], const key_verified *val,
-                      int64_t valid_until_s)
+static void cache_put(key_verifier *v, uint64_t h, const char *tok, size_t len,
+                      const key_verified *val, int64_t valid_until_s)
 {
     uint32_t i, b;
-    if (v->cap == 0)
+    centry *e;
+    if (v->cap == 0 || len == 0 || len > UINT32_MAX)
         return;
     if (v->free_head == NIL)
         cache_remove(v, v->lru_tail); /* full: evict the least recently used */
     i = v->free_head;
-    v->free_head = v->ents[i].hnext;
-    memcpy(v->ents[i].hash, h, CORE_SHA256_LEN);
-    v->ents[i].valid_until_s = valid_until_s;
+    e = &v->ents[i];
+    if (e->tok_cap < len) {
+        /* The slot's buffer grows to the longest token it has held (rounded up to 256
+         * bytes; tokens are at most max_len): after warm-up, entries are reused without
+         * allocating. Out of memory: the result is simply not cached. */
+        size_t cap = (len + 255) & ~(size_t)255;
+        char *p = malloc(cap);
+        if (!p)
+            return;
+        free(e->tok); /* wiped when its last token left */
+        e->tok = p;
+        e->tok_cap = (uint32_t)cap;
+    }
+    v->free_head = e->hnext;
+    memcpy(e->tok, tok, len);
+    e->tok_len = (uint32_t)len;
+    e->h = h;
+    e->valid_until_s = valid_until_s;
     v->ents[i].val = *val;
     b = bucket_of(v, h);
     v->ents[i].hnext = v->buckets[b];
@@ -224,6 +257,7 @@ void key_verifier_cache_clear(key_verifier *v)
         v->buckets[b] = NIL;
     v->free_head = NIL;
     for (uint32_t i = v->cap; i-- > 0;) {
+        entry_wipe(&v->ents[i]);
         v->ents[i].prev = v->ents[i].next = NIL;
         v->ents[i].hnext = v->free_head;
         v->free_head = i;
@@ -460,6 +494,8 @@ pl_rc key_verifier_new(const key_verifier_cfg *cfg, key_verifier **out)
         !v->scratch)
         goto out;
     key_verifier_cache_clear(v);
+    if ((rc = core_random(v->sip_key, sizeof v->sip_key)) != PL_OK)
+        goto out;
     rc = PL_ERR_CRYPTO;
     v->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     v->md = EVP_MD_CTX_new();
@@ -493,6 +529,11 @@ void key_verifier_free(key_verifier *v)
         oauth2_log_free(v->o2log); /* frees the sinks added to it */
     EVP_MD_CTX_free(v->md);
     EVP_MD_free(v->sha256);
+    for (uint32_t i = 0; v->ents && i < v->cap; i++) {
+        entry_wipe(&v->ents[i]);
+        free(v->ents[i].tok);
+    }
+    core_wipe(v->sip_key, sizeof v->sip_key);
     free(v->scratch);
     free(v->pbuf);
     free(v->tokbuf);
@@ -581,16 +622,26 @@ static key_reason check_header(const char *seg, size_t len, const char **kid, si
     return KEY_REASON_NONE;
 }
 
-static key_reason sig_openssl(key_verifier *v, const vkey *k, const char *tok, size_t signed_len,
-                              const char *sig, size_t sig_len)
+/* The signature part, for both backends: exactly 86 base64url characters whose unused low
+ * bits are zero (RFC 4648 §3.5), so that one signature has one spelling. liboauth2 1.4.5.4
+ * (cjose) accepts a token with characters appended to the signature, or with non-zero
+ * unused bits, as the same signature: without this check one token could be sent as
+ * endless distinct strings (tests/keys/test_token.c, test_signature_spelling). */
+static key_reason sig_decode(const char *sig, size_t sig_len, uint8_t rs[64])
 {
-    uint8_t rs[64], der[80];
-    size_t n = 0, derlen = 0;
+    size_t n = 0;
+    if (sig_len != SIG_B64_LEN || core_b64url_decode(sig, sig_len, rs, 64, &n) != PL_OK || n != 64)
+        return KEY_REASON_SIGNATURE;
+    return KEY_REASON_NONE;
+}
+
+static key_reason sig_openssl(key_verifier *v, const vkey *k, const char *tok, size_t signed_len,
+                              const uint8_t rs[64])
+{
+    uint8_t der[80];
+    size_t derlen = 0;
     int ok;
 
-    if (sig_len != SIG_B64_LEN || core_b64url_decode(sig, sig_len, rs, sizeof rs, &n) != PL_OK ||
-        n != 64)
-        return KEY_REASON_SIGNATURE;
     if (key_sig_jose_to_der(rs, der, sizeof der, &derlen) != PL_OK)
         return KEY_REASON_SIGNATURE;
     if (EVP_DigestVerifyInit(v->md, NULL, v->sha256, NULL, k->pub) != 1)
@@ -685,7 +736,8 @@ static pl_rc rc_of(key_reason r)
 pl_rc key_verifier_verify(key_verifier *v, const char *token, size_t len, key_verified *out,
                           key_reason *reason)
 {
-    uint8_t hash[CORE_SHA256_LEN];
+    uint64_t h;
+    uint8_t rs[64];
     size_t d1 = 0, d2 = 0, kid_len = 0, plen = 0;
     const char *kid = NULL;
     const vkey *k;
@@ -693,7 +745,6 @@ pl_rc key_verifier_verify(key_verifier *v, const char *token, size_t len, key_ve
     key_payload claims;
     int64_t now_ms, now;
     uint32_t hit;
-    unsigned int hlen = 0;
     key_reason r = KEY_REASON_INTERNAL;
 
     if (!v || !token || !out || !reason)
@@ -712,13 +763,9 @@ pl_rc key_verifier_verify(key_verifier *v, const char *token, size_t len, key_ve
                   : (!v->have_jwks || now_ms - v->jwks_at_ms >= v->max_age_ms) &&
                         now_ms - v->last_fetch_ms >= v->refetch_ms)
         (void)jwks_refresh(v, now_ms);
-    /* 2. cache */
-    if (EVP_DigestInit_ex(v->md, v->sha256, NULL) != 1 ||
-        EVP_DigestUpdate(v->md, token, len) != 1 || EVP_DigestFinal_ex(v->md, hash, &hlen) != 1) {
-        r = KEY_REASON_INTERNAL;
-        goto out;
-    }
-    hit = cache_find(v, hash);
+    /* 2. cache: the same bytes verified before (keyed hash for the bucket, then the bytes) */
+    h = core_siphash24(v->sip_key, token, len);
+    hit = cache_find(v, h, token, len);
     if (hit != NIL) {
         if (now < v->ents[hit].valid_until_s) {
             *out = v->ents[hit].val;
@@ -756,6 +803,8 @@ pl_rc key_verifier_verify(key_verifier *v, const char *token, size_t len, key_ve
         goto out;
     }
     /* 6. signature */
+    if ((r = sig_decode(token + d2 + 1, len - d2 - 1, rs)) != KEY_REASON_NONE)
+        goto out;
     if (v->backend == KEY_SIG_LIBOAUTH2) {
         json_t *o2payload = NULL;
         r = sig_liboauth2(v, (vkey *)k, token, len, &o2payload);
@@ -764,7 +813,7 @@ pl_rc key_verifier_verify(key_verifier *v, const char *token, size_t len, key_ve
          * parse below, for both backends alike. */
         json_decref(o2payload);
     } else {
-        r = sig_openssl(v, k, token, d2, token + d2 + 1, len - d2 - 1);
+        r = sig_openssl(v, k, token, d2, rs);
     }
     if (r != KEY_REASON_NONE)
         goto out;
@@ -782,7 +831,7 @@ pl_rc key_verifier_verify(key_verifier *v, const char *token, size_t len, key_ve
         goto out;
     memcpy(out->kid, kid, kid_len < KEY_KID_SIZE ? kid_len + 1 : KEY_KID_SIZE - 1);
     out->kid[KEY_KID_SIZE - 1] = '\0';
-    cache_put(v, hash, out, out->exp + v->leeway_s);
+    cache_put(v, h, token, len, out, out->exp + v->leeway_s);
     v->stats.verified++;
 out:
     json_decref(hdr);

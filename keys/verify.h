@@ -4,9 +4,12 @@
  *
  * Order of checks for key_verifier_verify() (cheapest and most hostile-input-safe first):
  *   1. size: longer than cfg.max_token_len → TOO_LARGE, before any parsing
- *   2. cache: SHA-256 of the token; a hit that has not expired returns the stored result
- *      (entries live until exp + leeway; the cache is emptied whenever the set of published
- *      kids changes, so a removed key's tokens stop verifying at once; about 3.4 KB/entry)
+ *   2. cache: an entry holding byte-for-byte the same token (found through a SipHash-2-4
+ *      bucket under a random per-verifier key, then compared in full in constant time); a
+ *      hit that has not expired returns the stored result (entries live until exp + leeway;
+ *      the cache is emptied whenever the set of published kids changes, so a removed key's
+ *      tokens stop verifying at once; about 3.4 KB/entry plus a copy of the token, wiped
+ *      when the entry goes)
  *   3. shape: exactly three non-empty base64url segments (RFC 7515 §7.1) → MALFORMED
  *   4. header: a JSON object; "alg" must be "ES256" (pinned: "none", "HS256", "RS256", …
  *      are refused here, before any library sees the token, so no algorithm confusion);
@@ -14,8 +17,10 @@
  *      "crit", "jku", "jwk", "x5u", "x5c", "b64" → ALG / TYP / KID / MALFORMED
  *   5. key: kid looked up in the JWKS copy; an unknown kid refetches the JWKS at most once
  *      per cfg.refetch_interval_s, then → KID
- *   6. signature (ES256, RFC 7518 §3.4) with the configured backend: OpenSSL, or liboauth2
- *      (verify type "jwk" with that key's public JWK) → SIGNATURE
+ *   6. signature (ES256, RFC 7518 §3.4): the part must be exactly 86 base64url characters
+ *      with zero unused bits (one spelling per signature, both backends), then checked with
+ *      the configured backend: OpenSSL, or liboauth2 (verify type "jwk" with that key's
+ *      public JWK) → SIGNATURE
  *   7. claims (liboauth2 checks none of these), read from the payload by a strict JSON
  *      reader (a known claim twice → MALFORMED): iss == cfg.issuer → ISSUER; aud ==
  *      cfg.audience, or an array containing it (RFC 9068 §4) → AUDIENCE; exp, nbf, iat

@@ -714,6 +714,44 @@ static void test_tampered(void **state)
     json_decref(p);
 }
 
+/* Another spelling of a valid token is not the token: an extra base64url character after the
+ * signature, or non-zero unused bits in its last character (RFC 4648 §3.5; both decode to the
+ * same R || S in a lenient decoder), are refused by both backends. Otherwise a holder could
+ * mint endless distinct strings for one token (defeating anything keyed on the token's bytes,
+ * such as the verified-token cache or a per-token rate limit). */
+static void test_signature_spelling(void **state)
+{
+    fx *f = *state;
+    char tok[KEY_TOKEN_MAX], t[KEY_TOKEN_MAX + 8];
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t len;
+    int alt = 0;
+    mint(f, &std_claims, tok, NULL);
+    len = strlen(tok);
+    for (const char *x = "AQgw"; *x; x++) {
+        memcpy(t, tok, len);
+        t[len] = *x;
+        t[len + 1] = '\0';
+        assert_int_equal(verify(f, t, NULL), KEY_REASON_SIGNATURE);
+    }
+    memcpy(t, tok, len);
+    memcpy(t + len, "AAAA", 5);
+    assert_int_equal(verify(f, t, NULL), KEY_REASON_SIGNATURE);
+    /* the 86th character carries 2 bits of S and 4 unused bits that must be zero: every
+     * other character with the same 2 high bits is the same signature, spelled otherwise */
+    for (int c = 0; c < 64; c++) {
+        int v = (int)(strchr(b64, tok[len - 1]) - b64);
+        if (c == v || (c >> 4) != (v >> 4))
+            continue;
+        memcpy(t, tok, len + 1);
+        t[len - 1] = b64[c];
+        assert_int_equal(verify(f, t, NULL), KEY_REASON_SIGNATURE);
+        alt++;
+    }
+    assert_int_equal(alt, 15);
+    assert_int_equal(verify(f, tok, NULL), KEY_REASON_NONE);
+}
+
 /* ---- claims ---- */
 
 static void test_missing_or_mistyped_claims(void **state)
@@ -1030,6 +1068,102 @@ static void test_cache_bounded_lru(void **state)
     assert_int_equal(out.from_cache, 0);
 }
 
+/* A hit is only ever the byte-identical token: the cache's keyed hash picks a bucket, the
+ * bytes decide. A token one byte away from a cached one (signature, payload, header), one
+ * byte shorter or longer, is verified in full again and refused; the cached one still hits. */
+static void test_cache_hit_only_identical(void **state)
+{
+    fx *f = *state;
+    char tok[KEY_TOKEN_MAX], t[KEY_TOKEN_MAX + 2];
+    key_verified out, first;
+    key_verifier_stats st0, st;
+    size_t len, d1, d2;
+    mint(f, &std_claims, tok, NULL);
+    len = strlen(tok);
+    d1 = (size_t)(strchr(tok, '.') - tok);
+    d2 = (size_t)(strrchr(tok, '.') - tok);
+    assert_int_equal(verify(f, tok, &first), KEY_REASON_NONE);
+    assert_int_equal(first.from_cache, 0);
+    assert_int_equal(verify(f, tok, &out), KEY_REASON_NONE);
+    assert_int_equal(out.from_cache, 1);
+    key_verifier_stats_get(f->v, &st0);
+    assert_int_equal(st0.cache_hits, 1);
+    /* one byte changed, in each part: the signature (R and S), the payload, the header */
+    {
+        const size_t at[] = {d2 + 1, d2 + 30, len - 10, d1 + 5, d2 - 3, 3};
+        for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+            key_reason r;
+            memcpy(t, tok, len + 1);
+            t[at[i]] = t[at[i]] == 'A' ? 'B' : 'A';
+            r = verify(f, t, &out);
+            /* the header no longer decodes to ours (alg/typ/kid/JSON): refused before the
+             * signature; elsewhere the signature no longer matches */
+            if (at[i] < d1)
+                assert_int_not_equal(r, KEY_REASON_NONE);
+            else
+                assert_int_equal(r, KEY_REASON_SIGNATURE);
+            assert_int_equal(out.from_cache, 0);
+            assert_string_equal(out.sub, "");
+        }
+    }
+    /* a prefix (last character dropped) and an extension (one character appended) */
+    memcpy(t, tok, len + 1);
+    t[len - 1] = '\0';
+    assert_int_not_equal(verify(f, t, &out), KEY_REASON_NONE);
+    assert_int_equal(out.from_cache, 0);
+    memcpy(t, tok, len);
+    t[len] = 'A';
+    t[len + 1] = '\0';
+    assert_int_not_equal(verify(f, t, &out), KEY_REASON_NONE);
+    assert_int_equal(out.from_cache, 0);
+    key_verifier_stats_get(f->v, &st);
+    assert_int_equal(st.cache_hits, st0.cache_hits); /* none of them hit */
+    assert_int_equal(st.refused, st0.refused + 8);
+    assert_int_equal(st.cache_size, 1); /* and none was cached */
+    /* the original still hits, with the claims it verified with */
+    assert_int_equal(verify(f, tok, &out), KEY_REASON_NONE);
+    assert_int_equal(out.from_cache, 1);
+    assert_string_equal(out.sub, first.sub);
+    assert_string_equal(out.jti, first.jti);
+    assert_true(out.scope_mask == first.scope_mask);
+    assert_int_equal(out.exp, first.exp);
+    /* the same bytes from another buffer (not the same pointer) hit too */
+    memcpy(t, tok, len + 1);
+    assert_int_equal(verify(f, t, &out), KEY_REASON_NONE);
+    assert_int_equal(out.from_cache, 1);
+}
+
+/* Two verifiers draw different hash keys, and each holds exactly the tokens it verified:
+ * many tokens through a small cache, every one later found again or verified afresh. */
+static void test_cache_many_tokens(void **state)
+{
+    fx *f = *state;
+    enum { N = 40 };
+    static char toks[N][KEY_TOKEN_MAX];
+    key_verified out;
+    key_verifier_stats st;
+    key_verifier_free(f->v);
+    f->v = new_verifier(f, 30, 16);
+    for (int i = 0; i < N; i++) {
+        mint(f, &std_claims, toks[i], NULL);
+        assert_int_equal(verify(f, toks[i], &out), KEY_REASON_NONE);
+        assert_int_equal(out.from_cache, 0);
+    }
+    /* the 16 most recent hit, in any order; the older ones were evicted */
+    for (int i = N - 1; i >= N - 16; i--) {
+        assert_int_equal(verify(f, toks[i], &out), KEY_REASON_NONE);
+        assert_int_equal(out.from_cache, 1);
+    }
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(verify(f, toks[i], &out), KEY_REASON_NONE);
+        assert_int_equal(out.from_cache, 0);
+    }
+    key_verifier_stats_get(f->v, &st);
+    assert_int_equal(st.cache_size, 16);
+    assert_int_equal(st.verified, N + 8);
+    assert_int_equal(st.cache_hits, 16);
+}
+
 /* ---- a JWKS fetched through a callback ---- */
 
 typedef struct fetch_ctx {
@@ -1227,6 +1361,7 @@ int main(void)
         BOTH(test_not_yet_valid),
         BOTH(test_aud_and_iss),
         BOTH(test_tampered),
+        BOTH(test_signature_spelling),
         BOTH(test_missing_or_mistyped_claims),
         BOTH(test_duplicate_claims_refused),
         BOTH(test_typ),
@@ -1235,6 +1370,8 @@ int main(void)
         BOTH(test_pruned_key_refused),
         BOTH(test_removed_key_refused_at_once),
         BOTH(test_cache_bounded_lru),
+        BOTH(test_cache_hit_only_identical),
+        BOTH(test_cache_many_tokens),
         BOTH(test_fetch_refetch_once_per_interval),
         BOTH(test_public_only_key_set),
         cmocka_unit_test_setup_teardown(test_verifier_cfg_checked, setup_openssl, teardown),
