@@ -4,8 +4,9 @@
  *
  * Order of checks for key_verifier_verify() (cheapest and most hostile-input-safe first):
  *   1. size: longer than cfg.max_token_len → TOO_LARGE, before any parsing
- *   2. cache: an entry holding byte-for-byte the same token (found through a SipHash-2-4
- *      bucket under a random per-verifier key, then compared in full in constant time); a
+ *   2. cache: an entry holding byte-for-byte the same token (found through a bucket picked
+ *      by SipHash-2-4 of the token's last 32 bytes under a random per-verifier key, then
+ *      compared in full in constant time); a
  *      hit that has not expired returns the stored result (entries live until exp + leeway;
  *      the cache is emptied whenever the set of published kids changes, so a removed key's
  *      tokens stop verifying at once; about 3.4 KB/entry plus a copy of the token, wiped

@@ -1070,7 +1070,10 @@ static void test_cache_bounded_lru(void **state)
 
 /* A hit is only ever the byte-identical token: the cache's keyed hash picks a bucket, the
  * bytes decide. A token one byte away from a cached one (signature, payload, header), one
- * byte shorter or longer, is verified in full again and refused; the cached one still hits. */
+ * byte shorter or longer, is verified in full again and refused; the cached one still hits.
+ * The changes in the header and payload keep the signature's last 32 bytes, which is all the
+ * cache hashes: those tokens land on the cached entry's hash and are told apart only by the
+ * full comparison. */
 static void test_cache_hit_only_identical(void **state)
 {
     fx *f = *state;
