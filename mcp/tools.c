@@ -39,7 +39,13 @@ pl_rc mcp_workspace_ensure(const ex_ctx *ex, const char *ws)
 {
     json_t *w = NULL, *a;
     ex_err e;
-    pl_rc rc = ex_workspace_get(ex, ws, &w, NULL);
+    ex_txn t = {0};
+    MDB_val v;
+    /* Existence only: the record's key, without parsing its JSON (on every write call). */
+    pl_rc rc = ex_ws_valid(ws) ? ex_txn_begin(ex->store, 0, &t) : PL_ERR_NOT_FOUND;
+    if (rc == PL_OK)
+        rc = ex_txn_get_raw(&t, EX_DB_WORKSPACES, ws, &v);
+    ex_txn_abort(&t);
     if (rc == PL_ERR_NOT_FOUND) {
         a = json_pack("{s:s}", "name", ws);
         rc = a ? ex_workspace_ensure(ex, ws, a, &w, &e) : PL_ERR_NOMEM;
