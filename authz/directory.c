@@ -46,7 +46,8 @@ pl_rc az_directory_open(const char *data_dir, az_directory **out)
         rc = PL_ERR_NOT_FOUND;
         goto out;
     }
-    if (v.mv_size != 1 || memcmp(v.mv_data, "1", 1) != 0) {
+    /* Schemas 1 and 2 differ only in records the directory does not read (directory.h). */
+    if (v.mv_size != 1 || (memcmp(v.mv_data, "1", 1) != 0 && memcmp(v.mv_data, "2", 1) != 0)) {
         rc = PL_ERR_UNSUPPORTED;
         goto out;
     }

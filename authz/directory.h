@@ -17,7 +17,9 @@
  * so a token minted by another issuer, or whose grant was purged, is refused.
  *
  * Layout it reads (written by authz/store.c; the named databases are part of this
- * contract and are versioned by the "meta" database's "schema" key, currently "1"):
+ * contract and are versioned by the "meta" database's "schema" key, currently "2"; schema 2
+ * changed only the users and clients records, which the directory does not read, so it reads
+ * stores of schema "1" and "2" alike):
  *   workspaces   key = workspace id          value = JSON {"id","name","plan","created_ms"}
  *   members      key = user id "|" ws id     value = role name ("owner","admin","editor","viewer")
  *   grant_state  key = grant id              value = az_grant_state (host byte order)
@@ -62,7 +64,7 @@ typedef struct az_directory az_directory;
 
 /* Opens <data_dir>/authz read-only. *out owned by the caller (az_directory_free).
  *  PL_ERR_NOT_FOUND  no authorization-server store there yet (start postly-authz once)
- *  PL_ERR_UNSUPPORTED the store's schema version is not the one this build reads
+ *  PL_ERR_UNSUPPORTED the store's schema version is not one this build reads ("1", "2")
  *  PL_ERR_STORE      LMDB refused (the log-free message is in pl_strerror)
  *  PL_ERR_INVALID    data_dir NULL or too long */
 pl_rc az_directory_open(const char *data_dir, az_directory **out);

@@ -27,12 +27,11 @@ typedef struct az_template {
 typedef struct az_deferred {
     core_http_req *req;
     int status;
-    json_t *body;
-    char *raw; /* a pre-rendered JSON body instead of body (the token response) */
-    size_t raw_len;
     int basic;    /* add WWW-Authenticate: Basic */
     uint64_t seq; /* the commit it waits for (syncer) */
     struct az_deferred *next;
+    size_t len;
+    char body[]; /* the JSON text (len bytes), wiped when freed: it may carry tokens */
 } az_deferred;
 
 struct az_server {

@@ -20,6 +20,9 @@
 #define SCRYPT_R         8
 #define SCRYPT_P         1
 #define SCRYPT_MAXMEM    ((uint64_t)256 * 1024 * 1024)
+#define RAND_POOL        512
+/* meta "schema": 2 = users and clients as binary records (1: JSON, upgraded at open). */
+#define SCHEMA_VERSION "2"
 
 /* The named databases; the first three are also read by directory.c. */
 enum {
@@ -58,7 +61,16 @@ struct az_store {
     int in_batch;
     int batch_failed;
     int nometasync;
-    EVP_MD *sha256; /* fetched once */
+    EVP_MD *sha256;      /* fetched once */
+    EVP_MD_CTX *sha_ctx; /* reused for every secret's hash (no context per call) */
+    /* The SHA-256 of the client id hashed last (the client_grants key of a new grant). */
+    char last_cid[AZ_CLIENT_ID_MAX + 1];
+    uint8_t last_cid_hash[CORE_SHA256_LEN];
+    /* Random bytes for ids and secrets: one RAND_bytes call fills RAND_POOL bytes, each use
+     * takes (and wipes) the next ones. Same generator, fewer calls (a call costs as much as
+     * ~200 bytes of output). */
+    uint8_t rand_pool[RAND_POOL];
+    size_t rand_used;
     const core_clock *clock;
     uint64_t scrypt_n;
     int64_t session_ttl_ms, refresh_grace_ms, refresh_ttl_ms;
@@ -76,9 +88,12 @@ static int64_t now_ms(const az_store *st)
     return core_clock_now_ms(st->clock);
 }
 
+/* Copies src into dst, truncated to dstsz - 1 bytes like snprintf (dstsz > 0). */
 static void cpy(char *dst, size_t dstsz, const char *src)
 {
-    snprintf(dst, dstsz, "%s", src ? src : "");
+    size_t n = src ? strnlen(src, dstsz - 1) : 0;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
 }
 
 static MDB_val sval(const char *s)
@@ -161,7 +176,7 @@ static void wabort(az_store *st, MDB_txn *t)
 #define REC_VERSION 1
 
 typedef struct rec_w {
-    uint8_t b[4096];
+    uint8_t b[8192];
     size_t n;
     int err;
 } rec_w;
@@ -339,22 +354,62 @@ static int64_t jint(const json_t *o, const char *k)
     return (int64_t)json_integer_value(json_object_get(o, k));
 }
 
-static pl_rc new_id(const char *prefix, char out[AZ_ID_MAX + 1])
-{
-    char tok[CORE_B64URL_SIZE(16)];
-    pl_rc rc = core_random_token(tok, sizeof tok, 16);
-    if (rc == PL_OK)
-        snprintf(out, AZ_ID_MAX + 1, "%s%s", prefix, tok);
-    return rc;
-}
-
 /* The lookup key of a secret: its SHA-256. */
 static void secret_key(az_store *st, const char *secret, uint8_t out[CORE_SHA256_LEN])
 {
-    /* The SHA-256 implementation is fetched once (an implicit fetch per call costs a lock
-     * and a property lookup in OpenSSL 3); core_sha256 when the fetch failed. */
-    if (!st->sha256 || EVP_Digest(secret, strlen(secret), out, NULL, st->sha256, NULL) != 1)
-        core_sha256(secret, strlen(secret), out);
+    /* The SHA-256 implementation is fetched once and one digest context reused (an implicit
+     * fetch per call costs a lock and a property lookup in OpenSSL 3, a new context two
+     * allocations); core_sha256 when either failed. */
+    size_t n = strlen(secret);
+    if (!st->sha_ctx || EVP_DigestInit_ex2(st->sha_ctx, st->sha256, NULL) != 1 ||
+        EVP_DigestUpdate(st->sha_ctx, secret, n) != 1 ||
+        EVP_DigestFinal_ex(st->sha_ctx, out, NULL) != 1)
+        core_sha256(secret, n, out);
+}
+
+/* SHA-256 of a client id, remembered for the next call (a client's requests come in runs). */
+static void client_key(az_store *st, const char *client_id, uint8_t out[CORE_SHA256_LEN])
+{
+    if (!st->last_cid[0] || strcmp(st->last_cid, client_id) != 0) {
+        secret_key(st, client_id, st->last_cid_hash);
+        cpy(st->last_cid, sizeof st->last_cid, client_id);
+    }
+    memcpy(out, st->last_cid_hash, CORE_SHA256_LEN);
+}
+
+/* n random bytes from the pool (n <= RAND_POOL), refilled from core_random when short. */
+static pl_rc pool_random(az_store *st, uint8_t *out, size_t n)
+{
+    if (n > RAND_POOL)
+        return core_random(out, n);
+    if (RAND_POOL - st->rand_used < n) {
+        pl_rc rc = core_random(st->rand_pool, RAND_POOL);
+        if (rc != PL_OK)
+            return rc;
+        st->rand_used = 0;
+    }
+    memcpy(out, st->rand_pool + st->rand_used, n);
+    core_wipe(st->rand_pool + st->rand_used, n);
+    st->rand_used += n;
+    return PL_OK;
+}
+
+/* core_random_token from the pool: nbytes random bytes, base64url, into out. */
+static pl_rc pool_token(az_store *st, char *out, size_t outsz, size_t nbytes)
+{
+    uint8_t raw[64];
+    pl_rc rc = nbytes <= sizeof raw ? pool_random(st, raw, nbytes) : PL_ERR_INVALID;
+    if (rc == PL_OK)
+        rc = core_b64url_encode(raw, nbytes, out, outsz, NULL);
+    core_wipe(raw, sizeof raw);
+    return rc;
+}
+
+/* prefix (2 bytes: "g_", "u_", "c_") and 16 random bytes in base64url. */
+static pl_rc new_id(az_store *st, const char *prefix, char out[AZ_ID_MAX + 1])
+{
+    memcpy(out, prefix, 2);
+    return pool_token(st, out + 2, AZ_ID_MAX - 1, 16);
 }
 
 /* The lookup key of a presented secret (session id, code, refresh token): PL_ERR_NOT_FOUND
@@ -374,6 +429,8 @@ static MDB_val hkey(uint8_t h[CORE_SHA256_LEN])
 }
 
 /* ---- open --------------------------------------------------------------------------- */
+
+static pl_rc upgrade_from_1(az_store *st, MDB_txn *t);
 
 pl_rc az_store_open(const az_store_cfg *cfg, az_store **out)
 {
@@ -396,6 +453,8 @@ pl_rc az_store_open(const az_store_cfg *cfg, az_store **out)
         return PL_ERR_NOMEM;
     st->clock = cfg->clock;
     st->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    st->sha_ctx = st->sha256 ? EVP_MD_CTX_new() : NULL;
+    st->rand_used = RAND_POOL; /* filled at the first use */
     st->nometasync = !cfg->nosync && cfg->nometasync;
     st->scrypt_n = cfg->scrypt_n ? cfg->scrypt_n : SCRYPT_N_DEFAULT;
     st->session_ttl_ms = cfg->session_ttl_ms ? cfg->session_ttl_ms : (int64_t)12 * 3600 * 1000;
@@ -424,10 +483,16 @@ pl_rc az_store_open(const az_store_cfg *cfg, az_store **out)
         }
     }
     if (mdb_get(t, st->db[DB_META], &k, &v) == MDB_NOTFOUND) {
-        v = sval("1");
+        v = sval(SCHEMA_VERSION);
         rc = az_rec_mdb(mdb_put(t, st->db[DB_META], &k, &v, 0));
-    } else if (v.mv_size != 1 || memcmp(v.mv_data, "1", 1) != 0) {
-        rc = PL_ERR_UNSUPPORTED;
+    } else if (v.mv_size == 1 && memcmp(v.mv_data, "1", 1) == 0) {
+        /* Written by an earlier version: upgraded in this transaction, all or nothing. */
+        rc = upgrade_from_1(st, t);
+        v = sval(SCHEMA_VERSION);
+        if (rc == PL_OK)
+            rc = az_rec_mdb(mdb_put(t, st->db[DB_META], &k, &v, 0));
+    } else if (v.mv_size != 1 || memcmp(v.mv_data, SCHEMA_VERSION, 1) != 0) {
+        rc = PL_ERR_UNSUPPORTED; /* a newer (or unknown) layout: never guess */
     }
     rc = finish(st, t, rc);
     t = NULL;
@@ -450,7 +515,9 @@ void az_store_free(az_store *st)
         mdb_txn_abort(st->batch); /* never acknowledged: replies wait for the commit */
     if (st->env)
         mdb_env_close(st->env);
+    EVP_MD_CTX_free(st->sha_ctx);
     EVP_MD_free(st->sha256);
+    core_wipe(st->rand_pool, sizeof st->rand_pool);
     free(st);
 }
 
@@ -557,19 +624,55 @@ static int password_valid(const char *pw)
     return n >= 8 && n <= AZ_PASSWORD_MAX;
 }
 
+/* A user record: id, username, pw (the encoded scrypt hash), disabled, created_ms. */
+typedef struct user_rec {
+    az_user u;
+    char pw[256];
+} user_rec;
+
+static void user_write(rec_w *w, const user_rec *r)
+{
+    rec_start(w);
+    w_str(w, r->u.id);
+    w_str(w, r->u.username);
+    w_str(w, r->pw);
+    w_i64(w, r->u.disabled);
+    w_i64(w, r->u.created_ms);
+}
+
+static pl_rc user_decode(const MDB_val *v, user_rec *r)
+{
+    rec_r rr = rec_open(v);
+    r_str(&rr, r->u.id, sizeof r->u.id);
+    r_str(&rr, r->u.username, sizeof r->u.username);
+    r_str(&rr, r->pw, sizeof r->pw);
+    r->u.disabled = r_i64(&rr) != 0;
+    r->u.created_ms = r_i64(&rr);
+    return rr.err ? PL_ERR_STORE : PL_OK;
+}
+
+static pl_rc user_read(az_store *st, MDB_txn *t, const char *uid, user_rec *r)
+{
+    MDB_val k = sval(uid), v;
+    pl_rc rc = az_rec_mdb(mdb_get(t, st->db[DB_USERS], &k, &v));
+    return rc == PL_OK ? user_decode(&v, r) : rc;
+}
+
 pl_rc az_user_add(az_store *st, const char *username, const char *password,
                   char uid_out[AZ_ID_MAX + 1])
 {
     MDB_txn *t = NULL;
-    char uid[AZ_ID_MAX + 1], hash[256];
-    json_t *o = NULL;
+    char uid[AZ_ID_MAX + 1];
+    user_rec r;
+    rec_w w;
     MDB_val k, v;
     pl_rc rc;
     if (!username_valid(username) || !password_valid(password))
         return PL_ERR_INVALID;
-    rc = new_id("u_", uid);
+    memset(&r, 0, sizeof r);
+    rc = new_id(st, "u_", uid);
     if (rc == PL_OK)
-        rc = pw_hash(st, password, hash, sizeof hash); /* outside the write transaction */
+        rc = pw_hash(st, password, r.pw, sizeof r.pw); /* outside the write transaction */
     if (rc == PL_OK)
         rc = wtxn(st, &t);
     if (rc != PL_OK)
@@ -578,11 +681,12 @@ pl_rc az_user_add(az_store *st, const char *username, const char *password,
     v = sval(uid);
     rc = az_rec_mdb(mdb_put(t, st->db[DB_USERNAMES], &k, &v, MDB_NOOVERWRITE));
     if (rc == PL_OK) {
-        o = json_pack("{s:s,s:s,s:s,s:b,s:I}", "id", uid, "username", username, "pw", hash,
-                      "disabled", 0, "created_ms", (json_int_t)now_ms(st));
-        rc = o ? put_json(t, st->db[DB_USERS], sval(uid), o) : PL_ERR_NOMEM;
+        cpy(r.u.id, sizeof r.u.id, uid);
+        cpy(r.u.username, sizeof r.u.username, username);
+        r.u.created_ms = now_ms(st);
+        user_write(&w, &r);
+        rc = rec_put(t, st->db[DB_USERS], sval(uid), &w);
     }
-    json_decref(o);
     rc = finish(st, t, rc);
     if (rc == PL_OK && uid_out)
         cpy(uid_out, AZ_ID_MAX + 1, uid);
@@ -606,8 +710,9 @@ static pl_rc uid_of(az_store *st, MDB_txn *t, const char *username, char uid[AZ_
     return rc;
 }
 
-/* Applies fn to the user record of username in one write transaction. */
-static pl_rc user_update(az_store *st, const char *username, const char *set_key, json_t *val,
+/* Sets the password hash (pw != NULL) and/or the disabled flag (disabled >= 0) of username's
+ * record in one write transaction; revoke_grants also revokes every grant of the user. */
+static pl_rc user_update(az_store *st, const char *username, const char *pw, int disabled,
                          int revoke_grants);
 
 pl_rc az_user_passwd(az_store *st, const char *username, const char *password)
@@ -619,36 +724,30 @@ pl_rc az_user_passwd(az_store *st, const char *username, const char *password)
     rc = pw_hash(st, password, hash, sizeof hash);
     if (rc != PL_OK)
         return rc;
-    return user_update(st, username, "pw", json_string(hash), 0);
+    rc = user_update(st, username, hash, -1, 0);
+    core_wipe(hash, sizeof hash);
+    return rc;
 }
 
 pl_rc az_user_disable(az_store *st, const char *username, int disabled)
 {
-    return user_update(st, username, "disabled", json_boolean(disabled), disabled);
-}
-
-static void fill_user(const json_t *o, az_user *out)
-{
-    cpy(out->id, sizeof out->id, jstr(o, "id"));
-    cpy(out->username, sizeof out->username, jstr(o, "username"));
-    out->disabled = json_is_true(json_object_get(o, "disabled"));
-    out->created_ms = jint(o, "created_ms");
+    return user_update(st, username, NULL, disabled != 0, disabled);
 }
 
 pl_rc az_user_get(az_store *st, const char *uid, az_user *out)
 {
     MDB_txn *t = NULL;
-    json_t *o = NULL;
+    user_rec r;
     pl_rc rc;
     if (!az_id_valid(uid))
         return PL_ERR_NOT_FOUND;
     rc = rtxn(st, &t);
     if (rc != PL_OK)
         return rc;
-    rc = get_json(t, st->db[DB_USERS], sval(uid), &o);
+    rc = user_read(st, t, uid, &r);
     if (rc == PL_OK)
-        fill_user(o, out);
-    json_decref(o);
+        *out = r.u;
+    core_wipe(r.pw, sizeof r.pw);
     rdone(st, t);
     return rc;
 }
@@ -705,7 +804,7 @@ static pl_rc throttle_bump(az_store *st, MDB_txn *t, const char *key, int64_t no
 pl_rc az_user_login_begin(az_store *st, const char *username, const char *addr, az_login *l)
 {
     MDB_txn *t = NULL;
-    json_t *o = NULL;
+    user_rec r;
     int64_t now = now_ms(st);
     pl_rc rc;
 
@@ -721,12 +820,11 @@ pl_rc az_user_login_begin(az_store *st, const char *username, const char *addr, 
         rdone(st, t);
         return PL_ERR_LIMIT;
     }
-    if (uid_of(st, t, username, l->uid) == PL_OK &&
-        get_json(t, st->db[DB_USERS], sval(l->uid), &o) == PL_OK) {
-        cpy(l->enc, sizeof l->enc, jstr(o, "pw"));
-        l->disabled = json_is_true(json_object_get(o, "disabled"));
+    if (uid_of(st, t, username, l->uid) == PL_OK && user_read(st, t, l->uid, &r) == PL_OK) {
+        cpy(l->enc, sizeof l->enc, r.pw);
+        l->disabled = r.u.disabled;
+        core_wipe(r.pw, sizeof r.pw);
     }
-    json_decref(o);
     rdone(st, t);
     if (!l->enc[0]) {
         /* Unknown user: a hash with the store's parameters and a random salt that matches no
@@ -928,24 +1026,6 @@ pl_rc az_user_workspaces(az_store *st, const char *uid, az_dir_membership *out, 
 
 /* ---- clients ----------------------------------------------------------------------------- */
 
-static json_t *client_json(const az_client *c)
-{
-    char hex[2 * CORE_SHA256_LEN + 1] = "";
-    json_t *o, *ru = json_array();
-    for (size_t i = 0; ru && i < c->nredirect; i++)
-        json_array_append_new(ru, json_string(c->redirect_uris[i]));
-    if (c->auth != AZ_AUTH_NONE)
-        core_hex_encode(c->secret_hash, CORE_SHA256_LEN, hex, sizeof hex);
-    o = json_pack("{s:s,s:s,s:o,s:i,s:i,s:s,s:s,s:s,s:s,s:b,s:I,s:I}", "id", c->id, "name", c->name,
-                  "redirect_uris", ru ? ru : json_array(), "kind", (int)c->kind, "auth",
-                  (int)c->auth, "secret_sha256", hex, "cls", c->cls, "scope_hint", c->scope_hint,
-                  "source", c->source, "introspect", c->introspect, "created_ms",
-                  (json_int_t)c->created_ms, "expires_ms", (json_int_t)c->expires_ms);
-    if (o && c->etag[0])
-        json_object_set_new(o, "etag", json_string(c->etag));
-    return o;
-}
-
 static int hexval(char ch)
 {
     if (ch >= '0' && ch <= '9')
@@ -971,19 +1051,10 @@ static int hex_sha256(const char *hex, uint8_t out[CORE_SHA256_LEN])
     return 1;
 }
 
-/* client_json plus the registration fingerprint (lets the sweep drop the dcr_fp row). */
-static json_t *client_json_fp(const az_client *c, const uint8_t fp[CORE_SHA256_LEN])
-{
-    json_t *o = client_json(c);
-    char fphex[2 * CORE_SHA256_LEN + 1];
-    if (o) {
-        core_hex_encode(fp, CORE_SHA256_LEN, fphex, sizeof fphex);
-        json_object_set_new(o, "fp", json_string(fphex));
-    }
-    return o;
-}
-
-static void client_fill(const json_t *o, az_client *c)
+/* A client record of schema 1 (JSON; the upgrade reads it): c and the registration
+ * fingerprint ("fp", DCR only; *has_fp 0 when absent). */
+static void client_fill_json(const json_t *o, az_client *c, uint8_t fp[CORE_SHA256_LEN],
+                             int *has_fp)
 {
     const json_t *ru = json_object_get(o, "redirect_uris");
     const char *hex = jstr(o, "secret_sha256");
@@ -1003,38 +1074,195 @@ static void client_fill(const json_t *o, az_client *c)
     c->created_ms = jint(o, "created_ms");
     c->expires_ms = jint(o, "expires_ms");
     cpy(c->etag, sizeof c->etag, jstr(o, "etag"));
+    *has_fp = hex_sha256(jstr(o, "fp"), fp);
+}
+
+/* A client record: id, name, the redirect URIs (count, then each), kind, auth, secret_sha256
+ * (32 bytes), cls, scope_hint, etag, source, introspect, created_ms, expires_ms, and the DCR
+ * registration fingerprint (flag, 32 bytes; lets the sweep drop the dcr_fp row). */
+static void client_write(rec_w *w, const az_client *c, const uint8_t *fp)
+{
+    static const uint8_t zero[CORE_SHA256_LEN];
+    rec_start(w);
+    w_str(w, c->id);
+    w_str(w, c->name);
+    w_i64(w, (int64_t)c->nredirect);
+    for (size_t i = 0; i < c->nredirect && i < AZ_MAX_REDIRECTS; i++)
+        w_str(w, c->redirect_uris[i]);
+    w_i64(w, c->kind);
+    w_i64(w, c->auth);
+    w_bytes(w, c->auth != AZ_AUTH_NONE ? c->secret_hash : zero, CORE_SHA256_LEN);
+    w_str(w, c->cls);
+    w_str(w, c->scope_hint);
+    w_str(w, c->etag);
+    w_str(w, c->source);
+    w_i64(w, c->introspect);
+    w_i64(w, c->created_ms);
+    w_i64(w, c->expires_ms);
+    w_i64(w, fp != NULL);
+    w_bytes(w, fp ? fp : zero, CORE_SHA256_LEN);
+    if (c->nredirect > AZ_MAX_REDIRECTS)
+        w->err = 1;
+}
+
+/* Decodes a client record into c (and fp/has_fp, both may be NULL). PL_ERR_STORE when it is
+ * not a well-formed record of this version. */
+static pl_rc client_decode(const MDB_val *v, az_client *c, uint8_t fp[CORE_SHA256_LEN], int *has_fp)
+{
+    rec_r r = rec_open(v);
+    uint8_t f[CORE_SHA256_LEN];
+    int64_t n;
+    c->id[0] = '\0';
+    r_str(&r, c->id, sizeof c->id);
+    r_str(&r, c->name, sizeof c->name);
+    n = r_i64(&r);
+    if (n < 0 || n > AZ_MAX_REDIRECTS)
+        r.err = 1;
+    c->nredirect = 0;
+    for (int64_t i = 0; !r.err && i < n; i++)
+        r_str(&r, c->redirect_uris[c->nredirect++], AZ_URI_MAX + 1);
+    c->kind = (az_client_kind)r_i64(&r);
+    c->auth = (az_auth_method)r_i64(&r);
+    r_bytes(&r, c->secret_hash, CORE_SHA256_LEN);
+    r_str(&r, c->cls, sizeof c->cls);
+    r_str(&r, c->scope_hint, sizeof c->scope_hint);
+    r_str(&r, c->etag, sizeof c->etag);
+    r_str(&r, c->source, sizeof c->source);
+    c->introspect = r_i64(&r) != 0;
+    c->created_ms = r_i64(&r);
+    c->expires_ms = r_i64(&r);
+    n = r_i64(&r);
+    r_bytes(&r, f, sizeof f);
+    if (has_fp)
+        *has_fp = n != 0;
+    if (fp)
+        memcpy(fp, f, sizeof f);
+    return r.err || r.off != r.n ? PL_ERR_STORE : PL_OK;
+}
+
+static pl_rc client_put_txn(MDB_txn *t, MDB_dbi db, const az_client *c, const uint8_t *fp)
+{
+    rec_w w;
+    client_write(&w, c, fp);
+    return rec_put(t, db, sval(c->id), &w);
+}
+
+/* One schema-1 (JSON) user or client record as a binary record into w. */
+static pl_rc upgrade_record(int db, const MDB_val *v, rec_w *w)
+{
+    json_t *o = json_loadb(v->mv_data, v->mv_size, 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return PL_ERR_STORE;
+    }
+    if (db == DB_USERS) {
+        user_rec r;
+        memset(&r, 0, sizeof r);
+        cpy(r.u.id, sizeof r.u.id, jstr(o, "id"));
+        cpy(r.u.username, sizeof r.u.username, jstr(o, "username"));
+        cpy(r.pw, sizeof r.pw, jstr(o, "pw"));
+        r.u.disabled = json_is_true(json_object_get(o, "disabled"));
+        r.u.created_ms = jint(o, "created_ms");
+        user_write(w, &r);
+    } else {
+        az_client c;
+        uint8_t fp[CORE_SHA256_LEN];
+        int has_fp = 0;
+        client_fill_json(o, &c, fp, &has_fp);
+        client_write(w, &c, has_fp ? fp : NULL);
+    }
+    json_decref(o);
+    return w->err ? PL_ERR_STORE : PL_OK;
+}
+
+/* Schema 1 -> 2: user and client records from JSON to binary records (docs/authz.md
+ * "Store upgrades"). Runs in the caller's transaction: a record that does not parse fails
+ * the whole upgrade and the store stays at schema 1. Keys are collected a chunk at a time
+ * and the records rewritten with mdb_put, never through the iterating cursor. */
+#define UPGRADE_CHUNK 64
+static pl_rc upgrade_from_1(az_store *st, MDB_txn *t)
+{
+    static const int dbs[] = {DB_USERS, DB_CLIENTS};
+    char keys[UPGRADE_CHUNK][AZ_CLIENT_ID_MAX + 1];
+    pl_rc rc = PL_OK;
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0] && rc == PL_OK; i++) {
+        size_t n = UPGRADE_CHUNK, nk;
+        int first = 1;
+        while (rc == PL_OK && n == UPGRADE_CHUNK) {
+            MDB_cursor *c = NULL;
+            MDB_val k, v;
+            int e;
+            if (mdb_cursor_open(t, st->db[dbs[i]], &c) != 0)
+                return PL_ERR_STORE;
+            if (first) {
+                e = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+            } else {
+                /* After the last key of the previous chunk. */
+                k = sval(keys[UPGRADE_CHUNK - 1]);
+                e = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+                if (e == 0 && k.mv_size == strlen(keys[UPGRADE_CHUNK - 1]) &&
+                    memcmp(k.mv_data, keys[UPGRADE_CHUNK - 1], k.mv_size) == 0)
+                    e = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+            }
+            first = 0;
+            for (nk = 0; e == 0 && nk < UPGRADE_CHUNK; nk++) {
+                if (k.mv_size > AZ_CLIENT_ID_MAX) {
+                    e = -1;
+                    break;
+                }
+                memcpy(keys[nk], k.mv_data, k.mv_size);
+                keys[nk][k.mv_size] = '\0';
+                if (nk + 1 < UPGRADE_CHUNK)
+                    e = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+            }
+            mdb_cursor_close(c);
+            if (e != 0 && e != MDB_NOTFOUND)
+                return PL_ERR_STORE;
+            n = nk;
+            for (size_t j = 0; j < nk && rc == PL_OK; j++) {
+                rec_w w;
+                MDB_val nv;
+                k = sval(keys[j]);
+                rc = az_rec_mdb(mdb_get(t, st->db[dbs[i]], &k, &v));
+                if (rc == PL_OK)
+                    rc = upgrade_record(dbs[i], &v, &w);
+                nv.mv_size = w.n;
+                nv.mv_data = w.b;
+                if (rc == PL_OK)
+                    rc = az_rec_mdb(mdb_put(t, st->db[dbs[i]], &k, &nv, 0));
+            }
+        }
+    }
+    return rc;
 }
 
 pl_rc az_client_put(az_store *st, const az_client *c)
 {
     MDB_txn *t = NULL;
-    json_t *o;
     pl_rc rc;
-    if (!c->id[0] || strlen(c->id) > AZ_CLIENT_ID_MAX)
+    if (!c->id[0] || strlen(c->id) > AZ_CLIENT_ID_MAX || c->nredirect > AZ_MAX_REDIRECTS)
         return PL_ERR_INVALID;
     rc = wtxn(st, &t);
     if (rc != PL_OK)
         return rc;
-    o = client_json(c);
-    rc = o ? put_json(t, st->db[DB_CLIENTS], sval(c->id), o) : PL_ERR_NOMEM;
-    json_decref(o);
+    rc = client_put_txn(t, st->db[DB_CLIENTS], c, NULL);
     return finish(st, t, rc);
 }
 
 pl_rc az_client_get(az_store *st, const char *id, az_client *out)
 {
     MDB_txn *t = NULL;
-    json_t *o = NULL;
+    MDB_val k, v;
     pl_rc rc;
     if (!id || !*id || strlen(id) > AZ_CLIENT_ID_MAX)
         return PL_ERR_NOT_FOUND;
     rc = rtxn(st, &t);
     if (rc != PL_OK)
         return rc;
-    rc = get_json(t, st->db[DB_CLIENTS], sval(id), &o);
+    k = sval(id);
+    rc = az_rec_mdb(mdb_get(t, st->db[DB_CLIENTS], &k, &v));
     if (rc == PL_OK)
-        client_fill(o, out);
-    json_decref(o);
+        rc = client_decode(&v, out, NULL, NULL);
     rdone(st, t);
     return rc;
 }
@@ -1052,7 +1280,6 @@ pl_rc az_client_register(az_store *st, az_client *c, const uint8_t fp[CORE_SHA25
     MDB_txn *t = NULL;
     uint8_t key_fp[CORE_SHA256_LEN];
     MDB_val k = {CORE_SHA256_LEN, key_fp}, v;
-    json_t *o = NULL;
     char key[80], id[AZ_ID_MAX + 1];
     int64_t now = now_ms(st);
     MDB_stat ms;
@@ -1081,11 +1308,10 @@ pl_rc az_client_register(az_store *st, az_client *c, const uint8_t fp[CORE_SHA25
         /* Identical public registration from the same source: the same client. */
         memcpy(id, v.mv_data, v.mv_size);
         id[v.mv_size] = '\0';
-        if (get_json(t, st->db[DB_CLIENTS], sval(id), &o) == PL_OK) {
-            az_client old;
-            client_fill(o, &old);
-            json_decref(o);
-            o = NULL;
+        MDB_val ck = sval(id), cv;
+        az_client old;
+        if (mdb_get(t, st->db[DB_CLIENTS], &ck, &cv) == 0 &&
+            client_decode(&cv, &old, NULL, NULL) == PL_OK) {
             if (old.auth == AZ_AUTH_NONE) {
                 *c = old;
                 *reused = 1;
@@ -1101,17 +1327,15 @@ pl_rc az_client_register(az_store *st, az_client *c, const uint8_t fp[CORE_SHA25
         ms.ms_entries >= lim->max_clients)
         rc = PL_ERR_LIMIT;
     if (rc == PL_OK)
-        rc = new_id("c_", id);
+        rc = new_id(st, "c_", id);
     if (rc != PL_OK)
         return finish(st, t, rc);
     cpy(c->id, sizeof c->id, id);
     c->created_ms = now;
     v = sval(c->id);
     rc = az_rec_mdb(mdb_put(t, st->db[DB_DCR_FP], &k, &v, 0));
-    o = client_json_fp(c, key_fp);
     if (rc == PL_OK)
-        rc = o ? put_json(t, st->db[DB_CLIENTS], sval(c->id), o) : PL_ERR_NOMEM;
-    json_decref(o);
+        rc = client_put_txn(t, st->db[DB_CLIENTS], c, key_fp);
     return finish(st, t, rc);
 }
 
@@ -1121,7 +1345,7 @@ pl_rc az_pending_put(az_store *st, az_pending *p)
 {
     MDB_txn *t = NULL;
     json_t *o;
-    pl_rc rc = core_random_token(p->rid, sizeof p->rid, 32);
+    pl_rc rc = pool_token(st, p->rid, sizeof p->rid, 32);
     if (rc != PL_OK)
         return rc;
     p->created_ms = now_ms(st);
@@ -1193,9 +1417,9 @@ pl_rc az_session_new(az_store *st, const char *uid, char sid_out[AZ_SECRET_SIZE]
     json_t *o;
     pl_rc rc;
     memset(out, 0, sizeof *out);
-    rc = core_random_token(sid_out, AZ_SECRET_SIZE, 32);
+    rc = pool_token(st, sid_out, AZ_SECRET_SIZE, 32);
     if (rc == PL_OK)
-        rc = core_random(out->csrf_key, sizeof out->csrf_key);
+        rc = pool_random(st, out->csrf_key, sizeof out->csrf_key);
     if (rc == PL_OK)
         rc = core_b64url_encode(out->csrf_key, 32, csrf, sizeof csrf, NULL);
     if (rc == PL_OK)
@@ -1339,7 +1563,7 @@ static pl_rc grant_save(az_store *st, MDB_txn *t, const az_grant *g, int index)
     if (rc == PL_OK && !g->revoked_ms) {
         uint8_t ch[CORE_SHA256_LEN], ck[CORE_SHA256_LEN + AZ_ID_MAX];
         MDB_val k2, v2 = {0, ""};
-        secret_key(st, g->client_id, ch);
+        client_key(st, g->client_id, ch);
         k2 = client_grant_key(ch, g->gid, ck);
         rc = az_rec_mdb(mdb_put(t, st->db[DB_CLIENT_GRANTS], &k2, &v2, 0));
     }
@@ -1451,30 +1675,30 @@ static pl_rc revoke_user_grants(az_store *st, MDB_txn *t, const char *uid)
     return rc;
 }
 
-static pl_rc user_update(az_store *st, const char *username, const char *set_key, json_t *val,
+static pl_rc user_update(az_store *st, const char *username, const char *pw, int disabled,
                          int revoke_grants)
 {
     MDB_txn *t = NULL;
     char uid[AZ_ID_MAX + 1];
-    json_t *o = NULL;
-    pl_rc rc;
-    if (!val)
-        return PL_ERR_NOMEM;
-    rc = wtxn(st, &t);
-    if (rc != PL_OK) {
-        json_decref(val);
+    user_rec r;
+    rec_w w;
+    pl_rc rc = wtxn(st, &t);
+    if (rc != PL_OK)
         return rc;
-    }
     rc = uid_of(st, t, username, uid);
     if (rc == PL_OK)
-        rc = get_json(t, st->db[DB_USERS], sval(uid), &o);
-    if (rc == PL_OK)
-        rc = json_object_set(o, set_key, val) == 0 ? put_json(t, st->db[DB_USERS], sval(uid), o)
-                                                   : PL_ERR_NOMEM;
+        rc = user_read(st, t, uid, &r);
+    if (rc == PL_OK) {
+        if (pw)
+            cpy(r.pw, sizeof r.pw, pw);
+        if (disabled >= 0)
+            r.u.disabled = disabled;
+        user_write(&w, &r);
+        rc = rec_put(t, st->db[DB_USERS], sval(uid), &w);
+        core_wipe(r.pw, sizeof r.pw);
+    }
     if (rc == PL_OK && revoke_grants)
         rc = revoke_user_grants(st, t, uid);
-    json_decref(o);
-    json_decref(val);
     return finish(st, t, rc);
 }
 
@@ -1518,7 +1742,7 @@ pl_rc az_code_issue(az_store *st, const az_code *c, char code_out[AZ_SECRET_SIZE
     MDB_txn *t = NULL;
     uint8_t h[CORE_SHA256_LEN];
     rec_w w;
-    pl_rc rc = core_random_token(code_out, AZ_SECRET_SIZE, 32);
+    pl_rc rc = pool_token(st, code_out, AZ_SECRET_SIZE, 32);
     if (rc == PL_OK)
         rc = wtxn(st, &t);
     if (rc != PL_OK)
@@ -1592,7 +1816,7 @@ static pl_rc refresh_put(az_store *st, MDB_txn *t, const az_grant *g, char rt[AZ
 {
     uint8_t h[CORE_SHA256_LEN];
     refresh_rec rr;
-    pl_rc rc = core_random_token(rt, AZ_SECRET_SIZE, 32);
+    pl_rc rc = pool_token(st, rt, AZ_SECRET_SIZE, 32);
     if (rc != PL_OK)
         return rc;
     secret_key(st, rt, h);
@@ -1683,7 +1907,7 @@ pl_rc az_code_redeem(az_store *st, const char *code, const az_redeem *in, az_gra
         goto out;
     }
     memset(g, 0, sizeof *g);
-    rc = new_id("g_", g->gid);
+    rc = new_id(st, "g_", g->gid);
     if (rc != PL_OK)
         goto out;
     cpy(g->uid, sizeof g->uid, c.uid);
@@ -1713,6 +1937,13 @@ out:
 pl_rc az_refresh_rotate(az_store *st, const char *rt, const char *client_id, const char *resource,
                         az_grant *g, char refresh_out[AZ_SECRET_SIZE], const char **why)
 {
+    return az_refresh_rotate_scope(st, rt, client_id, resource, 0, g, refresh_out, why);
+}
+
+pl_rc az_refresh_rotate_scope(az_store *st, const char *rt, const char *client_id,
+                              const char *resource, uint64_t want, az_grant *g,
+                              char refresh_out[AZ_SECRET_SIZE], const char **why)
+{
     MDB_txn *t = NULL;
     uint8_t h[CORE_SHA256_LEN];
     refresh_rec rr;
@@ -1734,6 +1965,13 @@ pl_rc az_refresh_rotate(az_store *st, const char *rt, const char *client_id, con
         rc = grant_load(st, t, rr.gid, g);
     if (rc != PL_OK) {
         rc = PL_ERR_NOT_FOUND;
+        goto out;
+    }
+    /* RFC 6749 §6: the scope may be narrowed, never widened. Checked first, so a refused
+     * request changes nothing. */
+    if (want & ~g->scope) {
+        *why = "scope exceeds the scope originally granted";
+        rc = PL_ERR_INVALID;
         goto out;
     }
     if (g->revoked_ms) {
@@ -1964,6 +2202,7 @@ static pl_rc sweep_dcr_clients(az_store *st, MDB_txn *t, int64_t now)
     char ids[128][AZ_CLIENT_ID_MAX + 1];
     uint8_t fps[128][CORE_SHA256_LEN];
     int has_fp[128];
+    az_client sc;
     size_t n = 0;
     pl_rc rc = PL_OK;
     int e, budget = 10000;
@@ -1975,25 +2214,18 @@ static pl_rc sweep_dcr_clients(az_store *st, MDB_txn *t, int64_t now)
     }
     for (e = mdb_cursor_get(c, &k, &v, MDB_FIRST); e == 0 && budget-- > 0 && n < 128;
          e = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        json_t *o = json_loadb(v.mv_data, v.mv_size, 0, NULL);
         uint8_t h[CORE_SHA256_LEN];
         MDB_val pk = {CORE_SHA256_LEN, h}, pv;
-        if (!o)
+        if (client_decode(&v, &sc, fps[n], &has_fp[n]) != PL_OK)
             continue;
-        if (jint(o, "kind") != AZ_CLIENT_DCR || now - jint(o, "created_ms") < DCR_IDLE_MS) {
-            json_decref(o);
+        if (sc.kind != AZ_CLIENT_DCR || now - sc.created_ms < DCR_IDLE_MS)
             continue;
-        }
-        secret_key(st, jstr(o, "id"), h);
+        secret_key(st, sc.id, h);
         if (mdb_cursor_get(cg, &pk, &pv, MDB_SET_RANGE) == 0 && pk.mv_size >= CORE_SHA256_LEN &&
-            memcmp(pk.mv_data, h, CORE_SHA256_LEN) == 0) {
-            json_decref(o); /* still has grants */
-            continue;
-        }
-        cpy(ids[n], sizeof ids[n], jstr(o, "id"));
-        has_fp[n] = hex_sha256(jstr(o, "fp"), fps[n]);
+            memcmp(pk.mv_data, h, CORE_SHA256_LEN) == 0)
+            continue; /* still has grants */
+        cpy(ids[n], sizeof ids[n], sc.id);
         n++;
-        json_decref(o);
     }
     mdb_cursor_close(cg);
     mdb_cursor_close(c);

@@ -242,6 +242,14 @@ pl_rc az_code_redeem(az_store *st, const char *code, const az_redeem *in, az_gra
 pl_rc az_refresh_rotate(az_store *st, const char *rt, const char *client_id, const char *resource,
                         az_grant *g, char refresh_out[AZ_SECRET_SIZE], const char **why);
 
+/* az_refresh_rotate for a request that names a scope: want (a non-empty mask; 0 = the grant's
+ * scope) must not exceed the grant's scope, checked before anything else once the token is
+ * found, so a refused widening rotates and revokes nothing: PL_ERR_INVALID (*why says so).
+ * Saves the token endpoint a separate az_refresh_grant() look-up. */
+pl_rc az_refresh_rotate_scope(az_store *st, const char *rt, const char *client_id,
+                              const char *resource, uint64_t want, az_grant *g,
+                              char refresh_out[AZ_SECRET_SIZE], const char **why);
+
 /* Finds the grant of a refresh token (current or not). PL_ERR_NOT_FOUND. */
 pl_rc az_refresh_grant(az_store *st, const char *rt, az_grant *g, int *current);
 

@@ -26,23 +26,23 @@ pl_rc az_mint_access(az_server *s, const az_grant *g, uint64_t scope, char *out,
 }
 
 /* Every /token reply waits for the group commit of the store writes made while handling
- * it (store.h "group commit"): nothing is acknowledged before it is durable. */
-static void reply_later_raw(az_server *s, core_http_req *req, int status, json_t *body, char *raw,
-                            size_t raw_len, int basic)
+ * it (store.h "group commit"): nothing is acknowledged before it is durable. body[0..len) is
+ * the JSON text, in the same allocation. */
+static void reply_later(az_server *s, core_http_req *req, int status, const char *body, size_t len,
+                        int basic)
 {
-    az_deferred *d = calloc(1, sizeof *d);
+    az_deferred *d = malloc(sizeof *d + len);
     if (!d) {
-        json_decref(body);
-        free(raw);
         core_http_reply_error(req, 503, "temporarily_unavailable", NULL);
         return;
     }
     d->req = req;
     d->status = status;
-    d->body = body;
-    d->raw = raw;
-    d->raw_len = raw_len;
+    d->len = len;
     d->basic = basic;
+    d->seq = 0;
+    d->next = NULL;
+    memcpy(d->body, body, len);
     core_http_defer(req);
     *s->deferred_tail = d;
     s->deferred_tail = &d->next;
@@ -54,28 +54,22 @@ static void reply_later_raw(az_server *s, core_http_req *req, int status, json_t
     }
 }
 
-static void send_deferred(az_deferred *d, pl_rc rc)
+static void deferred_free(az_deferred *d)
 {
-    if (rc != PL_OK) {
-        json_decref(d->body);
-        core_http_reply_error(d->req, 500, "server_error", "the change could not be stored");
-    } else if (d->raw) {
-        core_http_reply_body(d->req, d->status, "application/json", d->raw, d->raw_len);
-    } else {
-        if (d->status == 401 && d->basic)
-            core_http_header_add(d->req, "WWW-Authenticate", "Basic realm=\"postly\"");
-        core_http_reply_json(d->req, d->status, d->body);
-    }
-    if (d->raw) {
-        core_wipe(d->raw, d->raw_len); /* tokens */
-        free(d->raw);
-    }
+    core_wipe(d->body, d->len); /* tokens */
     free(d);
 }
 
-static void reply_later(az_server *s, core_http_req *req, int status, json_t *body, int basic)
+static void send_deferred(az_deferred *d, pl_rc rc)
 {
-    reply_later_raw(s, req, status, body, NULL, 0, basic);
+    if (rc != PL_OK) {
+        core_http_reply_error(d->req, 500, "server_error", "the change could not be stored");
+    } else {
+        if (d->status == 401 && d->basic)
+            core_http_header_add(d->req, "WWW-Authenticate", "Basic realm=\"postly\"");
+        core_http_reply_body(d->req, d->status, "application/json", d->body, d->len);
+    }
+    deferred_free(d);
 }
 
 void az_commit_cb(evutil_socket_t fd, short what, void *arg)
@@ -133,25 +127,63 @@ void az_deferred_drop(az_server *s)
     for (int i = 0; i < 2; i++)
         for (d = lists[i]; d; d = next) {
             next = d->next;
-            json_decref(d->body);
-            if (d->raw) {
-                core_wipe(d->raw, d->raw_len);
-                free(d->raw);
-            }
-            free(d);
+            deferred_free(d);
         }
     s->deferred = s->syncing = NULL;
     s->deferred_tail = &s->deferred;
     s->syncing_tail = &s->syncing;
 }
 
+/* Appends to a fixed buffer; out of room sets full. */
+typedef struct jbuf {
+    char *p;
+    size_t len, cap;
+    int full;
+} jbuf;
+
+static void jb_add(jbuf *b, const char *s, size_t n)
+{
+    if (b->full || n > b->cap - b->len) {
+        b->full = 1;
+        return;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+#define jb_lit(b, lit) jb_add((b), (lit), sizeof(lit) - 1)
+
+/* RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E. Any other
+ * byte (a quote, a backslash, a control byte, non-ASCII: a parameter name quoted by the form
+ * parser may carry them) is written as '?', so the value never needs JSON escaping. */
+static void jb_desc(jbuf *b, const char *s)
+{
+    for (; *s && !b->full; s++) {
+        unsigned char c = (unsigned char)*s;
+        char o = c >= 0x20 && c <= 0x7e && c != '"' && c != '\\' ? (char)c : '?';
+        jb_add(b, &o, 1);
+    }
+}
+
+/* An error reply (RFC 6749 §5.2): {"error":code,"error_description":desc}; code is one of the
+ * static RFC 6749 error codes ([a-z_], no escaping), desc may be NULL. */
 static void token_error_s(az_server *s, core_http_req *req, int status, const char *code,
                           const char *desc, int basic)
 {
-    json_t *o = json_pack("{s:s}", "error", code);
-    if (o && desc)
-        json_object_set_new(o, "error_description", json_string(desc));
-    reply_later(s, req, status, o, basic);
+    char text[512];
+    jbuf b = {text, 0, sizeof text, 0};
+    jb_lit(&b, "{\"error\":\"");
+    jb_add(&b, code, strlen(code));
+    if (desc) {
+        jb_lit(&b, "\",\"error_description\":\"");
+        jb_desc(&b, desc);
+        if (b.full) { /* cut a long description, keep the JSON whole */
+            b.full = 0;
+            b.len = sizeof text - 3;
+        }
+    }
+    jb_lit(&b, "\"}");
+    reply_later(s, req, status, text, b.len, basic);
 }
 
 #define token_error(req, status, code, desc, basic)                                                \
@@ -160,29 +192,37 @@ static void token_error_s(az_server *s, core_http_req *req, int status, const ch
 static void token_reply(az_server *s, core_http_req *req, const az_grant *g, uint64_t scope,
                         const char *rt)
 {
-    char at[KEY_TOKEN_MAX], sc[POL_SCOPE_FORMAT_MAX], *body;
-    size_t cap = KEY_TOKEN_MAX + POL_SCOPE_FORMAT_MAX + AZ_SECRET_SIZE + 128;
-    int n;
+    char at[KEY_TOKEN_MAX], sc[POL_SCOPE_FORMAT_MAX], num[24];
+    char text[KEY_TOKEN_MAX + POL_SCOPE_FORMAT_MAX + AZ_SECRET_SIZE + 128];
+    jbuf b = {text, 0, sizeof text, 0};
+    size_t atlen, nlen = 0;
+    unsigned long long ttl = (unsigned long long)s->cfg.access_ttl_s;
     if (az_mint_access(s, g, scope, at, sizeof at) != PL_OK) {
         token_error(req, 500, "server_error", "the access token could not be signed", 0);
         return;
     }
+    atlen = strlen(at);
     az_scope_str(scope, sc);
-    /* Rendered by hand: a JWS is base64url and dots, the refresh token base64url and scope
-     * names [a-z_:], so nothing needs JSON escaping (RFC 6749 §5.1). */
-    body = malloc(cap);
-    n = body ? snprintf(body, cap,
-                        "{\"access_token\":\"%s\",\"token_type\":\"Bearer\",\"expires_in\":%lld,"
-                        "\"refresh_token\":\"%s\",\"scope\":\"%s\"}",
-                        at, (long long)s->cfg.access_ttl_s, rt, sc)
-             : -1;
-    core_wipe(at, sizeof at);
-    if (n < 0 || (size_t)n >= cap) {
-        free(body);
+    do /* expires_in, decimal */
+        num[sizeof num - 1 - nlen++] = (char)('0' + ttl % 10);
+    while ((ttl /= 10) != 0 && nlen < sizeof num);
+    /* Written directly: a JWS is base64url and dots, the refresh token base64url and scope
+     * names [a-z_:] and spaces, so nothing needs JSON escaping (RFC 6749 §5.1). */
+    jb_lit(&b, "{\"access_token\":\"");
+    jb_add(&b, at, atlen);
+    jb_lit(&b, "\",\"token_type\":\"Bearer\",\"expires_in\":");
+    jb_add(&b, num + sizeof num - nlen, nlen);
+    jb_lit(&b, ",\"refresh_token\":\"");
+    jb_add(&b, rt, strlen(rt));
+    jb_lit(&b, "\",\"scope\":\"");
+    jb_add(&b, sc, strlen(sc));
+    jb_lit(&b, "\"}");
+    core_wipe(at, atlen);
+    if (b.full)
         token_error(req, 500, "server_error", "the response could not be built", 0);
-        return;
-    }
-    reply_later_raw(s, req, 200, NULL, body, (size_t)n, 0);
+    else
+        reply_later(s, req, 200, text, b.len, 0);
+    core_wipe(text, b.len);
 }
 
 /* Current membership and policy still allow the grant? Returns what may be issued now. */
@@ -253,44 +293,41 @@ static void grant_refresh(az_server *s, core_http_req *req, const core_form *f,
     const char *why = NULL;
     az_grant g;
     char nrt[AZ_SECRET_SIZE];
-    uint64_t want, now_ok;
-    int current;
+    uint64_t want = 0, now_ok;
     pl_rc rc;
     if (!rt) {
         token_error(req, 400, "invalid_request", "refresh_token is required", 0);
         return;
     }
-    /* Check the requested scope before rotating, so a refused narrowing costs nothing. */
-    rc = az_refresh_grant(s->store, rt, &g, &current);
-    if (rc != PL_OK) {
-        token_error(req, 400, "invalid_grant", "invalid refresh token", 0);
-        return;
-    }
-    want = g.scope;
-    if (scope) {
-        /* RFC 6749 §6: the scope may be narrowed, never widened. */
-        if (pol_scope_parse_list(scope, strlen(scope), &want, NULL) != PL_OK || want == 0) {
+    if (scope && (pol_scope_parse_list(scope, strlen(scope), &want, NULL) != PL_OK || want == 0)) {
+        /* An unknown token is reported first, as for any other request. */
+        if (az_refresh_grant(s->store, rt, &g, NULL) != PL_OK)
+            token_error(req, 400, "invalid_grant", "invalid refresh token", 0);
+        else
             token_error(req, 400, "invalid_scope", "scope is malformed or names an unknown scope",
                         0);
-            return;
-        }
-        if (want & ~g.scope) {
-            token_error(req, 400, "invalid_scope", "scope exceeds the scope originally granted", 0);
-            return;
-        }
+        return;
     }
-    rc =
-        az_refresh_rotate(s->store, rt, ca->client.id, core_form_get(f, "resource"), &g, nrt, &why);
+    /* RFC 6749 §6: a requested scope may narrow the grant's, never widen it; the store checks
+     * that before rotating, so a refused widening costs nothing. */
+    rc = az_refresh_rotate_scope(s->store, rt, ca->client.id, core_form_get(f, "resource"), want,
+                                 &g, nrt, &why);
     if (rc == PL_ERR_CONFLICT)
         core_log_warn(s->log, "authz: refresh token reuse, grant %s revoked", g.gid);
     if (rc == PL_ERR_STORE || rc == PL_ERR_NOMEM || rc == PL_ERR_CRYPTO) {
         token_error(req, 500, "server_error", "the refresh token could not be rotated", 0);
         return;
     }
+    if (rc == PL_ERR_INVALID) {
+        token_error(req, 400, "invalid_scope", why, 0);
+        return;
+    }
     if (rc != PL_OK) {
         token_error(req, 400, "invalid_grant", why ? why : "invalid refresh token", 0);
         return;
     }
+    if (!scope)
+        want = g.scope;
     /* The user may have left the workspace or lost rights since: issue only what is still
      * grantable, and end the grant when nothing is. */
     if (still_grantable(s, &g, &now_ok) != PL_OK || (want & now_ok) == 0) {

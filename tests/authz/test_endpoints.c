@@ -663,6 +663,63 @@ static void test_refresh(void **state)
     json_decref(j);
 }
 
+/* RFC 6749 §5.2 error bodies are written by hand: valid JSON, and error_description limited
+ * to %x20-21 / %x23-5B / %x5D-7E even when it quotes a hostile parameter name. */
+static void test_token_error_bodies(void **state)
+{
+    tsrv *t = *state;
+    static const char *const bodies[] = {
+        "grant_type=refresh_token&client_id=cli-public&%22q%5Cb%C3%A9=1&%22q%5Cb%C3%A9=2",
+        "grant_type=refresh_token&client_id=cli-public&a%22%5C%7F=1&a%22%5C%7F=2",
+        "grant_type=authorization_code&client_id=cli-public&refresh_token=x&refresh_token=y",
+    };
+    char code[64];
+    int st;
+    json_t *j;
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        tresp r;
+        json_error_t je;
+        const char *desc;
+        t_req(t, "POST", "/token", bodies[i], NULL, NULL, &r);
+        assert_int_equal(r.r.status, 400);
+        assert_string_equal(core_http_fetch_header(&r.r, "Cache-Control"), "no-store");
+        j = json_loadb(r.r.body.p, r.r.body.len, 0, &je);
+        assert_non_null(j);
+        assert_string_equal(err_of(j), "invalid_request");
+        desc = json_string_value(json_object_get(j, "error_description"));
+        assert_non_null(desc);
+        assert_non_null(strstr(desc, "more than once"));
+        for (const char *c = desc; *c; c++)
+            assert_true(*c >= 0x20 && *c <= 0x7e && *c != '"' && *c != '\\');
+        json_decref(j);
+        t_free(&r);
+    }
+    /* A malformed scope with an unknown refresh token: the token is reported first. */
+    j = refresh(t, "cli-public", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "&scope=%20", &st);
+    assert_int_equal(st, 400);
+    assert_string_equal(err_of(j), "invalid_grant");
+    json_decref(j);
+    /* With a known one, the scope. */
+    t_get_code(t, "&resource=https%3A%2F%2Fmcp.example%2Fmcp&scope=posts%3Aread", "acme",
+               "posts:read", code);
+    exchange(t, code, "cli-public", T_REDIRECT, T_VERIFIER, T_RESOURCE, &st, &j);
+    assert_int_equal(st, 200);
+    {
+        char rt[64];
+        json_t *e;
+        snprintf(rt, sizeof rt, "%s", json_string_value(json_object_get(j, "refresh_token")));
+        e = refresh(t, "cli-public", rt, "&scope=posts%3Anope", &st);
+        assert_int_equal(st, 400);
+        assert_string_equal(err_of(e), "invalid_scope");
+        json_decref(e);
+        /* Neither refusal rotated the token. */
+        e = refresh(t, "cli-public", rt, NULL, &st);
+        assert_int_equal(st, 200);
+        json_decref(e);
+    }
+    json_decref(j);
+}
+
 static void test_csrf(void **state)
 {
     tsrv *t = *state;
@@ -1413,6 +1470,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_full_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_code_negatives, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_error_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_csrf, setup, teardown),
         cmocka_unit_test_setup_teardown(test_login_throttle_and_hostile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_auth, setup, teardown),
