@@ -1,23 +1,32 @@
 /* bench/authz/bench_authz.c — authorization-code exchanges and refresh rotations per second:
  * postly-authz against node-oidc-provider configured equivalently (oidc_baseline.mjs), same
- * run, same load generator, same machine. Reports both rates and their ratio (target >= 5x,
- * ARCHITECTURE.md §11).
+ * run, same load generator, same machine (target >= 5x, ARCHITECTURE.md §11).
  *
- * Both servers run as their own processes. The load generator (this process, libevent) keeps
- * BENCH_CONC (default 32) requests in flight over keep-alive connections. Codes are created
- * ahead of time through each server's own store (postly-authz: the LMDB store API;
- * oidc-provider: its models), the refresh tokens are those the exchanges returned, each
- * rotated once. BENCH_N (default 4000) requests per phase, after BENCH_WARM (default 500)
- * warm-up exchanges.
+ * Each round measures four servers one after the other, each its own process on a fresh
+ * store: postly-authz durable (its default: a grant is acknowledged once on disk) and with
+ * --unsafe-no-fsync; oidc-provider with a durable SQLite adapter (node:sqlite, WAL,
+ * synchronous=FULL: each write on disk before the adapter returns) and with an in-memory
+ * adapter (nothing on disk). It prints each server's rates and requests per second of
+ * server CPU, and three pairings: durable vs durable and no-fsync vs in-memory (equal
+ * durability), durable vs in-memory (for information); after BENCH_ROUNDS rounds, the
+ * min-max of every ratio.
  *
- * Note: oidc-provider runs with its default in-memory adapter (no durability); postly-authz
- * commits every grant to LMDB with fsync before answering. */
+ * The load generator (this process, libevent) keeps BENCH_CONC (default 32) requests in
+ * flight over keep-alive connections. Codes are created ahead of time through each server's
+ * own store (postly-authz: the LMDB store API; oidc-provider: its models), the refresh tokens
+ * are those the exchanges returned, each rotated once. BENCH_N (default 4000) requests per
+ * phase (BENCH_N_SQLITE, default min(BENCH_N, 1000), for the SQLite baseline, which runs at
+ * disk speed), after BENCH_WARM (default 500) warm-up exchanges. BENCH_INLINE=1 runs the
+ * durable postly-authz with --inline-fsync; BENCH_AUTHZ_BIN measures another binary.
+ *
+ * Subcommands seed and drive serve callgrind_authz.sh (below). */
 #define _GNU_SOURCE /* memmem */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -392,106 +401,189 @@ int main(int argc, char **argv)
     return bench_main();
 }
 
-static int bench_main(void)
+/* The four servers of a round: postly-authz durable (the default) and --unsafe-no-fsync,
+ * oidc-provider with the durable SQLite adapter and with the in-memory one. */
+enum { S_AUTHZ_DURABLE, S_AUTHZ_NOSYNC, S_OIDC_SQLITE, S_OIDC_MEMORY, S__COUNT };
+static const char *const server_names[S__COUNT] = {"postly-authz durable", "postly-authz no-fsync",
+                                                   "oidc-provider sqlite", "oidc-provider memory"};
+
+/* The pairings reported, and what each means (docs/performance.md). */
+static const struct {
+    int a, o;
+    const char *name;
+} pairings[] = {
+    {S_AUTHZ_DURABLE, S_OIDC_SQLITE, "durable vs durable (equal durability)"},
+    {S_AUTHZ_NOSYNC, S_OIDC_MEMORY, "no-fsync vs in-memory (equal durability)"},
+    {S_AUTHZ_DURABLE, S_OIDC_MEMORY, "durable vs in-memory (information)"},
+};
+#define NPAIR (sizeof pairings / sizeof pairings[0])
+
+typedef struct bench_env {
+    struct event_base *base;
+    char dir[256];
+    int conc;
+    size_t warm, n[S__COUNT];
+    item *items;
+} bench_env;
+
+/* Runs one server through warm-up, n exchanges and n rotations. 0 when all succeeded. */
+static int bench_server(bench_env *e, int which, int round, result *r)
 {
-    size_t n = envn("BENCH_N", 4000), warm = envn("BENCH_WARM", 500);
-    int conc = (int)envn("BENCH_CONC", 32), port = 0, ret = 1;
-    char dir[256], codes[300], nstr[32], *argv_a[16], *argv_o[8];
-    item *items = calloc(n + warm, sizeof *items);
-    struct event_base *base = event_base_new();
-    pid_t pa = -1, po = -1;
-    result ra = {0}, ro = {0};
-    const char *tmp = getenv("TMPDIR");
-
-    signal(SIGPIPE, SIG_IGN);
-    snprintf(dir, sizeof dir, "%s/postly-bench-authz-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!items || !base || !mkdtemp(dir))
-        return 1;
-    printf("bench_authz: %zu code exchanges then %zu refresh rotations per server, %d in "
-           "flight, after %zu warm-up exchanges\n",
-           n, n, conc, warm);
-
-    /* postly-authz */
-    if (seed_authz(dir, items, n + warm) != 0) {
-        fprintf(stderr, "bench_authz: seeding the store failed\n");
-        goto out;
-    }
-    argv_a[0] = getenv("BENCH_AUTHZ_BIN") ? getenv("BENCH_AUTHZ_BIN") : (char *)POSTLY_AUTHZ_BIN;
-    argv_a[1] = "--data";
-    argv_a[2] = dir;
-    argv_a[3] = "--port";
-    argv_a[4] = "0";
-    argv_a[5] = "--resource";
-    argv_a[6] = RESOURCE;
-    argv_a[7] = "--log-level";
-    argv_a[8] = "info";
-    argv_a[9] = getenv("BENCH_NOSYNC")   ? "--unsafe-no-fsync"
-                : getenv("BENCH_INLINE") ? "--inline-fsync"
-                                         : NULL;
-    argv_a[10] = NULL;
-    pa = spawn_wait(argv_a, "listening on http://127.0.0.1:", &port);
-    if (pa < 0) {
-        fprintf(stderr, "bench_authz: postly-authz did not start\n");
-        goto out;
-    }
-    if (measure(base, pa, port, conc, items, warm, n, &ra) != 0)
-        fprintf(stderr, "bench_authz: postly-authz: %zu/%zu exchanges, %zu/%zu rotations ok\n",
-                ra.code_ok, n, ra.refresh_ok, n);
-    stop(pa);
-    pa = -1;
-
-    /* oidc-provider */
-    memset(items, 0, (n + warm) * sizeof *items);
-    snprintf(codes, sizeof codes, "%s/oidc-codes.json", dir);
-    snprintf(nstr, sizeof nstr, "%zu", n + warm);
-    argv_o[0] = (char *)POSTLY_NODE;
-    argv_o[1] = (char *)POSTLY_BENCH_DIR "/oidc_baseline.mjs";
-    argv_o[2] = nstr;
-    argv_o[3] = codes;
-    argv_o[4] = NULL;
-    po = spawn_wait(argv_o, "READY ", &port);
-    if (po < 0 || load_oidc_codes(codes, items, n + warm) != 0) {
-        fprintf(stderr, "bench_authz: oidc-provider did not start\n");
-        goto out;
-    }
-    if (measure(base, po, port, conc, items, warm, n, &ro) != 0)
-        fprintf(stderr, "bench_authz: oidc-provider: %zu/%zu exchanges, %zu/%zu rotations ok\n",
-                ro.code_ok, n, ro.refresh_ok, n);
-
-    printf("%-28s %12s %14s %8s   %-22s %8s\n", "flow (requests/s)", "postly-authz",
-           "oidc-provider", "ratio", "per server CPU-second", "ratio");
-    {
-        const struct {
-            const char *name;
-            double a, o, acpu, ocpu;
-        } rows[] = {
-            {"authorization_code exchange", ra.code_rps, ro.code_rps, ra.code_cpu, ro.code_cpu},
-            {"refresh_token rotation", ra.refresh_rps, ro.refresh_rps, ra.refresh_cpu,
-             ro.refresh_cpu},
-        };
-        for (size_t i = 0; i < 2; i++) {
-            double ae = rows[i].acpu > 0 ? (double)n / rows[i].acpu : 0;
-            double oe = rows[i].ocpu > 0 ? (double)n / rows[i].ocpu : 0;
-            printf("%-28s %10.0f/s %12.0f/s %7.1fx   %9.0f vs %9.0f %7.1fx\n", rows[i].name,
-                   rows[i].a, rows[i].o, rows[i].a / rows[i].o, ae, oe, oe > 0 ? ae / oe : 0);
+    char sub[300], codes[340], mode[360], nstr[32], *argv[16];
+    size_t n = e->n[which], total = n + e->warm;
+    int port = 0, ret = -1;
+    pid_t pid = -1;
+    memset(r, 0, sizeof *r);
+    memset(e->items, 0, total * sizeof *e->items);
+    snprintf(sub, sizeof sub, "%s/r%d-%d", e->dir, round, which);
+    if (mkdir(sub, 0700) != 0)
+        return -1;
+    if (which == S_AUTHZ_DURABLE || which == S_AUTHZ_NOSYNC) {
+        if (seed_authz(sub, e->items, total) != 0) {
+            fprintf(stderr, "bench_authz: seeding the store failed\n");
+            return -1;
+        }
+        argv[0] = getenv("BENCH_AUTHZ_BIN") ? getenv("BENCH_AUTHZ_BIN") : (char *)POSTLY_AUTHZ_BIN;
+        argv[1] = "--data";
+        argv[2] = sub;
+        argv[3] = "--port";
+        argv[4] = "0";
+        argv[5] = "--resource";
+        argv[6] = RESOURCE;
+        argv[7] = "--log-level";
+        argv[8] = "info";
+        argv[9] = which == S_AUTHZ_NOSYNC  ? "--unsafe-no-fsync"
+                  : getenv("BENCH_INLINE") ? "--inline-fsync"
+                                           : NULL;
+        argv[10] = NULL;
+        pid = spawn_wait(argv, "listening on http://127.0.0.1:", &port);
+    } else {
+        snprintf(codes, sizeof codes, "%s/oidc-codes.json", sub);
+        snprintf(nstr, sizeof nstr, "%zu", total);
+        snprintf(mode, sizeof mode, "%s%s", which == S_OIDC_SQLITE ? "sqlite:" : "memory",
+                 which == S_OIDC_SQLITE ? sub : "");
+        if (which == S_OIDC_SQLITE)
+            snprintf(mode + strlen(mode), sizeof mode - strlen(mode), "/oidc.sqlite");
+        argv[0] = (char *)POSTLY_NODE;
+        argv[1] = "--disable-warning=ExperimentalWarning"; /* node:sqlite in Node 22 */
+        argv[2] = (char *)POSTLY_BENCH_DIR "/oidc_baseline.mjs";
+        argv[3] = nstr;
+        argv[4] = codes;
+        argv[5] = mode;
+        argv[6] = NULL;
+        pid = spawn_wait(argv, "READY ", &port);
+        if (pid > 0 && load_oidc_codes(codes, e->items, total) != 0) {
+            stop(pid);
+            pid = -1;
         }
     }
-    printf("postly-authz: %s\n", getenv("BENCH_NOSYNC") ? "--unsafe-no-fsync (no durability, like "
-                                                          "the baseline's in-memory store)"
-                                 : getenv("BENCH_INLINE")
-                                     ? "durable, --inline-fsync"
-                                     : "durable (default: group commit + syncer)");
-    ret = 0;
-out:
-    stop(pa);
-    stop(po);
-    event_base_free(base);
-    free(items);
+    if (pid < 0) {
+        fprintf(stderr, "bench_authz: %s did not start\n", server_names[which]);
+        return -1;
+    }
+    if (measure(e->base, pid, port, e->conc, e->items, e->warm, n, r) == 0)
+        ret = 0;
+    else
+        fprintf(stderr, "bench_authz: %s: %zu/%zu exchanges, %zu/%zu rotations ok\n",
+                server_names[which], r->code_ok, n, r->refresh_ok, n);
+    stop(pid);
+    return ret;
+}
+
+static double per_cpu(size_t n, double cpu)
+{
+    return cpu > 0 ? (double)n / cpu : 0;
+}
+
+static void minmax(double v, double *lo, double *hi)
+{
+    if (v < *lo)
+        *lo = v;
+    if (v > *hi)
+        *hi = v;
+}
+
+static int bench_main(void)
+{
+    bench_env e = {0};
+    size_t n = envn("BENCH_N", 4000), rounds = envn("BENCH_ROUNDS", 1);
+    /* The durable baseline commits each write with an fsync on the event loop: a few hundred
+     * requests per second, so it gets fewer requests (same steady state, shorter phases). */
+    size_t n_sqlite = envn("BENCH_N_SQLITE", n < 1000 ? n : 1000);
+    const char *tmp = getenv("TMPDIR");
+    /* [pairing][flow 0 code, 1 refresh][0 wall, 1 cpu][0 lo, 1 hi] */
+    double range[NPAIR][2][2][2];
+    int ret = 1, ok_rounds = 0;
+
+    e.warm = envn("BENCH_WARM", 500);
+    e.conc = (int)envn("BENCH_CONC", 32);
+    e.n[S_AUTHZ_DURABLE] = e.n[S_AUTHZ_NOSYNC] = e.n[S_OIDC_MEMORY] = n;
+    e.n[S_OIDC_SQLITE] = n_sqlite;
+    e.items = calloc((n > n_sqlite ? n : n_sqlite) + e.warm, sizeof *e.items);
+    e.base = event_base_new();
+    for (size_t p = 0; p < NPAIR; p++)
+        for (int f = 0; f < 2; f++)
+            for (int k = 0; k < 2; k++) {
+                range[p][f][k][0] = 1e30;
+                range[p][f][k][1] = 0;
+            }
+    snprintf(e.dir, sizeof e.dir, "%s/postly-bench-authz-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!e.items || !e.base || !mkdtemp(e.dir))
+        return 1;
+    printf("bench_authz: per server: %zu code exchanges then %zu refresh rotations (%zu for "
+           "oidc-provider sqlite), %d in flight, after %zu warm-up exchanges; %zu round(s) of "
+           "the four servers%s\n",
+           n, n, n_sqlite, e.conc, e.warm, rounds,
+           getenv("BENCH_INLINE") ? "; postly-authz durable with --inline-fsync" : "");
+    for (size_t round = 1; round <= rounds; round++) {
+        result res[S__COUNT];
+        int failed = 0;
+        for (int w = 0; w < S__COUNT; w++)
+            if (bench_server(&e, w, (int)round, &res[w]) != 0)
+                failed = 1;
+        printf("round %zu: requests/s (per server CPU-second)\n", round);
+        for (int w = 0; w < S__COUNT; w++)
+            printf("  %-24s code %7.0f/s (%7.0f)   refresh %7.0f/s (%7.0f)\n", server_names[w],
+                   res[w].code_rps, per_cpu(e.n[w], res[w].code_cpu), res[w].refresh_rps,
+                   per_cpu(e.n[w], res[w].refresh_cpu));
+        if (failed) {
+            printf("  (a server failed: round not counted)\n");
+            continue;
+        }
+        ok_rounds++;
+        for (size_t p = 0; p < NPAIR; p++) {
+            const result *a = &res[pairings[p].a], *o = &res[pairings[p].o];
+            size_t na = e.n[pairings[p].a], no = e.n[pairings[p].o];
+            double v[2][2] = {
+                {a->code_rps / o->code_rps, per_cpu(na, a->code_cpu) / per_cpu(no, o->code_cpu)},
+                {a->refresh_rps / o->refresh_rps,
+                 per_cpu(na, a->refresh_cpu) / per_cpu(no, o->refresh_cpu)},
+            };
+            printf("  %-42s code %6.1fx (CPU %5.1fx)   refresh %6.1fx (CPU %5.1fx)\n",
+                   pairings[p].name, v[0][0], v[0][1], v[1][0], v[1][1]);
+            for (int f = 0; f < 2; f++)
+                for (int k = 0; k < 2; k++)
+                    minmax(v[f][k], &range[p][f][k][0], &range[p][f][k][1]);
+        }
+        fflush(stdout);
+    }
+    if (ok_rounds > 0) {
+        printf("ratios over %d round(s), min-max: requests/s ratio (per server CPU-second ratio)\n",
+               ok_rounds);
+        for (size_t p = 0; p < NPAIR; p++)
+            printf("  %-42s code %.1f-%.1fx (%.1f-%.1fx)   refresh %.1f-%.1fx (%.1f-%.1fx)\n",
+                   pairings[p].name, range[p][0][0][0], range[p][0][0][1], range[p][0][1][0],
+                   range[p][0][1][1], range[p][1][0][0], range[p][1][0][1], range[p][1][1][0],
+                   range[p][1][1][1]);
+        ret = 0;
+    }
+    event_base_free(e.base);
+    free(e.items);
     {
         char cmd[400];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", e.dir);
         if (system(cmd) != 0)
-            fprintf(stderr, "bench_authz: could not remove %s\n", dir);
+            fprintf(stderr, "bench_authz: could not remove %s\n", e.dir);
     }
     return ret;
 }
