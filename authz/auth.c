@@ -108,11 +108,17 @@ pl_rc az_client_authenticate(az_server *s, core_http_req *req, const core_form *
         snprintf(secret, sizeof secret, "%s", form_secret);
         method = AZ_AUTH_POST;
     } else {
+        size_t n = form_id ? strlen(form_id) : 0;
         if (!form_id) {
             *why = "client authentication is required (client_id missing)";
             return PL_ERR_DENIED;
         }
-        snprintf(id, sizeof id, "%s", form_id);
+        /* A public client sends only its id: copied whole, or unknown when too long. */
+        if (n >= sizeof id) {
+            *why = "unknown client";
+            return PL_ERR_DENIED;
+        }
+        memcpy(id, form_id, n + 1);
         method = AZ_AUTH_NONE;
     }
     if (az_client_lookup(s, id, &out->client) != PL_OK) {

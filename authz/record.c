@@ -21,6 +21,21 @@ int az_rec_id_valid(const char *s)
     return n > 0;
 }
 
+size_t az_rec_join(char *out, size_t outsz, const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la + lb + 2 > outsz) { /* never for valid ids (record.h): an empty key finds nothing */
+        if (outsz)
+            out[0] = '\0';
+        return 0;
+    }
+    memcpy(out, a, la);
+    out[la] = '|';
+    memcpy(out + la + 1, b, lb);
+    out[la + 1 + lb] = '\0';
+    return la + 1 + lb;
+}
+
 pl_rc az_rec_mdb(int e)
 {
     switch (e) {
@@ -64,7 +79,9 @@ static void copy_str(char *dst, size_t dstsz, const char *src)
 
 static void copy_role(char role[16], const MDB_val *v)
 {
-    snprintf(role, 16, "%.*s", (int)(v->mv_size < 15 ? v->mv_size : 15), (const char *)v->mv_data);
+    size_t n = v->mv_size < 15 ? v->mv_size : 15;
+    memcpy(role, v->mv_data, n);
+    role[n] = '\0';
 }
 
 /* Fills ws from a workspaces record: JSON {"id","name","plan","created_ms"}. */
@@ -95,7 +112,7 @@ pl_rc az_rec_member_role(MDB_txn *t, MDB_dbi members, const char *uid, const cha
     char key[2 * AZ_ID_MAX + 2];
     MDB_val k = {0, key}, v;
     pl_rc rc;
-    k.mv_size = (size_t)snprintf(key, sizeof key, "%s|%s", uid, ws_id);
+    k.mv_size = az_rec_join(key, sizeof key, uid, ws_id);
     rc = az_rec_mdb(mdb_get(t, members, &k, &v));
     if (rc == PL_OK)
         copy_role(role, &v);

@@ -24,6 +24,11 @@ int az_rec_id_valid(const char *s);
  * PL_ERR_EXISTS, MDB_MAP_FULL → PL_ERR_LIMIT, anything else PL_ERR_STORE. */
 pl_rc az_rec_mdb(int e);
 
+/* Writes a "|" b (NUL-terminated) into out and returns its length (keys of members and
+ * user_grants). Two valid ids fit 2 * AZ_ID_MAX + 2 bytes; when they do not fit, out is ""
+ * and 0 is returned (a key that finds nothing). */
+size_t az_rec_join(char *out, size_t outsz, const char *a, const char *b);
+
 /* Calls fn(arg, key, value) for every row of db whose key starts with `uid` "|", in key order,
  * until fn returns 0. PL_OK, or PL_ERR_STORE when the cursor failed. uid must be valid. */
 typedef int (*az_rec_scan_fn)(void *arg, const MDB_val *k, const MDB_val *v);

@@ -1551,7 +1551,7 @@ static pl_rc grant_save(az_store *st, MDB_txn *t, const az_grant *g, int index)
         rc = az_rec_mdb(mdb_put(t, st->db[DB_GRANT_STATE], &k, &v, 0));
     if (rc == PL_OK) {
         MDB_val uk, uv = sval(g->gid);
-        snprintf(ukey, sizeof ukey, "%s|%s", g->uid, g->gid);
+        az_rec_join(ukey, sizeof ukey, g->uid, g->gid);
         uk = sval(ukey);
         if (g->revoked_ms) {
             int e = mdb_del(t, st->db[DB_USER_GRANTS], &uk, NULL);
