@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "core/crypto.h"
+#include "core/json_text.h"
 
 struct ex_store {
     MDB_env *env;
@@ -539,10 +540,11 @@ pl_rc ex_txn_get_json(ex_txn *txn, ex_db db, const char *key, json_t **out)
 
 pl_rc ex_txn_put_json(ex_txn *txn, ex_db db, const char *key, const json_t *v)
 {
-    char *s = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    size_t len = 0;
+    char *s = core_json_compact(v, &len); /* json_dumps(JSON_COMPACT)'s bytes, faster */
     if (!s)
         return PL_ERR_NOMEM;
-    pl_rc rc = ex_txn_put_raw(txn, db, key, s, strlen(s));
+    pl_rc rc = ex_txn_put_raw(txn, db, key, s, len);
     free(s);
     return rc;
 }

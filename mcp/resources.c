@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json_text.h"
 #include "core/crypto.h"
 #include "exec/account.h"
 #include "exec/analytics.h"
@@ -357,7 +358,7 @@ pl_rc mcp_resources_read(mcp_call *c, const json_t *params, json_t **result, mcp
         return rc;
     }
     mcp_audit(c, "resource", policy, "ok", &dec, NULL);
-    text = json_dumps(out, JSON_COMPACT);
+    text = core_json_compact(out, NULL); /* json_dumps(JSON_COMPACT)'s bytes */
     *result = json_pack("{s:[{s:s, s:s, s:s}]}", "contents", "uri", uri, "mimeType", MIME_JSON,
                         "text", text ? text : "{}");
     free(text);

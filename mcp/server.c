@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/json_text.h"
 #include "core/crypto.h"
 #include "authz/directory.h"
 #include "core/http.h"
@@ -564,7 +565,7 @@ static void reply_raw(mcp_call *c, const json_t *id)
 {
     static const char p1[] = "{\"jsonrpc\":\"2.0\",\"id\":";
     static const char p2[] = ",\"result\":";
-    char *idtext = id ? json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    char *idtext = id ? core_json_compact(id, NULL) : NULL; /* json_dumps(ENCODE_ANY)'s bytes */
     const char *idt = idtext ? idtext : "null";
     size_t idn = strlen(idt), len;
     char *r = NULL;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "authz/directory.h"
+#include "core/json_text.h"
 #include "exec/account.h"
 #include "exec/analytics.h"
 #include "exec/batch.h"
@@ -540,6 +541,28 @@ const mcp_tool mcp_tools[] = {
 };
 const size_t mcp_tools_count = sizeof mcp_tools / sizeof mcp_tools[0];
 
+/* Tools whose work is more than LMDB writes that must stay in order with a durable commit:
+ * media bytes are renamed into place or unlinked around the metadata commit (exec/media.c),
+ * which must be durable first. They run outside the group-commit batch. */
+static const char *const unbatched_tools[] = {
+    "postly_upload_media",
+    "postly_upload_media_chunk",
+    "postly_delete_media",
+};
+
+/* 1 when the tool's writes may join the loop iteration's batch (docs/mcp.md "Group commit"):
+ * a write tool (not read-only) whose only effects are LMDB writes — not open-world (no
+ * connector call that must follow a durable write) and not in unbatched_tools. */
+static int batchable(const mcp_tool *t)
+{
+    if (t->read_only || t->open_world)
+        return 0;
+    for (size_t i = 0; i < sizeof unbatched_tools / sizeof unbatched_tools[0]; i++)
+        if (strcmp(t->name, unbatched_tools[i]) == 0)
+            return 0;
+    return 1;
+}
+
 static const mcp_tool *tool_find(const char *name, size_t *index)
 {
     size_t i;
@@ -645,10 +668,11 @@ static const char *rule_name(const mcp_call *c, uint32_t rule)
 /* The successful result's text, built once (c->raw_result): what json_dumps(JSON_COMPACT)
  * makes of {"content":[{"type":"text","text":TEXT}],"structuredContent":OUT,"isError":false}
  * (jansson keeps keys in insertion order), with TEXT = the compact dump of OUT, spliced in
- * twice instead of parsed back into a tree and serialised again. TEXT comes from json_dumps,
- * so it holds no control characters (they are escaped there); inside a JSON string only '"'
- * and '\\' then need a backslash, exactly as jansson would write them. PL_ERR_INVALID when
- * TEXT has a control character after all (the caller then takes the tree path), PL_ERR_NOMEM. */
+ * twice instead of parsed back into a tree and serialised again. TEXT comes from
+ * core_json_compact (json_dumps's bytes), so it holds no control characters (they are escaped
+ * there); inside a JSON string only '"' and '\\' then need a backslash, exactly as jansson would
+ * write them. PL_ERR_INVALID when TEXT has a control character after all (the caller then takes the
+ * tree path), PL_ERR_NOMEM. */
 static pl_rc raw_result(mcp_call *c, const char *text)
 {
     static const char p1[] = "{\"content\":[{\"type\":\"text\",\"text\":\"";
@@ -765,7 +789,7 @@ pl_rc mcp_tools_call(mcp_call *c, const json_t *params, json_t **result, mcp_rpc
      * stays inside the store (not read-only, not open-world: no connector call or other
      * effect outside LMDB that must follow a durable write) join this loop iteration's batch;
      * the reply is then held until the batch is committed and synced. */
-    batched = c->srv->deps.batcher && !t->read_only && !t->open_world;
+    batched = c->srv->deps.batcher && batchable(t);
     if (batched)
         ex_batcher_enter(c->srv->deps.batcher);
     if (!t->read_only && mcp_workspace_ensure(c->srv->deps.ex, c->who->ws) != PL_OK) {
@@ -825,7 +849,7 @@ pl_rc mcp_tools_call(mcp_call *c, const json_t *params, json_t **result, mcp_rpc
         goto out;
     }
     {
-        char *text = json_dumps(out, JSON_COMPACT);
+        char *text = core_json_compact(out, NULL); /* json_dumps(JSON_COMPACT)'s bytes */
         if (!(c->raw_ok && text && raw_result(c, text) == PL_OK)) {
             res = json_pack("{s:[{s:s}], s:O, s:b}", "content", "type", "text", "structuredContent",
                             out, "isError", 0);

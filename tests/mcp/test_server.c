@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <dirent.h>
+#include <fcntl.h>
 
 #include <cmocka.h>
 #include <event2/event.h>
@@ -20,6 +22,7 @@
 #include "core/http.h"
 #include "core/http_client.h"
 #include "exec/account.h"
+#include "exec/batch.h"
 #include "exec/campaign.h"
 #include "exec/connector.h"
 #include "exec/post.h"
@@ -49,6 +52,7 @@ typedef struct fx {
     key_keyset *keys;
     key_verifier *verifier;
     ex_store *store;
+    ex_batcher *batcher; /* group commit, as postly-mcp runs it */
     ex_ctx ex;
     ex_connectors conns;
     FILE *audit;
@@ -58,6 +62,9 @@ typedef struct fx {
     char host[32];
     char url[96];
 } fx;
+
+/* cmocka prestate for setup: a durable store (EX_STORE_GROUP_COMMIT). */
+static const int DURABLE = 1;
 
 static int setup(void **state)
 {
@@ -119,8 +126,14 @@ static int setup(void **state)
     vc.keyset = f->keys;
     assert_int_equal(key_verifier_new(&vc, &f->verifier), PL_OK);
 
+    /* The prestate DURABLE asks for the store as postly-mcp opens it (group commit, fsyncs);
+     * the other tests skip the fsyncs. Either way writes go through the batcher. */
     snprintf(path, sizeof path, "%s/exec", f->dir);
-    assert_int_equal(ex_store_open(path, 0, EX_STORE_NOSYNC, &f->store), PL_OK);
+    assert_int_equal(ex_store_open(path, 0,
+                                   *state == &DURABLE ? EX_STORE_GROUP_COMMIT : EX_STORE_NOSYNC,
+                                   &f->store),
+                     PL_OK);
+    assert_int_equal(ex_batcher_new(f->base, f->store, &f->log, &f->batcher), PL_OK);
     f->ex.store = f->store;
     f->ex.clock = &f->clock.base;
     f->ex.log = &f->log;
@@ -140,6 +153,7 @@ static int setup(void **state)
     deps.ex = &f->ex;
     deps.audit = f->audit;
     deps.usage = f->usage;
+    deps.batcher = f->batcher;
     assert_int_equal(mcp_server_new(&f->cfg, &deps, &f->srv), PL_OK);
     assert_int_equal(mcp_http_attach(f->http, f->srv), PL_OK);
     *state = f;
@@ -150,6 +164,7 @@ static int teardown(void **state)
 {
     fx *f = *state;
     char cmd[128];
+    ex_batcher_free(f->batcher); /* sends what it still holds, before the HTTP layer goes */
     core_http_free(f->http);
     mcp_server_free(f->srv);
     mcp_usage_free(f->usage);
@@ -1976,10 +1991,119 @@ static void test_progress_over_sse(void **state)
     core_http_fetch_resp_free(&r);
 }
 
+/* ---- group commit (exec/batch.h; docs/mcp.md "Group commit") ---- */
+
+/* The exec store's data file made read-only under LMDB: its next commit fails. */
+static int break_data_file(const char *dir)
+{
+    char want[600], path[300], link[600];
+    int n = 0;
+    snprintf(want, sizeof want, "%s/exec/data.mdb", dir);
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        ssize_t len = readlink(path, link, sizeof link - 1);
+        if (len <= 0)
+            continue;
+        link[len] = '\0';
+        if (strcmp(link, want) != 0)
+            continue;
+        int ro = open(want, O_RDONLY);
+        int fd = (int)strtol(e->d_name, NULL, 10);
+        if (ro >= 0 && dup2(ro, fd) == fd)
+            n++;
+        if (ro >= 0)
+            close(ro);
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static void test_group_commit_holds_write_replies(void **state)
+{
+    fx *f = *state;
+    char tok[KEY_TOKEN_MAX], sid[80], args[200];
+    tok_opts o = {.scope = ALL_SCOPES, .lifetime_s = 3600};
+    ex_batch_stats s0, s1;
+    int err = 0;
+    mint(f, &o, tok, sizeof tok);
+    open_session(f, tok, sid, sizeof sid);
+
+    /* A store-only write: held, one commit, answered after a sync by the syncer thread. */
+    ex_batcher_stats(f->batcher, &s0);
+    json_t *res = tool(f, tok, sid, "postly_create_draft", "{\"text\":\"durable\"}", &err);
+    assert_false(err);
+    ex_batcher_stats(f->batcher, &s1);
+    assert_int_equal(s1.held, s0.held + 1);
+    assert_int_equal(s1.commits, s0.commits + 1);
+    assert_true(s1.syncs > s0.syncs);
+    /* Read back at once: committed and visible. */
+    snprintf(args, sizeof args, "{\"draft_id\":\"%s\"}", sc_str(res, "id"));
+    json_decref(res);
+    res = tool(f, tok, sid, "postly_get_draft", args, &err);
+    assert_false(err);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(res, "structuredContent"), "text")),
+        "durable");
+    json_decref(res);
+    /* Reads are never held; media bytes are written outside the batch. */
+    ex_batcher_stats(f->batcher, &s0);
+    res = tool(f, tok, sid, "postly_get_workspace", "{}", &err);
+    assert_false(err);
+    json_decref(res);
+    res = tool(f, tok, sid, "postly_upload_media",
+               "{\"data_base64\":\"" PNG_1X1 "\",\"filename\":\"a.png\"}", &err);
+    assert_false(err);
+    json_decref(res);
+    ex_batcher_stats(f->batcher, &s1);
+    assert_int_equal(s1.held, s0.held);
+    /* A tool refusing its input inside the batch: still an isError result, nothing stored. */
+    res = tool(f, tok, sid, "postly_update_draft",
+               "{\"draft_id\":\"drf_0000000000000000000000000000\",\"text\":\"x\"}", &err);
+    assert_true(err);
+    json_decref(res);
+}
+
+static void test_group_commit_failure_is_an_error(void **state)
+{
+    fx *f = *state;
+    char tok[KEY_TOKEN_MAX], sid[80];
+    tok_opts o = {.scope = ALL_SCOPES, .lifetime_s = 3600};
+    int status = 0, err = 0;
+    mint(f, &o, tok, sizeof tok);
+    open_session(f, tok, sid, sizeof sid);
+    json_t *res = tool(f, tok, sid, "postly_create_draft", "{\"text\":\"first\"}", &err);
+    assert_false(err);
+    json_decref(res);
+    assert_true(break_data_file(f->dir) > 0);
+    json_t *j = call(f, tok, sid,
+                     "{\"jsonrpc\":\"2.0\",\"id\":42,\"method\":\"tools/call\",\"params\":{"
+                     "\"name\":\"postly_create_draft\",\"arguments\":{\"text\":\"lost\"}}}",
+                     &status, NULL);
+    /* Never a success for a write that is not on disk: a JSON-RPC error naming the cause. */
+    assert_int_equal(status, 500);
+    assert_int_equal(error_code(j), -32603);
+    assert_int_equal(json_integer_value(json_object_get(j, "id")), 42);
+    assert_null(json_object_get(j, "result"));
+    const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+    assert_non_null(msg);
+    assert_non_null(strstr(msg, "not saved"));
+    json_decref(j);
+    ex_batch_stats st;
+    ex_batcher_stats(f->batcher, &st);
+    assert_int_equal(st.failed, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_prm, setup, teardown),
+        cmocka_unit_test_prestate_setup_teardown(test_group_commit_holds_write_replies, setup,
+                                                 teardown, (void *)&DURABLE),
+        cmocka_unit_test_prestate_setup_teardown(test_group_commit_failure_is_an_error, setup,
+                                                 teardown, (void *)&DURABLE),
         cmocka_unit_test_setup_teardown(test_reads_side_effect_free, setup, teardown),
         cmocka_unit_test_setup_teardown(test_progress_over_sse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_401_challenges, setup, teardown),

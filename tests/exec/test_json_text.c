@@ -1,0 +1,189 @@
+/* tests/exec/test_json_text.c — core_json_compact (core/json_text.h), which the execution
+ * layer stores records with (ex_txn_put_json) and postly-mcp sends tool results with, must
+ * write exactly json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY)'s bytes: differential over edge
+ * cases and random trees, and a put/get round trip through a real store. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/json_text.h"
+#include "tests/exec/helpers.h"
+
+static void same(const json_t *v)
+{
+    size_t len = 0;
+    char *mine = core_json_compact(v, &len);
+    char *ref = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!ref) {
+        assert_null(mine);
+        return;
+    }
+    assert_non_null(mine);
+    if (strcmp(mine, ref) != 0)
+        fail_msg("core_json_compact: %s\n          json_dumps: %s", mine, ref);
+    assert_int_equal(len, strlen(ref));
+    free(mine);
+    free(ref);
+}
+
+static void test_edge_cases(void **state)
+{
+    (void)state;
+    char ctl[64];
+    size_t n = 0;
+    for (int c = 1; c < 0x20; c++)
+        ctl[n++] = (char)c;
+    ctl[n] = '\0';
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:[], s:{}, s:I, s:I, s:b, s:b, s:n}", "ctl", ctl,
+                  "quote", "a\"b\\c/d", "utf8", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+                  "empty", "", "k\"ey\n", "v", "arr", "obj", "min", (json_int_t)INT64_MIN, "max",
+                  (json_int_t)INT64_MAX, "t", 1, "f", 0, "null");
+    assert_non_null(o);
+    same(o);
+    json_object_set_new(o, "nul", json_stringn("a\0b", 3)); /* embedded NUL: \u0000 */
+    json_object_set_new(o, "real", json_real(0.1));         /* reals: jansson's own text */
+    json_object_set_new(o, "real2", json_real(1e300));
+    json_object_set_new(o, "real3", json_real(-2.0));
+    same(o);
+    /* Scalars at the top, as JSON_ENCODE_ANY. */
+    json_t *scalars[] = {json_integer(-7), json_string("x\ty"), json_true(), json_null(),
+                         json_real(3.25)};
+    for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++) {
+        same(scalars[i]);
+        json_decref(scalars[i]);
+    }
+    /* Deeper than the fast path's limit: jansson's answer, the same bytes. */
+    json_t *deep = json_array(), *cur = deep;
+    for (int i = 0; i < 100; i++) {
+        json_t *next = json_array();
+        json_array_append_new(cur, next);
+        cur = next;
+    }
+    same(deep);
+    json_decref(deep);
+    /* Invalid UTF-8 (only json_stringn_nocheck makes it): both refuse. */
+    json_t *bad = json_pack("{s:o}", "s", json_stringn_nocheck("\xff\xfe", 2));
+    assert_null(core_json_compact(bad, NULL));
+    json_decref(bad);
+    json_decref(o);
+}
+
+/* xorshift64: reproducible random trees. */
+static uint64_t rnd(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static json_t *random_value(uint64_t *s, int depth)
+{
+    static const char *const pieces[] = {"a",
+                                         "\"",
+                                         "\\",
+                                         "/",
+                                         "\n",
+                                         "\x01",
+                                         "\x1f",
+                                         "\xc3\xa9",
+                                         "\xe2\x82\xac",
+                                         "\xf0\x9f\x98\x80",
+                                         " ",
+                                         "\x7f",
+                                         "{}"};
+    unsigned kind = (unsigned)(rnd(s) % (depth > 5 ? 5 : 8));
+    char str[128];
+    size_t n = 0;
+    switch (kind) {
+    case 0:
+        return json_integer((json_int_t)rnd(s));
+    case 1:
+    case 2:
+        for (unsigned k = (unsigned)(rnd(s) % 12); k; k--) {
+            const char *p = pieces[rnd(s) % (sizeof pieces / sizeof pieces[0])];
+            size_t pl = strlen(p);
+            if (n + pl >= sizeof str)
+                break;
+            memcpy(str + n, p, pl);
+            n += pl;
+        }
+        str[n] = '\0';
+        return json_string(str);
+    case 3:
+        return rnd(s) & 1 ? json_true() : json_null();
+    case 4:
+        return rnd(s) & 3 ? json_integer(-(json_int_t)(rnd(s) % 1000)) : json_real(0.5);
+    case 5:
+    case 6: {
+        json_t *o = json_object();
+        for (unsigned k = (unsigned)(rnd(s) % 6); k; k--) {
+            char key[16];
+            snprintf(key, sizeof key, "k%u\"%s", (unsigned)(rnd(s) % 50), k & 1 ? "\t" : "");
+            json_object_set_new(o, key, random_value(s, depth + 1));
+        }
+        return o;
+    }
+    default: {
+        json_t *a = json_array();
+        for (unsigned k = (unsigned)(rnd(s) % 6); k; k--)
+            json_array_append_new(a, random_value(s, depth + 1));
+        return a;
+    }
+    }
+}
+
+static void test_random_trees(void **state)
+{
+    (void)state;
+    uint64_t seed = 0x9e3779b97f4a7c15ULL;
+    for (int i = 0; i < 3000; i++) {
+        json_t *v = random_value(&seed, 0);
+        same(v);
+        json_decref(v);
+    }
+}
+
+static void test_store_round_trip(void **state)
+{
+    (void)state;
+    th_env e;
+    th_env_open(&e);
+    json_t *v = json_pack("{s:s, s:[i,s], s:{s:n}}", "text", "line\none \"q\" \xe2\x82\xac", "a", 1,
+                          "b", "c", "d", "e");
+    ex_txn t = {0};
+    MDB_val raw;
+    assert_int_equal(ex_txn_begin(e.st, 1, &t), PL_OK);
+    assert_int_equal(ex_txn_put_json(&t, EX_DB_META, "json_text_test", v), PL_OK);
+    assert_int_equal(ex_txn_commit(&t), PL_OK);
+    assert_int_equal(ex_txn_begin(e.st, 0, &t), PL_OK);
+    assert_int_equal(ex_txn_get_raw(&t, EX_DB_META, "json_text_test", &raw), PL_OK);
+    char *ref = json_dumps(v, JSON_COMPACT);
+    assert_int_equal(raw.mv_size, strlen(ref));
+    assert_memory_equal(raw.mv_data, ref, raw.mv_size);
+    json_t *back = NULL;
+    assert_int_equal(ex_txn_get_json(&t, EX_DB_META, "json_text_test", &back), PL_OK);
+    assert_true(json_equal(back, v));
+    ex_txn_abort(&t);
+    free(ref);
+    json_decref(back);
+    json_decref(v);
+    th_env_free(&e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_edge_cases),
+        cmocka_unit_test(test_random_trees),
+        cmocka_unit_test(test_store_round_trip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
