@@ -33,6 +33,8 @@ static const char usage[] =
     "  --log-level LVL   debug, info, warn, error (default info)\n"
     "  --inline-fsync    complete each group commit on the event loop thread (default: the\n"
     "                    meta-page fsync runs on a second thread)\n"
+    "  --sign-on-loop    sign access tokens on the event loop thread (default: on a second\n"
+    "                    thread, while the loop handles the next requests)\n"
     "  --unsafe-no-fsync commit without fsync (benchmarks only: a crash loses or corrupts\n"
     "                    acknowledged data)\n";
 
@@ -94,6 +96,10 @@ int main(int argc, char **argv)
         }
         if (strcmp(a, "--inline-fsync") == 0) {
             cfg.inline_fsync = 1;
+            continue;
+        }
+        if (strcmp(a, "--sign-on-loop") == 0) {
+            cfg.sign_on_loop = 1;
             continue;
         }
         if (strcmp(a, "--cimd-allow-loopback") == 0) {

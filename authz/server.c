@@ -1,5 +1,6 @@
 /* authz/server.c — startup, the route table, periodic sweeping, demo data. */
 #include "server_int.h"
+#include "signer.h"
 #include "syncer.h"
 #include "worker.h"
 
@@ -55,7 +56,13 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 pl_rc az_server_keys_reload(az_server *s)
 {
     key_error ke = {{0}};
-    pl_rc rc = key_keyset_reload(s->keys, &ke);
+    pl_rc rc;
+    /* The signer thread reads the key set: no signature while it changes (signer.h). */
+    if (s->signer)
+        az_signer_keys_lock(s->signer);
+    rc = key_keyset_reload(s->keys, &ke);
+    if (s->signer)
+        az_signer_keys_unlock(s->signer);
     if (rc != PL_OK)
         core_log_warn(s->log, "authz: key set reload failed, keeping the current keys: %s",
                       ke.text);
@@ -202,6 +209,11 @@ pl_rc az_server_new(struct event_base *base, const az_config *cfg, az_server **o
     rc = az_work_init(s);
     if (rc != PL_OK)
         goto out;
+    if (!cfg->sign_on_loop) {
+        rc = az_signer_new(base, az_sign_job_sign, az_sign_job_done, s, &s->signer);
+        if (rc != PL_OK)
+            goto out;
+    }
     s->commit = event_new(base, -1, 0, az_commit_cb, s);
     if (!s->commit) {
         rc = PL_ERR_NOMEM;
@@ -258,7 +270,10 @@ void az_server_free(az_server *s)
     if (!s)
         return;
     az_syncer_free(s->syncer); /* before anything it calls back into */
-    az_work_free(s);           /* joins running work; their replies are dropped */
+    /* Before the deferred lists: a committed reply waiting for its signature belongs to its
+     * job and goes with it. */
+    az_signer_free(s->signer, az_sign_job_drop);
+    az_work_free(s); /* joins running work; their replies are dropped */
     if (s->sweep)
         event_free(s->sweep);
     if (s->keys_reload)

@@ -2,13 +2,15 @@
  * RFC 8707 §2.2; RFC 9700 §4.14). Responses carry Cache-Control: no-store (route flag);
  * errors follow RFC 6749 §5.2. */
 #include "server_int.h"
+#include "signer.h"
 #include "syncer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-pl_rc az_mint_access(az_server *s, const az_grant *g, uint64_t scope, char *out, size_t outsz)
+pl_rc az_mint_access(az_server *s, const az_grant *g, uint64_t scope, const core_clock *clock,
+                     char *out, size_t outsz)
 {
     char sc[POL_SCOPE_FORMAT_MAX];
     key_claims kc = {0};
@@ -22,27 +24,31 @@ pl_rc az_mint_access(az_server *s, const az_grant *g, uint64_t scope, char *out,
     kc.gid = g->gid;
     kc.cls = g->cls;
     kc.lifetime_s = s->cfg.access_ttl_s;
-    return key_token_mint(s->keys, s->cfg.clock, &kc, out, outsz, NULL, NULL);
+    return key_token_mint(s->keys, clock, &kc, out, outsz, NULL, NULL);
 }
 
 /* Every /token reply waits for the group commit of the store writes made while handling
  * it (store.h "group commit"): nothing is acknowledged before it is durable. body[0..len) is
  * the JSON text, in the same allocation. */
-static void reply_later(az_server *s, core_http_req *req, int status, const char *body, size_t len,
-                        int basic)
+/* The largest /token body: a token reply (an error reply is shorter). */
+#define TOKEN_BODY_MAX (KEY_TOKEN_MAX + POL_SCOPE_FORMAT_MAX + AZ_SECRET_SIZE + 128)
+
+/* Queues a reply slot of cap body bytes for req (NULL when out of memory: a 503 was sent). */
+static az_deferred *reply_slot(az_server *s, core_http_req *req, int status, size_t cap, int basic)
 {
-    az_deferred *d = malloc(sizeof *d + len);
+    az_deferred *d = malloc(sizeof *d + cap);
     if (!d) {
         core_http_reply_error(req, 503, "temporarily_unavailable", NULL);
-        return;
+        return NULL;
     }
     d->req = req;
     d->status = status;
-    d->len = len;
+    d->len = 0;
     d->basic = basic;
     d->seq = 0;
     d->next = NULL;
-    memcpy(d->body, body, len);
+    d->signing = d->committed = 0;
+    d->commit_rc = PL_OK;
     core_http_defer(req);
     *s->deferred_tail = d;
     s->deferred_tail = &d->next;
@@ -52,6 +58,17 @@ static void reply_later(az_server *s, core_http_req *req, int status, const char
         s->commit_scheduled = 1;
         event_active(s->commit, 0, 0);
     }
+    return d;
+}
+
+static void reply_later(az_server *s, core_http_req *req, int status, const char *body, size_t len,
+                        int basic)
+{
+    az_deferred *d = reply_slot(s, req, status, len, basic);
+    if (d) {
+        memcpy(d->body, body, len);
+        d->len = len;
+    }
 }
 
 static void deferred_free(az_deferred *d)
@@ -60,8 +77,22 @@ static void deferred_free(az_deferred *d)
     free(d);
 }
 
+/* Server shutdown: the request is answered (503, nothing was acknowledged: an open batch is
+ * aborted) so the HTTP layer frees it, and the slot freed. */
+static void deferred_abandon(az_deferred *d)
+{
+    core_http_reply_error(d->req, 503, "temporarily_unavailable", "the server is stopping");
+    deferred_free(d);
+}
+
 static void send_deferred(az_deferred *d, pl_rc rc)
 {
+    if (d->signing) {
+        /* Committed before its signature came back: az_sign_job_done sends it. */
+        d->committed = 1;
+        d->commit_rc = rc;
+        return;
+    }
     if (rc != PL_OK) {
         core_http_reply_error(d->req, 500, "server_error", "the change could not be stored");
     } else {
@@ -127,7 +158,7 @@ void az_deferred_drop(az_server *s)
     for (int i = 0; i < 2; i++)
         for (d = lists[i]; d; d = next) {
             next = d->next;
-            deferred_free(d);
+            deferred_abandon(d);
         }
     s->deferred = s->syncing = NULL;
     s->deferred_tail = &s->deferred;
@@ -165,13 +196,12 @@ static void jb_desc(jbuf *b, const char *s)
     }
 }
 
-/* An error reply (RFC 6749 §5.2): {"error":code,"error_description":desc}; code is one of the
- * static RFC 6749 error codes ([a-z_], no escaping), desc may be NULL. */
-static void token_error_s(az_server *s, core_http_req *req, int status, const char *code,
-                          const char *desc, int basic)
+/* An error body (RFC 6749 §5.2): {"error":code,"error_description":desc} into text (cap >=
+ * 16); code is one of the static RFC 6749 error codes ([a-z_], no escaping), desc may be
+ * NULL. Returns its length. */
+static size_t error_text(char *text, size_t cap, const char *code, const char *desc)
 {
-    char text[512];
-    jbuf b = {text, 0, sizeof text, 0};
+    jbuf b = {text, 0, cap, 0};
     jb_lit(&b, "{\"error\":\"");
     jb_add(&b, code, strlen(code));
     if (desc) {
@@ -179,37 +209,39 @@ static void token_error_s(az_server *s, core_http_req *req, int status, const ch
         jb_desc(&b, desc);
         if (b.full) { /* cut a long description, keep the JSON whole */
             b.full = 0;
-            b.len = sizeof text - 3;
+            b.len = cap - 3;
         }
     }
     jb_lit(&b, "\"}");
-    reply_later(s, req, status, text, b.len, basic);
+    return b.len;
+}
+
+static void token_error_s(az_server *s, core_http_req *req, int status, const char *code,
+                          const char *desc, int basic)
+{
+    char text[512];
+    reply_later(s, req, status, text, error_text(text, sizeof text, code, desc), basic);
 }
 
 #define token_error(req, status, code, desc, basic)                                                \
     token_error_s(s, (req), (status), (code), (desc), (basic))
 
-static void token_reply(az_server *s, core_http_req *req, const az_grant *g, uint64_t scope,
-                        const char *rt)
+/* The success body (RFC 6749 §5.1) into text (cap bytes): 0 and *len, or -1 when it does not
+ * fit. Written directly: a JWS is base64url and dots, the refresh token base64url and scope
+ * names [a-z_:] and spaces, so nothing needs JSON escaping. */
+static int token_text(char *text, size_t cap, const char *at, int64_t ttl_s, const char *rt,
+                      uint64_t scope, size_t *len)
 {
-    char at[KEY_TOKEN_MAX], sc[POL_SCOPE_FORMAT_MAX], num[24];
-    char text[KEY_TOKEN_MAX + POL_SCOPE_FORMAT_MAX + AZ_SECRET_SIZE + 128];
-    jbuf b = {text, 0, sizeof text, 0};
-    size_t atlen, nlen = 0;
-    unsigned long long ttl = (unsigned long long)s->cfg.access_ttl_s;
-    if (az_mint_access(s, g, scope, at, sizeof at) != PL_OK) {
-        token_error(req, 500, "server_error", "the access token could not be signed", 0);
-        return;
-    }
-    atlen = strlen(at);
+    char sc[POL_SCOPE_FORMAT_MAX], num[24];
+    jbuf b = {text, 0, cap, 0};
+    size_t nlen = 0;
+    unsigned long long ttl = ttl_s > 0 ? (unsigned long long)ttl_s : 0;
     az_scope_str(scope, sc);
     do /* expires_in, decimal */
         num[sizeof num - 1 - nlen++] = (char)('0' + ttl % 10);
     while ((ttl /= 10) != 0 && nlen < sizeof num);
-    /* Written directly: a JWS is base64url and dots, the refresh token base64url and scope
-     * names [a-z_:] and spaces, so nothing needs JSON escaping (RFC 6749 §5.1). */
     jb_lit(&b, "{\"access_token\":\"");
-    jb_add(&b, at, atlen);
+    jb_add(&b, at, strlen(at));
     jb_lit(&b, "\",\"token_type\":\"Bearer\",\"expires_in\":");
     jb_add(&b, num + sizeof num - nlen, nlen);
     jb_lit(&b, ",\"refresh_token\":\"");
@@ -217,12 +249,90 @@ static void token_reply(az_server *s, core_http_req *req, const az_grant *g, uin
     jb_lit(&b, "\",\"scope\":\"");
     jb_add(&b, sc, strlen(sc));
     jb_lit(&b, "\"}");
-    core_wipe(at, atlen);
-    if (b.full)
+    *len = b.len;
+    return b.full ? -1 : 0;
+}
+
+void az_sign_job_sign(void *arg, az_sign_job *job)
+{
+    job->rc = az_mint_access(arg, &job->g, job->scope, &job->clock.base, job->at, sizeof job->at);
+}
+
+static void job_free(az_sign_job *job)
+{
+    core_wipe(job->at, strnlen(job->at, sizeof job->at));
+    core_wipe(job->rt, sizeof job->rt);
+    free(job);
+}
+
+void az_sign_job_done(void *arg, az_sign_job *job)
+{
+    az_server *s = arg;
+    az_deferred *d = job->d;
+    if (job->rc != PL_OK || token_text(d->body, TOKEN_BODY_MAX, job->at, s->cfg.access_ttl_s,
+                                       job->rt, job->scope, &d->len) != 0) {
+        core_wipe(d->body, TOKEN_BODY_MAX);
+        d->status = 500;
+        d->len = error_text(d->body, TOKEN_BODY_MAX, "server_error",
+                            job->rc != PL_OK ? "the access token could not be signed"
+                                             : "the response could not be built");
+    }
+    d->signing = 0;
+    job_free(job);
+    if (d->committed)
+        send_deferred(d, d->commit_rc);
+}
+
+void az_sign_job_drop(void *arg, az_sign_job *job)
+{
+    (void)arg;
+    /* A committed reply is in no list any more: it goes with its job. */
+    if (job->d->committed)
+        deferred_abandon(job->d);
+    else
+        job->d->signing = 0;
+    job_free(job);
+}
+
+static void token_reply(az_server *s, core_http_req *req, const az_grant *g, uint64_t scope,
+                        const char *rt)
+{
+    char at[KEY_TOKEN_MAX], text[TOKEN_BODY_MAX];
+    size_t len = 0;
+    core_fake_clock now;
+    core_fake_clock_init(&now, core_clock_now_ms(s->cfg.clock));
+    if (s->signer) {
+        /* Signed on the signer thread; the reply waits for the signature and the commit. */
+        az_sign_job *job = malloc(sizeof *job);
+        az_deferred *d = job ? reply_slot(s, req, 200, TOKEN_BODY_MAX, 0) : NULL;
+        if (!d) {
+            if (!job)
+                core_http_reply_error(req, 503, "temporarily_unavailable", NULL);
+            free(job);
+            return;
+        }
+        job->g = *g;
+        job->scope = scope;
+        memcpy(job->rt, rt, sizeof job->rt);
+        job->clock = now;
+        job->d = d;
+        job->at[0] = '\0';
+        job->rc = PL_ERR_INTERNAL;
+        job->next = NULL;
+        d->signing = 1;
+        az_signer_submit(s->signer, job);
+        return;
+    }
+    if (az_mint_access(s, g, scope, &now.base, at, sizeof at) != PL_OK) {
+        token_error(req, 500, "server_error", "the access token could not be signed", 0);
+        return;
+    }
+    if (token_text(text, sizeof text, at, s->cfg.access_ttl_s, rt, scope, &len) != 0)
         token_error(req, 500, "server_error", "the response could not be built", 0);
     else
-        reply_later(s, req, 200, text, b.len, 0);
-    core_wipe(text, b.len);
+        reply_later(s, req, 200, text, len, 0);
+    core_wipe(at, strlen(at));
+    core_wipe(text, len);
 }
 
 /* Current membership and policy still allow the grant? Returns what may be issued now. */

@@ -267,6 +267,7 @@ static int load_oidc_codes(const char *path, item *items, size_t n)
 typedef struct result {
     double code_rps, refresh_rps;
     double code_cpu, refresh_cpu; /* server CPU seconds used by the phase */
+    double gen_us;                /* the load generator's CPU per request, both phases */
     size_t code_ok, refresh_ok;
 } result;
 
@@ -307,13 +308,15 @@ static int measure(struct event_base *base, pid_t pid, int port, int conc, item 
                    size_t n, result *r)
 {
     size_t ok;
-    double c0, c1, c2;
+    double c0, c1, c2, g0;
     run(base, port, conc, items, warm, 0, "bench", &ok);
+    g0 = cpu_of(getpid());
     c0 = cpu_of(pid);
     r->code_rps = run(base, port, conc, items + warm, n, 0, "bench", &r->code_ok);
     c1 = cpu_of(pid);
     r->refresh_rps = run(base, port, conc, items + warm, n, 1, "bench", &r->refresh_ok);
     c2 = cpu_of(pid);
+    r->gen_us = (cpu_of(getpid()) - g0) * 1e6 / (2.0 * (double)n);
     r->code_cpu = c1 - c0;
     r->refresh_cpu = c2 - c1;
     return r->code_ok == n && r->refresh_ok == n ? 0 : -1;
@@ -431,7 +434,7 @@ static int bench_server(bench_env *e, int which, int round, result *r)
 {
     char sub[300], codes[340], mode[360], nstr[32], *argv[16];
     size_t n = e->n[which], total = n + e->warm;
-    int port = 0, ret = -1;
+    int port = 0, ret = -1, k = 0;
     pid_t pid = -1;
     memset(r, 0, sizeof *r);
     memset(e->items, 0, total * sizeof *e->items);
@@ -443,19 +446,23 @@ static int bench_server(bench_env *e, int which, int round, result *r)
             fprintf(stderr, "bench_authz: seeding the store failed\n");
             return -1;
         }
-        argv[0] = getenv("BENCH_AUTHZ_BIN") ? getenv("BENCH_AUTHZ_BIN") : (char *)POSTLY_AUTHZ_BIN;
-        argv[1] = "--data";
-        argv[2] = sub;
-        argv[3] = "--port";
-        argv[4] = "0";
-        argv[5] = "--resource";
-        argv[6] = RESOURCE;
-        argv[7] = "--log-level";
-        argv[8] = "info";
-        argv[9] = which == S_AUTHZ_NOSYNC  ? "--unsafe-no-fsync"
-                  : getenv("BENCH_INLINE") ? "--inline-fsync"
-                                           : NULL;
-        argv[10] = NULL;
+        argv[k++] =
+            getenv("BENCH_AUTHZ_BIN") ? getenv("BENCH_AUTHZ_BIN") : (char *)POSTLY_AUTHZ_BIN;
+        argv[k++] = "--data";
+        argv[k++] = sub;
+        argv[k++] = "--port";
+        argv[k++] = "0";
+        argv[k++] = "--resource";
+        argv[k++] = RESOURCE;
+        argv[k++] = "--log-level";
+        argv[k++] = "info";
+        if (which == S_AUTHZ_NOSYNC)
+            argv[k++] = "--unsafe-no-fsync";
+        else if (getenv("BENCH_INLINE"))
+            argv[k++] = "--inline-fsync";
+        if (getenv("BENCH_SIGN_ON_LOOP"))
+            argv[k++] = "--sign-on-loop";
+        argv[k] = NULL;
         pid = spawn_wait(argv, "listening on http://127.0.0.1:", &port);
     } else {
         snprintf(codes, sizeof codes, "%s/oidc-codes.json", sub);
@@ -543,9 +550,10 @@ static int bench_main(void)
                 failed = 1;
         printf("round %zu: requests/s (per server CPU-second)\n", round);
         for (int w = 0; w < S__COUNT; w++)
-            printf("  %-24s code %7.0f/s (%7.0f)   refresh %7.0f/s (%7.0f)\n", server_names[w],
-                   res[w].code_rps, per_cpu(e.n[w], res[w].code_cpu), res[w].refresh_rps,
-                   per_cpu(e.n[w], res[w].refresh_cpu));
+            printf("  %-24s code %7.0f/s (%7.0f)   refresh %7.0f/s (%7.0f)   generator %4.1f "
+                   "us/request\n",
+                   server_names[w], res[w].code_rps, per_cpu(e.n[w], res[w].code_cpu),
+                   res[w].refresh_rps, per_cpu(e.n[w], res[w].refresh_cpu), res[w].gen_us);
         if (failed) {
             printf("  (a server failed: round not counted)\n");
             continue;

@@ -48,6 +48,9 @@ void tsrv_start_full(tsrv *t, int policy, int durable, int cimd_loopback, const 
     cfg.web_dir = POSTLY_SOURCE_DIR "/web";
     cfg.policy_path = policy ? POSTLY_SOURCE_DIR "/policy/default.policy" : NULL;
     cfg.nosync = !durable;
+    /* The same tests run a second time with the access tokens signed on the loop thread
+     * (CTest authz_test_endpoints_sign_on_loop); by default they go to the signer thread. */
+    cfg.sign_on_loop = getenv("POSTLY_TEST_SIGN_ON_LOOP") != NULL;
     cfg.cimd_allow_loopback = cimd_loopback;
     cfg.issuer = issuer;
     cfg.scrypt_n = 1024;

@@ -20,6 +20,7 @@
 #include "core/buf.h"
 #include "core/crypto.h"
 #include "keys/keyset.h"
+#include "fixture.h"
 #include "flow.h"
 
 static int setup(void **state)
@@ -1270,6 +1271,53 @@ static void test_group_commit_concurrency(void **state)
 }
 
 /* The session cookie: HttpOnly and SameSite=Lax always, Secure when served over https. */
+/* Stopping the server while access tokens are being signed on the signer thread (replies
+ * committed and waiting for their signature, or not yet committed) frees everything once:
+ * ASan's leak check and use-after-free detection are the assertions. */
+static void test_stop_with_signatures_in_flight(void **state)
+{
+    tsrv *t;
+    enum { N = 8 };
+    char codes[N][64], body[N][1024];
+    conc_reply rep[N];
+    struct evhttp_connection *con[N];
+    uint64_t c0, r0, c1, r1;
+    int spins = 0;
+    (void)state;
+    t = calloc(1, sizeof *t);
+    tsrv_start(t, 1);
+    for (int i = 0; i < N; i++)
+        t_get_code(t, "&resource=https%3A%2F%2Fmcp.example%2Fmcp&scope=posts%3Aread", "acme",
+                   "posts:read", codes[i]);
+    az_server_commit_stats(t->srv, &c0, &r0);
+    for (int i = 0; i < N; i++) {
+        struct evhttp_request *req = evhttp_request_new(conc_done, &rep[i]);
+        memset(&rep[i], 0, sizeof rep[i]);
+        snprintf(body[i], sizeof body[i],
+                 "grant_type=authorization_code&client_id=cli-public&code=%s&redirect_uri=https%%"
+                 "3A%%2F%%2Fapp.example%%2Fcb&code_verifier=%s",
+                 codes[i], T_VERIFIER);
+        con[i] = evhttp_connection_base_new(t->base, NULL, "127.0.0.1", az_server_port(t->srv));
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Host", "127.0.0.1");
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "application/x-www-form-urlencoded");
+        evbuffer_add(evhttp_request_get_output_buffer(req), body[i], strlen(body[i]));
+        assert_int_equal(evhttp_make_request(con[i], req, EVHTTP_REQ_POST, "/token"), 0);
+    }
+    /* Until the first group commit: its replies wait for their signatures. */
+    do {
+        event_base_loop(t->base, EVLOOP_ONCE);
+        az_server_commit_stats(t->srv, &c1, &r1);
+    } while (c1 == c0 && ++spins < 10000);
+    assert_true(r1 > r0);
+    az_server_free(t->srv);
+    for (int i = 0; i < N; i++)
+        evhttp_connection_free(con[i]);
+    event_base_free(t->base);
+    fx_rmrf(t->dir);
+    free(t);
+}
+
 static void test_cookie_attributes(void **state)
 {
     tsrv t;
@@ -1481,6 +1529,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_key_rotation_pickup, setup, teardown),
         cmocka_unit_test(test_cookie_attributes),
         cmocka_unit_test(test_group_commit_concurrency),
+        cmocka_unit_test(test_stop_with_signatures_in_flight),
         cmocka_unit_test_setup_teardown(test_disabled_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remembered_consent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remembered_consent_planted, setup, teardown),
