@@ -2,13 +2,15 @@
  * postly-authz against node-oidc-provider configured equivalently (oidc_baseline.mjs), same
  * run, same load generator, same machine (target >= 5x, ARCHITECTURE.md §11).
  *
- * Each round measures four servers one after the other, each its own process on a fresh
- * store: postly-authz durable (its default: a grant is acknowledged once on disk) and with
- * --unsafe-no-fsync; oidc-provider with a durable SQLite adapter (node:sqlite, WAL,
+ * Each round measures five servers one after the other, each its own process on a fresh
+ * store: postly-authz durable (its default: a grant is acknowledged once on disk), with
+ * --unsafe-no-fsync, and with --unsafe-no-fsync --sign-on-loop (one thread, "1T");
+ * oidc-provider with a durable SQLite adapter (node:sqlite, WAL,
  * synchronous=FULL: each write on disk before the adapter returns) and with an in-memory
  * adapter (nothing on disk). It prints each server's rates and requests per second of
- * server CPU, and three pairings: durable vs durable and no-fsync vs in-memory (equal
- * durability), durable vs in-memory (for information); after BENCH_ROUNDS rounds, the
+ * server CPU, and four pairings: durable vs durable and no-fsync vs in-memory (equal
+ * durability; the latter also with postly-authz signing on its loop thread), durable vs
+ * in-memory (for information); after BENCH_ROUNDS rounds, the
  * min-max of every ratio.
  *
  * The load generator (this process, libevent) keeps BENCH_CONC (default 32) requests in
@@ -404,10 +406,19 @@ int main(int argc, char **argv)
     return bench_main();
 }
 
-/* The four servers of a round: postly-authz durable (the default) and --unsafe-no-fsync,
- * oidc-provider with the durable SQLite adapter and with the in-memory one. */
-enum { S_AUTHZ_DURABLE, S_AUTHZ_NOSYNC, S_OIDC_SQLITE, S_OIDC_MEMORY, S__COUNT };
+/* The five servers of a round: postly-authz durable (the default), --unsafe-no-fsync, and
+ * --unsafe-no-fsync --sign-on-loop; oidc-provider with the durable SQLite adapter and with
+ * the in-memory one. */
+enum {
+    S_AUTHZ_DURABLE,
+    S_AUTHZ_NOSYNC,
+    S_AUTHZ_NOSYNC_LOOP,
+    S_OIDC_SQLITE,
+    S_OIDC_MEMORY,
+    S__COUNT
+};
 static const char *const server_names[S__COUNT] = {"postly-authz durable", "postly-authz no-fsync",
+                                                   "postly-authz no-fsync 1T",
                                                    "oidc-provider sqlite", "oidc-provider memory"};
 
 /* The pairings reported, and what each means (docs/performance.md). */
@@ -417,6 +428,7 @@ static const struct {
 } pairings[] = {
     {S_AUTHZ_DURABLE, S_OIDC_SQLITE, "durable vs durable (equal durability)"},
     {S_AUTHZ_NOSYNC, S_OIDC_MEMORY, "no-fsync vs in-memory (equal durability)"},
+    {S_AUTHZ_NOSYNC_LOOP, S_OIDC_MEMORY, "the same, postly signing on its loop"},
     {S_AUTHZ_DURABLE, S_OIDC_MEMORY, "durable vs in-memory (information)"},
 };
 #define NPAIR (sizeof pairings / sizeof pairings[0])
@@ -441,7 +453,7 @@ static int bench_server(bench_env *e, int which, int round, result *r)
     snprintf(sub, sizeof sub, "%s/r%d-%d", e->dir, round, which);
     if (mkdir(sub, 0700) != 0)
         return -1;
-    if (which == S_AUTHZ_DURABLE || which == S_AUTHZ_NOSYNC) {
+    if (which == S_AUTHZ_DURABLE || which == S_AUTHZ_NOSYNC || which == S_AUTHZ_NOSYNC_LOOP) {
         if (seed_authz(sub, e->items, total) != 0) {
             fprintf(stderr, "bench_authz: seeding the store failed\n");
             return -1;
@@ -456,11 +468,11 @@ static int bench_server(bench_env *e, int which, int round, result *r)
         argv[k++] = RESOURCE;
         argv[k++] = "--log-level";
         argv[k++] = "info";
-        if (which == S_AUTHZ_NOSYNC)
+        if (which == S_AUTHZ_NOSYNC || which == S_AUTHZ_NOSYNC_LOOP)
             argv[k++] = "--unsafe-no-fsync";
         else if (getenv("BENCH_INLINE"))
             argv[k++] = "--inline-fsync";
-        if (getenv("BENCH_SIGN_ON_LOOP"))
+        if (which == S_AUTHZ_NOSYNC_LOOP || getenv("BENCH_SIGN_ON_LOOP"))
             argv[k++] = "--sign-on-loop";
         argv[k] = NULL;
         pid = spawn_wait(argv, "listening on http://127.0.0.1:", &port);
@@ -524,7 +536,7 @@ static int bench_main(void)
 
     e.warm = envn("BENCH_WARM", 500);
     e.conc = (int)envn("BENCH_CONC", 32);
-    e.n[S_AUTHZ_DURABLE] = e.n[S_AUTHZ_NOSYNC] = e.n[S_OIDC_MEMORY] = n;
+    e.n[S_AUTHZ_DURABLE] = e.n[S_AUTHZ_NOSYNC] = e.n[S_AUTHZ_NOSYNC_LOOP] = e.n[S_OIDC_MEMORY] = n;
     e.n[S_OIDC_SQLITE] = n_sqlite;
     e.items = calloc((n > n_sqlite ? n : n_sqlite) + e.warm, sizeof *e.items);
     e.base = event_base_new();
@@ -539,7 +551,7 @@ static int bench_main(void)
         return 1;
     printf("bench_authz: per server: %zu code exchanges then %zu refresh rotations (%zu for "
            "oidc-provider sqlite), %d in flight, after %zu warm-up exchanges; %zu round(s) of "
-           "the four servers%s\n",
+           "the five servers%s\n",
            n, n, n_sqlite, e.conc, e.warm, rounds,
            getenv("BENCH_INLINE") ? "; postly-authz durable with --inline-fsync" : "");
     for (size_t round = 1; round <= rounds; round++) {

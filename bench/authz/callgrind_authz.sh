@@ -10,7 +10,8 @@
 #     BUILD_DIR: a build with postly-authz and bench_authz (RelWithDebInfo, the default type)
 #     MODE: nosync (default, --unsafe-no-fsync: the CPU cost) or durable (the default server)
 # CALLGRIND_KEEP=DIR keeps the callgrind.out files there (callgrind_annotate them).
-# AUTHZ_BIN=path measures another postly-authz binary (before/after comparisons).
+# AUTHZ_BIN=path measures another postly-authz binary (before/after comparisons);
+# AUTHZ_ARGS adds options (e.g. --sign-on-loop).
 set -euo pipefail
 B=$(cd "$1" && pwd)
 N=${2:-2000}
@@ -28,8 +29,8 @@ cleanup() {
 }
 trap cleanup EXIT
 "$BENCH" seed "$D/data" $((WARM + N)) "$D/items"
-extra=()
-[ "$MODE" = nosync ] && extra=(--unsafe-no-fsync)
+read -r -a extra <<< "${AUTHZ_ARGS:-}"
+[ "$MODE" = nosync ] && extra+=(--unsafe-no-fsync)
 valgrind --tool=callgrind --compress-strings=no --callgrind-out-file="$D/cg.%p" "$AUTHZ" --data "$D/data" --port 0 \
   --resource "$RESOURCE" --log-level info "${extra[@]}" > "$D/out" 2> "$D/log" &
 pid=$!
