@@ -120,14 +120,14 @@ out:
     return rc;
 }
 
-void az_signer_submit(az_signer *sg, az_sign_job *job)
+void az_signer_submit(az_signer *sg, az_sign_job *first, az_sign_job *last)
 {
     int was_empty;
-    job->next = NULL;
+    last->next = NULL;
     pthread_mutex_lock(&sg->mu);
     was_empty = sg->queue == NULL;
-    *sg->queue_tail = job;
-    sg->queue_tail = &job->next;
+    *sg->queue_tail = first;
+    sg->queue_tail = &last->next;
     if (was_empty)
         pthread_cond_signal(&sg->cv);
     pthread_mutex_unlock(&sg->mu);

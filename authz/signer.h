@@ -31,8 +31,9 @@ typedef void (*az_sign_fn)(void *arg, struct az_sign_job *job);
 
 pl_rc az_signer_new(struct event_base *base, az_sign_fn sign, az_sign_fn done, void *arg,
                     az_signer **out);
-/* Queues job; the signer owns it until done() hands it back. */
-void az_signer_submit(az_signer *sg, struct az_sign_job *job);
+/* Queues the jobs of the list first..last (linked by next) at once: one lock and at most one
+ * wake-up for the lot. The signer owns them until done() hands each back. */
+void az_signer_submit(az_signer *sg, struct az_sign_job *first, struct az_sign_job *last);
 /* Excludes signing while the key set changes (loop thread). */
 void az_signer_keys_lock(az_signer *sg);
 void az_signer_keys_unlock(az_signer *sg);

@@ -108,7 +108,13 @@ void az_commit_cb(evutil_socket_t fd, short what, void *arg)
     az_server *s = arg;
     az_deferred *d = s->deferred, *next;
     int needs_sync = 0;
-    pl_rc rc = az_store_batch_commit(s->store, &needs_sync);
+    pl_rc rc;
+    /* The signatures of this iteration first: the signer works while the batch commits. */
+    if (s->sign_first) {
+        az_signer_submit(s->signer, s->sign_first, s->sign_last);
+        s->sign_first = s->sign_last = NULL;
+    }
+    rc = az_store_batch_commit(s->store, &needs_sync);
     (void)fd;
     (void)what;
     s->commit_scheduled = 0;
@@ -155,6 +161,13 @@ void az_synced_cb(void *arg, uint64_t seq, pl_rc rc)
 void az_deferred_drop(az_server *s)
 {
     az_deferred *lists[2] = {s->deferred, s->syncing}, *d, *next;
+    az_sign_job *j, *jn;
+    /* Jobs never handed to the signer: their replies are still in the lists. */
+    for (j = s->sign_first; j; j = jn) {
+        jn = j->next;
+        az_sign_job_drop(s, j);
+    }
+    s->sign_first = s->sign_last = NULL;
     for (int i = 0; i < 2; i++)
         for (d = lists[i]; d; d = next) {
             next = d->next;
@@ -320,7 +333,12 @@ static void token_reply(az_server *s, core_http_req *req, const az_grant *g, uin
         job->rc = PL_ERR_INTERNAL;
         job->next = NULL;
         d->signing = 1;
-        az_signer_submit(s->signer, job);
+        /* Handed over with the others of this loop iteration (az_commit_cb). */
+        if (s->sign_last)
+            s->sign_last->next = job;
+        else
+            s->sign_first = job;
+        s->sign_last = job;
         return;
     }
     if (az_mint_access(s, g, scope, &now.base, at, sizeof at) != PL_OK) {
