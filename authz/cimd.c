@@ -222,7 +222,11 @@ static int doc_ok(const char *url, const char *body, size_t len, az_client *out,
     }
     for (size_t i = 0; i < json_array_size(ru); i++) {
         const char *r = json_string_value(json_array_get(ru, i));
-        if (!r || az_redirect_uri_valid(r, why) != PL_OK)
+        if (!r) {
+            *why = "redirect_uris must contain only strings";
+            goto out;
+        }
+        if (az_redirect_uri_valid(r, why) != PL_OK)
             goto out;
         snprintf(out->redirect_uris[out->nredirect++], AZ_URI_MAX + 1, "%s", r);
     }

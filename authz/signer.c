@@ -19,6 +19,7 @@ struct az_signer {
     pthread_rwlock_t keys;            /* read: a signature; write: a key-set change */
     az_sign_job *queue, **queue_tail; /* guarded by mu: waiting to be signed */
     az_sign_job *done_list;           /* guarded by mu: signed, not yet handed back */
+    int busy;                         /* guarded by mu: a batch is being signed */
     int stop;                         /* guarded by mu */
     int pipefd[2];
     struct event *ev;
@@ -38,6 +39,7 @@ static void *run(void *arg)
         batch = sg->queue;
         sg->queue = NULL;
         sg->queue_tail = &sg->queue;
+        sg->busy = 1;
         pthread_mutex_unlock(&sg->mu);
         for (j = batch; j; j = j->next) {
             pthread_rwlock_rdlock(&sg->keys);
@@ -46,6 +48,7 @@ static void *run(void *arg)
             last = j;
         }
         pthread_mutex_lock(&sg->mu);
+        sg->busy = 0;
         wake = sg->done_list == NULL; /* else a wake-up is already pending */
         last->next = sg->done_list;
         sg->done_list = batch;
@@ -131,6 +134,15 @@ void az_signer_submit(az_signer *sg, az_sign_job *first, az_sign_job *last)
     if (was_empty)
         pthread_cond_signal(&sg->cv);
     pthread_mutex_unlock(&sg->mu);
+}
+
+int az_signer_idle(az_signer *sg)
+{
+    int idle;
+    pthread_mutex_lock(&sg->mu);
+    idle = !sg->busy && !sg->queue;
+    pthread_mutex_unlock(&sg->mu);
+    return idle;
 }
 
 void az_signer_keys_lock(az_signer *sg)

@@ -34,6 +34,9 @@ pl_rc az_signer_new(struct event_base *base, az_sign_fn sign, az_sign_fn done, v
 /* Queues the jobs of the list first..last (linked by next) at once: one lock and at most one
  * wake-up for the lot. The signer owns them until done() hands each back. */
 void az_signer_submit(az_signer *sg, struct az_sign_job *first, struct az_sign_job *last);
+/* 1 when the thread has nothing queued and is not signing (the caller may then hand it the
+ * next batch; otherwise signing that batch on the loop keeps both threads busy). */
+int az_signer_idle(az_signer *sg);
 /* Excludes signing while the key set changes (loop thread). */
 void az_signer_keys_lock(az_signer *sg);
 void az_signer_keys_unlock(az_signer *sg);

@@ -109,10 +109,23 @@ void az_commit_cb(evutil_socket_t fd, short what, void *arg)
     az_deferred *d = s->deferred, *next;
     int needs_sync = 0;
     pl_rc rc;
-    /* The signatures of this iteration first: the signer works while the batch commits. */
+    /* The signatures of this iteration first. To the signer thread when it is idle (it
+     * signs while the batch commits and the loop takes the next requests); when it is still
+     * busy with the previous batch (or not scheduled: a loaded machine), signed here, so the
+     * loop never waits behind it and the two threads share the work. */
     if (s->sign_first) {
-        az_signer_submit(s->signer, s->sign_first, s->sign_last);
+        az_sign_job *j = s->sign_first, *last = s->sign_last, *jn;
         s->sign_first = s->sign_last = NULL;
+        if (az_signer_idle(s->signer)) {
+            az_signer_submit(s->signer, j, last);
+        } else {
+            for (; j; j = jn) {
+                jn = j->next;
+                j->next = NULL;
+                az_sign_job_sign(s, j);
+                az_sign_job_done(s, j); /* not committed yet: the reply waits below */
+            }
+        }
     }
     rc = az_store_batch_commit(s->store, &needs_sync);
     (void)fd;
