@@ -23,23 +23,23 @@ struct ex_batcher {
     held *pending, **pending_tail; /* replies of the open batch */
     held *syncing, **syncing_tail; /* replies of committed batches, waiting for their sync */
     uint64_t seq;                  /* commits handed to the syncer */
+    int sync_failed;               /* a sync failed: fail-stop (on_synced) */
     ex_syncer *syncer;             /* NULL unless the store needs a second sync */
     ex_batch_stats stats;
 };
 
 static void release(ex_batcher *b, held *h, pl_rc rc)
 {
+    if (rc == PL_OK && b->sync_failed)
+        rc = PL_ERR_IO; /* fail-stop: see on_synced */
     b->stats.failed += rc != PL_OK;
     h->done(h->arg, rc);
     free(h);
 }
 
-static void on_synced(void *arg, uint64_t seq, pl_rc rc)
+/* Releases the held replies of every commit numbered <= seq. */
+static void release_upto(ex_batcher *b, uint64_t seq, pl_rc rc)
 {
-    ex_batcher *b = arg;
-    if (rc != PL_OK)
-        core_log_error(b->log, "exec: batch sync failed (%s); held replies become errors",
-                       pl_strerror(rc));
     while (b->syncing && b->syncing->seq <= seq) {
         held *h = b->syncing;
         b->syncing = h->next;
@@ -49,18 +49,34 @@ static void on_synced(void *arg, uint64_t seq, pl_rc rc)
     }
 }
 
+static void on_synced(void *arg, uint64_t seq, pl_rc rc)
+{
+    ex_batcher *b = arg;
+    if (rc != PL_OK && !b->sync_failed) {
+        /* After a failed fsync the kernel may have dropped the pages it could not write, and
+         * a later fsync may still succeed: no later success proves anything. Fail-stop:
+         * every write reply from now on is an error; reads go on. */
+        b->sync_failed = 1;
+        core_log_error(b->log,
+                       "exec: batch sync failed (%s): write replies are errors from now on; "
+                       "check the disk and restart",
+                       pl_strerror(rc));
+    }
+    release_upto(b, seq, rc);
+}
+
 static pl_rc store_sync(void *st)
 {
     return ex_store_sync(st);
 }
 
-/* The end of the iteration: commit once, then release (or hand to the syncer) every reply
- * held for this batch. */
+/* The end of the iteration: commit once, then hand the replies held for this batch to the
+ * syncer (or release them at once when the store needs no second sync). */
 static void on_commit(evutil_socket_t fd, short what, void *arg)
 {
     ex_batcher *b = arg;
-    int needs_sync = 0, had = ex_store_batch_pending(b->st);
-    pl_rc rc = ex_store_batch_commit(b->st, &needs_sync);
+    int needs_sync = 0, data_synced = 0, had = ex_store_batch_pending(b->st);
+    pl_rc rc = ex_store_batch_commit(b->st, &needs_sync, &data_synced);
     held *h = b->pending, *next;
     (void)fd;
     (void)what;
@@ -71,6 +87,13 @@ static void on_commit(evutil_socket_t fd, short what, void *arg)
     if (rc != PL_OK)
         core_log_error(b->log, "exec: batch commit failed (%s); held replies become errors",
                        pl_strerror(rc));
+    if (data_synced) {
+        /* This commit synced the data file (its data pages) after every earlier commit had
+         * written its meta page: every earlier batch is durable now, whether or not its own
+         * sync has finished. Under load, batches are released one commit later instead of
+         * waiting for their sync. */
+        release_upto(b, b->seq, PL_OK);
+    }
     if (needs_sync && b->syncer) {
         b->seq++;
         for (; h; h = next) {
@@ -132,7 +155,7 @@ void ex_batcher_free(ex_batcher *b)
     b->syncer = NULL;
     /* Whatever is left is made durable here, inline, and answered. */
     int needs_sync = 0;
-    pl_rc rc = ex_store_batch_commit(b->st, &needs_sync);
+    pl_rc rc = ex_store_batch_commit(b->st, &needs_sync, NULL);
     pl_rc src = ex_store_sync(b->st);
     held *lists[2] = {b->syncing, b->pending};
     for (int i = 0; i < 2; i++) {

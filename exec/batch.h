@@ -18,6 +18,13 @@
  * failed: they are), so the reply must become an error — never a success. Every held callback
  * is called exactly once: after its batch's sync, or from ex_batcher_free().
  *
+ * A batch is durable once a sync that started after its commit has completed: the syncer's,
+ * or the NEXT batch's commit, which fdatasyncs the data file after this batch's meta page was
+ * written (under load a batch is released at the next commit, without waiting for its own
+ * sync). After a failed sync the batcher fails stop: every later write reply is an error
+ * (a later fsync may succeed after the kernel dropped the pages that failed), reads go on,
+ * and the log says to check the disk and restart.
+ *
  * The commit runs from an event activated at the lowest priority when the first reply of the
  * batch is held: the callbacks already due in this iteration (the other ready connections)
  * run first and join the same batch. Writes on the loop thread outside enter/leave (the

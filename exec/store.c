@@ -412,16 +412,27 @@ int ex_store_batch_pending(const ex_store *st)
     return st->batch != NULL || st->batch_flushed;
 }
 
-pl_rc ex_store_batch_commit(ex_store *st, int *needs_sync)
+static uint64_t last_txnid(ex_store *st)
 {
-    int had = st->batch != NULL;
+    MDB_envinfo info;
+    return mdb_env_info(st->env, &info) == 0 ? (uint64_t)info.me_last_txnid : 0;
+}
+
+pl_rc ex_store_batch_commit(ex_store *st, int *needs_sync, int *data_synced)
+{
+    int had = st->batch != NULL, flushed = st->batch_flushed;
+    uint64_t before = had ? last_txnid(st) : 0;
     pl_rc rc = batch_flush(st, 0);
-    if (rc == PL_OK && st->batch_flushed)
+    /* LMDB commits nothing (and syncs nothing) for a transaction without changes. */
+    int wrote = had && rc == PL_OK && last_txnid(st) > before;
+    if (rc == PL_OK && flushed)
         rc = st->batch_flush_rc;
     st->batch_flushed = 0;
     st->batch_flush_rc = PL_OK;
     if (needs_sync)
         *needs_sync = rc == PL_OK && had && st->group;
+    if (data_synced)
+        *data_synced = rc == PL_OK && !st->nosync && (wrote || flushed);
     return rc;
 }
 

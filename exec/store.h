@@ -164,9 +164,12 @@ int ex_store_batch_pending(const ex_store *st);
  * Returns PL_OK (also when there was nothing to commit), or the error of this commit or of an
  * early flush since the last call (PL_ERR_LIMIT map full, PL_ERR_STORE, PL_ERR_IO): every
  * reply waiting for the batch must then be an error. *needs_sync (may be NULL) = 1 when the
- * commit is durable only after ex_store_sync() (EX_STORE_GROUP_COMMIT: the meta page). Batch
- * thread only. */
-pl_rc ex_store_batch_commit(ex_store *st, int *needs_sync);
+ * commit is durable only after ex_store_sync() (EX_STORE_GROUP_COMMIT: the meta page).
+ * *data_synced (may be NULL) = 1 when this call fdatasynced the data file after every earlier
+ * commit had written its meta page (a new transaction was committed durably-ordered, or an
+ * early flush synced in full): every EARLIER commit is then durable, whatever its own sync.
+ * Batch thread only. */
+pl_rc ex_store_batch_commit(ex_store *st, int *needs_sync, int *data_synced);
 /* Makes every committed transaction durable (mdb_env_sync, forced): one fdatasync. The one
  * batch function any thread may call, concurrently with the batch thread. PL_OK or
  * PL_ERR_IO. */

@@ -422,6 +422,14 @@ out:
         event_free(sigint);
     ex_webhook_dispatcher_free(hooks);
     ex_scheduler_free(sched); /* detaches its timer */
+    if (batcher) {
+        ex_batch_stats bs;
+        ex_batcher_stats(batcher, &bs);
+        core_log_info(&log,
+                      "group commit: %llu batches, %llu replies held (%llu errors), %llu syncs",
+                      (unsigned long long)bs.commits, (unsigned long long)bs.held,
+                      (unsigned long long)bs.failed, (unsigned long long)bs.syncs);
+    }
     ex_batcher_free(batcher); /* commits and syncs what is open, sends the held replies */
     core_http_free(http);
     mcp_server_free(srv);

@@ -73,7 +73,7 @@ __attribute__((noinline)) static int run_child(ex_store *st, int n)
             return 1;
         ex_store_batch_leave(st);
     }
-    if (ex_store_batch_commit(st, &needs_sync) != PL_OK)
+    if (ex_store_batch_commit(st, &needs_sync, NULL) != PL_OK)
         return 1;
     return needs_sync && ex_store_sync(st) != PL_OK;
 }
