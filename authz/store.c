@@ -1226,10 +1226,11 @@ static pl_rc upgrade_from_1(az_store *st, MDB_txn *t)
                 rc = az_rec_mdb(mdb_get(t, st->db[dbs[i]], &k, &v));
                 if (rc == PL_OK)
                     rc = upgrade_record(dbs[i], &v, &w);
-                nv.mv_size = w.n;
-                nv.mv_data = w.b;
-                if (rc == PL_OK)
+                if (rc == PL_OK) {
+                    nv.mv_size = w.n;
+                    nv.mv_data = w.b;
                     rc = az_rec_mdb(mdb_put(t, st->db[dbs[i]], &k, &nv, 0));
+                }
             }
         }
     }
