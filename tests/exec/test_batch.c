@@ -448,6 +448,50 @@ static void test_crash_keeps_every_acknowledged_write(void **state)
     th_env_close(&e);
 }
 
+/* The early release of a batch at the next commit rests on ex_store_batch_commit's
+ * data_synced: 1 only when LMDB really committed (and so fdatasynced) a transaction. */
+static void test_data_synced_only_after_a_real_commit(void **state)
+{
+    fx *f = *state;
+    ex_txn t = {0};
+    int needs = -1, synced = -1;
+    /* A batch that wrote. */
+    ex_store_batch_enter(f->env.st);
+    assert_int_equal(ex_txn_begin(f->env.st, 1, &t), PL_OK);
+    assert_int_equal(ex_txn_put_raw(&t, EX_DB_META, "ds_test", "1", 1), PL_OK);
+    assert_int_equal(ex_txn_commit(&t), PL_OK);
+    ex_store_batch_leave(f->env.st);
+    assert_int_equal(ex_store_batch_commit(f->env.st, &needs, &synced), PL_OK);
+    assert_int_equal(needs, 1);
+    assert_int_equal(synced, 1);
+    /* A batch whose only child wrote and aborted: LMDB commits (and syncs) nothing. */
+    ex_store_batch_enter(f->env.st);
+    assert_int_equal(ex_txn_begin(f->env.st, 1, &t), PL_OK);
+    assert_int_equal(ex_txn_put_raw(&t, EX_DB_META, "ds_test2", "2", 1), PL_OK);
+    ex_txn_abort(&t);
+    ex_store_batch_leave(f->env.st);
+    assert_true(ex_store_batch_pending(f->env.st));
+    assert_int_equal(ex_store_batch_commit(f->env.st, &needs, &synced), PL_OK);
+    assert_int_equal(synced, 0);
+    /* Nothing open at all. */
+    assert_int_equal(ex_store_batch_commit(f->env.st, &needs, &synced), PL_OK);
+    assert_int_equal(needs, 0);
+    assert_int_equal(synced, 0);
+    /* An early flush (a write outside enter/leave while a batch is open) syncs in full. */
+    ex_store_batch_enter(f->env.st);
+    assert_int_equal(ex_txn_begin(f->env.st, 1, &t), PL_OK);
+    assert_int_equal(ex_txn_put_raw(&t, EX_DB_META, "ds_test3", "3", 1), PL_OK);
+    assert_int_equal(ex_txn_commit(&t), PL_OK);
+    ex_store_batch_leave(f->env.st);
+    assert_int_equal(ex_txn_begin(f->env.st, 1, &t), PL_OK);
+    assert_false(t.child);
+    assert_int_equal(ex_txn_put_raw(&t, EX_DB_META, "ds_test4", "4", 1), PL_OK);
+    assert_int_equal(ex_txn_commit(&t), PL_OK);
+    assert_int_equal(ex_store_batch_commit(f->env.st, &needs, &synced), PL_OK);
+    assert_int_equal(needs, 0); /* nothing left open */
+    assert_int_equal(synced, 1);
+}
+
 /* Outside a batch nothing changes: a write is its own durable transaction. */
 static void test_no_batch_outside_enter(void **state)
 {
@@ -472,6 +516,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_crash_keeps_every_acknowledged_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_batch_outside_enter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_data_synced_only_after_a_real_commit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
