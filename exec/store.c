@@ -34,7 +34,85 @@ struct ex_store {
     char dir[1024];
     int schema_found;
     uint8_t cursor_secret[32];
+    /* The change observer (store.h): installed while no other thread writes. */
+    ex_change_fn observer;
+    void *observer_arg;
+    unsigned observer_mask;
 };
+
+/* Keys a write transaction changed, for the observer: one malloc'd block of NUL-separated
+ * entries "<db byte><key>\0". */
+struct ex_changes {
+    size_t n, len, cap;
+    char *buf;
+};
+
+static void changes_free(ex_txn *txn)
+{
+    if (txn->changes) {
+        free(txn->changes->buf);
+        free(txn->changes);
+        txn->changes = NULL;
+    }
+}
+
+/* Remembers (db, key) once; silently drops what does not fit (EX_CHANGES_MAX, memory). */
+static void changes_note(ex_txn *txn, ex_db db, const char *key)
+{
+    ex_store *st = txn->st;
+    struct ex_changes *c = txn->changes;
+    size_t klen = strlen(key), off;
+    if (!st->observer || !(st->observer_mask & (1u << db)))
+        return;
+    if (!c) {
+        c = txn->changes = calloc(1, sizeof *c);
+        if (!c)
+            return;
+    }
+    for (off = 0; off < c->len; off += strlen(c->buf + off) + 1)
+        if ((unsigned char)c->buf[off] == (unsigned char)(db + 1) &&
+            strcmp(c->buf + off + 1, key) == 0)
+            return;
+    if (c->n >= EX_CHANGES_MAX)
+        return;
+    if (c->len + klen + 2 > c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 256;
+        char *nb;
+        while (cap < c->len + klen + 2)
+            cap *= 2;
+        nb = realloc(c->buf, cap);
+        if (!nb)
+            return;
+        c->buf = nb;
+        c->cap = cap;
+    }
+    c->buf[c->len] = (char)(db + 1);
+    memcpy(c->buf + c->len + 1, key, klen + 1);
+    c->len += klen + 2;
+    c->n++;
+}
+
+/* Tells the observer of a committed transaction's changes, then forgets them. */
+static void changes_report(ex_txn *txn)
+{
+    struct ex_changes *c = txn->changes;
+    ex_store *st = txn->st;
+    size_t off;
+    txn->changes = NULL;
+    if (!c)
+        return;
+    for (off = 0; st->observer && off < c->len; off += strlen(c->buf + off) + 1)
+        st->observer(st->observer_arg, (ex_db)((unsigned char)c->buf[off] - 1), c->buf + off + 1);
+    free(c->buf);
+    free(c);
+}
+
+void ex_store_set_observer(ex_store *st, unsigned mask, ex_change_fn fn, void *arg)
+{
+    st->observer = fn;
+    st->observer_arg = fn ? arg : NULL;
+    st->observer_mask = fn ? mask : 0;
+}
 
 /* Names of the named databases; a row per ex_db (tables over branches). */
 static const char *const db_names[EX_DB__COUNT] = {
@@ -477,19 +555,25 @@ static pl_rc group_sync(ex_store *st)
 
 pl_rc ex_txn_commit(ex_txn *txn)
 {
-    if (!txn->mdb)
+    pl_rc rc = PL_OK;
+    if (!txn->mdb) {
+        changes_free(txn);
         return PL_ERR_INTERNAL;
+    }
     int r = mdb_txn_commit(txn->mdb);
     txn->mdb = NULL;
     if (r == MDB_MAP_FULL)
-        return PL_ERR_LIMIT;
-    if (r != 0)
-        return PL_ERR_STORE;
-    if (txn->child)
-        return PL_OK; /* in the batch: durable with it (ex_store_batch_commit) */
-    if (txn->write && txn->st->group)
-        return group_sync(txn->st);
-    return PL_OK;
+        rc = PL_ERR_LIMIT;
+    else if (r != 0)
+        rc = PL_ERR_STORE;
+    else if (!txn->child && txn->write && txn->st->group)
+        rc = group_sync(txn->st);
+    /* A child is in the batch now: durable with it (ex_store_batch_commit). */
+    if (rc == PL_OK)
+        changes_report(txn);
+    else
+        changes_free(txn);
+    return rc;
 }
 
 uint64_t ex_store_syncs(ex_store *st)
@@ -506,6 +590,8 @@ void ex_txn_abort(ex_txn *txn)
         mdb_txn_abort(txn->mdb);
         txn->mdb = NULL;
     }
+    if (txn)
+        changes_free(txn);
 }
 
 static MDB_val kv(const char *key)
@@ -531,6 +617,8 @@ pl_rc ex_txn_put_raw(ex_txn *txn, ex_db db, const char *key, const void *v, size
     int r = mdb_put(txn->mdb, txn->st->dbi[db], &k, &d, 0);
     if (r == MDB_MAP_FULL || r == MDB_TXN_FULL)
         return PL_ERR_LIMIT;
+    if (r == 0 && txn->st->observer)
+        changes_note(txn, db, key);
     return r == 0 ? PL_OK : PL_ERR_STORE;
 }
 
@@ -568,6 +656,8 @@ pl_rc ex_txn_del(ex_txn *txn, ex_db db, const char *key)
     int r = mdb_del(txn->mdb, txn->st->dbi[db], &k, NULL);
     if (r == MDB_NOTFOUND)
         return PL_ERR_NOT_FOUND;
+    if (r == 0 && txn->st->observer)
+        changes_note(txn, db, key);
     return r == 0 ? PL_OK : PL_ERR_STORE;
 }
 

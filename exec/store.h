@@ -110,11 +110,14 @@ const uint8_t *ex_store_cursor_secret(const ex_store *st);
 
 /* ---- transactions ---- */
 
+struct ex_changes;
+
 typedef struct ex_txn {
     ex_store *st;
     MDB_txn *mdb;
     int write;
     int child; /* 1: a child (nested) transaction of the open batch (see "batches" below) */
+    struct ex_changes *changes; /* keys written, for the change observer (NULL: none) */
 } ex_txn;
 
 /* Begin a write (serialised across threads and processes) or read transaction. On the batch
@@ -174,6 +177,24 @@ pl_rc ex_store_batch_commit(ex_store *st, int *needs_sync, int *data_synced);
  * batch function any thread may call, concurrently with the batch thread. PL_OK or
  * PL_ERR_IO. */
 pl_rc ex_store_sync(ex_store *st);
+
+/* ---- the change observer ----------------------------------------------------------------
+ * One callback per store that is told, after a write transaction commits, of every key of the
+ * databases in its mask that the transaction put or deleted (ex_txn_put_raw/_json, ex_txn_del;
+ * each key once per transaction, in first-write order; at most EX_CHANGES_MAX keys per
+ * transaction, the rest are not reported). A top-level commit reports after it is durable; a
+ * child of the batch (see "batches") reports when it merges into the batch, before the batch
+ * is durable, and a batch that then fails to commit does not take the report back. An aborted
+ * or failed transaction reports nothing. Changes made by other processes are never seen.
+ * The callback runs on the committing thread, after the transaction has ended (it may begin
+ * new transactions); key is borrowed for the call. postly-mcp uses it to send
+ * notifications/resources/updated (mcp/stream.c). Without an observer (the default) writes
+ * pay one test of a pointer. */
+#define EX_CHANGES_MAX 256
+typedef void (*ex_change_fn)(void *arg, ex_db db, const char *key);
+/* Installs (fn non-NULL) or removes the observer; mask = bits (1u << ex_db). Call while no
+ * other thread writes to the store (postly-mcp writes from its event-loop thread only). */
+void ex_store_set_observer(ex_store *st, unsigned mask, ex_change_fn fn, void *arg);
 
 /* The MDB_dbi of a named database, for the owners listed above. */
 MDB_dbi ex_store_dbi(const ex_store *st, ex_db db);

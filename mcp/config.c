@@ -28,6 +28,10 @@ void mcp_config_defaults(mcp_config *cfg)
     cfg->limits.session_idle_ms = (int64_t)30 * 60 * 1000;
     cfg->limits.max_rate_buckets = 100000;
     cfg->limits.token_rate_per_min = 300;
+    cfg->limits.max_streams = 256;
+    cfg->limits.keepalive_s = 15;
+    cfg->limits.max_subscriptions = 64;
+    cfg->leeway_s = 30;
     cfg->log_level = CORE_LOG_INFO;
     cfg->run_scheduler = 1;
     cfg->run_webhooks = 1;
@@ -61,6 +65,15 @@ void mcp_config_usage(FILE *fp)
             "  --session-idle SEC     MCP session idle expiry (default 1800)\n"
             "  --token-rate N         tool calls per minute of one access token, burst N/4\n"
             "                         (POSTLY_MCP_TOKEN_RATE, default 300, 0 = off)\n"
+            "  --max-streams N        open GET /mcp listening streams (POSTLY_MCP_MAX_STREAMS,\n"
+            "                         default 256, 0 = none: GET answers 405)\n"
+            "  --keepalive SEC        keep-alive comment on a listening stream, and the\n"
+            "                         stream's token and grant re-checked, every SEC\n"
+            "                         (POSTLY_MCP_KEEPALIVE, 1..30, default 15)\n"
+            "  --max-subscriptions N  resources/subscribe entries per session\n"
+            "                         (POSTLY_MCP_MAX_SUBSCRIPTIONS, default 64)\n"
+            "  --leeway SEC           clock skew allowed on a token's exp and nbf\n"
+            "                         (POSTLY_MCP_LEEWAY, 0..300, default 30)\n"
             "  --log-level LEVEL      debug|info|warn|error|off (POSTLY_LOG_LEVEL, default info)\n"
             "  --no-scheduler         do not publish scheduled posts in this process\n"
             "                         (POSTLY_MCP_SCHEDULER=off)\n"
@@ -183,6 +196,10 @@ typedef enum opt_kind {
     OPT_HEADER_TIMEOUT,
     OPT_SESSION_IDLE,
     OPT_TOKEN_RATE,
+    OPT_MAX_STREAMS,
+    OPT_KEEPALIVE,
+    OPT_MAX_SUBS,
+    OPT_LEEWAY,
     OPT_LOG_LEVEL
 } opt_kind;
 
@@ -206,6 +223,10 @@ static const struct {
     {"--header-timeout", "POSTLY_MCP_HEADER_TIMEOUT", OPT_HEADER_TIMEOUT},
     {"--session-idle", "POSTLY_MCP_SESSION_IDLE", OPT_SESSION_IDLE},
     {"--token-rate", "POSTLY_MCP_TOKEN_RATE", OPT_TOKEN_RATE},
+    {"--max-streams", "POSTLY_MCP_MAX_STREAMS", OPT_MAX_STREAMS},
+    {"--keepalive", "POSTLY_MCP_KEEPALIVE", OPT_KEEPALIVE},
+    {"--max-subscriptions", "POSTLY_MCP_MAX_SUBSCRIPTIONS", OPT_MAX_SUBS},
+    {"--leeway", "POSTLY_MCP_LEEWAY", OPT_LEEWAY},
     {"--log-level", "POSTLY_LOG_LEVEL", OPT_LOG_LEVEL},
 };
 
@@ -270,6 +291,28 @@ static pl_rc apply(mcp_config *cfg, opt_kind k, const char *v, const char *what,
         rc = parse_long(v, 0, 1000000000L, &x, what, errbuf, errsz);
         if (rc == PL_OK)
             cfg->limits.token_rate_per_min = (uint32_t)x;
+        return rc;
+    case OPT_MAX_STREAMS:
+        rc = parse_long(v, 0, 65535, &x, what, errbuf, errsz);
+        if (rc == PL_OK)
+            cfg->limits.max_streams = (size_t)x;
+        return rc;
+    case OPT_KEEPALIVE:
+        /* MCP 2025-11-25 basic/authorization: a revoked grant must stop working within 30 s;
+         * a stream is re-checked at each keep-alive. */
+        rc = parse_long(v, 1, 30, &x, what, errbuf, errsz);
+        if (rc == PL_OK)
+            cfg->limits.keepalive_s = (int)x;
+        return rc;
+    case OPT_MAX_SUBS:
+        rc = parse_long(v, 1, 1024, &x, what, errbuf, errsz);
+        if (rc == PL_OK)
+            cfg->limits.max_subscriptions = (size_t)x;
+        return rc;
+    case OPT_LEEWAY:
+        rc = parse_long(v, 0, 300, &x, what, errbuf, errsz);
+        if (rc == PL_OK)
+            cfg->leeway_s = (int)x;
         return rc;
     case OPT_LOG_LEVEL:
         x = core_log_level_parse(v);

@@ -31,6 +31,13 @@ typedef struct mcp_limits {
     int64_t session_idle_ms;       /* an MCP session unused this long ends */
     size_t max_rate_buckets;       /* live token buckets of the rate rules */
     uint32_t token_rate_per_min;   /* calls per minute of one access token (0 = off) */
+    /* GET /mcp server-to-client SSE streams (docs/mcp.md "Listening stream"): at most
+     * max_streams open at once (0 = none offered: GET answers 405), one per session; a
+     * keep-alive comment every keepalive_s, when the token and grant behind the stream are
+     * checked again (<= 30 s: MCP's revocation bound). */
+    size_t max_streams;
+    int keepalive_s;
+    size_t max_subscriptions; /* resources/subscribe entries of one session */
 } mcp_limits;
 
 typedef struct mcp_config {
@@ -65,6 +72,9 @@ typedef struct mcp_config {
      * a deployment's environment): the execution store opens with EX_STORE_NOSYNC, so writes
      * are acknowledged without reaching the disk. Logged as a warning at start. */
     int unsafe_no_fsync;
+    /* Clock skew allowed on a token's exp and nbf, seconds (--leeway, POSTLY_MCP_LEEWAY;
+     * default 30, 0..300; keys/verify.h leeway_s). */
+    int leeway_s;
 } mcp_config;
 
 /* Fills the documented defaults (canonical URL and allow-lists derived from the listen

@@ -64,6 +64,25 @@ static void send_sse(core_http_req *req, const mcp_reply *rp)
     core_http_stream_end(req);
 }
 
+/* The listening stream's sink (mcp_stream_sink): the deferred request's chunked reply. */
+static pl_rc sink_write(void *arg, const char *data, size_t len)
+{
+    core_http_req *req = arg;
+    if (core_http_gone(req))
+        return PL_ERR_IO;
+    return core_http_stream_chunk(req, data, len);
+}
+
+static int sink_alive(void *arg)
+{
+    return !core_http_gone(arg);
+}
+
+static void sink_close(void *arg)
+{
+    core_http_stream_end(arg);
+}
+
 /* Sends rp (consumed) with its headers. */
 static void send_reply(core_http_req *req, mcp_reply *rp)
 {
@@ -78,7 +97,14 @@ static void send_reply(core_http_req *req, mcp_reply *rp)
         snprintf(num, sizeof num, "%d", rp->retry_after_s);
         core_http_header_add(req, "Retry-After", num);
     }
-    if (rp->events) {
+    if (rp->stream) {
+        /* A listening stream: open until the server closes it through the sink. Not subject
+         * to the idle timeout: libevent does not read a connection whose reply is pending and
+         * a write completes at once, and the keep-alive writes detect a dead client. */
+        core_http_header_add(req, "Cache-Control", "no-cache");
+        core_http_defer(req);
+        (void)core_http_stream_start(req, rp->status, "text/event-stream");
+    } else if (rp->events) {
         send_sse(req, rp);
     } else if (rp->raw) {
         core_http_reply_take(req, rp->status, "application/json", rp->raw, rp->raw_len);
@@ -112,6 +138,7 @@ static void on_mcp(core_http_req *req, void *arg)
     mcp_server *srv = arg;
     mcp_request rq;
     mcp_reply rp;
+    mcp_stream_sink sink;
     const char *body = NULL;
     size_t len = 0;
 
@@ -144,6 +171,14 @@ static void on_mcp(core_http_req *req, void *arg)
     rq.session_id = core_http_header(req, "MCP-Session-Id");
     rq.protocol_version = core_http_header(req, "MCP-Protocol-Version");
     rq.client_addr = core_http_client_addr(req);
+    rq.last_event_id = core_http_header(req, "Last-Event-ID");
+    if (rq.method == CORE_HTTP_GET) {
+        sink.write = sink_write;
+        sink.alive = sink_alive;
+        sink.close = sink_close;
+        sink.arg = req;
+        rq.stream_sink = &sink;
+    }
     if (rq.method == CORE_HTTP_POST && core_http_body(req, &body, &len) != PL_OK) {
         core_http_reply_json(req, 413, mcp_rpc_error_new(NULL, -32000, "Payload Too Large", NULL));
         return;

@@ -37,10 +37,12 @@ typedef struct app {
     const core_log *log;
 } app;
 
-/* Every second: write the usage counters (one transaction for all calls of that second). */
+/* Every second: the listening streams' keep-alives and checks, and the usage counters (one
+ * transaction for all calls of that second). */
 static void on_flush(evutil_socket_t fd, short what, void *arg)
 {
     app *a = arg;
+    mcp_server_stream_tick(a->srv); /* listening streams: keep-alives, token/grant re-checks */
     if (a->usage && mcp_usage_flush(a->usage) != PL_OK)
         core_log_error(a->log, "usage counters could not be written");
 }
@@ -269,7 +271,7 @@ int main(int argc, char **argv)
     memset(&vcfg, 0, sizeof vcfg);
     vcfg.issuer = cfg.authz_url;
     vcfg.audience = cfg.canonical_url;
-    vcfg.leeway_s = -1;
+    vcfg.leeway_s = cfg.leeway_s; /* --leeway: exp/nbf clock skew */
     if (cfg.jwks_uri[0]) {
         vcfg.fetch = key_jwks_fetch_http;
         vcfg.fetch_ctx = cfg.jwks_uri;

@@ -79,6 +79,10 @@ struct mcp_server {
     uint8_t empty_args_sha256[32]; /* SHA-256("{}") for the audit line's args_sha256 */
     int64_t audit_sec;             /* the second audit_when was formatted for */
     char audit_when[40];           /* ex_time_format of audit_sec, "" until the first audit line */
+    /* Listening streams (GET /mcp) and resource subscriptions (mcp/stream.c). */
+    struct mcp_stream *streams; /* open streams, a list */
+    size_t nstreams;
+    int observing; /* the store's change observer is installed */
 };
 
 /* Per request: who is calling, where, and how the reply is shaped. */
@@ -135,6 +139,29 @@ pl_rc mcp_resources_list(mcp_call *c, const json_t *params, json_t **result, mcp
 pl_rc mcp_resources_templates_list(mcp_call *c, const json_t *params, json_t **result,
                                    mcp_rpc_error *err);
 pl_rc mcp_resources_read(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err);
+/* params.uri checked as resources/read does it: bounds, known URI, the policy gate (403
+ * step-up; hidden by policy -> -32002), the rate rules, and the object read in the caller's
+ * workspace (unknown or another workspace's -> -32002). kind names the audit record
+ * ("resource", "subscribe"). *out (when out is non-NULL) is the resource's JSON. */
+pl_rc mcp_resource_access(mcp_call *c, const json_t *params, const char *kind, json_t **out,
+                          mcp_rpc_error *err);
+/* The policy row guarding uri into buf; PL_ERR_NOT_FOUND when no resource matches. */
+pl_rc mcp_resource_policy(const char *uri, char *buf, size_t bufsz);
+
+/* ---- listening streams and subscriptions (mcp/stream.c) ---- */
+
+/* GET /mcp (after Host, Origin and the token were checked): opens a listening stream for the
+ * request's session, or forms the refusal (405, 406, 400, 404, 409, 503). */
+void mcp_stream_open(mcp_call *c, const mcp_request *req, const uint8_t owner[32]);
+pl_rc mcp_resources_subscribe(mcp_call *c, const json_t *params, json_t **result,
+                              mcp_rpc_error *err);
+pl_rc mcp_resources_unsubscribe(mcp_call *c, const json_t *params, json_t **result,
+                                mcp_rpc_error *err);
+/* Session end hook (mcp_session_table_on_end): closes the session's stream, drops its
+ * subscriptions. arg is the server. */
+void mcp_stream_session_ended(void *arg, mcp_session *s);
+/* Closes every stream (server shutdown). */
+void mcp_stream_close_all(mcp_server *srv);
 pl_rc mcp_prompts_list(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err);
 pl_rc mcp_prompts_get(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err);
 pl_rc mcp_completion_complete(mcp_call *c, const json_t *params, json_t **result,

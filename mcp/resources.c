@@ -281,19 +281,61 @@ static void not_found(mcp_rpc_error *err, const char *uri)
     snprintf(err->msg, sizeof err->msg, "Resource not found: %.120s", uri);
 }
 
-pl_rc mcp_resources_read(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err)
+/* The definition matching uri and the policy row guarding it (pname: room for the per-network
+ * row of the analytics template). NULL when no resource matches. */
+static const res_def *resolve(const char *uri, const char **var, const char **policy, char *pname,
+                              size_t pnamesz)
+{
+    const res_def *d = NULL;
+    size_t i;
+    *var = "";
+    for (i = 0; i < N_RES && !d; i++) {
+        const res_def *r = &resources[i];
+        if (!is_template(r) && strcmp(uri, r->uri) == 0) {
+            d = r;
+        } else if (is_template(r) && strncmp(uri, r->prefix, strlen(r->prefix)) == 0) {
+            *var = uri + strlen(r->prefix);
+            if (**var && !strchr(*var, '/'))
+                d = r;
+        }
+    }
+    if (!d)
+        return NULL;
+    *policy = d->policy;
+    if (is_template(d) && strcmp(d->id_arg ? d->id_arg : "", "platform") == 0) {
+        /* resource:postly://analytics/<platform>: one row per network; an unknown network
+         * has no row and is not found. */
+        snprintf(pname, pnamesz, "resource:%s", uri);
+        *policy = pname;
+    }
+    return d;
+}
+
+pl_rc mcp_resource_policy(const char *uri, char *buf, size_t bufsz)
+{
+    const char *var, *policy = NULL;
+    char pname[URI_MAX + 16];
+    if (!uri || strlen(uri) > URI_MAX || !resolve(uri, &var, &policy, pname, sizeof pname)) {
+        if (bufsz)
+            buf[0] = '\0';
+        return PL_ERR_NOT_FOUND;
+    }
+    snprintf(buf, bufsz, "%s", policy);
+    return PL_OK;
+}
+
+pl_rc mcp_resource_access(mcp_call *c, const json_t *params, const char *kind, json_t **outp,
+                          mcp_rpc_error *err)
 {
     const char *uri = json_string_value(json_object_get(params, "uri"));
-    const res_def *d = NULL;
+    const res_def *d;
     const char *var = "";
-    const char *policy;
+    const char *policy = NULL;
     char pname[URI_MAX + 16];
     json_t *out = NULL;
-    char *text = NULL;
     pol_decision dec;
     mcp_gate_result g;
     ex_err xe;
-    size_t i;
     pl_rc rc;
 
     if (!uri) {
@@ -306,40 +348,24 @@ pl_rc mcp_resources_read(mcp_call *c, const json_t *params, json_t **result, mcp
         snprintf(err->msg, sizeof err->msg, "params.uri: longer than %d bytes", URI_MAX);
         return PL_ERR_INVALID;
     }
-    for (i = 0; i < N_RES && !d; i++) {
-        const res_def *r = &resources[i];
-        if (!is_template(r) && strcmp(uri, r->uri) == 0) {
-            d = r;
-        } else if (is_template(r) && strncmp(uri, r->prefix, strlen(r->prefix)) == 0) {
-            var = uri + strlen(r->prefix);
-            if (*var && !strchr(var, '/'))
-                d = r;
-        }
-    }
+    d = resolve(uri, &var, &policy, pname, sizeof pname);
     if (!d) {
         not_found(err, uri);
         return PL_ERR_NOT_FOUND;
     }
-    policy = d->policy;
-    if (is_template(d) && strcmp(d->id_arg ? d->id_arg : "", "platform") == 0) {
-        /* resource:postly://analytics/<platform>: one row per network; an unknown network
-         * has no row and is not found. */
-        snprintf(pname, sizeof pname, "resource:%s", uri);
-        policy = pname;
-    }
     g = mcp_gate(c, policy, &dec);
     if (g == MCP_GATE_STEP_UP) {
-        mcp_audit(c, "resource", policy, "deny_scope", &dec, NULL);
+        mcp_audit(c, kind, policy, "deny_scope", &dec, NULL);
         return PL_ERR_DENIED;
     }
     if (g != MCP_GATE_ALLOW) {
         /* Hidden by policy: indistinguishable from a resource that does not exist. */
-        mcp_audit(c, "resource", policy, "deny_policy", &dec, NULL);
+        mcp_audit(c, kind, policy, "deny_policy", &dec, NULL);
         not_found(err, uri);
         return PL_ERR_NOT_FOUND;
     }
     if (mcp_rate_charge(c, policy, c->id) != PL_OK) {
-        mcp_audit(c, "resource", policy, "rate_limited", &dec, NULL);
+        mcp_audit(c, kind, policy, "rate_limited", &dec, NULL);
         return PL_ERR_LIMIT;
     }
     memset(&xe, 0, sizeof xe);
@@ -347,17 +373,32 @@ pl_rc mcp_resources_read(mcp_call *c, const json_t *params, json_t **result, mcp
     if (rc == PL_ERR_NOT_FOUND || rc == PL_ERR_INVALID) {
         /* Another workspace's object, or an id that cannot exist: not found (existence must
          * not leak, ARCHITECTURE.md §4). */
-        mcp_audit(c, "resource", policy, "not_found", &dec, NULL);
+        mcp_audit(c, kind, policy, "not_found", &dec, NULL);
         not_found(err, uri);
         return PL_ERR_NOT_FOUND;
     }
     if (rc != PL_OK) {
-        mcp_audit(c, "resource", policy, pl_errname(rc), &dec, NULL);
+        mcp_audit(c, kind, policy, pl_errname(rc), &dec, NULL);
         err->code = MCP_RPC_INTERNAL_ERROR;
         snprintf(err->msg, sizeof err->msg, "reading %.100s failed: %s", uri, pl_strerror(rc));
         return rc;
     }
-    mcp_audit(c, "resource", policy, "ok", &dec, NULL);
+    mcp_audit(c, kind, policy, "ok", &dec, NULL);
+    if (outp)
+        *outp = out;
+    else
+        json_decref(out);
+    return PL_OK;
+}
+
+pl_rc mcp_resources_read(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err)
+{
+    const char *uri = json_string_value(json_object_get(params, "uri"));
+    json_t *out = NULL;
+    char *text;
+    pl_rc rc = mcp_resource_access(c, params, "resource", &out, err);
+    if (rc != PL_OK)
+        return rc;
     text = core_json_compact(out, NULL); /* json_dumps(JSON_COMPACT)'s bytes */
     *result = json_pack("{s:[{s:s, s:s, s:s}]}", "contents", "uri", uri, "mimeType", MIME_JSON,
                         "text", text ? text : "{}");

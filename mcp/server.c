@@ -141,7 +141,7 @@ static pl_rc m_initialize(mcp_call *c, const json_t *params, json_t **result, mc
         version = json_string_value(pv);
     res = json_pack("{s:s, s:{s:{s:b}, s:{s:b, s:b}, s:{s:b}, s:{}, s:{}}, s:{s:s, s:s, s:s}, s:s}",
                     "protocolVersion", version, "capabilities", "tools", "listChanged", 0,
-                    "resources", "subscribe", 0, "listChanged", 0, "prompts", "listChanged", 0,
+                    "resources", "subscribe", 1, "listChanged", 0, "prompts", "listChanged", 0,
                     "logging", "completions", "serverInfo", "name", "postly-mcp", "title", "Postly",
                     "version", "0.1.0", "instructions",
                     "Postly publishes to social networks on the user's behalf. Every call acts "
@@ -192,6 +192,8 @@ static const struct {
     {"resources/list", mcp_resources_list},
     {"resources/templates/list", mcp_resources_templates_list},
     {"resources/read", mcp_resources_read},
+    {"resources/subscribe", mcp_resources_subscribe},
+    {"resources/unsubscribe", mcp_resources_unsubscribe},
     {"prompts/list", mcp_prompts_list},
     {"prompts/get", mcp_prompts_get},
     {"completion/complete", mcp_completion_complete},
@@ -268,6 +270,7 @@ pl_rc mcp_server_new(const mcp_config *cfg, const mcp_deps *deps, mcp_server **o
                                &srv->sessions);
     if (rc != PL_OK)
         goto out;
+    mcp_session_table_on_end(srv->sessions, mcp_stream_session_ended, srv);
     {
         uint8_t rnd[8];
         rc = core_random(rnd, sizeof rnd);
@@ -341,6 +344,9 @@ void mcp_server_free(mcp_server *srv)
     }
     free(srv->tool_in);
     free(srv->tool_out);
+    mcp_stream_close_all(srv);
+    if (srv->observing)
+        ex_store_set_observer(srv->deps.ex->store, 0, NULL, NULL);
     mcp_session_table_free(srv->sessions);
     mcp_rate_free(srv->rate);
     free(srv);
@@ -816,10 +822,8 @@ pl_rc mcp_server_handle(mcp_server *srv, const mcp_request *req, mcp_reply *repl
     pol_workspace_index(srv->deps.policy, who.ws, strlen(who.ws), &call.ws_index, NULL);
 
     if (req->method == CORE_HTTP_GET) {
-        /* basic/transports "Listening for Messages": 405 when no SSE stream is offered. */
-        snprintf(reply->allow, sizeof reply->allow, "POST, DELETE");
-        reply_transport(reply, 405, -32000,
-                        "Method Not Allowed: this server sends no server-initiated messages");
+        /* basic/transports "Listening for Messages from the Server" (mcp/stream.c). */
+        mcp_stream_open(&call, req, owner);
         goto out;
     }
     if (req->method == CORE_HTTP_DELETE) {

@@ -69,6 +69,19 @@ typedef struct mcp_server mcp_server;
 pl_rc mcp_server_new(const mcp_config *cfg, const mcp_deps *deps, mcp_server **out);
 void mcp_server_free(mcp_server *srv);
 
+/* How the server writes to a listening stream (GET /mcp, MCP 2025-11-25 basic/transports
+ * "Listening for Messages from the Server"): the transport's side of one open
+ * text/event-stream response. Called on the server's thread only. */
+typedef struct mcp_stream_sink {
+    /* Sends len bytes of SSE text: PL_OK, or an error once the client has gone. */
+    pl_rc (*write)(void *arg, const char *data, size_t len);
+    /* 0 once the client's connection has closed. */
+    int (*alive)(void *arg);
+    /* Ends the response; arg is never used again after this call. */
+    void (*close)(void *arg);
+    void *arg;
+} mcp_stream_sink;
+
 /* One HTTP request. Strings are borrowed for the call; NULL when the header is absent. */
 typedef struct mcp_request {
     unsigned method;   /* CORE_HTTP_GET / POST / DELETE (core/http.h values) */
@@ -87,6 +100,10 @@ typedef struct mcp_request {
     const char *client_addr; /* the peer's address, for log lines (may be NULL) */
     /* 1: the caller can send mcp_reply.raw (mcp/http.c does); 0: every body is a json_t. */
     int raw_ok;
+    /* GET only: the transport's sink for a listening stream (copied when a stream opens).
+     * NULL: this transport cannot hold one open, and GET answers 405. */
+    const mcp_stream_sink *stream_sink;
+    const char *last_event_id; /* Last-Event-ID (not supported: see docs/mcp.md) */
 } mcp_request;
 
 #define MCP_WWW_AUTH_MAX 2048
@@ -116,6 +133,11 @@ typedef struct mcp_reply {
      * of a single request, for that error. */
     int held;
     json_t *held_id;
+    /* 1 (GET, status 200): a listening stream was opened on the request's stream_sink. The
+     * transport starts a text/event-stream response (Cache-Control: no-cache) and keeps it
+     * open; the server writes through the sink and calls its close when the stream ends
+     * (session ended or expired, token expired, grant revoked, client gone, shutdown). */
+    int stream;
 } mcp_reply;
 
 /* Turns a held reply whose batch failed (rc) into the error to send instead: HTTP 500 with a
@@ -148,6 +170,15 @@ pl_rc mcp_server_set_policy(mcp_server *srv, const struct pol_compiled *policy,
 
 /* Expires idle sessions (called from a timer). */
 void mcp_server_tick(mcp_server *srv);
+
+/* Listening streams (call about every second, on the server's thread): closes those whose
+ * client has gone; at each stream's keep-alive time (limits.keepalive_s on the injected
+ * clock) re-checks the token behind it (expiry) and its grant (revocation, deps.directory)
+ * and the session, closing the stream when any fails, else sends an SSE comment line. */
+void mcp_server_stream_tick(mcp_server *srv);
+
+/* Open listening streams (tests, metrics). */
+size_t mcp_server_stream_count(const mcp_server *srv);
 
 /* Number of tools in the table, and the live session count (tests, metrics). */
 size_t mcp_server_tool_count(const mcp_server *srv);

@@ -15,7 +15,28 @@ struct mcp_session_table {
     size_t max, per_owner, count, nbuckets;
     int64_t idle_ms;
     node **buckets;
+    mcp_session_end_fn on_end;
+    void *on_end_arg;
 };
+
+/* Frees a node that has been unlinked, telling the end hook first. */
+static void node_free(mcp_session_table *t, node *n)
+{
+    if (t->on_end)
+        t->on_end(t->on_end_arg, &n->s);
+    free(n);
+}
+
+void mcp_session_table_on_end(mcp_session_table *t, mcp_session_end_fn fn, void *arg)
+{
+    t->on_end = fn;
+    t->on_end_arg = arg;
+}
+
+void mcp_session_touch(mcp_session_table *t, mcp_session *s)
+{
+    s->last_ms = core_clock_now_ms(t->clock);
+}
 
 /* FNV-1a: the ids are random, so any mixing function spreads them evenly. */
 static size_t bucket_of(const mcp_session_table *t, const char *id)
@@ -62,7 +83,7 @@ void mcp_session_table_free(mcp_session_table *t)
         node *n = t->buckets[i];
         while (n) {
             node *next = n->next;
-            free(n);
+            node_free(t, n);
             n = next;
         }
     }
@@ -85,7 +106,7 @@ void mcp_session_sweep(mcp_session_table *t, size_t *removed)
             node *cur = *pp;
             if (expired(t, &cur->s, now)) {
                 *pp = cur->next;
-                free(cur);
+                node_free(t, cur);
                 t->count--;
                 n++;
             } else {
@@ -120,7 +141,7 @@ static void bound_owner(mcp_session_table *t, const uint8_t owner[32])
     if (n >= t->per_owner && lru) {
         node *cur = *lru;
         *lru = cur->next;
-        free(cur);
+        node_free(t, cur);
         t->count--;
     }
 }
@@ -171,7 +192,7 @@ static node **find_link(mcp_session_table *t, const char *id)
             if (expired(t, &(*pp)->s, now)) {
                 node *cur = *pp;
                 *pp = cur->next;
-                free(cur);
+                node_free(t, cur);
                 t->count--;
                 return NULL;
             }
@@ -204,7 +225,7 @@ pl_rc mcp_session_end(mcp_session_table *t, const char *id, const uint8_t owner[
         return PL_ERR_DENIED;
     cur = *pp;
     *pp = cur->next;
-    free(cur);
+    node_free(t, cur);
     t->count--;
     return PL_OK;
 }

@@ -29,6 +29,9 @@ typedef struct mcp_session {
     int64_t last_ms;
     int initialized; /* notifications/initialized received */
     int log_level;   /* set by logging/setLevel (mcp_log_level index) */
+    /* The server's per-session state (open GET stream, resource subscriptions; mcp/stream.c),
+     * owned by the end hook's owner: NULL until used. */
+    void *ext;
 } mcp_session;
 
 typedef struct mcp_session_table mcp_session_table;
@@ -40,6 +43,15 @@ typedef struct mcp_session_table mcp_session_table;
 pl_rc mcp_session_table_new(const core_clock *clock, size_t max, size_t per_owner, int64_t idle_ms,
                             mcp_session_table **out);
 void mcp_session_table_free(mcp_session_table *t);
+
+/* Called for every session that leaves the table (mcp_session_end, idle expiry found by find or
+ * sweep, replacement by the per-principal bound, mcp_session_table_free), just before it is
+ * freed: the place to release s->ext. Must not call back into the table. */
+typedef void (*mcp_session_end_fn)(void *arg, mcp_session *s);
+void mcp_session_table_on_end(mcp_session_table *t, mcp_session_end_fn fn, void *arg);
+
+/* Marks a live session as used now (an open listening stream keeps its session alive). */
+void mcp_session_touch(mcp_session_table *t, mcp_session *s);
 
 /* Creates a session for owner with the negotiated version. *out is borrowed: valid until the
  * session ends or expires (any later call on the table may expire it). PL_ERR_LIMIT when the

@@ -49,6 +49,9 @@ const profile = fs.mkdtempSync(path.join(os.tmpdir(), `postly-e2e-chromium-`));
 fs.mkdirSync(args.artifacts, { recursive: true });
 let failures = 0;
 let browser = null;
+// postly-mcp's --leeway (token exp/nbf clock skew, seconds): small, so the refresh flow waits
+// for an access token to expire about 30 s less than with the default 30.
+const MCP_LEEWAY_S = 1;
 const spawned = [];
 const servers = [];
 
@@ -123,7 +126,7 @@ async function startServers() {
     '--platform', 'linkedin', '--name', 'Demo Company']).toString()).id;
   const mcp = track(spawn(args.mcp, ['--listen', '127.0.0.1:0', '--print-port', '--url', RESOURCE,
     '--authz', issuer, '--data', data, '--policy', args.policy, '--allow-host', MCP_HOST,
-    '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    '--leeway', String(MCP_LEEWAY_S), '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] }));
   const m = await lines(mcp, { port: /^(\d+)$/ });
   return { issuer, password: a.password, mport: Number(m.port), account };
 }
@@ -546,9 +549,9 @@ async function stepUp() {
 }
 
 // Waits until the access token has expired for postly-mcp too: exp plus the verifier's clock
-// leeway (keys/verify.h KEY_VERIFY_LEEWAY_DEFAULT_S, 30 s) plus one second. Real time passing
-// is what is tested here, not a synchronisation.
-const MCP_LEEWAY_S = 30;
+// leeway plus one second. postly-mcp runs with --leeway 1 (the default is 30 s), so each wait
+// is about 2 s past the token's lifetime instead of 31. Real time passing is what is tested
+// here, not a synchronisation.
 async function waitExpired(env) {
   const exp = claims(env.provider._tokens.access_token).exp;
   check(exp - claims(env.provider._tokens.access_token).iat === ACCESS_TTL, `access token lifetime ${ACCESS_TTL} s (--access-ttl)`);

@@ -576,15 +576,18 @@ static void test_lifecycle_and_sessions(void **state)
     assert_int_equal(r.body.len, 0);
     core_http_fetch_resp_free(&r);
 
-    /* GET → 405 with Allow; PUT → 405 */
+    /* GET without text/event-stream in Accept → 406 (the listening stream itself:
+     * test_stream.c); PUT → 405 with Allow */
     q.method = "GET";
     q.body = NULL;
+    q.accept = "application/json";
+    expect_status(f, &q, 406);
+    q.accept = NULL;
+    q.method = "PUT";
     send_rq(f, &q, &r);
     assert_int_equal(r.status, 405);
     assert_non_null(core_http_fetch_header(&r, "Allow"));
     core_http_fetch_resp_free(&r);
-    q.method = "PUT";
-    expect_status(f, &q, 405);
 
     /* DELETE ends the session; the next request gets 404 */
     q.method = "DELETE";
