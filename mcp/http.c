@@ -101,7 +101,8 @@ static void send_reply(core_http_req *req, mcp_reply *rp)
         /* A listening stream: open until the server closes it through the sink. Not subject
          * to the idle timeout: libevent does not read a connection whose reply is pending and
          * a write completes at once, and the keep-alive writes detect a dead client. */
-        core_http_header_add(req, "Cache-Control", "no-cache");
+        /* Cache-Control: no-store from the route (CORE_HTTP_SEC_NOSTORE), stricter than the
+         * no-cache SSE servers usually send. */
         core_http_defer(req);
         (void)core_http_stream_start(req, rp->status, "text/event-stream");
     } else if (rp->events) {

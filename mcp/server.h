@@ -134,7 +134,7 @@ typedef struct mcp_reply {
     int held;
     json_t *held_id;
     /* 1 (GET, status 200): a listening stream was opened on the request's stream_sink. The
-     * transport starts a text/event-stream response (Cache-Control: no-cache) and keeps it
+     * transport starts a text/event-stream response (not cacheable) and keeps it
      * open; the server writes through the sink and calls its close when the stream ends
      * (session ended or expired, token expired, grant revoked, client gone, shutdown). */
     int stream;
