@@ -273,8 +273,8 @@ static int sub_index(const sess_ext *x, const char *uri, size_t *at)
 }
 
 /* Which databases back resources (their keys map to URIs in key_uris). */
-#define OBSERVED_DBS                                                                          \
-    ((1u << EX_DB_WORKSPACES) | (1u << EX_DB_ACCOUNTS) | (1u << EX_DB_POSTS) |                \
+#define OBSERVED_DBS                                                                               \
+    ((1u << EX_DB_WORKSPACES) | (1u << EX_DB_ACCOUNTS) | (1u << EX_DB_POSTS) |                     \
      (1u << EX_DB_CAMPAIGNS) | (1u << EX_DB_ANALYTICS))
 
 static void on_change(void *arg, ex_db db, const char *key);

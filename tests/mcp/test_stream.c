@@ -328,8 +328,7 @@ static int sub(fx *f, const char *token, const char *sid, const char *method, co
 }
 
 /* tools/call; returns structuredContent's "id" into id (asserts success). */
-static void tool(fx *f, const char *sid, const char *name, const char *args, char *id,
-                 size_t idsz)
+static void tool(fx *f, const char *sid, const char *name, const char *args, char *id, size_t idsz)
 {
     char params[2048];
     json_t *j, *res;
@@ -343,8 +342,9 @@ static void tool(fx *f, const char *sid, const char *name, const char *args, cha
         fail_msg("%s: %s", name, s ? s : "?");
     }
     if (id)
-        snprintf(id, idsz, "%s",
-                 json_string_value(json_object_get(json_object_get(res, "structuredContent"), "id")));
+        snprintf(
+            id, idsz, "%s",
+            json_string_value(json_object_get(json_object_get(res, "structuredContent"), "id")));
     json_decref(j);
 }
 
@@ -475,7 +475,6 @@ static void test_open_and_refusals(void **state)
     json_t *init = NULL, *j;
     rq q = {0};
     sse c, c2;
-
 
     open_session(f, f->tok, sid, sizeof sid, &init);
     /* initialize declares subscriptions (server/resources "Capabilities") */
@@ -668,8 +667,7 @@ static void test_subscribe_errors(void **state)
     assert_int_equal(err_code(j), -32602);
     json_decref(j);
     /* unknown URIs and ids → -32002 */
-    assert_int_equal(sub(f, f->tok, sid, "resources/subscribe", "test://static-text", &st),
-                     -32002);
+    assert_int_equal(sub(f, f->tok, sid, "resources/subscribe", "test://static-text", &st), -32002);
     assert_int_equal(sub(f, f->tok, sid, "resources/subscribe", "postly://posts/pst_nope", &st),
                      -32002);
     assert_int_equal(sub(f, f->tok, sid, "resources/subscribe", "postly://analytics/myspace", &st),
@@ -715,10 +713,9 @@ static void test_subscribe_errors(void **state)
     assert_int_equal(sub(f, f->tok, sid, "resources/subscribe", "postly://workspace", &st), 0);
     assert_int_equal(sub(f, f->tok, sid, "resources/subscribe", "postly://analytics/summary", &st),
                      0);
-    assert_int_equal(
-        sub(f, f->tok, sid, "resources/subscribe", "postly://analytics/linkedin", &st), 0);
-    j = rpc(f, f->tok, sid, "resources/subscribe", "{\"uri\":\"postly://analytics/x\"}", &st,
-            NULL);
+    assert_int_equal(sub(f, f->tok, sid, "resources/subscribe", "postly://analytics/linkedin", &st),
+                     0);
+    j = rpc(f, f->tok, sid, "resources/subscribe", "{\"uri\":\"postly://analytics/x\"}", &st, NULL);
     assert_int_equal(err_code(j), -32602);
     assert_non_null(strstr(err_msg(j), "limit"));
     json_decref(j);
@@ -804,12 +801,11 @@ static void test_updated_after_tool_write_and_publish(void **state)
         json_t *j;
         snprintf(args, sizeof args, "{\"uri\":\"%s\"}", uri1);
         j = rpc(f, f->tok, sid, "resources/read", args, &st, NULL);
-        assert_non_null(strstr(json_string_value(json_object_get(
-                                   json_array_get(json_object_get(json_object_get(j, "result"),
-                                                                  "contents"),
-                                                  0),
-                                   "text")),
-                               "\"published\""));
+        assert_non_null(
+            strstr(json_string_value(json_object_get(
+                       json_array_get(json_object_get(json_object_get(j, "result"), "contents"), 0),
+                       "text")),
+                   "\"published\""));
         json_decref(j);
     }
     /* unsubscribed: no more notifications for it (a keep-alive first, so that every
@@ -835,8 +831,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_revocation_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_subscribe_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_updated_after_tool_write_and_publish, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_updated_after_tool_write_and_publish, setup, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests(tests, NULL, NULL);
