@@ -559,6 +559,19 @@ int core_http_streaming(const core_http_req *req)
     return req->streaming;
 }
 
+pl_rc core_http_stream_persist(core_http_req *req)
+{
+    struct timeval w;
+    if (!req->streaming)
+        return PL_ERR_STATE;
+    if (req->gone || !req->conn || !req->conn->bev)
+        return PL_OK;
+    w.tv_sec = req->h->lim.timeout_s;
+    w.tv_usec = 0;
+    /* bufferevent_enable() re-arms events with the stored timeouts: NULL = none for reads. */
+    return bufferevent_set_timeouts(req->conn->bev, NULL, &w) == 0 ? PL_OK : PL_ERR_IO;
+}
+
 int core_http_replied(const core_http_req *req)
 {
     return req->replied;

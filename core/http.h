@@ -233,6 +233,15 @@ void core_http_stream_end(core_http_req *req);
 /* 1 between core_http_stream_start and core_http_stream_end. */
 int core_http_streaming(const core_http_req *req);
 
+/* Makes an open stream long-lived (server-sent events that stay open for hours): the
+ * connection's read timeout (limits.timeout_s) is removed. libevent 2.1 keeps EV_READ enabled
+ * while it writes a reply (to see a close), so that timeout would otherwise end any stream
+ * after timeout_s without input, keep-alive writes or not. The write timeout stays: a client
+ * that stops reading is still disconnected once the socket's buffer is full for timeout_s. A
+ * client's close is seen by the deferred request's connection watch (core_http_defer).
+ * PL_ERR_STATE outside a stream; PL_OK (nothing to do) once the client has gone. */
+pl_rc core_http_stream_persist(core_http_req *req);
+
 /* 1 once the reply has been sent (or a stream started). */
 int core_http_replied(const core_http_req *req);
 

@@ -98,13 +98,14 @@ static void send_reply(core_http_req *req, mcp_reply *rp)
         core_http_header_add(req, "Retry-After", num);
     }
     if (rp->stream) {
-        /* A listening stream: open until the server closes it through the sink. Not subject
-         * to the idle timeout: libevent does not read a connection whose reply is pending and
-         * a write completes at once, and the keep-alive writes detect a dead client. */
+        /* A listening stream: open until the server closes it through the sink. Exempt from
+         * the idle timeout (core_http_stream_persist); a dead client is seen by the connection
+         * watch or a failed keep-alive write. */
         /* Cache-Control: no-store from the route (CORE_HTTP_SEC_NOSTORE), stricter than the
          * no-cache SSE servers usually send. */
         core_http_defer(req);
-        (void)core_http_stream_start(req, rp->status, "text/event-stream");
+        if (core_http_stream_start(req, rp->status, "text/event-stream") == PL_OK)
+            (void)core_http_stream_persist(req);
     } else if (rp->events) {
         send_sse(req, rp);
     } else if (rp->raw) {

@@ -124,6 +124,7 @@ static int setup(void **state)
     f->base = event_base_new();
     memset(&hc, 0, sizeof hc);
     hc.host = "127.0.0.1";
+    hc.limits.timeout_s = 1; /* the idle timeout a listening stream must be exempt from */
     hc.log = &f->log;
     assert_int_equal(core_http_new(f->base, &hc, &f->http), PL_OK);
     f->port = core_http_port(f->http);
@@ -592,6 +593,38 @@ static void test_keepalive_and_expiry(void **state)
     sse_close(&c);
 }
 
+static void on_exit_loop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    event_base_loopbreak(arg);
+}
+
+/* The connection's idle timeout (1 s here) does not end a listening stream: the loop runs for
+ * 2.5 s of real time (observing that a timeout does NOT fire needs time to pass), then the
+ * stream still carries a keep-alive. */
+static void test_stream_outlives_idle_timeout(void **state)
+{
+    fx *f = *state;
+    struct timeval tv = {2, 500000};
+    struct event *stop;
+    char sid[64];
+    sse c;
+
+    open_session(f, f->tok, sid, sizeof sid, NULL);
+    assert_int_equal(sse_open(f, &c, f->tok, sid), 200);
+    stop = evtimer_new(f->base, on_exit_loop, f->base);
+    evtimer_add(stop, &tv);
+    event_base_dispatch(f->base);
+    event_free(stop);
+    assert_false(c.eof);
+    assert_int_equal(mcp_server_stream_count(f->srv), 1);
+    advance_and_tick(f, 15000);
+    assert_true(sse_wait(f, &c, ": keep-alive\n\n"));
+    assert_false(c.eof);
+    sse_close(&c);
+}
+
 static void test_revocation_closes(void **state)
 {
     fx *f = *state;
@@ -828,6 +861,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_open_and_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keepalive_and_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_outlives_idle_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revocation_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_subscribe_errors, setup, teardown),
