@@ -39,7 +39,6 @@ typedef struct mcp_stream {
     mcp_session *session; /* NULL once the session has ended (the stream closes right after) */
     key_verified who;     /* the token that opened it */
     pol_class cls;
-    uint32_t ws_index;
     mcp_stream_sink sink;
     int64_t next_keepalive_ms;
 } mcp_stream;
@@ -208,7 +207,6 @@ void mcp_stream_open(mcp_call *c, const mcp_request *req, const uint8_t owner[32
     st->session = session;
     st->who = *c->who;
     st->cls = c->cls;
-    st->ws_index = c->ws_index;
     st->sink = *req->stream_sink;
     st->next_keepalive_ms = core_clock_now_ms(srv->deps.clock) + keepalive_ms(srv);
     st->next = srv->streams;
@@ -428,7 +426,8 @@ static void notify(mcp_server *srv, const char *ws, const char *uri)
         c.srv = srv;
         c.who = &st->who;
         c.cls = st->cls;
-        c.ws_index = st->ws_index;
+        /* The policy's workspace index, looked up again: a SIGHUP reload renumbers them. */
+        pol_workspace_index(srv->deps.policy, st->who.ws, strlen(st->who.ws), &c.ws_index, NULL);
         if (mcp_gate_peek(&c, row) != MCP_GATE_ALLOW)
             continue;
         if (!ev) {
