@@ -426,7 +426,8 @@ static int sse_open(fx *f, sse *c, const char *token, const char *sid)
     c->ev = event_new(f->base, c->fd, EV_READ | EV_PERSIST, sse_read, c);
     event_add(c->ev, NULL);
     assert_true(sse_wait(f, c, "\r\n\r\n"));
-    sscanf(c->buf, "HTTP/1.1 %d", &status);
+    if (strncmp(c->buf, "HTTP/1.1 ", 9) == 0)
+        status = (int)strtol(c->buf + 9, NULL, 10);
     return status;
 }
 
@@ -817,12 +818,12 @@ static void test_updated_after_tool_write_and_publish(void **state)
     assert_true(sse_wait(f, &c, needle));
 
     /* the scheduler publishes p1 (the injected clock reaches its time) */
-    ex_time_format(core_clock_now_ms(&f->clock.base) + 600 * 1000, when, sizeof when);
+    ex_time_format(core_clock_now_ms(&f->clock.base) + (int64_t)600 * 1000, when, sizeof when);
     snprintf(args, sizeof args, "{\"post_id\":\"%s\",\"scheduled_at\":\"%s\"}", p1, when);
     tool(f, sid, "postly_schedule_post", args, NULL, 0);
     snprintf(needle, sizeof needle, "\"params\":{\"uri\":\"%s\"}", uri1);
     assert_true(sse_wait(f, &c, needle)); /* scheduling is a change too */
-    core_fake_clock_advance(&f->clock, 600 * 1000 + 1000);
+    core_fake_clock_advance(&f->clock, (int64_t)600 * 1000 + 1000);
     assert_int_equal(ex_scheduler_new(&f->ex, "test", &sched), PL_OK);
     memset(&stats, 0, sizeof stats);
     assert_int_equal(ex_scheduler_run_once(sched, 10, &stats), PL_OK);
