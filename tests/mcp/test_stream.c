@@ -857,9 +857,92 @@ static void test_updated_after_tool_write_and_publish(void **state)
     sse_close(&c);
 }
 
+/* ---- the hook itself: exec/store.h's change observer, which the notifications rely on ---- */
+
+typedef struct seen_keys {
+    char text[2048];
+    int calls;
+} seen_keys;
+
+static void record(void *arg, ex_db db, const char *key)
+{
+    seen_keys *k = arg;
+    size_t n = strlen(k->text);
+    snprintf(k->text + n, sizeof k->text - n, "%d:%s;", (int)db, key);
+    k->calls++;
+}
+
+static void put(ex_store *st, ex_db db, const char *key, int commit)
+{
+    ex_txn t;
+    assert_int_equal(ex_txn_begin(st, 1, &t), PL_OK);
+    assert_int_equal(ex_txn_put_raw(&t, db, key, "{}", 2), PL_OK);
+    if (commit)
+        assert_int_equal(ex_txn_commit(&t), PL_OK);
+    else
+        ex_txn_abort(&t);
+}
+
+static void test_store_observer(void **state)
+{
+    char dir[64], expect[256], cmd[128];
+    ex_store *st = NULL;
+    seen_keys k;
+    ex_txn t;
+    int needs_sync = 0;
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/mcp-observer-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(ex_store_open(dir, 0, EX_STORE_NOSYNC, &st), PL_OK);
+    memset(&k, 0, sizeof k);
+    put(st, EX_DB_POSTS, "ws|pst|before", 1); /* no observer yet: nothing */
+    ex_store_set_observer(st, 1u << EX_DB_POSTS, record, &k);
+
+    /* one transaction: each key of an observed database once, in first-write order, after
+     * the commit; other databases are not reported */
+    assert_int_equal(ex_txn_begin(st, 1, &t), PL_OK);
+    assert_int_equal(ex_txn_put_raw(&t, EX_DB_POSTS, "ws|pst|a", "1", 1), PL_OK);
+    assert_int_equal(ex_txn_put_raw(&t, EX_DB_ACCOUNTS, "ws|acc|x", "1", 1), PL_OK);
+    assert_int_equal(ex_txn_put_raw(&t, EX_DB_POSTS, "ws|pst|b", "1", 1), PL_OK);
+    assert_int_equal(ex_txn_put_raw(&t, EX_DB_POSTS, "ws|pst|a", "2", 1), PL_OK);
+    assert_int_equal(ex_txn_del(&t, EX_DB_POSTS, "ws|pst|before"), PL_OK);
+    assert_int_equal(k.calls, 0);
+    assert_int_equal(ex_txn_commit(&t), PL_OK);
+    snprintf(expect, sizeof expect, "%d:ws|pst|a;%d:ws|pst|b;%d:ws|pst|before;", EX_DB_POSTS,
+             EX_DB_POSTS, EX_DB_POSTS);
+    assert_string_equal(k.text, expect);
+
+    /* an aborted transaction reports nothing */
+    memset(&k, 0, sizeof k);
+    put(st, EX_DB_POSTS, "ws|pst|c", 0);
+    assert_int_equal(k.calls, 0);
+
+    /* in a batch: a child reports when it merges (before the batch commits); an aborted child
+     * reports nothing */
+    assert_int_equal(ex_store_batch_thread(st), PL_OK);
+    ex_store_batch_enter(st);
+    put(st, EX_DB_POSTS, "ws|pst|d", 1);
+    snprintf(expect, sizeof expect, "%d:ws|pst|d;", EX_DB_POSTS);
+    assert_string_equal(k.text, expect);
+    put(st, EX_DB_POSTS, "ws|pst|e", 0);
+    assert_int_equal(k.calls, 1);
+    ex_store_batch_leave(st);
+    assert_int_equal(ex_store_batch_commit(st, &needs_sync, NULL), PL_OK);
+    assert_int_equal(k.calls, 1);
+
+    /* removed: nothing more */
+    ex_store_set_observer(st, 0, NULL, NULL);
+    put(st, EX_DB_POSTS, "ws|pst|f", 1);
+    assert_int_equal(k.calls, 1);
+    ex_store_free(st);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_store_observer),
         cmocka_unit_test_setup_teardown(test_open_and_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keepalive_and_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_outlives_idle_timeout, setup, teardown),
