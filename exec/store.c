@@ -28,6 +28,7 @@ struct ex_store {
     MDB_txn *batch;    /* the open batch, or NULL */
     int batch_entered; /* between ex_store_batch_enter and _leave */
     uint64_t batch_joins;
+    int batch_dirty;   /* a child with a successful write was merged into the batch */
     int batch_flushed; /* an early flush since the last ex_store_batch_commit */
     pl_rc batch_flush_rc;
     MDB_dbi dbi[EX_DB__COUNT];
@@ -418,6 +419,7 @@ static pl_rc batch_flush(ex_store *st, int early)
         return PL_OK;
     pl_rc rc = mdb_rc(mdb_txn_commit(st->batch));
     st->batch = NULL;
+    st->batch_dirty = 0;
     if (rc == PL_OK && early && st->group)
         rc = ex_store_sync(st);
     if (early) {
@@ -490,19 +492,13 @@ int ex_store_batch_pending(const ex_store *st)
     return st->batch != NULL || st->batch_flushed;
 }
 
-static uint64_t last_txnid(ex_store *st)
-{
-    MDB_envinfo info;
-    return mdb_env_info(st->env, &info) == 0 ? (uint64_t)info.me_last_txnid : 0;
-}
-
 pl_rc ex_store_batch_commit(ex_store *st, int *needs_sync, int *data_synced)
 {
-    int had = st->batch != NULL, flushed = st->batch_flushed;
-    uint64_t before = had ? last_txnid(st) : 0;
+    /* LMDB commits (and syncs) nothing for a transaction without changes: only a batch into
+     * which a child merged a successful write counts as a synced commit. */
+    int had = st->batch != NULL, flushed = st->batch_flushed, dirty = st->batch_dirty;
     pl_rc rc = batch_flush(st, 0);
-    /* LMDB commits nothing (and syncs nothing) for a transaction without changes. */
-    int wrote = had && rc == PL_OK && last_txnid(st) > before;
+    int wrote = had && dirty && rc == PL_OK;
     if (rc == PL_OK && flushed)
         rc = st->batch_flush_rc;
     st->batch_flushed = 0;
@@ -568,6 +564,8 @@ pl_rc ex_txn_commit(ex_txn *txn)
         rc = PL_ERR_STORE;
     else if (!txn->child && txn->write && txn->st->group)
         rc = group_sync(txn->st);
+    else if (txn->child && txn->dirty)
+        txn->st->batch_dirty = 1; /* the batch has changes: its commit will sync them */
     /* A child is in the batch now: durable with it (ex_store_batch_commit). */
     if (rc == PL_OK)
         changes_report(txn);
@@ -617,6 +615,7 @@ pl_rc ex_txn_put_raw(ex_txn *txn, ex_db db, const char *key, const void *v, size
     int r = mdb_put(txn->mdb, txn->st->dbi[db], &k, &d, 0);
     if (r == MDB_MAP_FULL || r == MDB_TXN_FULL)
         return PL_ERR_LIMIT;
+    txn->dirty |= r == 0;
     if (r == 0 && txn->st->observer)
         changes_note(txn, db, key);
     return r == 0 ? PL_OK : PL_ERR_STORE;
@@ -656,6 +655,7 @@ pl_rc ex_txn_del(ex_txn *txn, ex_db db, const char *key)
     int r = mdb_del(txn->mdb, txn->st->dbi[db], &k, NULL);
     if (r == MDB_NOTFOUND)
         return PL_ERR_NOT_FOUND;
+    txn->dirty |= r == 0;
     if (r == 0 && txn->st->observer)
         changes_note(txn, db, key);
     return r == 0 ? PL_OK : PL_ERR_STORE;
@@ -709,6 +709,7 @@ pl_rc ex_txn_sweep(ex_txn *txn, ex_db db, const char *pos_key, size_t max_scan, 
                 rc = PL_ERR_STORE;
                 break;
             }
+            txn->dirty = 1;
             n++; /* LMDB: after a delete, MDB_NEXT returns the item that took its place */
         }
         r = mdb_cursor_get(cur, &k, &v, MDB_NEXT);

@@ -117,6 +117,7 @@ typedef struct ex_txn {
     MDB_txn *mdb;
     int write;
     int child; /* 1: a child (nested) transaction of the open batch (see "batches" below) */
+    int dirty; /* 1: a write through this module succeeded (batch bookkeeping) */
     struct ex_changes *changes; /* keys written, for the change observer (NULL: none) */
 } ex_txn;
 
@@ -169,8 +170,11 @@ int ex_store_batch_pending(const ex_store *st);
  * reply waiting for the batch must then be an error. *needs_sync (may be NULL) = 1 when the
  * commit is durable only after ex_store_sync() (EX_STORE_GROUP_COMMIT: the meta page).
  * *data_synced (may be NULL) = 1 when this call fdatasynced the data file after every earlier
- * commit had written its meta page (a new transaction was committed durably-ordered, or an
- * early flush synced in full): every EARLIER commit is then durable, whatever its own sync.
+ * commit had written its meta page (a child with a successful write was merged, so LMDB
+ * committed a transaction and synced its data pages; or an early flush synced in full):
+ * every EARLIER commit is then durable, whatever its own sync. Writes into a batch go through
+ * ex_txn_put_raw/_json, ex_txn_del or ex_txn_sweep for this bookkeeping (every exec/ write
+ * does).
  * Batch thread only. */
 pl_rc ex_store_batch_commit(ex_store *st, int *needs_sync, int *data_synced);
 /* Makes every committed transaction durable (mdb_env_sync, forced): one fdatasync. The one
