@@ -252,12 +252,26 @@ static rec_r rec_open(const MDB_val *v)
     return r;
 }
 
-static void rec_start(rec_w *w)
+/* A record whose layout has versions 1..max: *ver gets the one read. */
+static rec_r rec_open_upto(const MDB_val *v, uint8_t max, uint8_t *ver)
 {
-    uint8_t ver = REC_VERSION;
+    rec_r r = {v->mv_data, v->mv_size, 1, 0};
+    *ver = v->mv_size >= 1 ? ((const uint8_t *)v->mv_data)[0] : 0;
+    if (*ver < 1 || *ver > max)
+        r.err = 1;
+    return r;
+}
+
+static void rec_start_v(rec_w *w, uint8_t ver)
+{
     w->n = 0;
     w->err = 0;
     w_bytes(w, &ver, 1);
+}
+
+static void rec_start(rec_w *w)
+{
+    rec_start_v(w, REC_VERSION);
 }
 
 static pl_rc rec_put(MDB_txn *t, MDB_dbi db, MDB_val k, const rec_w *w)
@@ -1482,9 +1496,12 @@ pl_rc az_session_del(az_store *st, const char *sid)
 
 /* ---- grants ------------------------------------------------------------------------------- */
 
+/* A grant record: gid, uid, client_id, ws, resource, cls, scope, created_ms, last_used_ms,
+ * revoked_ms, rgen and (version 2) rot_gen. Version 1 records (no rot_gen) are read. */
+#define GRANT_REC_VERSION 2
 static void grant_write(rec_w *w, const az_grant *g)
 {
-    rec_start(w);
+    rec_start_v(w, GRANT_REC_VERSION);
     w_str(w, g->gid);
     w_str(w, g->uid);
     w_str(w, g->client_id);
@@ -1496,11 +1513,13 @@ static void grant_write(rec_w *w, const az_grant *g)
     w_i64(w, g->last_used_ms);
     w_i64(w, g->revoked_ms);
     w_i64(w, g->rgen);
+    w_i64(w, g->rot_gen); /* version 2 */
 }
 
 static pl_rc grant_load(az_store *st, MDB_txn *t, const char *gid, az_grant *g)
 {
     MDB_val k, v;
+    uint8_t ver;
     rec_r r;
     pl_rc rc;
     if (!az_id_valid(gid))
@@ -1509,7 +1528,7 @@ static pl_rc grant_load(az_store *st, MDB_txn *t, const char *gid, az_grant *g)
     rc = az_rec_mdb(mdb_get(t, st->db[DB_GRANTS], &k, &v));
     if (rc != PL_OK)
         return rc;
-    r = rec_open(&v);
+    r = rec_open_upto(&v, GRANT_REC_VERSION, &ver);
     r_str(&r, g->gid, sizeof g->gid);
     r_str(&r, g->uid, sizeof g->uid);
     r_str(&r, g->client_id, sizeof g->client_id);
@@ -1521,7 +1540,8 @@ static pl_rc grant_load(az_store *st, MDB_txn *t, const char *gid, az_grant *g)
     g->last_used_ms = r_i64(&r);
     g->revoked_ms = r_i64(&r);
     g->rgen = r_i64(&r);
-    return r.err ? PL_ERR_STORE : PL_OK;
+    g->rot_gen = ver >= 2 ? r_i64(&r) : -1; /* version 1: unknown (rotate_grace()) */
+    return r.err || r.off != r.n ? PL_ERR_STORE : PL_OK;
 }
 
 /* The client_grants key of gid: SHA-256(client_id) + gid (client ids may be 512-byte URLs,
@@ -1828,6 +1848,22 @@ static pl_rc refresh_put(az_store *st, MDB_txn *t, const az_grant *g, char rt[AZ
     return refresh_write(t, st->db[DB_REFRESH], h, &rr);
 }
 
+/* RFC 9700 §4.14.2: one retry of the token rotated last, within the grace period, is a lost
+ * response, not an attack. rr is not the current generation. The token rotated last is the
+ * one of generation g->rgen - 1 when that generation was the one presented last (g->rot_gen):
+ * after a grace retry the current generation has moved on by two, so neither the retried
+ * token nor the one its first rotation issued (never delivered) qualifies again. A grant
+ * record of the first layout (rot_gen -1) decides from the refresh record as that version
+ * did: rotated_ms set when it was rotated, retried after its one retry. */
+static int rotate_grace(const az_store *st, const az_grant *g, const refresh_rec *rr, int64_t now)
+{
+    if (rr->gen != g->rgen - 1)
+        return 0;
+    if (g->rot_gen < 0)
+        return !rr->retried && rr->rotated_ms && now - rr->rotated_ms <= st->refresh_grace_ms;
+    return rr->gen == g->rot_gen && now - g->last_used_ms <= st->refresh_grace_ms;
+}
+
 /* RFC 9700 §4.5, §4.14.2: a replayed code or a reused refresh token revokes its grant. Ends
  * t (the revocation stands whatever the caller answers); PL_ERR_CONFLICT when it worked. */
 static pl_rc revoke_on_reuse(az_store *st, MDB_txn *t, const char *gid)
@@ -1995,27 +2031,21 @@ pl_rc az_refresh_rotate_scope(az_store *st, const char *rt, const char *client_i
         rc = PL_ERR_DENIED;
         goto out;
     }
-    if (rr.gen != g->rgen) {
-        /* RFC 9700 §4.14.2: reuse of a rotated token. One retry of the token rotated last,
-         * within the grace period, is a lost response, not an attack. */
-        int grace =
-            rr.gen == g->rgen - 1 && !rr.retried && now - rr.rotated_ms <= st->refresh_grace_ms;
-        if (!grace) {
-            *why = "refresh token reuse detected; the grant is revoked";
-            rc = revoke_on_reuse(st, t, g->gid);
-            t = NULL;
-            goto out;
-        }
-        rr.retried = 1;
+    if (rr.gen != g->rgen && !rotate_grace(st, g, &rr, now)) {
+        /* RFC 9700 §4.14.2: reuse of a rotated token revokes the family. */
+        *why = "refresh token reuse detected; the grant is revoked";
+        rc = revoke_on_reuse(st, t, g->gid);
+        t = NULL;
+        goto out;
     }
-    rr.rotated_ms = now;
-    rc = refresh_write(t, st->db[DB_REFRESH], h, &rr);
     /* The token of the current generation (if this was a grace retry) becomes stale too:
-     * it was never delivered. Generations only go up. */
+     * it was never delivered. Generations only go up. The presented token's record is not
+     * rewritten: the grant remembers which generation was presented last (rot_gen) and when
+     * (last_used_ms). */
+    g->rot_gen = rr.gen;
     g->rgen++;
     g->last_used_ms = now;
-    if (rc == PL_OK)
-        rc = grant_save(st, t, g, 0);
+    rc = grant_save(st, t, g, 0);
     if (rc == PL_OK)
         rc = refresh_put(st, t, g, refresh_out);
     if (rc == PL_OK)

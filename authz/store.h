@@ -93,7 +93,9 @@ typedef struct az_grant {
     int64_t created_ms;
     int64_t last_used_ms;
     int64_t revoked_ms;
-    int64_t rgen; /* generation of the current refresh token */
+    int64_t rgen;    /* generation of the current refresh token */
+    int64_t rot_gen; /* the generation presented last (0: none yet; -1: unknown, a record
+                        written by the first layout) */
 } az_grant;
 
 typedef struct az_code {

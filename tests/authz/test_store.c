@@ -232,6 +232,49 @@ static void test_refresh_rotation(void **state)
     assert_int_not_equal(g2.revoked_ms, 0);
 }
 
+/* After a grace retry, the token the first rotation issued (never delivered) is reuse. */
+static void test_refresh_superseded_is_reuse(void **state)
+{
+    fx *f = *state;
+    az_code c;
+    az_grant g;
+    char code[AZ_SECRET_SIZE], rt1[AZ_SECRET_SIZE], rt2[AZ_SECRET_SIZE], rt3[AZ_SECRET_SIZE],
+        rt4[AZ_SECRET_SIZE], rt5[AZ_SECRET_SIZE];
+    const char *why;
+    az_redeem in = {"client-1", "https://app.example/cb", VERIFIER, NULL};
+    make_code(f, &c, code, VERIFIER);
+    assert_int_equal(az_code_redeem(f->st, code, &in, &g, rt1, &why), PL_OK);
+    assert_int_equal(az_refresh_rotate(f->st, rt1, "client-1", NULL, &g, rt2, &why), PL_OK);
+    core_fake_clock_advance(&f->clock, 2000);
+    assert_int_equal(az_refresh_rotate(f->st, rt1, "client-1", NULL, &g, rt3, &why), PL_OK);
+    /* rt3 works and its own retry is allowed once, within the grace period. */
+    assert_int_equal(az_refresh_rotate(f->st, rt3, "client-1", NULL, &g, rt4, &why), PL_OK);
+    assert_int_equal(az_refresh_rotate(f->st, rt3, "client-1", NULL, &g, rt5, &why), PL_OK);
+    /* rt2 and rt4 were superseded by retries: presenting either is reuse. */
+    assert_int_equal(az_refresh_rotate(f->st, rt4, "client-1", NULL, &g, rt2, &why),
+                     PL_ERR_CONFLICT);
+    assert_int_equal(az_refresh_rotate(f->st, rt5, "client-1", NULL, &g, rt2, &why), PL_ERR_DENIED);
+}
+
+static void test_refresh_superseded_first(void **state)
+{
+    fx *f = *state;
+    az_code c;
+    az_grant g;
+    char code[AZ_SECRET_SIZE], rt1[AZ_SECRET_SIZE], rt2[AZ_SECRET_SIZE], rt3[AZ_SECRET_SIZE],
+        rt4[AZ_SECRET_SIZE];
+    const char *why;
+    az_redeem in = {"client-1", "https://app.example/cb", VERIFIER, NULL};
+    make_code(f, &c, code, VERIFIER);
+    assert_int_equal(az_code_redeem(f->st, code, &in, &g, rt1, &why), PL_OK);
+    assert_int_equal(az_refresh_rotate(f->st, rt1, "client-1", NULL, &g, rt2, &why), PL_OK);
+    assert_int_equal(az_refresh_rotate(f->st, rt1, "client-1", NULL, &g, rt3, &why), PL_OK);
+    /* rt2 is one generation behind the current one but was never presented: reuse. */
+    assert_int_equal(az_refresh_rotate(f->st, rt2, "client-1", NULL, &g, rt4, &why),
+                     PL_ERR_CONFLICT);
+    assert_int_equal(az_refresh_rotate(f->st, rt3, "client-1", NULL, &g, rt4, &why), PL_ERR_DENIED);
+}
+
 static void test_refresh_grace_expires(void **state)
 {
     fx *f = *state;
@@ -522,6 +565,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_code_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_grace_expires, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refresh_superseded_is_reuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refresh_superseded_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sessions_pending_consent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dcr_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dcr_confidential_not_reused, setup, teardown),

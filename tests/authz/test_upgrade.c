@@ -3,7 +3,8 @@
  * way the earlier version wrote them) is upgraded at open to schema 2 (binary records) with
  * every field kept and the password still accepted; a record that does not parse refuses the
  * open and leaves the store untouched; an unknown schema is refused, by the store and by the
- * directory. Real LMDB in a mkdtemp directory. */
+ * directory; a grant record of the first binary layout still rotates by the earlier rules.
+ * Real LMDB in a mkdtemp directory. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -231,6 +232,113 @@ static void test_upgrade_many(void **state)
     az_store_free(st);
 }
 
+/* Reads key (len bytes) of the named database into out (cap bytes); returns its length. */
+static size_t raw_get(const fx *f, const char *db, const void *key, size_t klen, uint8_t *out,
+                      size_t cap)
+{
+    MDB_env *env = NULL;
+    MDB_txn *t = NULL;
+    MDB_dbi dbi;
+    MDB_val k = {klen, (void *)key}, v;
+    size_t n;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+    assert_int_equal(mdb_env_open(env, f->path, MDB_RDONLY, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &t), 0);
+    assert_int_equal(mdb_dbi_open(t, db, 0, &dbi), 0);
+    assert_int_equal(mdb_get(t, dbi, &k, &v), 0);
+    assert_true(v.mv_size <= cap);
+    memcpy(out, v.mv_data, v.mv_size);
+    n = v.mv_size;
+    mdb_txn_abort(t);
+    mdb_env_close(env);
+    return n;
+}
+
+static void raw_put_bin(const fx *f, const char *db, const void *key, size_t klen,
+                        const uint8_t *val, size_t vlen)
+{
+    MDB_env *env = NULL;
+    MDB_txn *t = NULL;
+    MDB_dbi dbi;
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, (size_t)1 << 30), 0);
+    assert_int_equal(mdb_env_open(env, f->path, MDB_NOSYNC, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &t), 0);
+    assert_int_equal(mdb_dbi_open(t, db, 0, &dbi), 0);
+    assert_int_equal(mdb_put(t, dbi, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(t), 0);
+    mdb_env_close(env);
+}
+
+/* A grant record of the first binary layout (version 1: no rot_gen) whose refresh records
+ * carry the rotation state, as the earlier version kept it: one retry of the token rotated
+ * last is still allowed, a second one revokes; after that rotation the grant is rewritten in
+ * the current layout. */
+static void test_grant_record_v1(void **state)
+{
+    fx *f = *state;
+    az_store *st = NULL;
+    az_store_cfg cfg = {0};
+    core_fake_clock clock;
+    az_code c;
+    az_grant g;
+    az_redeem in = {"client-1", "https://app.example/cb",
+                    "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", NULL};
+    char code[AZ_SECRET_SIZE], rt1[AZ_SECRET_SIZE], rt2[AZ_SECRET_SIZE], rt3[AZ_SECRET_SIZE];
+    uint8_t h[CORE_SHA256_LEN], rec[4096];
+    const char *why;
+    size_t n;
+    int64_t now;
+
+    core_fake_clock_init(&clock, 1800000000000LL);
+    cfg.data_dir = f->dir;
+    cfg.nosync = 1;
+    cfg.scrypt_n = 1024;
+    cfg.clock = &clock.base;
+    memset(&c, 0, sizeof c);
+    snprintf(c.client_id, sizeof c.client_id, "client-1");
+    snprintf(c.redirect_uri, sizeof c.redirect_uri, "https://app.example/cb");
+    core_sha256(in.verifier, strlen(in.verifier), h);
+    core_b64url_encode(h, sizeof h, c.challenge, sizeof c.challenge, NULL);
+    snprintf(c.resource, sizeof c.resource, "https://mcp.example/mcp");
+    snprintf(c.ws, sizeof c.ws, "acme");
+    snprintf(c.uid, sizeof c.uid, "u_test");
+    snprintf(c.cls, sizeof c.cls, "preregistered");
+    c.scope = 3;
+    assert_int_equal(az_store_open(&cfg, &st), PL_OK);
+    assert_int_equal(az_code_issue(st, &c, code), PL_OK);
+    assert_int_equal(az_code_redeem(st, code, &in, &g, rt1, &why), PL_OK);
+    assert_int_equal(az_refresh_rotate(st, rt1, "client-1", NULL, &g, rt2, &why), PL_OK);
+    az_store_free(st);
+    st = NULL;
+
+    /* Rewrite as the earlier version left it: the grant without its last field (rot_gen),
+     * version byte 1; rt1's refresh record marked rotated now (rotated_ms after gid, gen and
+     * created_ms: 1 + 2 + len(gid) + 16 bytes in). */
+    n = raw_get(f, "grants", g.gid, strlen(g.gid), rec, sizeof rec);
+    assert_int_equal(rec[0], 2);
+    rec[0] = 1;
+    raw_put_bin(f, "grants", g.gid, strlen(g.gid), rec, n - 8);
+    core_sha256(rt1, strlen(rt1), h);
+    n = raw_get(f, "refresh", h, sizeof h, rec, sizeof rec);
+    now = core_clock_now_ms(&clock.base);
+    memcpy(rec + 1 + 2 + strlen(g.gid) + 16, &now, sizeof now);
+    raw_put_bin(f, "refresh", h, sizeof h, rec, n);
+
+    assert_int_equal(az_store_open(&cfg, &st), PL_OK);
+    assert_int_equal(az_grant_get(st, g.gid, &g), PL_OK);
+    assert_int_equal(g.rot_gen, -1);
+    core_fake_clock_advance(&clock, 1000);
+    assert_int_equal(az_refresh_rotate(st, rt1, "client-1", NULL, &g, rt3, &why), PL_OK);
+    assert_int_equal(az_grant_get(st, g.gid, &g), PL_OK);
+    assert_int_equal(g.rot_gen, 1); /* rewritten in the current layout */
+    assert_int_equal(az_refresh_rotate(st, rt1, "client-1", NULL, &g, rt2, &why), PL_ERR_CONFLICT);
+    az_store_free(st);
+}
+
 static void test_upgrade_refuses_bad_record(void **state)
 {
     fx *f = *state;
@@ -262,6 +370,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_upgrade_from_1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_many, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grant_record_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_refuses_bad_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_schema_refused, setup, teardown),
     };
