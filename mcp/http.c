@@ -203,6 +203,11 @@ static void on_mcp(core_http_req *req, void *arg)
         /* Not held: the change is not known to be durable, so it is not acknowledged. */
         mcp_reply_held_failed(&rp, PL_ERR_NOMEM);
     }
+    if (rp.stream) {
+        send_reply(req, &rp);
+        mcp_server_stream_tick(srv); /* a resumed stream (Last-Event-ID) gets what it missed */
+        return;
+    }
     send_reply(req, &rp);
 }
 

@@ -80,7 +80,8 @@ struct mcp_server {
     int64_t audit_sec;             /* the second audit_when was formatted for */
     char audit_when[40];           /* ex_time_format of audit_sec, "" until the first audit line */
     /* Listening streams (GET /mcp) and resource subscriptions (mcp/stream.c). */
-    struct mcp_stream *streams; /* open streams, a list */
+    struct mcp_stream *streams;   /* open streams, a list */
+    struct sess_ext *subscribers; /* sessions with subscriptions, a list */
     size_t nstreams;
     int observing; /* the store's change observer is installed */
 };

@@ -103,7 +103,7 @@ typedef struct mcp_request {
     /* GET only: the transport's sink for a listening stream (copied when a stream opens).
      * NULL: this transport cannot hold one open, and GET answers 405. */
     const mcp_stream_sink *stream_sink;
-    const char *last_event_id; /* Last-Event-ID (not supported: see docs/mcp.md) */
+    const char *last_event_id; /* Last-Event-ID: resume a listening stream (docs/mcp.md) */
 } mcp_request;
 
 #define MCP_WWW_AUTH_MAX 2048

@@ -12,10 +12,10 @@
  * Changes come from one place: the execution store's change observer (exec/store.h), told of
  * every key a committed write transaction of this process put or deleted — tool writes, the
  * scheduler's publications and failures, analytics refreshes alike. A key maps to the
- * resource URIs it backs (key_uris); each session subscribed to one of them whose stream is
- * open, in the key's workspace, gets notifications/resources/updated if its token may still
- * read the resource. A session without an open stream gets nothing (no queue: the
- * notification is a hint to re-read, and the client re-reads when it reconnects). */
+ * resource URIs it backs (key_uris); each session of the key's workspace subscribed to one of
+ * them gives it the session's next event id and keeps it (the last RESUME_SLOTS, for a GET
+ * that resumes with Last-Event-ID), and sends notifications/resources/updated on its open
+ * stream if the stream's token may still read the resource. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,15 +26,26 @@
 
 #define URI_MAX 256 /* as resources.c */
 
+/* The last notifications of a session, for resumption (Last-Event-ID): the one with event id
+ * i is in slot (i - 1) % RESUME_SLOTS while i > last_id - RESUME_SLOTS. */
+#define RESUME_SLOTS 8
+
 /* What a session carries besides the table's fields (mcp_session.ext). */
 typedef struct sess_ext {
-    struct mcp_stream *stream; /* the open listening stream, or NULL */
+    struct sess_ext *prev, *next; /* in the server's list of subscribing sessions */
+    int listed;
+    mcp_session *session;
+    char ws[KEY_CLAIM_MAX + 1]; /* the session's workspace (part of its principal) */
+    struct mcp_stream *stream;  /* the open listening stream, or NULL */
     size_t nsubs;
-    char **subs; /* subscribed URIs, limits.max_subscriptions slots once allocated */
+    char **subs;                /* subscribed URIs, limits.max_subscriptions slots once allocated */
+    uint64_t last_id;           /* event ids given so far (1, 2, ...) */
+    char *recent[RESUME_SLOTS]; /* the URI of each recent notification (owned) */
 } sess_ext;
 
 typedef struct mcp_stream {
     struct mcp_stream *prev, *next;
+    uint64_t replay_from; /* > 0: resend ids from this one at the next tick (Last-Event-ID) */
     mcp_server *srv;
     mcp_session *session; /* NULL once the session has ended (the stream closes right after) */
     key_verified who;     /* the token that opened it */
@@ -52,10 +63,15 @@ static void transport_error(mcp_reply *r, int status, int code, const char *msg)
 
 static sess_ext *ext_of(mcp_session *s)
 {
-    if (!s->ext)
-        s->ext = calloc(1, sizeof(sess_ext));
-    return s->ext;
+    sess_ext *x = s->ext;
+    if (!x && (x = calloc(1, sizeof *x)) != NULL) {
+        x->session = s;
+        s->ext = x;
+    }
+    return x;
 }
+
+static void replay(mcp_stream *st);
 
 static int64_t keepalive_ms(const mcp_server *srv)
 {
@@ -110,15 +126,25 @@ void mcp_stream_session_ended(void *arg, mcp_session *s)
 {
     sess_ext *x = s->ext;
     size_t i;
-    (void)arg;
     if (!x)
         return;
     if (x->stream) {
         x->stream->session = NULL;
         stream_close(x->stream, "the session ended");
     }
+    if (x->listed) {
+        mcp_server *srv = arg;
+        if (x->prev)
+            x->prev->next = x->next;
+        else
+            srv->subscribers = x->next;
+        if (x->next)
+            x->next->prev = x->prev;
+    }
     for (i = 0; i < x->nsubs; i++)
         free(x->subs[i]);
+    for (i = 0; i < RESUME_SLOTS; i++)
+        free(x->recent[i]);
     free(x->subs);
     free(x);
     s->ext = NULL;
@@ -215,8 +241,17 @@ void mcp_stream_open(mcp_call *c, const mcp_request *req, const uint8_t owner[32
     srv->streams = st;
     srv->nstreams++;
     x->stream = st;
-    if (req->last_event_id)
-        core_log_debug(srv->deps.log, "Last-Event-ID ignored: this server sends no event ids");
+    if (req->last_event_id) {
+        /* basic/transports "Resumability and Redelivery": resend what followed that id on this
+         * session's stream (the recent ones kept: RESUME_SLOTS), once the response has started
+         * (mcp_server_stream_tick; the transport calls it right after starting the stream). An
+         * id this session never gave is ignored: a fresh stream. */
+        char *end = NULL;
+        unsigned long long id = strtoull(req->last_event_id, &end, 10);
+        if (end != req->last_event_id && *end == '\0' && req->last_event_id[0] != '-' &&
+            id < x->last_id)
+            st->replay_from = (uint64_t)id + 1;
+    }
     core_log_info(srv->deps.log, "listening stream opened client=%s ws=%s streams=%zu",
                   st->who.client_id, st->who.ws, srv->nstreams);
     reply->status = 200;
@@ -236,6 +271,10 @@ void mcp_server_stream_tick(mcp_server *srv)
         next = st->next;
         if (!st->sink.alive(st->sink.arg)) {
             stream_close(st, "the client went away");
+            continue;
+        }
+        if (st->replay_from) {
+            replay(st); /* may close st */
             continue;
         }
         if (now < st->next_keepalive_ms)
@@ -307,6 +346,14 @@ pl_rc mcp_resources_subscribe(mcp_call *c, const json_t *params, json_t **result
         if (!(x->subs[x->nsubs] = strdup(uri)))
             return PL_ERR_NOMEM;
         x->nsubs++;
+    }
+    if (!x->listed) {
+        snprintf(x->ws, sizeof x->ws, "%s", c->who->ws);
+        x->next = srv->subscribers;
+        if (x->next)
+            x->next->prev = x;
+        srv->subscribers = x;
+        x->listed = 1;
     }
     if (!srv->observing && srv->deps.ex && srv->deps.ex->store) {
         /* Installed with the first subscription: until then writes pay nothing for it. */
@@ -398,51 +445,91 @@ static size_t key_uris(ex_db db, const char *key, char *ws, size_t wssz, char ur
     return 0;
 }
 
-/* Sends the notification to every open stream subscribed to uri in workspace ws whose token
- * may still read it. */
+/* Sends notification `id` (uri) on st if its token may still read the resource (policy row
+ * `row`): expiry and grant first (closing the stream when they fail), then the policy (a reload
+ * may have changed it; nothing is sent then). Returns 0 when st was closed. */
+static int send_update(mcp_stream *st, uint64_t id, const char *uri, const char *row)
+{
+    mcp_server *srv = st->srv;
+    const char *why = stream_authz(st);
+    mcp_call c;
+    json_t *msg;
+    char *buf = NULL, head[32];
+    size_t hl, n = 0;
+    int ok = 1;
+    if (why) {
+        stream_close(st, why);
+        return 0;
+    }
+    memset(&c, 0, sizeof c);
+    c.srv = srv;
+    c.who = &st->who;
+    c.cls = st->cls;
+    /* The policy's workspace index, looked up again: a SIGHUP reload renumbers them. */
+    pol_workspace_index(srv->deps.policy, st->who.ws, strlen(st->who.ws), &c.ws_index, NULL);
+    if (mcp_gate_peek(&c, row) != MCP_GATE_ALLOW)
+        return 1;
+    msg = json_pack("{s:s, s:s, s:{s:s}}", "jsonrpc", "2.0", "method",
+                    "notifications/resources/updated", "params", "uri", uri);
+    /* HTML §9.2.6: "id:" sets the stream's last event ID, which a reconnecting client sends
+     * back as Last-Event-ID. */
+    hl = (size_t)snprintf(head, sizeof head, "id: %llu\n", (unsigned long long)id);
+    n = msg ? mcp_sse_event_size(msg) : 0;
+    if (n && hl < sizeof head && (buf = malloc(hl + n)) != NULL &&
+        mcp_sse_event(msg, buf + hl, n) == n) {
+        memcpy(buf, head, hl);
+        if (st->sink.write(st->sink.arg, buf, hl + n) != PL_OK) {
+            stream_close(st, "the client went away");
+            ok = 0;
+        }
+    }
+    free(buf);
+    json_decref(msg);
+    return ok;
+}
+
+/* Gives the change of uri in workspace ws an event id in every session subscribed to it, keeps
+ * it for resumption, and sends it on the session's stream when one is open. */
 static void notify(mcp_server *srv, const char *ws, const char *uri)
 {
-    mcp_stream *st, *next;
+    sess_ext *x, *next;
     char row[URI_MAX + 32];
-    json_t *msg = NULL;
-    char *ev = NULL;
-    size_t evlen = 0;
 
     if (mcp_resource_policy(uri, row, sizeof row) != PL_OK)
         return;
-    for (st = srv->streams; st; st = next) {
-        mcp_call c;
-        const char *why;
-        next = st->next;
-        if (!st->session || strcmp(st->who.ws, ws) != 0 || !sub_index(st->session->ext, uri, NULL))
+    for (x = srv->subscribers; x; x = next) {
+        size_t slot;
+        next = x->next;
+        if (strcmp(x->ws, ws) != 0 || !sub_index(x, uri, NULL))
             continue;
-        if ((why = stream_authz(st)) != NULL) {
-            stream_close(st, why);
-            continue;
-        }
-        /* Re-checked on send: the policy (reloaded since?) must still let this token read it;
-         * if not, nothing is sent and the subscription stays (a step-up may restore it). */
-        memset(&c, 0, sizeof c);
-        c.srv = srv;
-        c.who = &st->who;
-        c.cls = st->cls;
-        /* The policy's workspace index, looked up again: a SIGHUP reload renumbers them. */
-        pol_workspace_index(srv->deps.policy, st->who.ws, strlen(st->who.ws), &c.ws_index, NULL);
-        if (mcp_gate_peek(&c, row) != MCP_GATE_ALLOW)
-            continue;
-        if (!ev) {
-            msg = json_pack("{s:s, s:s, s:{s:s}}", "jsonrpc", "2.0", "method",
-                            "notifications/resources/updated", "params", "uri", uri);
-            evlen = msg ? mcp_sse_event_size(msg) : 0;
-            ev = evlen ? malloc(evlen) : NULL;
-            if (!ev || mcp_sse_event(msg, ev, evlen) != evlen)
-                break;
-        }
-        if (st->sink.write(st->sink.arg, ev, evlen) != PL_OK)
-            stream_close(st, "the client went away");
+        x->last_id++;
+        slot = (size_t)((x->last_id - 1) % RESUME_SLOTS);
+        free(x->recent[slot]);
+        x->recent[slot] = strdup(uri); /* NULL (no memory): not resumable, still sent */
+        if (x->stream)
+            (void)send_update(x->stream, x->last_id, uri, row);
     }
-    free(ev);
-    json_decref(msg);
+}
+
+/* Resends what a resumed stream missed (mcp_stream.replay_from). */
+static void replay(mcp_stream *st)
+{
+    sess_ext *x = st->session ? st->session->ext : NULL;
+    uint64_t id = st->replay_from, oldest;
+    char row[URI_MAX + 32];
+    st->replay_from = 0;
+    if (!x || x->last_id == 0)
+        return;
+    oldest = x->last_id > RESUME_SLOTS ? x->last_id - RESUME_SLOTS + 1 : 1;
+    if (id < oldest)
+        id = oldest; /* older ones are gone: the client re-reads what it cares about */
+    for (; id <= x->last_id; id++) {
+        const char *uri = x->recent[(id - 1) % RESUME_SLOTS];
+        if (!uri || mcp_resource_policy(uri, row, sizeof row) != PL_OK)
+            continue;
+        if (!send_update(st, id, uri, row))
+            return; /* closed */
+    }
 }
 
 static void on_change(void *arg, ex_db db, const char *key)
@@ -450,7 +537,7 @@ static void on_change(void *arg, ex_db db, const char *key)
     mcp_server *srv = arg;
     char ws[EX_WS_MAX], uris[2][URI_MAX + 1];
     size_t n, i;
-    if (!srv->streams)
+    if (!srv->subscribers)
         return;
     n = key_uris(db, key, ws, sizeof ws, uris);
     for (i = 0; i < n; i++)

@@ -404,7 +404,8 @@ static int sse_wait(fx *f, sse *c, const char *needle)
 
 /* Opens GET /mcp for sid with token; returns the HTTP status (the connection stays open on
  * 200: the stream). */
-static int sse_open(fx *f, sse *c, const char *token, const char *sid)
+static int sse_open_resume(fx *f, sse *c, const char *token, const char *sid,
+                           const char *last_event_id)
 {
     struct sockaddr_in a;
     char req[KEY_TOKEN_MAX + 512];
@@ -420,8 +421,9 @@ static int sse_open(fx *f, sse *c, const char *token, const char *sid)
     n = snprintf(req, sizeof req,
                  "GET /mcp HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n"
                  "Authorization: Bearer %s\r\nMCP-Session-Id: %s\r\n"
-                 "MCP-Protocol-Version: 2025-11-25\r\n\r\n",
-                 f->host, token, sid);
+                 "MCP-Protocol-Version: 2025-11-25\r\n%s%s%s\r\n",
+                 f->host, token, sid, last_event_id ? "Last-Event-ID: " : "",
+                 last_event_id ? last_event_id : "", last_event_id ? "\r\n" : "");
     assert_int_equal(send(c->fd, req, (size_t)n, 0), n);
     c->ev = event_new(f->base, c->fd, EV_READ | EV_PERSIST, sse_read, c);
     event_add(c->ev, NULL);
@@ -429,6 +431,11 @@ static int sse_open(fx *f, sse *c, const char *token, const char *sid)
     if (strncmp(c->buf, "HTTP/1.1 ", 9) == 0)
         status = (int)strtol(c->buf + 9, NULL, 10);
     return status;
+}
+
+static int sse_open(fx *f, sse *c, const char *token, const char *sid)
+{
+    return sse_open_resume(f, c, token, sid, NULL);
 }
 
 static void sse_close(sse *c)
@@ -857,6 +864,86 @@ static void test_updated_after_tool_write_and_publish(void **state)
     sse_close(&c);
 }
 
+/* Event ids and Last-Event-ID: what a session missed while its stream was down is resent when
+ * it resumes (the last 8 kept); a stream opened without Last-Event-ID gets nothing old. */
+static void test_resumption(void **state)
+{
+    fx *f = *state;
+    char sid[64], acc[64], post[64], args[256], uri[128], needle[256];
+    json_t *in, *obj;
+    ex_err xe;
+    sse c;
+    int st, i;
+    size_t mark;
+
+    in = json_pack("{s:s, s:s}", "platform", "linkedin", "display_name", "Acme");
+    assert_int_equal(ex_account_create(&f->ex, WS, in, &obj, &xe), PL_OK);
+    snprintf(acc, sizeof acc, "%s", json_string_value(json_object_get(obj, "id")));
+    json_decref(in);
+    json_decref(obj);
+    open_session(f, f->tok, sid, sizeof sid, NULL);
+    snprintf(args, sizeof args, "{\"account_ids\":[\"%s\"],\"text\":\"v0\"}", acc);
+    tool(f, sid, "postly_create_post", args, post, sizeof post);
+    snprintf(uri, sizeof uri, "postly://posts/%s", post);
+    assert_int_equal(sub(f, f->tok, sid, "resources/subscribe", uri, &st), 0);
+    assert_int_equal(sse_open(f, &c, f->tok, sid), 200);
+    snprintf(args, sizeof args, "{\"post_id\":\"%s\",\"text\":\"v1\"}", post);
+    tool(f, sid, "postly_update_post", args, NULL, 0);
+    snprintf(needle, sizeof needle,
+             "id: 1\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":"
+             "\"notifications/resources/updated\",\"params\":{\"uri\":\"%s\"}}",
+             uri);
+    assert_true(sse_wait(f, &c, needle));
+
+    /* the stream breaks; two changes happen meanwhile (ids 2 and 3) */
+    sse_close(&c);
+    pump_until_streams(f, 0);
+    for (i = 2; i <= 3; i++) {
+        snprintf(args, sizeof args, "{\"post_id\":\"%s\",\"text\":\"v%d\"}", post, i);
+        tool(f, sid, "postly_update_post", args, NULL, 0);
+    }
+    /* resumed after id 1: ids 2 and 3 arrive at once, in order */
+    assert_int_equal(sse_open_resume(f, &c, f->tok, sid, "1"), 200);
+    assert_true(sse_wait(f, &c, "id: 2\n"));
+    assert_true(sse_wait(f, &c, uri));
+    assert_true(sse_wait(f, &c, "id: 3\n"));
+    assert_true(sse_wait(f, &c, uri));
+    assert_null(strstr(c.buf, "id: 1\n"));
+    sse_close(&c);
+    pump_until_streams(f, 0);
+
+    /* a new stream without Last-Event-ID: nothing old (id 4 happened while it was down) */
+    snprintf(args, sizeof args, "{\"post_id\":\"%s\",\"text\":\"v4\"}", post);
+    tool(f, sid, "postly_update_post", args, NULL, 0);
+    assert_int_equal(sse_open(f, &c, f->tok, sid), 200);
+    advance_and_tick(f, 15000);
+    assert_true(sse_wait(f, &c, ": keep-alive\n\n"));
+    assert_null(strstr(c.buf, "id: 4\n"));
+    sse_close(&c);
+    pump_until_streams(f, 0);
+
+    /* ten more while down (ids 5..14): only the last 8 (7..14) are kept; an unusable
+     * Last-Event-ID is a fresh stream */
+    for (i = 5; i <= 14; i++) {
+        snprintf(args, sizeof args, "{\"post_id\":\"%s\",\"text\":\"v%d\"}", post, i);
+        tool(f, sid, "postly_update_post", args, NULL, 0);
+    }
+    assert_int_equal(sse_open_resume(f, &c, f->tok, sid, "x1"), 200);
+    advance_and_tick(f, 15000);
+    assert_true(sse_wait(f, &c, ": keep-alive\n\n"));
+    assert_null(strstr(c.buf, "id: "));
+    sse_close(&c);
+    pump_until_streams(f, 0);
+    assert_int_equal(sse_open_resume(f, &c, f->tok, sid, "4"), 200);
+    mark = c.pos;
+    assert_true(sse_wait(f, &c, "id: 14\n"));
+    c.buf[c.pos] = '\0';
+    assert_null(strstr(c.buf + mark, "id: 6\n"));
+    assert_non_null(strstr(c.buf + mark, "id: 7\n"));
+    assert_true(strstr(c.buf + mark, "id: 7\n") < strstr(c.buf + mark, "id: 13\n"));
+    sse_close(&c);
+}
+
 /* ---- the hook itself: exec/store.h's change observer, which the notifications rely on ---- */
 
 typedef struct seen_keys {
@@ -948,6 +1035,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stream_outlives_idle_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revocation_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resumption, setup, teardown),
         cmocka_unit_test_setup_teardown(test_subscribe_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_updated_after_tool_write_and_publish, setup, teardown),
     };
