@@ -96,15 +96,11 @@ pl_rc ex_scheduler_run_once(ex_scheduler *s, size_t max_posts, ex_sched_stats *s
     MDB_cursor *cur = NULL;
     json_t *keys = json_array();
     ex_pub_job *jobs = NULL;
-    size_t njobs = 0;
+    size_t njobs = 0, jobs_cap = 0;
     if (max_posts == 0)
         max_posts = BATCH_DEFAULT;
-    jobs = calloc(max_posts, sizeof *jobs);
-    if (!jobs || !keys) {
-        json_decref(keys);
-        free(jobs);
+    if (!keys)
         return PL_ERR_NOMEM;
-    }
     int64_t now = core_clock_now_ms(ctx->clock);
     pl_rc rc = ex_txn_begin(ctx->store, 1, &txn);
     if (rc != PL_OK)
@@ -135,11 +131,18 @@ pl_rc ex_scheduler_run_once(ex_scheduler *s, size_t max_posts, ex_sched_stats *s
     }
     mdb_cursor_close(cur);
     cur = NULL;
+    /* Jobs are large (every target's buffers): allocated only for the due entries found, so an
+     * idle tick allocates nothing. */
+    jobs_cap = json_array_size(keys) < max_posts ? json_array_size(keys) : max_posts;
+    if (jobs_cap > 0 && !(jobs = calloc(jobs_cap, sizeof *jobs))) {
+        rc = PL_ERR_NOMEM;
+        goto out;
+    }
     size_t i;
     json_t *e;
     json_array_foreach(keys, i, e)
     {
-        if (njobs >= max_posts)
+        if (njobs >= jobs_cap)
             break;
         const char *key = json_string_value(json_object_get(e, "key"));
         const char *ws = json_string_value(json_object_get(e, "ws"));
@@ -204,7 +207,7 @@ out:
     if (cur)
         mdb_cursor_close(cur);
     ex_txn_abort(&txn);
-    for (size_t j = 0; j < max_posts; j++)
+    for (size_t j = 0; j < jobs_cap; j++)
         ex_pub_job_clear(&jobs[j]);
     free(jobs);
     json_decref(keys);
