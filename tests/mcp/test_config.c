@@ -79,10 +79,20 @@ static void test_errors_name_the_option(void **st)
     static const struct {
         const char *flag, *value, *needle;
     } bad[] = {
-        {"--max-body", "12", "--max-body"},          {"--max-conns", "x", "--max-conns"},
-        {"--listen", "nohostport", "--listen"},      {"--listen", "h:70000", "--listen"},
-        {"--url", "ftp://x/mcp", "--url"},           {"--log-level", "loud", "--log-level"},
-        {"--jwks-uri", "file:///etc", "--jwks-uri"}, {"--token-rate", "-1", "--token-rate"},
+        {"--max-body", "12", "--max-body"},
+        {"--max-conns", "x", "--max-conns"},
+        {"--listen", "nohostport", "--listen"},
+        {"--listen", "h:70000", "--listen"},
+        {"--url", "ftp://x/mcp", "--url"},
+        {"--log-level", "loud", "--log-level"},
+        {"--jwks-uri", "file:///etc", "--jwks-uri"},
+        {"--token-rate", "-1", "--token-rate"},
+        {"--keepalive", "31", "--keepalive"},
+        {"--keepalive", "0", "--keepalive"},
+        {"--leeway", "301", "--leeway"},
+        {"--leeway", "-1", "--leeway"},
+        {"--max-streams", "70000", "--max-streams"},
+        {"--max-subscriptions", "0", "--max-subscriptions"},
     };
     size_t i;
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -150,6 +160,34 @@ static void test_scheduler_webhook_switches(void **st)
     unsetenv("POSTLY_MCP_WEBHOOKS");
 }
 
+/* The listening stream's options and --leeway: defaults, flags, environment. */
+static void test_stream_options_and_leeway(void **st)
+{
+    mcp_config c;
+    char err[256] = "";
+    int help = 0;
+    char *none[] = {"postly-mcp", NULL};
+    char *flags[] = {"postly-mcp", "--max-streams", "0", "--keepalive", "30", "--max-subscriptions",
+                     "5",          "--leeway",      "1", NULL};
+    (void)st;
+    mcp_config_defaults(&c);
+    assert_int_equal(mcp_config_parse(&c, 1, none, &help, err, sizeof err), PL_OK);
+    assert_int_equal(c.limits.max_streams, 256);
+    assert_int_equal(c.limits.keepalive_s, 15);
+    assert_int_equal(c.limits.max_subscriptions, 64);
+    assert_int_equal(c.leeway_s, 30);
+    assert_int_equal(mcp_config_parse(&c, 9, flags, &help, err, sizeof err), PL_OK);
+    assert_int_equal(c.limits.max_streams, 0);
+    assert_int_equal(c.limits.keepalive_s, 30);
+    assert_int_equal(c.limits.max_subscriptions, 5);
+    assert_int_equal(c.leeway_s, 1);
+    setenv("POSTLY_MCP_LEEWAY", "0", 1);
+    mcp_config_defaults(&c);
+    assert_int_equal(mcp_config_parse(&c, 1, none, &help, err, sizeof err), PL_OK);
+    assert_int_equal(c.leeway_s, 0);
+    unsetenv("POSTLY_MCP_LEEWAY");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -157,6 +195,7 @@ int main(void)
         cmocka_unit_test(test_env_then_flags),
         cmocka_unit_test(test_errors_name_the_option),
         cmocka_unit_test(test_scheduler_webhook_switches),
+        cmocka_unit_test(test_stream_options_and_leeway),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
