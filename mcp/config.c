@@ -69,7 +69,7 @@ void mcp_config_usage(FILE *fp)
             "                         default 256, 0 = none: GET answers 405)\n"
             "  --keepalive SEC        keep-alive comment on a listening stream, and the\n"
             "                         stream's token and grant re-checked, every SEC\n"
-            "                         (POSTLY_MCP_KEEPALIVE, 1..30, default 15)\n"
+            "                         (POSTLY_MCP_KEEPALIVE, 1..29, default 15)\n"
             "  --max-subscriptions N  resources/subscribe entries per session\n"
             "                         (POSTLY_MCP_MAX_SUBSCRIPTIONS, default 64)\n"
             "  --leeway SEC           clock skew allowed on a token's exp and nbf\n"
@@ -298,9 +298,9 @@ static pl_rc apply(mcp_config *cfg, opt_kind k, const char *v, const char *what,
             cfg->limits.max_streams = (size_t)x;
         return rc;
     case OPT_KEEPALIVE:
-        /* MCP 2025-11-25 basic/authorization: a revoked grant must stop working within 30 s;
-         * a stream is re-checked at each keep-alive. */
-        rc = parse_long(v, 1, 30, &x, what, errbuf, errsz);
+        /* A revoked grant must stop working within 30 s (issue #6, the product's bound);
+         * a stream is re-checked at each keep-alive, from a one-second timer: at most 29 + 1. */
+        rc = parse_long(v, 1, 29, &x, what, errbuf, errsz);
         if (rc == PL_OK)
             cfg->limits.keepalive_s = (int)x;
         return rc;

@@ -34,7 +34,7 @@ typedef struct mcp_limits {
     /* GET /mcp server-to-client SSE streams (docs/mcp.md "Listening stream"): at most
      * max_streams open at once (0 = none offered: GET answers 405), one per session; a
      * keep-alive comment every keepalive_s, when the token and grant behind the stream are
-     * checked again (<= 30 s: MCP's revocation bound). */
+     * checked again (1..29 s: with the one-second timer, a revocation is seen within 30 s). */
     size_t max_streams;
     int keepalive_s;
     size_t max_subscriptions; /* resources/subscribe entries of one session */

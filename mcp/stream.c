@@ -76,7 +76,7 @@ static void replay(mcp_stream *st);
 static int64_t keepalive_ms(const mcp_server *srv)
 {
     int k = srv->cfg->limits.keepalive_s;
-    return (int64_t)(k > 0 && k <= 30 ? k : 15) * 1000;
+    return (int64_t)(k > 0 && k <= 29 ? k : 15) * 1000;
 }
 
 static void stream_close(mcp_stream *st, const char *reason)

@@ -87,7 +87,7 @@ static void test_errors_name_the_option(void **st)
         {"--log-level", "loud", "--log-level"},
         {"--jwks-uri", "file:///etc", "--jwks-uri"},
         {"--token-rate", "-1", "--token-rate"},
-        {"--keepalive", "31", "--keepalive"},
+        {"--keepalive", "30", "--keepalive"},
         {"--keepalive", "0", "--keepalive"},
         {"--leeway", "301", "--leeway"},
         {"--leeway", "-1", "--leeway"},
@@ -167,7 +167,7 @@ static void test_stream_options_and_leeway(void **st)
     char err[256] = "";
     int help = 0;
     char *none[] = {"postly-mcp", NULL};
-    char *flags[] = {"postly-mcp", "--max-streams", "0", "--keepalive", "30", "--max-subscriptions",
+    char *flags[] = {"postly-mcp", "--max-streams", "0", "--keepalive", "29", "--max-subscriptions",
                      "5",          "--leeway",      "1", NULL};
     (void)st;
     mcp_config_defaults(&c);
@@ -178,7 +178,7 @@ static void test_stream_options_and_leeway(void **st)
     assert_int_equal(c.leeway_s, 30);
     assert_int_equal(mcp_config_parse(&c, 9, flags, &help, err, sizeof err), PL_OK);
     assert_int_equal(c.limits.max_streams, 0);
-    assert_int_equal(c.limits.keepalive_s, 30);
+    assert_int_equal(c.limits.keepalive_s, 29);
     assert_int_equal(c.limits.max_subscriptions, 5);
     assert_int_equal(c.leeway_s, 1);
     setenv("POSTLY_MCP_LEEWAY", "0", 1);
