@@ -1,7 +1,6 @@
 /* authz/server.c — startup, the route table, periodic sweeping, demo data. */
 #include "server_int.h"
 #include "signer.h"
-#include "syncer.h"
 #include "worker.h"
 
 #include <stdio.h>
@@ -122,6 +121,12 @@ static pl_rc load_policy(az_server *s)
     return rc;
 }
 
+/* core/syncer.h's sync function: the store's meta-page fdatasync. */
+static pl_rc store_sync(void *st)
+{
+    return az_store_sync(st);
+}
+
 pl_rc az_server_new(struct event_base *base, const az_config *cfg, az_server **out)
 {
     pl_rc rc = PL_OK;
@@ -162,7 +167,7 @@ pl_rc az_server_new(struct event_base *base, const az_config *cfg, az_server **o
     sc.data_dir = cfg->data_dir;
     sc.clock = cfg->clock;
     sc.nosync = cfg->nosync;
-    /* The syncer completes batch commits on a second thread (syncer.h) unless asked to fsync
+    /* The syncer completes batch commits on a second thread (core/syncer.h) unless asked to fsync
      * inline. */
     sc.nometasync = !cfg->nosync && !cfg->inline_fsync;
     sc.scrypt_n = cfg->scrypt_n;
@@ -202,7 +207,7 @@ pl_rc az_server_new(struct event_base *base, const az_config *cfg, az_server **o
     s->deferred_tail = &s->deferred;
     s->syncing_tail = &s->syncing;
     if (sc.nometasync) {
-        rc = az_syncer_new(base, s->store, az_synced_cb, s, &s->syncer);
+        rc = core_syncer_new(base, store_sync, s->store, az_synced_cb, s, &s->syncer);
         if (rc != PL_OK)
             goto out;
     }
@@ -269,7 +274,7 @@ void az_server_free(az_server *s)
 {
     if (!s)
         return;
-    az_syncer_free(s->syncer); /* before anything it calls back into */
+    core_syncer_free(s->syncer); /* before anything it calls back into */
     /* Before the deferred lists: a committed reply waiting for its signature belongs to its
      * job and goes with it. */
     az_signer_free(s->signer, az_sign_job_drop);

@@ -8,6 +8,7 @@
 #include "core/buf.h"
 #include "core/form.h"
 #include "core/http.h"
+#include "core/syncer.h"
 #include "keys/keyset.h"
 #include "keys/token.h"
 #include "keys/verify.h"
@@ -76,8 +77,8 @@ struct az_server {
     /* Replies whose commit waits for the syncer's meta sync, in commit order. */
     az_deferred *syncing, **syncing_tail;
     uint64_t commit_seq;
-    struct az_syncer *syncer; /* NULL with cfg.nosync */
-    struct az_signer *signer; /* NULL with cfg.sign_on_loop */
+    struct core_syncer *syncer; /* NULL with cfg.nosync */
+    struct az_signer *signer;   /* NULL with cfg.sign_on_loop */
     /* Sign jobs of this loop iteration, handed to the signer at once by the commit event. */
     struct az_sign_job *sign_first, *sign_last;
     struct az_workers *workers; /* slow work off the loop (worker.h) */

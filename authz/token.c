@@ -3,7 +3,6 @@
  * errors follow RFC 6749 §5.2. */
 #include "server_int.h"
 #include "signer.h"
-#include "syncer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,7 +136,7 @@ void az_commit_cb(evutil_socket_t fd, short what, void *arg)
     if (rc != PL_OK)
         core_log_error(s->log, "authz: group commit failed (%s); answering 500", pl_strerror(rc));
     if (needs_sync && s->syncer) {
-        /* Durable once the syncer's next fdatasync completes (syncer.h). */
+        /* Durable once the syncer's next fdatasync completes (core/syncer.h). */
         s->commit_seq++;
         for (; d; d = next) {
             next = d->next;
@@ -146,7 +145,7 @@ void az_commit_cb(evutil_socket_t fd, short what, void *arg)
             *s->syncing_tail = d;
             s->syncing_tail = &d->next;
         }
-        az_syncer_request(s->syncer, s->commit_seq);
+        core_syncer_request(s->syncer, s->commit_seq);
         return;
     }
     for (; d; d = next) {

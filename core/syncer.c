@@ -1,5 +1,5 @@
-/* authz/syncer.c — see syncer.h. */
-#include "syncer.h"
+/* core/syncer.c — see syncer.h. */
+#include "core/syncer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -7,15 +7,19 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-struct az_syncer {
-    az_store *st;
-    az_synced_fn done;
+#include <event2/event.h>
+
+struct core_syncer {
+    core_sync_fn sync;
+    void *sync_arg;
+    core_synced_fn done;
     void *arg;
     pthread_t thread;
     int started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     uint64_t requested, synced; /* guarded by mu */
+    uint64_t count;             /* guarded by mu */
     pl_rc last_rc;              /* guarded by mu */
     int stop;                   /* guarded by mu */
     int pipefd[2];
@@ -24,29 +28,29 @@ struct az_syncer {
 
 static void *run(void *arg)
 {
-    az_syncer *sy = arg;
+    core_syncer *sy = arg;
     pthread_mutex_lock(&sy->mu);
     for (;;) {
-        uint64_t target;
-        pl_rc rc;
         while (!sy->stop && sy->requested <= sy->synced)
             pthread_cond_wait(&sy->cv, &sy->mu);
         if (sy->stop)
             break;
-        target = sy->requested;
+        uint64_t target = sy->requested;
         pthread_mutex_unlock(&sy->mu);
-        rc = az_store_sync(sy->st);
+        pl_rc rc = sy->sync(sy->sync_arg);
         pthread_mutex_lock(&sy->mu);
         sy->synced = target;
-        sy->last_rc = rc;
-        {
-            char b = 1;
-            ssize_t w;
-            do
-                w = write(sy->pipefd[1], &b, 1);
-            while (w < 0 && errno == EINTR);
-            /* EAGAIN: a wake-up is already pending, which is enough. */
-        }
+        sy->count++;
+        /* A failure is reported for every commit up to target; a later success does not hide
+         * it: last_rc is consumed by the loop thread. */
+        if (sy->last_rc == PL_OK)
+            sy->last_rc = rc;
+        char b = 1;
+        ssize_t w;
+        do
+            w = write(sy->pipefd[1], &b, 1);
+        while (w < 0 && errno == EINTR);
+        /* EAGAIN: a wake-up is already pending, which is enough. */
     }
     pthread_mutex_unlock(&sy->mu);
     return NULL;
@@ -54,36 +58,38 @@ static void *run(void *arg)
 
 static void on_pipe(evutil_socket_t fd, short what, void *arg)
 {
-    az_syncer *sy = arg;
+    core_syncer *sy = arg;
     char buf[64];
-    uint64_t synced;
-    pl_rc rc;
     (void)what;
     while (read(fd, buf, sizeof buf) > 0)
         ;
     pthread_mutex_lock(&sy->mu);
-    synced = sy->synced;
-    rc = sy->last_rc;
+    uint64_t synced = sy->synced;
+    pl_rc rc = sy->last_rc;
+    sy->last_rc = PL_OK;
     pthread_mutex_unlock(&sy->mu);
     sy->done(sy->arg, synced, rc);
 }
 
-pl_rc az_syncer_new(struct event_base *base, az_store *st, az_synced_fn done, void *arg,
-                    az_syncer **out)
+pl_rc core_syncer_new(struct event_base *base, core_sync_fn sync, void *sync_arg,
+                      core_synced_fn done, void *arg, core_syncer **out)
 {
-    az_syncer *sy = calloc(1, sizeof *sy);
+    core_syncer *sy = calloc(1, sizeof *sy);
     pl_rc rc = PL_OK;
     *out = NULL;
     if (!sy)
         return PL_ERR_NOMEM;
-    sy->st = st;
+    sy->sync = sync;
+    sy->sync_arg = sync_arg;
     sy->done = done;
     sy->arg = arg;
     sy->pipefd[0] = sy->pipefd[1] = -1;
     pthread_mutex_init(&sy->mu, NULL);
     pthread_cond_init(&sy->cv, NULL);
     if (pipe(sy->pipefd) != 0 || fcntl(sy->pipefd[0], F_SETFL, O_NONBLOCK) != 0 ||
-        fcntl(sy->pipefd[1], F_SETFL, O_NONBLOCK) != 0) {
+        fcntl(sy->pipefd[1], F_SETFL, O_NONBLOCK) != 0 ||
+        fcntl(sy->pipefd[0], F_SETFD, FD_CLOEXEC) != 0 ||
+        fcntl(sy->pipefd[1], F_SETFD, FD_CLOEXEC) != 0) {
         rc = PL_ERR_IO;
         goto out;
     }
@@ -100,11 +106,11 @@ pl_rc az_syncer_new(struct event_base *base, az_store *st, az_synced_fn done, vo
     *out = sy;
     sy = NULL;
 out:
-    az_syncer_free(sy);
+    core_syncer_free(sy);
     return rc;
 }
 
-void az_syncer_request(az_syncer *sy, uint64_t seq)
+void core_syncer_request(core_syncer *sy, uint64_t seq)
 {
     pthread_mutex_lock(&sy->mu);
     if (seq > sy->requested)
@@ -113,7 +119,15 @@ void az_syncer_request(az_syncer *sy, uint64_t seq)
     pthread_mutex_unlock(&sy->mu);
 }
 
-void az_syncer_free(az_syncer *sy)
+uint64_t core_syncer_count(core_syncer *sy)
+{
+    pthread_mutex_lock(&sy->mu);
+    uint64_t n = sy->count;
+    pthread_mutex_unlock(&sy->mu);
+    return n;
+}
+
+void core_syncer_free(core_syncer *sy)
 {
     if (!sy)
         return;
