@@ -7,10 +7,14 @@
 
 #include "exec/syncer.h"
 
+/* A held reply, or (done NULL) the marker of a committed batch whose keys the store keeps for
+ * its change observer: released with the batch's replies, it settles them
+ * (ex_store_batch_settle: reported when durable, dropped when the batch failed). */
 typedef struct held {
     ex_batch_done_fn done;
     void *arg;
-    uint64_t seq; /* the commit it waits for (syncing list) */
+    uint64_t seq;  /* the commit it waits for (syncing list) */
+    uint64_t mark; /* marker: ex_store_batch_mark() after the commit */
     struct held *next;
 } held;
 
@@ -23,6 +27,7 @@ struct ex_batcher {
     held *pending, **pending_tail; /* replies of the open batch */
     held *syncing, **syncing_tail; /* replies of committed batches, waiting for their sync */
     uint64_t seq;                  /* commits handed to the syncer */
+    uint64_t marked;               /* the store's batch mark last given a marker */
     int sync_failed;               /* a sync failed: fail-stop (on_synced) */
     ex_syncer *syncer;             /* NULL unless the store needs a second sync */
     ex_batch_stats stats;
@@ -32,9 +37,28 @@ static void release(ex_batcher *b, held *h, pl_rc rc)
 {
     if (rc == PL_OK && b->sync_failed)
         rc = PL_ERR_IO; /* fail-stop: see on_synced */
-    b->stats.failed += rc != PL_OK;
-    h->done(h->arg, rc);
+    if (h->done) {
+        b->stats.failed += rc != PL_OK;
+        h->done(h->arg, rc);
+    } else {
+        ex_store_batch_settle(b->st, h->mark, rc);
+    }
     free(h);
+}
+
+/* After a commit: when it kept keys for the observer (a new batch mark), a marker goes after
+ * the batch's held replies, so that the keys are reported exactly when the replies are
+ * released, with the same outcome. Out of memory: the next marker settles them (the store
+ * settles every mark up to the one given). */
+static void mark_batch(ex_batcher *b)
+{
+    uint64_t mark = ex_store_batch_mark(b->st);
+    held *h;
+    if (mark == b->marked || !(h = calloc(1, sizeof *h)))
+        return;
+    h->mark = b->marked = mark;
+    *b->pending_tail = h;
+    b->pending_tail = &h->next;
 }
 
 /* Releases the held replies of every commit numbered <= seq. */
@@ -77,7 +101,9 @@ static void on_commit(evutil_socket_t fd, short what, void *arg)
     ex_batcher *b = arg;
     int needs_sync = 0, data_synced = 0, had = ex_store_batch_pending(b->st);
     pl_rc rc = ex_store_batch_commit(b->st, &needs_sync, &data_synced);
-    held *h = b->pending, *next;
+    held *h, *next;
+    mark_batch(b);
+    h = b->pending;
     (void)fd;
     (void)what;
     b->scheduled = 0;
@@ -157,6 +183,7 @@ void ex_batcher_free(ex_batcher *b)
     int needs_sync = 0;
     pl_rc rc = ex_store_batch_commit(b->st, &needs_sync, NULL);
     pl_rc src = ex_store_sync(b->st);
+    mark_batch(b);
     held *lists[2] = {b->syncing, b->pending};
     for (int i = 0; i < 2; i++) {
         held *h = lists[i], *next;

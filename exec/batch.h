@@ -37,6 +37,11 @@
  * flags 0: the commit syncs both on the loop thread; EX_STORE_NOSYNC (benchmarks only): no
  * sync at all, replies go out right after the commit.
  *
+ * The store's change observer (exec/store.h) learns of a batch's keys when its replies are
+ * released: a marker queued after the batch's held replies calls ex_store_batch_settle()
+ * with the same outcome, so a change is reported only once it is durable, never for a batch
+ * whose replies became errors, and in commit order.
+ *
  * Threads: everything on the loop thread of base, which becomes the store's batch thread.
  */
 #ifndef POSTLY_EXEC_BATCH_H

@@ -39,22 +39,61 @@ struct ex_store {
     ex_change_fn observer;
     void *observer_arg;
     unsigned observer_mask;
+    /* Kept reports (batch thread only): the open batch's keys (its merged children's, in
+     * merge order), and the FIFO of committed change sets not reported yet (store.h "the
+     * change observer"); changes_seq numbers the batch sets (ex_store_batch_mark). */
+    struct ex_changes *batch_changes;
+    struct ex_changes *kept, **kept_tail;
+    uint64_t changes_seq;
 };
 
-/* Keys a write transaction changed, for the observer: one malloc'd block of NUL-separated
- * entries "<db byte><key>\0". */
+/* The keys of one write transaction (or of one batch: its children's, one after another):
+ * one malloc'd block of NUL-separated entries "<db byte><key>\0". As a kept report it is a
+ * node of ex_store.kept: seq is the batch's number (0: a top-level transaction) and state
+ * says whether it waits for its batch's verdict. */
+enum { CHANGES_WAIT = 0, CHANGES_REPORT, CHANGES_DROP };
+
 struct ex_changes {
     size_t n, len, cap;
     char *buf;
+    struct ex_changes *next;
+    uint64_t seq;
+    int state;
 };
+
+static void changes_destroy(struct ex_changes *c)
+{
+    if (c) {
+        free(c->buf);
+        free(c);
+    }
+}
+
+static int on_batch_thread(const ex_store *st);
 
 static void changes_free(ex_txn *txn)
 {
-    if (txn->changes) {
-        free(txn->changes->buf);
-        free(txn->changes);
-        txn->changes = NULL;
+    changes_destroy(txn->changes);
+    txn->changes = NULL;
+}
+
+/* Room for need more bytes in *cp (allocated on first use). 0: out of memory. */
+static int changes_reserve(struct ex_changes **cp, size_t need)
+{
+    struct ex_changes *c = *cp;
+    if (!c && !(c = *cp = calloc(1, sizeof *c)))
+        return 0;
+    if (c->len + need > c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 256;
+        char *nb;
+        while (cap < c->len + need)
+            cap *= 2;
+        if (!(nb = realloc(c->buf, cap)))
+            return 0;
+        c->buf = nb;
+        c->cap = cap;
     }
+    return 1;
 }
 
 /* Remembers (db, key) once; silently drops what does not fit (EX_CHANGES_MAX, memory). */
@@ -65,47 +104,104 @@ static void changes_note(ex_txn *txn, ex_db db, const char *key)
     size_t klen = strlen(key), off;
     if (!st->observer || !(st->observer_mask & (1u << db)))
         return;
-    if (!c) {
-        c = txn->changes = calloc(1, sizeof *c);
-        if (!c)
-            return;
-    }
-    for (off = 0; off < c->len; off += strlen(c->buf + off) + 1)
+    for (off = 0; c && off < c->len; off += strlen(c->buf + off) + 1)
         if ((unsigned char)c->buf[off] == (unsigned char)(db + 1) &&
             strcmp(c->buf + off + 1, key) == 0)
             return;
-    if (c->n >= EX_CHANGES_MAX)
+    if ((c && c->n >= EX_CHANGES_MAX) || !changes_reserve(&txn->changes, klen + 2))
         return;
-    if (c->len + klen + 2 > c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 256;
-        char *nb;
-        while (cap < c->len + klen + 2)
-            cap *= 2;
-        nb = realloc(c->buf, cap);
-        if (!nb)
-            return;
-        c->buf = nb;
-        c->cap = cap;
-    }
+    c = txn->changes;
     c->buf[c->len] = (char)(db + 1);
     memcpy(c->buf + c->len + 1, key, klen + 1);
     c->len += klen + 2;
     c->n++;
 }
 
-/* Tells the observer of a committed transaction's changes, then forgets them. */
-static void changes_report(ex_txn *txn)
+/* A child merged into the batch: its keys go after the batch's earlier children's (each
+ * child's keys stay once and in first-write order; a key two children wrote is reported
+ * twice, as for two top-level transactions). */
+static void changes_merge(ex_store *st, ex_txn *txn)
 {
     struct ex_changes *c = txn->changes;
-    ex_store *st = txn->st;
+    if (c && c->len && changes_reserve(&st->batch_changes, c->len)) {
+        memcpy(st->batch_changes->buf + st->batch_changes->len, c->buf, c->len);
+        st->batch_changes->len += c->len;
+        st->batch_changes->n += c->n;
+    }
+    changes_free(txn);
+}
+
+/* Tells the observer of c's keys, in order, then frees c. */
+static void changes_report(ex_store *st, struct ex_changes *c)
+{
     size_t off;
-    txn->changes = NULL;
-    if (!c)
-        return;
-    for (off = 0; st->observer && off < c->len; off += strlen(c->buf + off) + 1)
+    for (off = 0; c && st->observer && off < c->len; off += strlen(c->buf + off) + 1)
         st->observer(st->observer_arg, (ex_db)((unsigned char)c->buf[off] - 1), c->buf + off + 1);
-    free(c->buf);
-    free(c);
+    changes_destroy(c);
+}
+
+static void kept_push(ex_store *st, struct ex_changes *c, uint64_t seq, int state)
+{
+    c->seq = seq;
+    c->state = state;
+    c->next = NULL;
+    *st->kept_tail = c;
+    st->kept_tail = &c->next;
+}
+
+/* Reports (or frees, when dropped) the kept sets from the head up to the first that still
+ * waits. The observer may begin and commit transactions: a set it adds is handled here too. */
+static void kept_drain(ex_store *st)
+{
+    while (st->kept && st->kept->state != CHANGES_WAIT) {
+        struct ex_changes *c = st->kept;
+        st->kept = c->next;
+        if (!st->kept)
+            st->kept_tail = &st->kept;
+        if (c->state == CHANGES_REPORT)
+            changes_report(st, c);
+        else
+            changes_destroy(c);
+    }
+}
+
+/* The batch just committed (rc): its keys wait in the FIFO for ex_store_batch_settle, or are
+ * dropped with it when the commit failed. */
+static void changes_batch_done(ex_store *st, pl_rc rc)
+{
+    struct ex_changes *c = st->batch_changes;
+    st->batch_changes = NULL;
+    if (c && rc == PL_OK)
+        kept_push(st, c, ++st->changes_seq, CHANGES_WAIT);
+    else
+        changes_destroy(c);
+}
+
+/* A top-level transaction committed (durable): reported now, or after the kept sets of
+ * earlier batches on the batch thread, so that reports keep the commit order. */
+static void changes_top_done(ex_txn *txn)
+{
+    ex_store *st = txn->st;
+    struct ex_changes *c = txn->changes;
+    txn->changes = NULL;
+    if (c && st->kept && on_batch_thread(st))
+        kept_push(st, c, 0, CHANGES_REPORT);
+    else
+        changes_report(st, c);
+}
+
+uint64_t ex_store_batch_mark(const ex_store *st)
+{
+    return st->changes_seq;
+}
+
+void ex_store_batch_settle(ex_store *st, uint64_t upto, pl_rc rc)
+{
+    struct ex_changes *c;
+    for (c = st->kept; c; c = c->next)
+        if (c->state == CHANGES_WAIT && c->seq <= upto)
+            c->state = rc == PL_OK ? CHANGES_REPORT : CHANGES_DROP;
+    kept_drain(st);
 }
 
 void ex_store_set_observer(ex_store *st, unsigned mask, ex_change_fn fn, void *arg)
@@ -294,6 +390,7 @@ pl_rc ex_store_open(const char *dir, size_t map_size, unsigned flags, ex_store *
     st = calloc(1, sizeof *st);
     if (!st)
         return PL_ERR_NOMEM;
+    st->kept_tail = &st->kept;
     pthread_mutex_init(&st->gc_mu, NULL);
     pthread_cond_init(&st->gc_cv, NULL);
     snprintf(st->dir, sizeof st->dir, "%s", dir);
@@ -371,6 +468,12 @@ void ex_store_free(ex_store *st)
         return;
     if (st->batch)
         mdb_txn_abort(st->batch); /* never acknowledged: replies wait for its commit */
+    changes_destroy(st->batch_changes);
+    while (st->kept) { /* never settled: not reported */
+        struct ex_changes *c = st->kept;
+        st->kept = c->next;
+        changes_destroy(c);
+    }
     if (st->env)
         mdb_env_close(st->env);
     core_wipe(st->cursor_secret, sizeof st->cursor_secret);
@@ -422,6 +525,7 @@ static pl_rc batch_flush(ex_store *st, int early)
     st->batch_dirty = 0;
     if (rc == PL_OK && early && st->group)
         rc = ex_store_sync(st);
+    changes_batch_done(st, rc);
     if (early) {
         if (!st->batch_flushed || st->batch_flush_rc == PL_OK)
             st->batch_flush_rc = rc;
@@ -566,11 +670,14 @@ pl_rc ex_txn_commit(ex_txn *txn)
         rc = group_sync(txn->st);
     else if (txn->child && txn->dirty)
         txn->st->batch_dirty = 1; /* the batch has changes: its commit will sync them */
-    /* A child is in the batch now: durable with it (ex_store_batch_commit). */
-    if (rc == PL_OK)
-        changes_report(txn);
-    else
+    /* A child is in the batch now: durable with it (ex_store_batch_commit), so its keys are
+     * kept with the batch until ex_store_batch_settle; a top-level commit is durable now. */
+    if (rc != PL_OK)
         changes_free(txn);
+    else if (txn->child)
+        changes_merge(txn->st, txn);
+    else
+        changes_top_done(txn);
     return rc;
 }
 

@@ -186,19 +186,36 @@ pl_rc ex_store_sync(ex_store *st);
  * One callback per store that is told, after a write transaction commits, of every key of the
  * databases in its mask that the transaction put or deleted (ex_txn_put_raw/_json, ex_txn_del;
  * each key once per transaction, in first-write order; at most EX_CHANGES_MAX keys per
- * transaction, the rest are not reported). A top-level commit reports after it is durable; a
- * child of the batch (see "batches") reports when it merges into the batch, before the batch
- * is durable, and a batch that then fails to commit does not take the report back. An aborted
- * or failed transaction reports nothing. Changes made by other processes are never seen.
- * The callback runs on the committing thread, after the transaction has ended (it may begin
- * new transactions); key is borrowed for the call. postly-mcp uses it to send
- * notifications/resources/updated (mcp/stream.c). Without an observer (the default) writes
- * pay one test of a pointer. */
+ * transaction, the rest are not reported). Reports come only for durable changes:
+ *   - a top-level commit reports once it is durable (when ex_txn_commit returns), except on
+ *     the batch thread while reports of earlier batches are kept (below): it is then reported
+ *     right after them, so that reports always follow the commit order;
+ *   - a child of the batch does NOT report when it merges into the batch: its keys are kept
+ *     with the batch (after the batch's earlier children's), and when the batch commits they
+ *     wait, numbered by ex_store_batch_mark(), until the batch driver says whether the batch
+ *     is durable: ex_store_batch_settle(st, mark, PL_OK) reports them, any other rc drops
+ *     them (the replies of that batch became errors: nothing was acknowledged). A batch whose
+ *     commit itself fails drops them at once. exec/batch.c settles at the moment it releases
+ *     the batch's held replies.
+ * An aborted or failed transaction reports nothing. Changes made by other processes are never
+ * seen. The callback runs on the committing (or settling) thread, after the transaction has
+ * ended (it may begin new transactions); key is borrowed for the call. postly-mcp uses it to
+ * send notifications/resources/updated (mcp/stream.c). Without an observer (the default)
+ * writes pay one test of a pointer. */
 #define EX_CHANGES_MAX 256
 typedef void (*ex_change_fn)(void *arg, ex_db db, const char *key);
 /* Installs (fn non-NULL) or removes the observer; mask = bits (1u << ex_db). Call while no
  * other thread writes to the store (postly-mcp writes from its event-loop thread only). */
 void ex_store_set_observer(ex_store *st, unsigned mask, ex_change_fn fn, void *arg);
+/* The number of the last committed batch whose keys are kept for the observer (0: none yet).
+ * Read it after ex_store_batch_commit(): every batch committed so far (early flushes
+ * included) has a number <= it. Batch thread only. */
+uint64_t ex_store_batch_mark(const ex_store *st);
+/* The verdict on every kept batch numbered <= upto: PL_OK reports their keys (durable), any
+ * other rc drops them; then every kept report whose turn has come is made, in commit order.
+ * Call it when the batches' held replies are released, with the same outcome. Batch thread
+ * only. */
+void ex_store_batch_settle(ex_store *st, uint64_t upto, pl_rc rc);
 
 /* The MDB_dbi of a named database, for the owners listed above. */
 MDB_dbi ex_store_dbi(const ex_store *st, ex_db db);

@@ -492,6 +492,158 @@ static void test_data_synced_only_after_a_real_commit(void **state)
     assert_int_equal(synced, 1);
 }
 
+/* ---- the change observer and batches (exec/store.h "the change observer") ----
+ * A batch's keys are reported only once the batch is durable — when its held replies are
+ * released — never for a failed batch, and always in commit order. */
+
+typedef struct seen {
+    char keys[8][EX_KEY_MAX + 1];
+    int n;
+    ack *k; /* replies whose release must come first */
+    size_t nk;
+    int before_reply; /* a report came while one of those replies was still held */
+} seen;
+
+static void on_key(void *arg, ex_db db, const char *key)
+{
+    seen *s = arg;
+    assert_int_equal(db, EX_DB_DRAFTS);
+    for (size_t i = 0; i < s->nk; i++)
+        s->before_reply += s->k[i].called == 0;
+    if (s->n < 8)
+        snprintf(s->keys[s->n], sizeof s->keys[0], "%s", key);
+    s->n++;
+}
+
+static void expect_key(const seen *s, int i, const char *id)
+{
+    char key[EX_KEY_MAX + 1];
+    assert_int_equal(ex_key_build(key, sizeof key, WS, "drf", id), PL_OK);
+    assert_string_equal(s->keys[i], key);
+}
+
+static void test_observer_reports_at_release(void **state)
+{
+    fx *f = *state;
+    ack k[2];
+    seen s = {.k = k, .nk = 2};
+    ex_store_set_observer(f->env.st, 1u << EX_DB_DRAFTS, on_key, &s);
+    assert_int_equal(create(f, "{\"text\":\"one\"}", &k[0], NULL), PL_OK);
+    assert_int_equal(create(f, "{\"text\":\"two\"}", &k[1], NULL), PL_OK);
+    /* Merged into the open batch: not durable, not reported. */
+    assert_int_equal(s.n, 0);
+    drain(f, k, 2);
+    /* Reported once the replies were released, not a moment before, in commit order. */
+    assert_int_equal(k[0].rc, PL_OK);
+    assert_int_equal(k[1].rc, PL_OK);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.before_reply, 0);
+    expect_key(&s, 0, k[0].id);
+    expect_key(&s, 1, k[1].id);
+    ex_store_set_observer(f->env.st, 0, NULL, NULL);
+}
+
+static void test_observer_silent_for_failed_batch(void **state)
+{
+    fx *f = *state;
+    ack k[2];
+    seen s = {.k = k, .nk = 2};
+    ex_store_set_observer(f->env.st, 1u << EX_DB_DRAFTS, on_key, &s);
+    assert_int_equal(create(f, "{\"text\":\"lost\"}", &k[0], NULL), PL_OK);
+    assert_int_equal(create(f, "{\"text\":\"lost\"}", &k[1], NULL), PL_OK);
+    assert_true(break_data_file(f->env.dir) > 0);
+    drain(f, k, 2);
+    assert_int_not_equal(k[0].rc, PL_OK);
+    assert_int_not_equal(k[1].rc, PL_OK);
+    /* The replies became errors: no report of a change that is not there. */
+    assert_int_equal(s.n, 0);
+    ex_batcher_free(f->b);
+    f->b = NULL;
+    assert_int_equal(s.n, 0);
+    ex_store_set_observer(f->env.st, 0, NULL, NULL);
+    th_env_close(&f->env);
+    th_env_open_at(&f->env, f->env.dir);
+    assert_int_equal(count_drafts(f), 0);
+}
+
+/* A write on the loop thread outside enter/leave (a scheduler timer) while a batch is open:
+ * the batch is flushed first and the timer's own write commits durably, but its report waits
+ * for the batch's, so reports keep the commit order; a later batch comes after both. */
+static void test_observer_keeps_commit_order(void **state)
+{
+    fx *f = *state;
+    ack k[2];
+    seen s = {.k = k, .nk = 1};
+    json_t *a = th_json("{\"text\":\"timer\"}"), *out = NULL;
+    char timer_id[EX_ID_MAX];
+    ex_store_set_observer(f->env.st, 1u << EX_DB_DRAFTS, on_key, &s);
+    assert_int_equal(create(f, "{\"text\":\"batched\"}", &k[0], NULL), PL_OK);
+    assert_int_equal(ex_draft_create(&f->env.ctx, WS, a, &out, NULL), PL_OK); /* top level */
+    snprintf(timer_id, sizeof timer_id, "%s", th_str(out, "id"));
+    assert_true(draft_visible(f, timer_id)); /* durable, yet not reported before the batch */
+    assert_int_equal(s.n, 0);
+    drain(f, k, 1);
+    assert_int_equal(k[0].rc, PL_OK);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.before_reply, 0);
+    expect_key(&s, 0, k[0].id);
+    expect_key(&s, 1, timer_id);
+    s.k = &k[1];
+    assert_int_equal(create(f, "{\"text\":\"later\"}", &k[1], NULL), PL_OK);
+    assert_int_equal(s.n, 2);
+    drain(f, &k[1], 1);
+    assert_int_equal(s.n, 3);
+    assert_int_equal(s.before_reply, 0);
+    expect_key(&s, 2, k[1].id);
+    /* With no batch kept, a top-level write reports at its commit. */
+    json_decref(out);
+    out = NULL;
+    assert_int_equal(ex_draft_create(&f->env.ctx, WS, a, &out, NULL), PL_OK);
+    assert_int_equal(s.n, 4);
+    expect_key(&s, 3, th_str(out, "id"));
+    ex_store_set_observer(f->env.st, 0, NULL, NULL);
+    json_decref(out);
+    json_decref(a);
+}
+
+/* The store's side alone: a committed batch's keys wait for ex_store_batch_settle; a verdict
+ * other than PL_OK drops them; an aborted child's keys are never kept. */
+static void test_observer_mark_and_settle(void **state)
+{
+    fx *f = *state;
+    seen s = {0};
+    ex_txn t = {0};
+    uint64_t m1, m2;
+    ex_store_set_observer(f->env.st, 1u << EX_DB_DRAFTS, on_key, &s);
+    ex_store_batch_enter(f->env.st);
+    assert_int_equal(ex_txn_begin(f->env.st, 1, &t), PL_OK);
+    assert_int_equal(ex_txn_put_raw(&t, EX_DB_DRAFTS, WS "|drf|a", "{}", 2), PL_OK);
+    assert_int_equal(ex_txn_commit(&t), PL_OK);
+    assert_int_equal(ex_txn_begin(f->env.st, 1, &t), PL_OK);
+    assert_int_equal(ex_txn_put_raw(&t, EX_DB_DRAFTS, WS "|drf|x", "{}", 2), PL_OK);
+    ex_txn_abort(&t);
+    ex_store_batch_leave(f->env.st);
+    assert_int_equal(ex_store_batch_commit(f->env.st, NULL, NULL), PL_OK);
+    m1 = ex_store_batch_mark(f->env.st);
+    ex_store_batch_enter(f->env.st);
+    assert_int_equal(ex_txn_begin(f->env.st, 1, &t), PL_OK);
+    assert_int_equal(ex_txn_put_raw(&t, EX_DB_DRAFTS, WS "|drf|b", "{}", 2), PL_OK);
+    assert_int_equal(ex_txn_commit(&t), PL_OK);
+    ex_store_batch_leave(f->env.st);
+    assert_int_equal(ex_store_batch_commit(f->env.st, NULL, NULL), PL_OK);
+    m2 = ex_store_batch_mark(f->env.st);
+    assert_true(m2 > m1);
+    assert_int_equal(s.n, 0);
+    ex_store_batch_settle(f->env.st, m1, PL_ERR_IO); /* the first batch failed: dropped */
+    assert_int_equal(s.n, 0);
+    ex_store_batch_settle(f->env.st, m2, PL_OK);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.keys[0], WS "|drf|b");
+    ex_store_batch_settle(f->env.st, m2, PL_OK); /* settled once */
+    assert_int_equal(s.n, 1);
+    ex_store_set_observer(f->env.st, 0, NULL, NULL);
+}
+
 /* Outside a batch nothing changes: a write is its own durable transaction. */
 static void test_no_batch_outside_enter(void **state)
 {
@@ -517,6 +669,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crash_keeps_every_acknowledged_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_batch_outside_enter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_data_synced_only_after_a_real_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_observer_reports_at_release, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_observer_silent_for_failed_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_observer_keeps_commit_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_observer_mark_and_settle, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
