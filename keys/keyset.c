@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 
 #include "core/crypto.h"
 #include "keys/keyset.h"
@@ -30,6 +32,24 @@
 #define KEYS_MAX       4096                  /* records in keys.json */
 #define KID_LEN        43
 #define HEADER_B64_MAX 128
+#define SIGN_SLOTS     4   /* signing contexts kept per key set (threads minting at once) */
+#define RANDOM_POOL    256 /* bytes of RAND_bytes output a slot keeps for jti values */
+
+/* A signing context kept between tokens (docs/performance.md, "Authorization server"): a
+ * fresh EVP_DigestSignInit per token cost about as much as the rest of minting together.
+ * A thread reserves a slot with one atomic exchange for the duration of one token, so the
+ * slot's contents are only ever used by one thread at a time; with every slot taken, a
+ * token is signed with one-off contexts instead (never a wait). The contexts belong to the
+ * active key at the time they were made: adopt() drops them whenever the key set's keys
+ * change (reload, rotate, prune, remove), and those calls are exclusive with minting by the
+ * key set's contract, so a slot never signs with a key that is no longer the active one. */
+struct key_sign_slot {
+    atomic_int busy;
+    EVP_PKEY_CTX *pctx; /* EVP_PKEY_sign_init done for the active key; NULL until first use */
+    EVP_MD_CTX *md;     /* SHA-256 of the signing input */
+    uint8_t pool[RANDOM_POOL]; /* RAND_bytes output; the last `avail` bytes not yet used */
+    size_t avail;              /* used bytes are wiped as they are handed out */
+};
 
 typedef struct key_entry {
     key_info info;
@@ -51,6 +71,7 @@ struct key_keyset {
     size_t active; /* index of the active key; n when none */
     uint64_t generation;
     EVP_MD *sha256;                        /* fetched once for every signature */
+    key_sign_slot *slots;                  /* SIGN_SLOTS of them; NULL for a public-only key set */
     uint8_t state_digest[CORE_SHA256_LEN]; /* of the keys.json last loaded or written */
     int public_only; /* opened with only the public halves: no signing, no changes */
 };
@@ -664,10 +685,35 @@ static int same_published(const key_entry *a, size_t na, const key_entry *b, siz
     return 1;
 }
 
+/* Drops every slot's signing context (they hold the key they were made for). Only while no
+ * thread mints (the key set's contract for every mutating call). */
+static void slots_reset(key_keyset *ks)
+{
+    if (!ks->slots)
+        return;
+    for (size_t i = 0; i < SIGN_SLOTS; i++) {
+        EVP_PKEY_CTX_free(ks->slots[i].pctx);
+        ks->slots[i].pctx = NULL;
+    }
+}
+
+static void slots_free(key_keyset *ks)
+{
+    if (!ks->slots)
+        return;
+    slots_reset(ks);
+    for (size_t i = 0; i < SIGN_SLOTS; i++)
+        EVP_MD_CTX_free(ks->slots[i].md);
+    core_wipe(ks->slots, SIGN_SLOTS * sizeof *ks->slots);
+    free(ks->slots);
+    ks->slots = NULL;
+}
+
 /* Replaces the key set's contents with keys (taken). */
 static void adopt(key_keyset *ks, key_entry *keys, size_t n, size_t active)
 {
     int changed = !same_published(ks->keys, ks->n, keys, n);
+    slots_reset(ks); /* before the keys they were made for go */
     entries_free(ks->keys, ks->n);
     ks->keys = keys;
     ks->n = n;
@@ -747,6 +793,10 @@ pl_rc key_keyset_open(const key_keyset_cfg *cfg, key_keyset **out, key_error *er
     ks->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     ks->data_dir = str_dup(cfg->data_dir);
     ks->dir = path_join(cfg->data_dir, "keys");
+    if (!ks->public_only && !(ks->slots = calloc(SIGN_SLOTS, sizeof *ks->slots))) {
+        rc = PL_ERR_NOMEM;
+        goto out;
+    }
     if (!ks->data_dir || !ks->dir || !ks->sha256) {
         rc = PL_ERR_NOMEM;
         goto out;
@@ -792,6 +842,7 @@ void key_keyset_free(key_keyset *ks)
 {
     if (!ks)
         return;
+    slots_free(ks);
     entries_free(ks->keys, ks->n);
     EVP_MD_free(ks->sha256);
     free(ks->dir);
@@ -1064,17 +1115,98 @@ out:
     return rc;
 }
 
-pl_rc key_keyset_signer(const key_keyset *ks, EVP_PKEY **pkey, const EVP_MD **md, const char **kid,
-                        const char **header_b64, size_t *header_b64_len)
+pl_rc key_signing_begin(const key_keyset *ks, key_signing *sg)
 {
     const key_entry *e;
-    if (!ks || ks->public_only || ks->active >= ks->n || !ks->keys[ks->active].pkey)
+    if (!ks || !sg || ks->public_only || ks->active >= ks->n || !ks->keys[ks->active].pkey)
         return PL_ERR_STATE;
     e = &ks->keys[ks->active];
-    *pkey = e->pkey;
-    *md = ks->sha256;
-    *kid = e->info.kid;
-    *header_b64 = e->header_b64;
-    *header_b64_len = e->header_b64_len;
+    memset(sg, 0, sizeof *sg);
+    sg->kid = e->info.kid;
+    sg->header_b64 = e->header_b64;
+    sg->header_b64_len = e->header_b64_len;
+    sg->pkey = e->pkey;
+    sg->sha256 = ks->sha256;
+    for (size_t i = 0; ks->slots && i < SIGN_SLOTS; i++) {
+        if (atomic_exchange_explicit(&ks->slots[i].busy, 1, memory_order_acquire) == 0) {
+            sg->slot = &ks->slots[i];
+            break;
+        }
+    }
     return PL_OK;
+}
+
+pl_rc key_signing_random(key_signing *sg, uint8_t *buf, size_t n)
+{
+    key_sign_slot *sl;
+    uint8_t *p;
+    if (!sg || !buf || n > RANDOM_POOL)
+        return PL_ERR_INVALID;
+    if (!(sl = sg->slot))
+        return core_random(buf, n);
+    if (sl->avail < n) {
+        if (RAND_bytes(sl->pool, RANDOM_POOL) != 1) {
+            sl->avail = 0;
+            return PL_ERR_CRYPTO;
+        }
+        sl->avail = RANDOM_POOL;
+    }
+    p = sl->pool + (RANDOM_POOL - sl->avail);
+    memcpy(buf, p, n);
+    core_wipe(p, n); /* handed out once, then gone from the pool */
+    sl->avail -= n;
+    return PL_OK;
+}
+
+/* SHA-256 of msg (FIPS 180-4), then ECDSA over the digest: what EVP_DigestSign does, with
+ * contexts made once (RFC 7518 §3.4: ES256 is ECDSA P-256 with SHA-256). */
+static pl_rc slot_sign(key_sign_slot *sl, EVP_PKEY *pkey, const EVP_MD *sha256, const uint8_t *msg,
+                       size_t len, uint8_t *der, size_t *derlen)
+{
+    uint8_t h[CORE_SHA256_LEN];
+    unsigned int hlen = 0;
+
+    if (!sl->pctx) {
+        if (!(sl->pctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL)))
+            return PL_ERR_NOMEM;
+        if (EVP_PKEY_sign_init(sl->pctx) != 1 ||
+            EVP_PKEY_CTX_set_signature_md(sl->pctx, sha256) != 1) {
+            EVP_PKEY_CTX_free(sl->pctx);
+            sl->pctx = NULL;
+            return PL_ERR_CRYPTO;
+        }
+    }
+    if (!sl->md && !(sl->md = EVP_MD_CTX_new()))
+        return PL_ERR_NOMEM;
+    if (EVP_DigestInit_ex(sl->md, sha256, NULL) != 1 || EVP_DigestUpdate(sl->md, msg, len) != 1 ||
+        EVP_DigestFinal_ex(sl->md, h, &hlen) != 1 || hlen != sizeof h ||
+        EVP_PKEY_sign(sl->pctx, der, derlen, h, sizeof h) != 1)
+        return PL_ERR_CRYPTO;
+    return PL_OK;
+}
+
+pl_rc key_signing_sign(key_signing *sg, const uint8_t *msg, size_t len, uint8_t *der,
+                       size_t *derlen)
+{
+    key_sign_slot one = {0};
+    pl_rc rc;
+    if (!sg || !sg->pkey || !msg || !der || !derlen)
+        return PL_ERR_INVALID;
+    if (sg->slot)
+        return slot_sign(sg->slot, sg->pkey, sg->sha256, msg, len, der, derlen);
+    /* every slot taken: one-off contexts */
+    rc = slot_sign(&one, sg->pkey, sg->sha256, msg, len, der, derlen);
+    EVP_PKEY_CTX_free(one.pctx);
+    EVP_MD_CTX_free(one.md);
+    return rc;
+}
+
+void key_signing_end(key_signing *sg)
+{
+    if (!sg)
+        return;
+    if (sg->slot)
+        atomic_store_explicit(&sg->slot->busy, 0, memory_order_release);
+    sg->slot = NULL;
+    sg->pkey = NULL;
 }

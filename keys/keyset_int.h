@@ -13,12 +13,32 @@
 #include "core/err.h"
 #include "keys/keyset.h"
 
-/* The signing key: the active key's private EVP_PKEY, SHA-256 (fetched once) and the
- * base64url of its protected header {"alg":"ES256","typ":"at+jwt","kid":"…"} (precomputed
- * once). Borrowed; valid until the next mutating call on ks. PL_ERR_STATE when there is no
- * active key. */
-pl_rc key_keyset_signer(const key_keyset *ks, EVP_PKEY **pkey, const EVP_MD **md, const char **kid,
-                        const char **header_b64, size_t *header_b64_len);
+/* Signing with the active key (keys/token.c). key_signing_begin fills sg with the active
+ * key's kid and the base64url of its protected header {"alg":"ES256","typ":"at+jwt","kid":"…"}
+ * (borrowed; valid until the next mutating call on ks) and reserves one of the key set's
+ * signing slots for the caller if one is free (contexts made once per key, a pool of random
+ * bytes); key_signing_end gives it back and must follow every successful begin. Any thread;
+ * several at once; never while a mutating call runs (keys/keyset.h).
+ *  key_signing_begin: PL_OK; PL_ERR_STATE when there is no active key (or sg is NULL).
+ *  key_signing_random: n <= 256 random bytes (RAND_bytes output, pooled in the slot, each byte
+ *    handed out once and wiped from the pool); PL_ERR_CRYPTO when the generator fails.
+ *  key_signing_sign: the DER ECDSA signature of SHA-256(msg) into der (*derlen in: its size,
+ *    out: the length; 72 bytes are always enough); PL_ERR_CRYPTO, PL_ERR_NOMEM. */
+typedef struct key_sign_slot key_sign_slot;
+typedef struct key_signing {
+    const char *kid;
+    const char *header_b64;
+    size_t header_b64_len;
+    EVP_PKEY *pkey;       /* private to keyset.c */
+    const EVP_MD *sha256; /* private to keyset.c */
+    key_sign_slot *slot;  /* private to keyset.c; NULL: every slot was taken */
+} key_signing;
+
+pl_rc key_signing_begin(const key_keyset *ks, key_signing *sg);
+pl_rc key_signing_random(key_signing *sg, uint8_t *buf, size_t n);
+pl_rc key_signing_sign(key_signing *sg, const uint8_t *msg, size_t len, uint8_t *der,
+                       size_t *derlen);
+void key_signing_end(key_signing *sg);
 
 /* RFC 7638 thumbprint of a P-256 public key given as 32-byte big-endian coordinates. */
 pl_rc key_thumbprint(const uint8_t x[32], const uint8_t y[32], char kid[KEY_KID_SIZE]);

@@ -106,12 +106,19 @@ static void jw_member(jw *w, const char *name, int first)
     jw_raw(w, ":", 1);
 }
 
+/* A NumericDate (RFC 7519 §2): decimal digits, '-' first when negative (never in practice). */
 static void jw_int(jw *w, int64_t v)
 {
     char buf[24];
-    int n = snprintf(buf, sizeof buf, "%lld", (long long)v);
-    if (n > 0)
-        jw_raw(w, buf, (size_t)n);
+    size_t i = sizeof buf;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        buf[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        buf[--i] = '-';
+    jw_raw(w, buf + i, sizeof buf - i);
 }
 
 static int claims_valid(const key_claims *c)
@@ -126,14 +133,14 @@ static int claims_valid(const key_claims *c)
 pl_rc key_token_mint(const key_keyset *ks, const core_clock *clock, const key_claims *claims,
                      char *out, size_t outsz, size_t *outlen, key_minted *minted)
 {
-    EVP_PKEY *pkey = NULL;
-    const EVP_MD *sha256 = NULL;
-    const char *kid = NULL, *hdr = NULL;
+    key_signing sg = {0};
+    int signing = 0;
+    const char *hdr = NULL;
     size_t hdrlen = 0, paylen, pos, b64len;
     char jti[KEY_JTI_SIZE];
+    uint8_t jti_raw[16];
     const char *jti_use;
     char paytext[KEY_TOKEN_MAX];
-    EVP_MD_CTX *md = NULL;
     uint8_t der[DER_SIG_MAX], rs[64];
     size_t derlen = sizeof der;
     int64_t now, exp, life;
@@ -147,12 +154,17 @@ pl_rc key_token_mint(const key_keyset *ks, const core_clock *clock, const key_cl
         rc = PL_ERR_INVALID;
         goto out;
     }
-    if ((rc = key_keyset_signer(ks, &pkey, &sha256, &kid, &hdr, &hdrlen)) != PL_OK)
+    if ((rc = key_signing_begin(ks, &sg)) != PL_OK)
         goto out;
+    signing = 1;
+    hdr = sg.header_b64;
+    hdrlen = sg.header_b64_len;
     if (claims->jti) {
         jti_use = claims->jti;
     } else {
-        if ((rc = core_random_token(jti, sizeof jti, 16)) != PL_OK)
+        /* 128 random bits, base64url (RFC 7519 §4.1.7: unique with negligible collision) */
+        if ((rc = key_signing_random(&sg, jti_raw, sizeof jti_raw)) != PL_OK ||
+            (rc = core_b64url_encode(jti_raw, sizeof jti_raw, jti, sizeof jti, NULL)) != PL_OK)
             goto out;
         jti_use = jti;
     }
@@ -203,12 +215,8 @@ pl_rc key_token_mint(const key_keyset *ks, const core_clock *clock, const key_cl
         goto out;
     pos += b64len;
 
-    md = EVP_MD_CTX_new();
-    if (!md || EVP_DigestSignInit(md, NULL, sha256, NULL, pkey) != 1 ||
-        EVP_DigestSign(md, der, &derlen, (const unsigned char *)out, pos) != 1) {
-        rc = PL_ERR_CRYPTO;
+    if ((rc = key_signing_sign(&sg, (const uint8_t *)out, pos, der, &derlen)) != PL_OK)
         goto out;
-    }
     /* RFC 7518 §3.4: the JWS signature is R || S, 32 bytes each, not DER. */
     if ((rc = key_sig_der_to_jose(der, derlen, rs)) != PL_OK)
         goto out;
@@ -219,7 +227,7 @@ pl_rc key_token_mint(const key_keyset *ks, const core_clock *clock, const key_cl
     if (outlen)
         *outlen = pos;
     if (minted) {
-        memcpy(minted->kid, kid, KEY_KID_SIZE);
+        memcpy(minted->kid, sg.kid, KEY_KID_SIZE);
         snprintf(minted->jti, sizeof minted->jti, "%s", jti_use);
         minted->iat = now;
         minted->exp = exp;
@@ -228,6 +236,8 @@ pl_rc key_token_mint(const key_keyset *ks, const core_clock *clock, const key_cl
 out:
     if (rc != PL_OK && out && outsz)
         out[0] = '\0';
-    EVP_MD_CTX_free(md);
+    if (signing)
+        key_signing_end(&sg);
+    core_wipe(jti_raw, sizeof jti_raw);
     return rc;
 }

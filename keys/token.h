@@ -15,10 +15,11 @@
  *   exp        iat + lifetime
  *   jti        random 128-bit id (base64url), unless the caller supplies one
  *
- * Signing uses OpenSSL directly with the EVP_PKEY loaded once by the key set; the DER ECDSA
- * signature is converted to the 64-byte R||S form of RFC 7518 §3.4. (libjwt 1.10.2 cannot be
- * used to sign: it overwrites typ with "JWT" and re-parses the PEM key for every token; see
- * docs/keys.md.)
+ * Signing uses OpenSSL directly with the EVP_PKEY loaded once by the key set, through signing
+ * contexts the key set keeps between tokens (a few slots, any thread may take one; dropped
+ * whenever the keys change; docs/keys.md); the DER ECDSA signature is converted to the 64-byte
+ * R||S form of RFC 7518 §3.4. (libjwt 1.10.2 cannot be used to sign: it overwrites typ with
+ * "JWT" and re-parses the PEM key for every token; see docs/keys.md.)
  *
  * Threads: key_token_mint only reads the key set; several threads may mint at once, but not
  * while the key set is being rotated, pruned or reloaded.

@@ -3,6 +3,7 @@
  * broken token of issue 3 refused for the right reason — through both signature backends. */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1032,6 +1033,95 @@ static void test_removed_key_refused_at_once(void **state)
     assert_int_equal(verify(f, tok, &out), KEY_REASON_KID);
 }
 
+/* Signing contexts are kept between tokens (keys/keyset.c): a reload that finds another
+ * process's rotation must drop them, so the next token is signed by, and named after, the new
+ * active key (a stale context would sign with the old key under the new kid: refused). */
+static void test_reload_after_rotation_elsewhere(void **state)
+{
+    fx *f = *state;
+    key_keyset_cfg cfg = {0};
+    key_keyset *other = NULL;
+    char tok[KEY_TOKEN_MAX], new_kid[KEY_KID_SIZE];
+    key_minted m1, m2;
+    key_verified out;
+    key_error err;
+
+    for (int i = 0; i < 3; i++) /* the slot's contexts are made and reused */
+        mint(f, &std_claims, tok, &m1);
+    assert_int_equal(verify(f, tok, NULL), KEY_REASON_NONE);
+    cfg.data_dir = f->data;
+    cfg.clock = &f->clock.base;
+    assert_int_equal(key_keyset_open(&cfg, &other, &err), PL_OK);
+    assert_int_equal(key_keyset_rotate(other, new_kid, &err), PL_OK);
+    key_keyset_free(other);
+    assert_int_equal(key_keyset_reload(f->ks, &err), PL_OK);
+    mint(f, &std_claims, tok, &m2);
+    assert_string_equal(m2.kid, new_kid);
+    assert_string_not_equal(m2.kid, m1.kid);
+    assert_int_equal(verify(f, tok, &out), KEY_REASON_NONE);
+    assert_string_equal(out.kid, new_kid);
+}
+
+/* More threads minting at once than the key set keeps signing slots: each token verifies and
+ * every jti (from the slots' random pools or, with every slot taken, RAND_bytes) is new. */
+#define MT_THREADS 8
+#define MT_TOKENS  40
+
+typedef struct mt_arg {
+    fx *f;
+    char (*toks)[KEY_TOKEN_MAX];
+    int failed;
+} mt_arg;
+
+static void *mt_run(void *p)
+{
+    mt_arg *a = p;
+    for (int i = 0; i < MT_TOKENS; i++)
+        if (key_token_mint(a->f->ks, &a->f->clock.base, &std_claims, a->toks[i], KEY_TOKEN_MAX,
+                           NULL, NULL) != PL_OK)
+            a->failed = 1;
+    return NULL;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void test_mint_threads(void **state)
+{
+    fx *f = *state;
+    pthread_t th[MT_THREADS];
+    mt_arg args[MT_THREADS];
+    char(*toks)[KEY_TOKEN_MAX] = calloc(MT_THREADS * MT_TOKENS, KEY_TOKEN_MAX);
+    char **jtis = calloc(MT_THREADS * MT_TOKENS, sizeof *jtis);
+    key_verified out;
+
+    assert_non_null(toks);
+    assert_non_null(jtis);
+    for (int t = 0; t < MT_THREADS; t++) {
+        args[t] = (mt_arg){f, toks + t * MT_TOKENS, 0};
+        assert_int_equal(pthread_create(&th[t], NULL, mt_run, &args[t]), 0);
+    }
+    for (int t = 0; t < MT_THREADS; t++) {
+        assert_int_equal(pthread_join(th[t], NULL), 0);
+        assert_int_equal(args[t].failed, 0);
+    }
+    for (int i = 0; i < MT_THREADS * MT_TOKENS; i++) {
+        assert_int_equal(verify(f, toks[i], &out), KEY_REASON_NONE);
+        assert_int_equal(strlen(out.jti), 22);
+        jtis[i] = strdup(out.jti);
+        assert_non_null(jtis[i]);
+    }
+    qsort(jtis, MT_THREADS * MT_TOKENS, sizeof *jtis, cmp_str);
+    for (int i = 1; i < MT_THREADS * MT_TOKENS; i++)
+        assert_string_not_equal(jtis[i - 1], jtis[i]);
+    for (int i = 0; i < MT_THREADS * MT_TOKENS; i++)
+        free(jtis[i]);
+    free(jtis);
+    free(toks);
+}
+
 /* ---- the cache ---- */
 
 static void test_cache_bounded_lru(void **state)
@@ -1372,6 +1462,8 @@ int main(void)
         BOTH(test_rotation),
         BOTH(test_pruned_key_refused),
         BOTH(test_removed_key_refused_at_once),
+        BOTH(test_reload_after_rotation_elsewhere),
+        cmocka_unit_test_setup_teardown(test_mint_threads, setup_openssl, teardown),
         BOTH(test_cache_bounded_lru),
         BOTH(test_cache_hit_only_identical),
         BOTH(test_cache_many_tokens),
