@@ -71,9 +71,22 @@ static void seterr(core_form_error *err, const char *what, const char *problem)
         snprintf(err->msg, sizeof err->msg, "%s%s%s", what, *problem ? " " : "", problem);
 }
 
-/* Decodes s[0..len) into a new NUL-terminated string. `what` names the field for errors. */
-static pl_rc decode(const char *s, size_t len, size_t max, const char *what, char **out,
-                    size_t *outlen, core_form_error *err)
+/* err->msg = "parameter '<name>' <problem>" when param is given (the name is valid UTF-8 and
+ * bounded, so it may appear in the message; cut at 60 bytes), else "<what> <problem>". Built
+ * only on an error: formatting a label for every parameter cost more than decoding it. */
+static void seterr_field(core_form_error *err, const char *what, const char *param,
+                         const char *problem)
+{
+    if (!param)
+        seterr(err, what, problem);
+    else if (err)
+        snprintf(err->msg, sizeof err->msg, "parameter '%.60s' %s", param, problem);
+}
+
+/* Decodes s[0..len) into a new NUL-terminated string. `what` (param NULL) or the parameter
+ * named param names the field for errors. */
+static pl_rc decode(const char *s, size_t len, size_t max, const char *what, const char *param,
+                    char **out, size_t *outlen, core_form_error *err)
 {
     char *d;
     size_t j = 0;
@@ -89,14 +102,14 @@ static pl_rc decode(const char *s, size_t len, size_t max, const char *what, cha
             int hi, lo;
             if (i + 2 >= len) {
                 free(d);
-                seterr(err, what, "has an incomplete percent-escape");
+                seterr_field(err, what, param, "has an incomplete percent-escape");
                 return PL_ERR_INVALID;
             }
             hi = hexval(s[i + 1]);
             lo = hexval(s[i + 2]);
             if (hi < 0 || lo < 0) {
                 free(d);
-                seterr(err, what, "has an invalid percent-escape");
+                seterr_field(err, what, param, "has an invalid percent-escape");
                 return PL_ERR_INVALID;
             }
             c = (char)(hi * 16 + lo);
@@ -104,7 +117,7 @@ static pl_rc decode(const char *s, size_t len, size_t max, const char *what, cha
         }
         if (c == '\0') { /* decoded (%00) or raw: the result is a C string (form.h) */
             free(d);
-            seterr(err, what, "contains a NUL byte");
+            seterr_field(err, what, param, "contains a NUL byte");
             return PL_ERR_INVALID;
         }
         d[j++] = c;
@@ -112,12 +125,12 @@ static pl_rc decode(const char *s, size_t len, size_t max, const char *what, cha
     d[j] = '\0';
     if (j > max) {
         free(d);
-        seterr(err, what, "is too long");
+        seterr_field(err, what, param, "is too long");
         return PL_ERR_TOO_LARGE;
     }
     if (!core_utf8_valid(d, j)) {
         free(d);
-        seterr(err, what, "is not valid UTF-8");
+        seterr_field(err, what, param, "is not valid UTF-8");
         return PL_ERR_INVALID;
     }
     *out = d;
@@ -151,7 +164,7 @@ pl_rc core_form_parse(const char *s, size_t len, const core_form_limits *lim, co
     while (pos < len) {
         const char *seg = s + pos, *amp = memchr(seg, '&', len - pos), *eq;
         size_t seglen = amp ? (size_t)(amp - seg) : len - pos, nlen, vlen, dummy;
-        char label[96], *name = NULL, *value = NULL;
+        char *name = NULL, *value = NULL;
         pos += seglen + 1;
         if (seglen == 0)
             continue;
@@ -167,13 +180,12 @@ pl_rc core_form_parse(const char *s, size_t len, const core_form_limits *lim, co
             rc = PL_ERR_TOO_LARGE;
             goto out;
         }
-        rc = decode(seg, nlen, lim->max_name, "a parameter name", &name, &dummy, err);
+        rc = decode(seg, nlen, lim->max_name, "a parameter name", NULL, &name, &dummy, err);
         if (rc != PL_OK)
             goto out;
-        /* The name is valid UTF-8 and bounded: it may appear in the message. */
-        snprintf(label, sizeof label, "parameter '%.60s'", name);
         vlen = eq ? seglen - nlen - 1 : 0;
-        rc = decode(eq ? eq + 1 : seg + seglen, vlen, lim->max_value, label, &value, &vlen, err);
+        rc = decode(eq ? eq + 1 : seg + seglen, vlen, lim->max_value, NULL, name, &value, &vlen,
+                    err);
         if (rc != PL_OK) {
             free(name);
             goto out;

@@ -21,7 +21,8 @@
 #define DEFAULT_TIMEOUT_S        30
 #define DEFAULT_MAX_CONNECTIONS  1024
 #define DEFAULT_HEADER_TIMEOUT_S 10
-#define LINGER_S                 1 /* a refused connection is drained this long, then closed */
+#define LINGER_S                 1  /* a refused connection is drained this long, then closed */
+#define HUP_TICK_MS              50 /* deferred requests' close watches are armed from this tick */
 
 typedef struct route_ent {
     const core_http_route *r;
@@ -60,9 +61,10 @@ struct core_http {
     uint16_t port;
     route_ent *routes;
     size_t nroutes, routes_cap;
-    conn_ent *conns;      /* every accepted connection still open */
-    size_t nconns;        /* of them, adopted and counted */
-    core_http_req *defer; /* deferred requests not yet answered */
+    conn_ent *conns;        /* every accepted connection still open */
+    size_t nconns;          /* of them, adopted and counted */
+    core_http_req *defer;   /* deferred requests not yet answered */
+    struct event *hup_tick; /* arms the close watch of requests deferred a while (hup_tick_cb) */
     linger_ent *lingers;
 };
 
@@ -74,6 +76,7 @@ struct core_http_req {
     core_http_req *dprev, *dnext; /* h->defer list while deferred */
     int gone;                     /* the client's connection closed before the reply */
     struct event *hup;            /* while deferred: sees the client's close (hup_cb) */
+    int hup_ticks;                /* hup ticks seen while deferred without a watch */
     const route_ent *route;
     unsigned security;
     int replied;
@@ -692,9 +695,47 @@ static void hup_cb(evutil_socket_t fd, short what, void *arg)
     evhttp_connection_free(req->evcon); /* conn_closed: req gone, req->hup freed */
 }
 
+static void hup_arm(core_http_req *req)
+{
+    evutil_socket_t fd = req->conn ? bufferevent_getfd(req->conn->bev) : -1;
+    if (fd < 0 || req->hup)
+        return;
+    req->hup = event_new(req->h->base, fd, EV_READ, hup_cb, req);
+    if (req->hup && event_add(req->hup, NULL) != 0) {
+        event_free(req->hup);
+        req->hup = NULL;
+    }
+}
+
+/* The close watch is armed lazily: a request still deferred at the second tick after its
+ * deferral (HUP_TICK_MS to 2 * HUP_TICK_MS later) gets it. Most deferred replies (postly-authz's
+ * /token waits for a commit and a signature) leave within a millisecond or two, and arming and
+ * removing the watch cost two epoll_ctl calls and an event per request (docs/performance.md,
+ * "Authorization server"); a client that goes away from a long-deferred request (a listening
+ * stream, a slow operation) is still seen, at most 2 * HUP_TICK_MS later than before. One
+ * timer per server, running only while some deferred request has no watch yet. */
+static void hup_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    core_http *h = arg;
+    int waiting = 0;
+    (void)fd;
+    (void)what;
+    for (core_http_req *r = h->defer; r; r = r->dnext) {
+        if (r->hup || !r->conn || r->gone)
+            continue;
+        if (r->hup_ticks++ >= 1)
+            hup_arm(r);
+        else
+            waiting = 1;
+    }
+    if (waiting) {
+        struct timeval tv = {0, HUP_TICK_MS * 1000};
+        evtimer_add(h->hup_tick, &tv);
+    }
+}
+
 void core_http_defer(core_http_req *req)
 {
-    evutil_socket_t fd;
     if (req->deferred)
         return;
     req->deferred = 1;
@@ -702,13 +743,11 @@ void core_http_defer(core_http_req *req)
     if (req->dnext)
         req->dnext->dprev = req;
     req->h->defer = req;
-    fd = req->conn ? bufferevent_getfd(req->conn->bev) : -1;
-    if (fd >= 0) {
-        req->hup = event_new(req->h->base, fd, EV_READ, hup_cb, req);
-        if (req->hup && event_add(req->hup, NULL) != 0) {
-            event_free(req->hup);
-            req->hup = NULL;
-        }
+    req->hup_ticks = 0;
+    if (!evtimer_pending(req->h->hup_tick, NULL)) {
+        struct timeval tv = {0, HUP_TICK_MS * 1000};
+        if (evtimer_add(req->h->hup_tick, &tv) != 0)
+            hup_arm(req); /* no tick: watched at once */
     }
 }
 
@@ -970,6 +1009,10 @@ pl_rc core_http_new(struct event_base *base, const core_http_config *cfg, core_h
     evhttp_set_default_content_type(h->ev, "text/plain; charset=utf-8");
     evhttp_set_gencb(h->ev, dispatch, h);
     evhttp_set_bevcb(h->ev, conn_new, h);
+    if (!(h->hup_tick = evtimer_new(base, hup_tick_cb, h))) {
+        rc = PL_ERR_NOMEM;
+        goto out;
+    }
     h->sock = evhttp_bind_socket_with_handle(h->ev, cfg->host, cfg->port);
     if (!h->sock) {
         core_log_error(h->log, "http: cannot bind %s port %u", cfg->host, (unsigned)cfg->port);
@@ -1037,6 +1080,8 @@ void core_http_free(core_http *h)
     }
     while (h->lingers)
         linger_free(h->lingers);
+    if (h->hup_tick)
+        event_free(h->hup_tick);
     free(h->routes);
     free(h);
 }
