@@ -208,6 +208,55 @@ static pl_rc args_hash(const mcp_server *srv, const json_t *args, uint8_t out[32
     return PL_OK;
 }
 
+/* A kept audit line (mcp_call.audit_hold): its text without the outcome (at off_mid) and the
+ * latency (at off_tail), filled in when it is written. */
+struct mcp_audit_line {
+    struct mcp_audit_line *next;
+    char *text;
+    size_t len, off_mid, off_tail;
+    int64_t start_ms;
+    char outcome[48];
+};
+
+void mcp_audit_lines_free(struct mcp_audit_line *list)
+{
+    while (list) {
+        struct mcp_audit_line *next = list->next;
+        free(list->text);
+        free(list);
+        list = next;
+    }
+}
+
+void mcp_audit_lines_move(struct mcp_audit_line **to, struct mcp_audit_line **from)
+{
+    while (*to)
+        to = &(*to)->next;
+    *to = *from;
+    *from = NULL;
+}
+
+void mcp_audit_lines_write(mcp_server *srv, struct mcp_audit_line *list, const char *outcome)
+{
+    FILE *fp = srv->deps.audit;
+    struct mcp_audit_line *l;
+    core_buf b;
+    core_buf_init(&b, 16384 + 128); /* a kept line (<= 16384) + outcome and latency */
+    for (l = list; fp && l; l = l->next) {
+        core_buf_reset(&b);
+        core_buf_add(&b, l->text, l->off_mid);
+        add_field(&b, "outcome", outcome ? outcome : l->outcome);
+        core_buf_add(&b, l->text + l->off_mid, l->off_tail - l->off_mid);
+        add_i64(&b, core_clock_now_ms(srv->deps.clock) - l->start_ms);
+        if (core_buf_add(&b, l->text + l->off_tail, l->len - l->off_tail) == PL_OK)
+            fwrite(b.p, 1, b.len, fp);
+    }
+    if (fp && list)
+        fflush(fp);
+    core_buf_free(&b);
+    mcp_audit_lines_free(list);
+}
+
 void mcp_audit(mcp_call *c, const char *kind, const char *target, const char *outcome,
                const pol_decision *d, const json_t *args)
 {
@@ -216,7 +265,8 @@ void mcp_audit(mcp_call *c, const char *kind, const char *target, const char *ou
     char when[40], hash_hex[65];
     uint8_t h[32];
     const char *r;
-    int nrules = 0;
+    int nrules = 0, keep = c->audit_hold != NULL;
+    size_t off_mid = 0, off_tail = 0;
     core_buf b;
 
     if (!fp)
@@ -240,7 +290,10 @@ void mcp_audit(mcp_call *c, const char *kind, const char *target, const char *ou
     add_field(&b, "client_class", c->who->cls);
     add_field(&b, "kind", kind);
     add_field(&b, "target", target);
-    add_field(&b, "outcome", outcome);
+    if (keep)
+        off_mid = b.len; /* the outcome goes here when the line is written */
+    else
+        add_field(&b, "outcome", outcome);
     core_buf_adds(&b, ",\"rule_ids\":[");
     if (d) {
         if ((r = rule_id(p, d->tool_rule)) != NULL) {
@@ -254,14 +307,29 @@ void mcp_audit(mcp_call *c, const char *kind, const char *target, const char *ou
         }
     }
     core_buf_adds(&b, "],\"latency_ms\":");
-    add_i64(&b, core_clock_now_ms(c->srv->deps.clock) - c->start_ms);
+    if (keep)
+        off_tail = b.len; /* and the latency here */
+    else
+        add_i64(&b, core_clock_now_ms(c->srv->deps.clock) - c->start_ms);
     if (d)
         add_field(&b, "verdict", pol_verdict_name(d->verdict));
     /* Arguments only as a hash: never in clear (they may hold customer content). */
     if (args && args_hash(c->srv, args, h) == PL_OK &&
         core_hex_encode(h, sizeof h, hash_hex, sizeof hash_hex) == PL_OK)
         add_field(&b, "args_sha256", hash_hex);
-    if (core_buf_adds(&b, "}\n") == PL_OK) {
+    if (core_buf_adds(&b, "}\n") != PL_OK) {
+        /* over the line bound: not written */
+    } else if (keep) {
+        struct mcp_audit_line *l = calloc(1, sizeof *l);
+        if (l && core_buf_take(&b, &l->text, &l->len) == PL_OK) {
+            l->off_mid = off_mid;
+            l->off_tail = off_tail;
+            l->start_ms = c->start_ms;
+            snprintf(l->outcome, sizeof l->outcome, "%s", outcome);
+            mcp_audit_lines_move(c->audit_hold, &l);
+        }
+        free(l); /* NULL when kept; out of memory: the line is lost, as a failed write */
+    } else {
         fwrite(b.p, 1, b.len, fp);
         fflush(fp); /* a line survives a crash of this process */
     }

@@ -123,14 +123,14 @@ static void send_reply(core_http_req *req, mcp_reply *rp)
 /* A reply held until its group-commit batch is durable (exec/batch.h). */
 typedef struct held_reply {
     core_http_req *req;
+    mcp_server *srv;
     mcp_reply rp;
 } held_reply;
 
 static void send_held(void *arg, pl_rc rc)
 {
     held_reply *h = arg;
-    if (rc != PL_OK)
-        mcp_reply_held_failed(&h->rp, rc);
+    mcp_server_release(h->srv, &h->rp, rc); /* audit lines with the final outcome */
     send_reply(h->req, &h->rp);
     free(h);
 }
@@ -193,6 +193,7 @@ static void on_mcp(core_http_req *req, void *arg)
         held_reply *h = malloc(sizeof *h);
         if (h) {
             h->req = req;
+            h->srv = srv;
             h->rp = rp; /* moved */
             if (ex_batcher_hold(srv->deps.batcher, send_held, h) == PL_OK) {
                 core_http_defer(req);
@@ -201,7 +202,7 @@ static void on_mcp(core_http_req *req, void *arg)
             free(h);
         }
         /* Not held: the change is not known to be durable, so it is not acknowledged. */
-        mcp_reply_held_failed(&rp, PL_ERR_NOMEM);
+        mcp_server_release(srv, &rp, PL_ERR_NOMEM);
     }
     if (rp.stream) {
         send_reply(req, &rp);

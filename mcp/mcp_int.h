@@ -115,6 +115,12 @@ struct mcp_call {
     /* 1: a tool's writes joined the open group-commit batch (exec/batch.h): the reply must
      * wait until the batch is durable (mcp_reply.held). */
     int held;
+    /* Audit lines of a call whose outcome is final only when its batch is (docs/mcp.md "Group
+     * commit"): while audit_hold is set, mcp_audit() appends its line to *audit_hold instead
+     * of writing it; audit_kept (owned) collects the lines of the calls that joined the batch,
+     * handed to mcp_reply.audit and written by mcp_server_release(). */
+    struct mcp_audit_line **audit_hold;
+    struct mcp_audit_line *audit_kept;
 };
 
 /* Appends a notifications/progress message (progress, total, message) to c->events when the
@@ -193,9 +199,18 @@ mcp_gate_result mcp_gate_peek(const mcp_call *c, const char *name);
 void mcp_auth_challenge(const mcp_server *srv, mcp_reply *reply, const char *error,
                         const char *description);
 
-/* Writes one audit record (JSON line): never the token, arguments only as a hash. */
+/* Writes one audit record (JSON line): never the token, arguments only as a hash. While
+ * c->audit_hold is set the record is kept instead (appended to *c->audit_hold), to be written
+ * by mcp_audit_lines_write() with its final outcome and latency. */
 void mcp_audit(mcp_call *c, const char *kind, const char *target, const char *outcome,
                const pol_decision *d, const json_t *args);
+/* Writes the kept lines of list (in order) with outcome (NULL: each line's own) and the
+ * latency up to now, then frees them. */
+void mcp_audit_lines_write(mcp_server *srv, struct mcp_audit_line *list, const char *outcome);
+/* Frees the lines of list without writing them. NULL-safe. */
+void mcp_audit_lines_free(struct mcp_audit_line *list);
+/* Appends the lines of *from to *to (both owned lists); *from becomes NULL. */
+void mcp_audit_lines_move(struct mcp_audit_line **to, struct mcp_audit_line **from);
 
 /* ---- JSON Schema subset used by the tool table (mcp/schema.c) ---- */
 

@@ -36,7 +36,17 @@ void mcp_reply_clear(mcp_reply *reply)
     json_decref(reply->events);
     json_decref(reply->held_id);
     free(reply->raw);
+    mcp_audit_lines_free(reply->audit); /* unreleased: see mcp_server_release */
     memset(reply, 0, sizeof *reply);
+}
+
+void mcp_server_release(mcp_server *srv, mcp_reply *reply, pl_rc rc)
+{
+    /* One line per call, written once its outcome is final: the client's outcome. */
+    mcp_audit_lines_write(srv, reply->audit, rc == PL_OK ? NULL : "not_durable");
+    reply->audit = NULL;
+    if (rc != PL_OK)
+        mcp_reply_held_failed(reply, rc);
 }
 
 void mcp_reply_held_failed(mcp_reply *reply, pl_rc rc)
@@ -931,7 +941,11 @@ out:
     if (call.held) {
         reply->held = 1;
         reply->held_id = msg.id ? json_incref(msg.id) : NULL;
+        reply->audit = call.audit_kept; /* written at release */
+    } else {
+        mcp_audit_lines_write(srv, call.audit_kept, NULL); /* none expected: never lost */
     }
+    call.audit_kept = NULL;
     json_decref(call.events);
     free(call.raw_result); /* NULL unless a method left one unsent */
     mcp_rpc_msg_clear(&msg);

@@ -109,6 +109,8 @@ typedef struct mcp_request {
 #define MCP_WWW_AUTH_MAX 2048
 
 /* One HTTP reply. status 0 never happens after mcp_server_handle. */
+struct mcp_audit_line; /* mcp/auth.c */
+
 typedef struct mcp_reply {
     int status;
     json_t *body;                            /* NULL: no body */
@@ -133,6 +135,9 @@ typedef struct mcp_reply {
      * of a single request, for that error. */
     int held;
     json_t *held_id;
+    /* The audit lines of the held tool calls (owned; mcp/auth.c), written with their final
+     * outcome by mcp_server_release(): their outcome is known only once the batch is. */
+    struct mcp_audit_line *audit;
     /* 1 (GET, status 200): a listening stream was opened on the request's stream_sink. The
      * transport starts a text/event-stream response (not cacheable) and keeps it
      * open; the server writes through the sink and calls its close when the stream ends
@@ -144,6 +149,13 @@ typedef struct mcp_reply {
  * JSON-RPC error (-32603, the request's id or null for a JSON-RPC batch) saying that the
  * change was not made durable and should be retried. Keeps session_id; clears the rest. */
 void mcp_reply_held_failed(mcp_reply *reply, pl_rc rc);
+
+/* A held reply's batch is settled (rc, as given to ex_batch_done_fn): writes the reply's kept
+ * audit lines — outcome as recorded when rc is PL_OK, "not_durable" otherwise; latency_ms up
+ * to now, so it includes the wait for durability — and when rc != PL_OK turns the reply into
+ * mcp_reply_held_failed()'s error. The transport calls it exactly once per held reply, before
+ * sending it (also when it could not hold it: rc PL_ERR_NOMEM). Loop thread. */
+void mcp_server_release(mcp_server *srv, mcp_reply *reply, pl_rc rc);
 
 /* Writes one SSE event ("event: message\ndata: <compact JSON>\n\n"; the JSON has no
  * newline, so one data line) into buf. Returns the length, or 0 when buf is too small or

@@ -719,7 +719,8 @@ pl_rc mcp_tools_call(mcp_call *c, const json_t *params, json_t **result, mcp_rpc
     mcp_gate_result g;
     ex_err xe;
     size_t idx = 0;
-    int batched = 0;
+    int batched = 0, joined = 0;
+    struct mcp_audit_line *lines = NULL;
     pl_rc rc;
 
     memset(&d, 0, sizeof d);
@@ -790,8 +791,10 @@ pl_rc mcp_tools_call(mcp_call *c, const json_t *params, json_t **result, mcp_rpc
      * effect outside LMDB that must follow a durable write) join this loop iteration's batch;
      * the reply is then held until the batch is committed and synced. */
     batched = c->srv->deps.batcher && batchable(t);
-    if (batched)
+    if (batched) {
         ex_batcher_enter(c->srv->deps.batcher);
+        c->audit_hold = &lines; /* the outcome is final only with the batch's */
+    }
     if (!t->read_only && mcp_workspace_ensure(c->srv->deps.ex, c->who->ws) != PL_OK) {
         res = tool_error("unavailable", "", "the workspace record could not be created");
         mcp_audit(c, "tool", pname, "store_failed", &d, args);
@@ -839,7 +842,7 @@ pl_rc mcp_tools_call(mcp_call *c, const json_t *params, json_t **result, mcp_rpc
     rc = t->cfn ? t->cfn(c, &d, args, &out, &xe)
                 : t->fn(c->srv->deps.ex, c->who->ws, args, &out, &xe);
     if (batched) {
-        c->held |= ex_batcher_leave(c->srv->deps.batcher);
+        joined = ex_batcher_leave(c->srv->deps.batcher);
         batched = 0;
     }
     mcp_progress(c, 3, 3, rc == PL_OK ? "done" : "failed");
@@ -862,7 +865,13 @@ pl_rc mcp_tools_call(mcp_call *c, const json_t *params, json_t **result, mcp_rpc
     mcp_audit(c, "tool", pname, "ok", &d, args);
 out:
     if (batched)
-        c->held |= ex_batcher_leave(c->srv->deps.batcher);
+        joined = ex_batcher_leave(c->srv->deps.batcher);
+    c->held |= joined;
+    c->audit_hold = NULL;
+    if (joined) /* written with the reply, when the batch is settled (mcp_server_release) */
+        mcp_audit_lines_move(&c->audit_kept, &lines);
+    else
+        mcp_audit_lines_write(c->srv, lines, NULL);
     json_decref(out);
     json_decref(empty);
     if (c->http_done) {

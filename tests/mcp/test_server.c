@@ -2099,6 +2099,78 @@ static void test_group_commit_failure_is_an_error(void **state)
     assert_int_equal(st.failed, 1);
 }
 
+/* The audit lines of tools/call target tool, in order: their outcomes joined by ',' into out. */
+static void audit_outcomes(fx *f, const char *tool, char *out, size_t outsz)
+{
+    char line[8192];
+    size_t n = 0;
+    out[0] = '\0';
+    fflush(f->audit);
+    rewind(f->audit);
+    while (fgets(line, sizeof line, f->audit)) {
+        json_t *rec = json_loads(line, 0, NULL);
+        assert_non_null(rec); /* every line whole JSON */
+        if (strcmp(json_string_value(json_object_get(rec, "target")), tool) == 0) {
+            assert_true(json_is_integer(json_object_get(rec, "latency_ms")));
+            int k = snprintf(out + n, outsz - n, "%s%s", n ? "," : "",
+                             json_string_value(json_object_get(rec, "outcome")));
+            assert_true(k > 0 && (size_t)k < outsz - n);
+            n += (size_t)k;
+        }
+        json_decref(rec);
+    }
+    fseek(f->audit, 0, SEEK_END);
+}
+
+/* A batched write's audit line carries the outcome the client got: written when the batch is
+ * settled, "not_durable" when its commit failed (the reply was a 500). Usage meters it as
+ * every executed call that failed: counted (mcp/usage.h: every executed call). */
+static void test_group_commit_audit_and_usage(void **state)
+{
+    fx *f = *state;
+    char tok[KEY_TOKEN_MAX], sid[80], outcomes[256], *text = NULL;
+    tok_opts o = {.scope = ALL_SCOPES, .lifetime_s = 3600};
+    int status = 0, err = 0;
+    size_t len = 0;
+    FILE *mem;
+    mint(f, &o, tok, sizeof tok);
+    open_session(f, tok, sid, sizeof sid);
+    json_t *res = tool(f, tok, sid, "postly_create_draft", "{\"text\":\"kept\"}", &err);
+    assert_false(err);
+    json_decref(res);
+    /* A write refused by its service inside the batch: its own outcome, the batch being fine. */
+    res = tool(f, tok, sid, "postly_update_draft",
+               "{\"draft_id\":\"drf_0000000000000000000000000000\",\"text\":\"x\"}", &err);
+    assert_true(err);
+    json_decref(res);
+    audit_outcomes(f, "postly_create_draft", outcomes, sizeof outcomes);
+    assert_string_equal(outcomes, "ok");
+    audit_outcomes(f, "postly_update_draft", outcomes, sizeof outcomes);
+    assert_string_not_equal(outcomes, "");
+    assert_null(strstr(outcomes, "not_durable"));
+
+    assert_true(break_data_file(f->dir) > 0);
+    json_t *j = call(f, tok, sid,
+                     "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{"
+                     "\"name\":\"postly_create_draft\",\"arguments\":{\"text\":\"lost\"}}}",
+                     &status, NULL);
+    assert_int_equal(status, 500);
+    assert_int_equal(error_code(j), -32603);
+    json_decref(j);
+    /* One line for the lost call, and it says what the client got. */
+    audit_outcomes(f, "postly_create_draft", outcomes, sizeof outcomes);
+    assert_string_equal(outcomes, "ok,not_durable");
+
+    /* Metered like any executed call that failed: both create calls count. */
+    assert_int_equal(mcp_usage_flush(f->usage), PL_OK);
+    mem = open_memstream(&text, &len);
+    assert_int_equal(mcp_usage_report(f->usage, NULL, WS, mem), PL_OK);
+    fclose(mem);
+    assert_non_null(strstr(text, "|" WS "|tool|client-test|postly_create_draft 2\n"));
+    assert_non_null(strstr(text, "|" WS "|tool|client-test|postly_update_draft 1\n"));
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2107,6 +2179,8 @@ int main(void)
                                                  teardown, (void *)&DURABLE),
         cmocka_unit_test_prestate_setup_teardown(test_group_commit_failure_is_an_error, setup,
                                                  teardown, (void *)&DURABLE),
+        cmocka_unit_test_prestate_setup_teardown(test_group_commit_audit_and_usage, setup, teardown,
+                                                 (void *)&DURABLE),
         cmocka_unit_test_setup_teardown(test_reads_side_effect_free, setup, teardown),
         cmocka_unit_test_setup_teardown(test_progress_over_sse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_401_challenges, setup, teardown),
