@@ -8,6 +8,8 @@
  * tokens are minted on the real clock); keep-alives and expiry are driven by advancing it and
  * calling mcp_server_stream_tick(), as the program's one-second timer does.
  */
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -29,6 +31,7 @@
 #include "core/http_client.h"
 #include "exec/account.h"
 #include "exec/args.h"
+#include "exec/batch.h"
 #include "exec/connector.h"
 #include "exec/scheduler.h"
 #include "exec/store.h"
@@ -61,6 +64,7 @@ typedef struct fx {
     key_verifier *verifier;
     az_directory *directory;
     ex_store *store;
+    ex_batcher *batcher; /* group commit, as postly-mcp runs it */
     ex_ctx ex;
     ex_connectors conns;
     mcp_server *srv;
@@ -171,7 +175,10 @@ static int setup(void **state)
     assert_int_equal(ex_connectors_init_sandbox(&f->conns), PL_OK);
     ex_connectors_install(&f->conns, &f->ex);
 
+    assert_int_equal(ex_batcher_new(f->base, f->store, &f->log, &f->batcher), PL_OK);
+
     memset(&deps, 0, sizeof deps);
+    deps.batcher = f->batcher;
     deps.clock = &f->clock.base;
     deps.log = &f->log;
     deps.verifier = f->verifier;
@@ -189,6 +196,7 @@ static int teardown(void **state)
 {
     fx *f = *state;
     char cmd[128];
+    ex_batcher_free(f->batcher); /* sends what it still holds, before the HTTP layer goes */
     core_http_free(f->http);
     mcp_server_free(f->srv); /* closes the streams left open */
     ex_store_free(f->store);
@@ -944,6 +952,85 @@ static void test_resumption(void **state)
     sse_close(&c);
 }
 
+/* The exec store's data file made read-only under LMDB: its next commit fails. */
+static int break_data_file(const char *dir)
+{
+    char want[600], path[300], link[600];
+    int n = 0;
+    snprintf(want, sizeof want, "%s/exec/data.mdb", dir);
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        ssize_t len = readlink(path, link, sizeof link - 1);
+        if (len <= 0)
+            continue;
+        link[len] = '\0';
+        if (strcmp(link, want) != 0)
+            continue;
+        int ro = open(want, O_RDONLY);
+        int fd = (int)strtol(e->d_name, NULL, 10);
+        if (ro >= 0 && dup2(ro, fd) == fd)
+            n++;
+        if (ro >= 0)
+            close(ro);
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* A batched tool write is notified once its batch is durable; a write whose batch fails to
+ * commit (the client gets HTTP 500) is never notified. */
+static void test_no_update_for_a_failed_batch(void **state)
+{
+    fx *f = *state;
+    char sid[64], acc[64], p1[64], args[512], uri[128], needle[256];
+    ex_batch_stats b0, b1;
+    json_t *in, *obj, *j;
+    ex_err xe;
+    sse c;
+    int st;
+    size_t from;
+
+    in = json_pack("{s:s, s:s}", "platform", "linkedin", "display_name", "Acme");
+    assert_int_equal(ex_account_create(&f->ex, WS, in, &obj, &xe), PL_OK);
+    snprintf(acc, sizeof acc, "%s", json_string_value(json_object_get(obj, "id")));
+    json_decref(in);
+    json_decref(obj);
+    open_session(f, f->tok, sid, sizeof sid, NULL);
+    snprintf(args, sizeof args, "{\"account_ids\":[\"%s\"],\"text\":\"one\"}", acc);
+    tool(f, sid, "postly_create_post", args, p1, sizeof p1);
+    snprintf(uri, sizeof uri, "postly://posts/%s", p1);
+    assert_int_equal(sub(f, f->tok, sid, "resources/subscribe", uri, &st), 0);
+    assert_int_equal(sse_open(f, &c, f->tok, sid), 200);
+
+    /* durable batch: held, released, notified */
+    ex_batcher_stats(f->batcher, &b0);
+    snprintf(args, sizeof args, "{\"post_id\":\"%s\",\"text\":\"edited\"}", p1);
+    tool(f, sid, "postly_update_post", args, NULL, 0);
+    ex_batcher_stats(f->batcher, &b1);
+    assert_int_equal(b1.held, b0.held + 1);
+    snprintf(needle, sizeof needle, "\"params\":{\"uri\":\"%s\"}", uri);
+    assert_true(sse_wait(f, &c, needle));
+
+    /* failed batch: an error for the client, and no notification */
+    from = c.pos;
+    assert_true(break_data_file(f->dir) > 0);
+    snprintf(args, sizeof args,
+             "{\"name\":\"postly_update_post\",\"arguments\":{\"post_id\":\"%s\",\"text\":"
+             "\"lost\"}}",
+             p1);
+    j = rpc(f, f->tok, sid, "tools/call", args, &st, NULL);
+    assert_int_equal(st, 500);
+    assert_int_equal(err_code(j), -32603);
+    json_decref(j);
+    advance_and_tick(f, 15000);
+    assert_true(sse_wait(f, &c, ": keep-alive\n\n"));
+    assert_null(strstr(c.buf + from, uri));
+    sse_close(&c);
+}
+
 /* ---- the hook itself: exec/store.h's change observer, which the notifications rely on ---- */
 
 typedef struct seen_keys {
@@ -1041,6 +1128,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resumption, setup, teardown),
         cmocka_unit_test_setup_teardown(test_subscribe_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_updated_after_tool_write_and_publish, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_update_for_a_failed_batch, setup, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests(tests, NULL, NULL);
