@@ -104,10 +104,11 @@ static void changes_note(ex_txn *txn, ex_db db, const char *key)
     size_t klen = strlen(key), off;
     if (!st->observer || !(st->observer_mask & (1u << db)))
         return;
-    for (off = 0; c && off < c->len; off += strlen(c->buf + off) + 1)
-        if ((unsigned char)c->buf[off] == (unsigned char)(db + 1) &&
-            strcmp(c->buf + off + 1, key) == 0)
-            return;
+    if (c)
+        for (off = 0; off < c->len; off += strlen(c->buf + off) + 1)
+            if ((unsigned char)c->buf[off] == (unsigned char)(db + 1) &&
+                strcmp(c->buf + off + 1, key) == 0)
+                return;
     if ((c && c->n >= EX_CHANGES_MAX) || !changes_reserve(&txn->changes, klen + 2))
         return;
     c = txn->changes;
@@ -135,8 +136,10 @@ static void changes_merge(ex_store *st, ex_txn *txn)
 static void changes_report(ex_store *st, struct ex_changes *c)
 {
     size_t off;
-    for (off = 0; c && st->observer && off < c->len; off += strlen(c->buf + off) + 1)
-        st->observer(st->observer_arg, (ex_db)((unsigned char)c->buf[off] - 1), c->buf + off + 1);
+    if (c)
+        for (off = 0; st->observer && off < c->len; off += strlen(c->buf + off) + 1)
+            st->observer(st->observer_arg, (ex_db)((unsigned char)c->buf[off] - 1),
+                         c->buf + off + 1);
     changes_destroy(c);
 }
 
