@@ -187,7 +187,7 @@ static void changes_top_done(ex_txn *txn)
     ex_store *st = txn->st;
     struct ex_changes *c = txn->changes;
     txn->changes = NULL;
-    if (c && st->kept && on_batch_thread(st))
+    if (c && on_batch_thread(st) && st->kept) /* kept: the batch thread's */
         kept_push(st, c, 0, CHANGES_REPORT);
     else
         changes_report(st, c);
