@@ -5,7 +5,7 @@
 
 #include <event2/event.h>
 
-#include "exec/syncer.h"
+#include "core/syncer.h"
 
 /* A held reply, or (done NULL) the marker of a committed batch whose keys the store keeps for
  * its change observer: released with the batch's replies, it settles them
@@ -29,7 +29,7 @@ struct ex_batcher {
     uint64_t seq;                  /* commits handed to the syncer */
     uint64_t marked;               /* the store's batch mark last given a marker */
     int sync_failed;               /* a sync failed: fail-stop (on_synced) */
-    ex_syncer *syncer;             /* NULL unless the store needs a second sync */
+    core_syncer *syncer;           /* NULL unless the store needs a second sync */
     ex_batch_stats stats;
 };
 
@@ -129,7 +129,7 @@ static void on_commit(evutil_socket_t fd, short what, void *arg)
             *b->syncing_tail = h;
             b->syncing_tail = &h->next;
         }
-        ex_syncer_request(b->syncer, b->seq);
+        core_syncer_request(b->syncer, b->seq);
         return;
     }
     if (needs_sync) /* no syncer (cannot happen after a successful new): sync inline */
@@ -163,7 +163,7 @@ pl_rc ex_batcher_new(struct event_base *base, ex_store *st, const core_log *log,
     int npri = event_base_get_npriorities(base);
     if (npri > 1)
         event_priority_set(b->commit, npri - 1);
-    rc = ex_syncer_new(base, store_sync, st, on_synced, b, &b->syncer);
+    rc = core_syncer_new(base, store_sync, st, on_synced, b, &b->syncer);
     if (rc != PL_OK)
         goto out;
     *out = b;
@@ -177,7 +177,7 @@ void ex_batcher_free(ex_batcher *b)
 {
     if (!b)
         return;
-    ex_syncer_free(b->syncer); /* joins: a sync in progress completes */
+    core_syncer_free(b->syncer); /* joins: a sync in progress completes */
     b->syncer = NULL;
     /* Whatever is left is made durable here, inline, and answered. */
     int needs_sync = 0;
@@ -237,5 +237,5 @@ pl_rc ex_batcher_hold(ex_batcher *b, ex_batch_done_fn done, void *arg)
 void ex_batcher_stats(ex_batcher *b, ex_batch_stats *out)
 {
     *out = b->stats;
-    out->syncs = b->syncer ? ex_syncer_count(b->syncer) : 0;
+    out->syncs = b->syncer ? core_syncer_count(b->syncer) : 0;
 }

@@ -4,7 +4,7 @@
  * Every write of one event-loop iteration goes into one LMDB transaction (exec/store.h
  * "batches"), committed once when the iteration's ready requests have been handled, and the
  * replies of the requests whose writes are in it are released only after that commit AND a
- * sync that started after it (exec/syncer.h, on a second thread). So N requests of one
+ * sync that started after it (core/syncer.h, on a second thread). So N requests of one
  * iteration pay one commit and about one fsync between them, and nothing is acknowledged
  * before it is on disk.
  *
