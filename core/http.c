@@ -729,7 +729,7 @@ static void hup_tick_cb(evutil_socket_t fd, short what, void *arg)
             waiting = 1;
     }
     if (waiting) {
-        struct timeval tv = {0, HUP_TICK_MS * 1000};
+        struct timeval tv = {0, (suseconds_t)HUP_TICK_MS * 1000};
         evtimer_add(h->hup_tick, &tv);
     }
 }
@@ -745,7 +745,7 @@ void core_http_defer(core_http_req *req)
     req->h->defer = req;
     req->hup_ticks = 0;
     if (!evtimer_pending(req->h->hup_tick, NULL)) {
-        struct timeval tv = {0, HUP_TICK_MS * 1000};
+        struct timeval tv = {0, (suseconds_t)HUP_TICK_MS * 1000};
         if (evtimer_add(req->h->hup_tick, &tv) != 0)
             hup_arm(req); /* no tick: watched at once */
     }

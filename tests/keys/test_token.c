@@ -1093,14 +1093,14 @@ static void test_mint_threads(void **state)
     fx *f = *state;
     pthread_t th[MT_THREADS];
     mt_arg args[MT_THREADS];
-    char(*toks)[KEY_TOKEN_MAX] = calloc(MT_THREADS * MT_TOKENS, KEY_TOKEN_MAX);
-    char **jtis = calloc(MT_THREADS * MT_TOKENS, sizeof *jtis);
+    char(*toks)[KEY_TOKEN_MAX] = calloc((size_t)MT_THREADS * MT_TOKENS, KEY_TOKEN_MAX);
+    char **jtis = calloc((size_t)MT_THREADS * MT_TOKENS, sizeof *jtis);
     key_verified out;
 
     assert_non_null(toks);
     assert_non_null(jtis);
     for (int t = 0; t < MT_THREADS; t++) {
-        args[t] = (mt_arg){f, toks + t * MT_TOKENS, 0};
+        args[t] = (mt_arg){f, toks + (size_t)t * MT_TOKENS, 0};
         assert_int_equal(pthread_create(&th[t], NULL, mt_run, &args[t]), 0);
     }
     for (int t = 0; t < MT_THREADS; t++) {
@@ -1113,7 +1113,7 @@ static void test_mint_threads(void **state)
         jtis[i] = strdup(out.jti);
         assert_non_null(jtis[i]);
     }
-    qsort(jtis, MT_THREADS * MT_TOKENS, sizeof *jtis, cmp_str);
+    qsort(jtis, (size_t)MT_THREADS * MT_TOKENS, sizeof *jtis, cmp_str);
     for (int i = 1; i < MT_THREADS * MT_TOKENS; i++)
         assert_string_not_equal(jtis[i - 1], jtis[i]);
     for (int i = 0; i < MT_THREADS * MT_TOKENS; i++)
