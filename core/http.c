@@ -710,10 +710,12 @@ static void hup_arm(core_http_req *req)
 /* The close watch is armed lazily: a request still deferred at the second tick after its
  * deferral (HUP_TICK_MS to 2 * HUP_TICK_MS later) gets it. Most deferred replies (postly-authz's
  * /token waits for a commit and a signature) leave within a millisecond or two, and arming and
- * removing the watch cost two epoll_ctl calls and an event per request (docs/performance.md,
- * "Authorization server"); a client that goes away from a long-deferred request (a listening
- * stream, a slow operation) is still seen, at most 2 * HUP_TICK_MS later than before. One
- * timer per server, running only while some deferred request has no watch yet. */
+ * removing the watch cost an event per request, ~1.2-1.8 k instructions (docs/performance.md,
+ * "Authorization server"; no system call: the socket is already registered for EPOLLIN by its
+ * bufferevent, so libevent's epoll interest set does not change); a client that goes away from a
+ * long-deferred request (a listening stream, a slow operation) is still seen, at most 2 *
+ * HUP_TICK_MS later than before. One timer per server, running only while some deferred request has
+ * no watch yet. */
 static void hup_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     core_http *h = arg;

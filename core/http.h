@@ -170,7 +170,7 @@ void core_http_secure(core_http_req *req, unsigned security);
  * The connection may close meanwhile. libevent 2.1 does not read a connection whose request
  * awaits its reply; a watch on the socket sees the client's close, armed only for requests still
  * deferred 50 to 100 ms after core_http_defer (most deferred replies leave sooner, and the watch
- * costs two epoll_ctl calls), so a client's close is seen within about 100 ms of the deferral,
+ * costs an event per request), so a client's close is seen within about 100 ms of the deferral,
  * or when the reply is written (libevent then frees request and connection); a close by the server
  * (core_http_free, a failed write mid-stream) frees or detaches the evhttp_request at once. Either
  * way req itself stays valid until its reply: core_http_gone() turns 1, the getters answer as for
