@@ -27,6 +27,7 @@
 #include "exec/scheduler.h"
 #include "exec/workspace.h"
 #include "tests/exec/helpers.h"
+#include "tests/common/lmdb_fault.h"
 
 #define WS "ws_batch"
 
@@ -291,29 +292,9 @@ static void test_scheduler_runs_while_batch_open(void **state)
 /* The data file's descriptors made read-only: LMDB's page writes fail at the batch commit. */
 static int break_data_file(const char *dir)
 {
-    char want[600], path[300], link[600];
-    int n = 0;
+    char want[600];
     snprintf(want, sizeof want, "%s/data.mdb", dir);
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
-        ssize_t len = readlink(path, link, sizeof link - 1);
-        if (len <= 0)
-            continue;
-        link[len] = '\0';
-        if (strcmp(link, want) != 0)
-            continue;
-        int ro = open(want, O_RDONLY);
-        int fd = (int)strtol(e->d_name, NULL, 10);
-        if (ro >= 0 && dup2(ro, fd) == fd)
-            n++;
-        if (ro >= 0)
-            close(ro);
-    }
-    if (d)
-        closedir(d);
-    return n;
+    return tf_break_data_file(want);
 }
 
 static void test_failed_commit_turns_replies_into_errors(void **state)

@@ -36,6 +36,7 @@
 #include "mcp/server.h"
 #include "mcp/usage.h"
 #include "policy/policy.h"
+#include "tests/common/lmdb_fault.h"
 
 #define ISSUER "http://127.0.0.1:1"
 #define WS     "ws_test"
@@ -1999,29 +2000,9 @@ static void test_progress_over_sse(void **state)
 /* The exec store's data file made read-only under LMDB: its next commit fails. */
 static int break_data_file(const char *dir)
 {
-    char want[600], path[300], link[600];
-    int n = 0;
+    char want[600];
     snprintf(want, sizeof want, "%s/exec/data.mdb", dir);
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
-        ssize_t len = readlink(path, link, sizeof link - 1);
-        if (len <= 0)
-            continue;
-        link[len] = '\0';
-        if (strcmp(link, want) != 0)
-            continue;
-        int ro = open(want, O_RDONLY);
-        int fd = (int)strtol(e->d_name, NULL, 10);
-        if (ro >= 0 && dup2(ro, fd) == fd)
-            n++;
-        if (ro >= 0)
-            close(ro);
-    }
-    if (d)
-        closedir(d);
-    return n;
+    return tf_break_data_file(want);
 }
 
 static void test_group_commit_holds_write_replies(void **state)
