@@ -11,48 +11,17 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import { harness } from './harness.mjs';
 
 const args = {};
 for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
-const data = fs.mkdtempSync(path.join(os.tmpdir(), 'postly-flow-'));
+const { data, need, track } = harness('postly-flow-', 90);
 const MCP_HOST = 'mcp.flow.test';
 const RESOURCE = `http://${MCP_HOST}/mcp`;
 const children = [];
 let failures = 0;
-
-// Children die with this script whatever happens (uncaught errors included: 'exit' runs
-// then), and a watchdog fails the test instead of letting CTest kill it and orphan them.
-const spawned = [];
-process.on('exit', () => {
-  for (const c of spawned) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  fs.rmSync(data, { recursive: true, force: true });
-});
-setTimeout(() => {
-  console.log('FAIL watchdog: the test did not finish within 90 s');
-  process.exit(1);
-}, 90000).unref();
-function need(file) {
-  try {
-    fs.accessSync(file, fs.constants.X_OK);
-  } catch {
-    // CTest reports 77 as "skipped" (SKIP_RETURN_CODE): a build dir that built only some
-    // targets; `make test` builds everything, so there this never happens.
-    console.log(`SKIP ${file} is not built (build postly-mcp, mcp_fixture and postly-authz)`);
-    process.exit(77);
-  }
-}
-function track(child) {
-  spawned.push(child);
-  child.on('error', (e) => {
-    console.log(`FAIL ${child.spawnfile}: ${e.message}`);
-    process.exit(1);
-  });
-  return child;
-}
-
 
 function check(cond, what) {
   console.log(`${cond ? 'ok  ' : 'FAIL'} ${what}`);

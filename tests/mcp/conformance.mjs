@@ -12,9 +12,9 @@
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import { harness } from './harness.mjs';
 
 const args = {};
 for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
@@ -35,37 +35,7 @@ const ALL_SCOPES = (
 ).split(' ');
 const ISSUER = 'http://127.0.0.1:1';
 
-const data = fs.mkdtempSync(path.join(os.tmpdir(), 'postly-conformance-'));
-
-// Children die with this script whatever happens (uncaught errors included: 'exit' runs
-// then), and a watchdog fails the test instead of letting CTest kill it and orphan them.
-const spawned = [];
-process.on('exit', () => {
-  for (const c of spawned) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  fs.rmSync(data, { recursive: true, force: true });
-});
-setTimeout(() => {
-  console.log('FAIL watchdog: the test did not finish within 240 s');
-  process.exit(1);
-}, 240000).unref();
-function need(file) {
-  try {
-    fs.accessSync(file, fs.constants.X_OK);
-  } catch {
-    // CTest reports 77 as "skipped" (SKIP_RETURN_CODE): a build dir that built only some
-    // targets; `make test` builds everything, so there this never happens.
-    console.log(`SKIP ${file} is not built (build postly-mcp, mcp_fixture and postly-authz)`);
-    process.exit(77);
-  }
-}
-function track(child) {
-  spawned.push(child);
-  child.on('error', (e) => {
-    console.log(`FAIL ${child.spawnfile}: ${e.message}`);
-    process.exit(1);
-  });
-  return child;
-}
+const { data, need, track } = harness('postly-conformance-', 240);
 
 let mcp = null;
 let upstreamPort = 0;

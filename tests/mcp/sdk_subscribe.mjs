@@ -9,10 +9,10 @@
 // usage: node sdk_subscribe.mjs --mcp BIN --fixture BIN --policy FILE --modules NODE_MODULES
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { createRequire } from 'node:module';
+import { harness } from './harness.mjs';
 
 const args = {};
 for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
@@ -23,27 +23,10 @@ const { ResourceUpdatedNotificationSchema } = require('@modelcontextprotocol/sdk
 
 const ISSUER = 'http://127.0.0.1:1';
 let AUD = 'http://127.0.0.1:1/mcp';
-const data = fs.mkdtempSync(path.join(os.tmpdir(), 'postly-sdksub-'));
+const { data, need, track } = harness('postly-sdksub-', 60);
 let mcp = null;
 let failures = 0;
 
-const spawned = [];
-process.on('exit', () => {
-  for (const c of spawned) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  fs.rmSync(data, { recursive: true, force: true });
-});
-setTimeout(() => {
-  console.log('FAIL watchdog: the test did not finish within 60 s');
-  process.exit(1);
-}, 60000).unref();
-function need(file) {
-  try {
-    fs.accessSync(file, fs.constants.X_OK);
-  } catch {
-    console.log(`SKIP ${file} is not built (build postly-mcp and mcp_fixture)`);
-    process.exit(77);
-  }
-}
 function check(cond, what) {
   console.log(`${cond ? 'ok  ' : 'FAIL'} ${what}`);
   if (!cond) failures++;
@@ -83,7 +66,7 @@ async function main() {
   mint(['workspace:read']);
   mcp = spawn(args.mcp, ['--listen', '127.0.0.1:0', '--print-port', '--authz', ISSUER,
     '--data', data, '--policy', args.policy, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  spawned.push(mcp);
+  track(mcp);
   const port = await new Promise((resolve, reject) => {
     readline.createInterface({ input: mcp.stdout }).once('line', (l) => resolve(Number(l)));
     mcp.once('exit', (c) => reject(new Error(`postly-mcp exited with ${c}`)));
