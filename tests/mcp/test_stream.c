@@ -778,6 +778,17 @@ static void test_subscribe_errors(void **state)
     assert_int_equal(sub(f, f->tok, sid, "resources/subscribe", "postly://analytics/x", &st), 0);
 }
 
+/* A LinkedIn sandbox account in WS, created directly in the execution layer; its id in acc. */
+static void new_account(fx *f, char *acc, size_t accsz)
+{
+    json_t *in = json_pack("{s:s, s:s}", "platform", "linkedin", "display_name", "Acme"), *obj;
+    ex_err xe;
+    assert_int_equal(ex_account_create(&f->ex, WS, in, &obj, &xe), PL_OK);
+    snprintf(acc, accsz, "%s", json_string_value(json_object_get(obj, "id")));
+    json_decref(in);
+    json_decref(obj);
+}
+
 static void test_updated_after_tool_write_and_publish(void **state)
 {
     fx *f = *state;
@@ -785,17 +796,11 @@ static void test_updated_after_tool_write_and_publish(void **state)
         uri2[128], ucmp[128], when[40], needle[256];
     ex_scheduler *sched = NULL;
     ex_sched_stats stats;
-    json_t *in, *obj;
-    ex_err xe;
     sse c;
     int st;
     size_t mark;
 
-    in = json_pack("{s:s, s:s}", "platform", "linkedin", "display_name", "Acme");
-    assert_int_equal(ex_account_create(&f->ex, WS, in, &obj, &xe), PL_OK);
-    snprintf(acc, sizeof acc, "%s", json_string_value(json_object_get(obj, "id")));
-    json_decref(in);
-    json_decref(obj);
+    new_account(f, acc, sizeof acc);
     open_session(f, f->tok, sid, sizeof sid, NULL);
     open_session(f, f->tok, sid_nostream, sizeof sid_nostream, NULL);
     tool(f, sid, "postly_create_campaign", "{\"name\":\"Spring\",\"goal\":\"launch\"}", cmp,
@@ -879,17 +884,11 @@ static void test_resumption(void **state)
 {
     fx *f = *state;
     char sid[64], acc[64], post[64], args[256], uri[128], needle[256];
-    json_t *in, *obj;
-    ex_err xe;
     sse c;
     int st, i;
     size_t mark;
 
-    in = json_pack("{s:s, s:s}", "platform", "linkedin", "display_name", "Acme");
-    assert_int_equal(ex_account_create(&f->ex, WS, in, &obj, &xe), PL_OK);
-    snprintf(acc, sizeof acc, "%s", json_string_value(json_object_get(obj, "id")));
-    json_decref(in);
-    json_decref(obj);
+    new_account(f, acc, sizeof acc);
     open_session(f, f->tok, sid, sizeof sid, NULL);
     snprintf(args, sizeof args, "{\"account_ids\":[\"%s\"],\"text\":\"v0\"}", acc);
     tool(f, sid, "postly_create_post", args, post, sizeof post);
@@ -968,17 +967,12 @@ static void test_no_update_for_a_failed_batch(void **state)
     fx *f = *state;
     char sid[64], acc[64], p1[64], args[512], uri[128], needle[256];
     ex_batch_stats b0, b1;
-    json_t *in, *obj, *j;
-    ex_err xe;
+    json_t *j;
     sse c;
     int st;
     size_t from;
 
-    in = json_pack("{s:s, s:s}", "platform", "linkedin", "display_name", "Acme");
-    assert_int_equal(ex_account_create(&f->ex, WS, in, &obj, &xe), PL_OK);
-    snprintf(acc, sizeof acc, "%s", json_string_value(json_object_get(obj, "id")));
-    json_decref(in);
-    json_decref(obj);
+    new_account(f, acc, sizeof acc);
     open_session(f, f->tok, sid, sizeof sid, NULL);
     snprintf(args, sizeof args, "{\"account_ids\":[\"%s\"],\"text\":\"one\"}", acc);
     tool(f, sid, "postly_create_post", args, p1, sizeof p1);
