@@ -141,6 +141,18 @@ pl_rc mcp_workspace_view(const struct ex_ctx *ex, const char *ws, json_t **out, 
 pl_rc mcp_workspace_ensure(const struct ex_ctx *ex, const char *ws);
 
 pl_rc mcp_tools_list(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err);
+/* What tools/list, resources/list and resources/templates/list would show c (which tools,
+ * resources, templates and per-platform rows the policy lets it see or read), folded into
+ * one 64-bit value each: equal values, equal lists (up to a hash collision). The listening
+ * stream compares them across a policy reload (notifications/.../list_changed). */
+uint64_t mcp_tools_visible_fp(const mcp_call *c);
+uint64_t mcp_resources_visible_fp(const mcp_call *c);
+/* One step of those fingerprints (FNV-1a over one byte per listed item). */
+static inline uint64_t mcp_fp_add(uint64_t fp, unsigned v)
+{
+    return (fp ^ (uint8_t)v) * 0x100000001b3ULL;
+}
+#define MCP_FP_INIT 0xcbf29ce484222325ULL
 pl_rc mcp_tools_call(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err);
 pl_rc mcp_resources_list(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err);
 pl_rc mcp_resources_templates_list(mcp_call *c, const json_t *params, json_t **result,
@@ -169,6 +181,11 @@ pl_rc mcp_resources_unsubscribe(mcp_call *c, const json_t *params, json_t **resu
 void mcp_stream_session_ended(void *arg, mcp_session *s);
 /* Closes every stream (server shutdown). */
 void mcp_stream_close_all(mcp_server *srv);
+/* The policy was replaced (SIGHUP): each open stream whose tools or resources listing changed
+ * for its token is sent notifications/tools/list_changed and/or
+ * notifications/resources/list_changed (server/tools, server/resources "List Changed
+ * Notification"); a session whose stream is closed is told when it opens one again. */
+void mcp_stream_policy_changed(mcp_server *srv);
 pl_rc mcp_prompts_list(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err);
 pl_rc mcp_prompts_get(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err);
 pl_rc mcp_completion_complete(mcp_call *c, const json_t *params, json_t **result,

@@ -122,6 +122,36 @@ static int allowed_now(const mcp_call *c, const res_def *r)
     return mcp_gate_peek(c, r->policy) == MCP_GATE_ALLOW;
 }
 
+/* The networks resources/list names one postly://analytics/<platform> resource for. */
+static const char *const platforms[] = {"facebook",        "instagram", "pinterest", "youtube",
+                                        "google_business", "linkedin",  "x"};
+#define N_PLATFORMS (sizeof platforms / sizeof platforms[0])
+
+/* 1 when c may read template d's resource for platforms[k] now; its URI into uri. */
+static int platform_allowed(const mcp_call *c, const res_def *d, size_t k, char *uri, size_t urisz)
+{
+    char row[URI_MAX + 16];
+    snprintf(uri, urisz, "%s%s", d->prefix, platforms[k]);
+    snprintf(row, sizeof row, "resource:%s", uri);
+    return mcp_gate_peek(c, row) == MCP_GATE_ALLOW;
+}
+
+uint64_t mcp_resources_visible_fp(const mcp_call *c)
+{
+    uint64_t fp = MCP_FP_INIT;
+    size_t i, k;
+    for (i = 0; i < N_RES; i++) {
+        const res_def *d = &resources[i];
+        char uri[URI_MAX];
+        /* templates/list shows the visible templates, resources/list what is allowed now */
+        fp = mcp_fp_add(fp, (unsigned)(visible(c, d) << 1 | allowed_now(c, d)));
+        if (is_template(d) && !d->list && d->id_arg && strcmp(d->id_arg, "platform") == 0)
+            for (k = 0; k < N_PLATFORMS; k++)
+                fp = mcp_fp_add(fp, (unsigned)platform_allowed(c, d, k, uri, sizeof uri));
+    }
+    return fp;
+}
+
 pl_rc mcp_resources_templates_list(mcp_call *c, const json_t *params, json_t **result,
                                    mcp_rpc_error *err)
 {
@@ -213,15 +243,10 @@ pl_rc mcp_resources_list(mcp_call *c, const json_t *params, json_t **result, mcp
             continue;
         }
         if (!d->list && d->id_arg && strcmp(d->id_arg, "platform") == 0 && !inner[0]) {
-            static const char *const platforms[] = {"facebook", "instagram",       "pinterest",
-                                                    "youtube",  "google_business", "linkedin",
-                                                    "x"};
             size_t k;
-            for (k = 0; k < sizeof platforms / sizeof platforms[0]; k++) {
-                char uri[URI_MAX], row[URI_MAX + 16];
-                snprintf(uri, sizeof uri, "%s%s", d->prefix, platforms[k]);
-                snprintf(row, sizeof row, "resource:%s", uri);
-                if (mcp_gate_peek(c, row) == MCP_GATE_ALLOW)
+            for (k = 0; k < N_PLATFORMS; k++) {
+                char uri[URI_MAX];
+                if (platform_allowed(c, d, k, uri, sizeof uri))
                     json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s}", "uri", uri, "name",
                                                          platforms[k], "title", d->title,
                                                          "mimeType", MIME_JSON));

@@ -150,8 +150,8 @@ static pl_rc m_initialize(mcp_call *c, const json_t *params, json_t **result, mc
     if (mcp_protocol_supported(json_string_value(pv)))
         version = json_string_value(pv);
     res = json_pack("{s:s, s:{s:{s:b}, s:{s:b, s:b}, s:{s:b}, s:{}, s:{}}, s:{s:s, s:s, s:s}, s:s}",
-                    "protocolVersion", version, "capabilities", "tools", "listChanged", 0,
-                    "resources", "subscribe", 1, "listChanged", 0, "prompts", "listChanged", 0,
+                    "protocolVersion", version, "capabilities", "tools", "listChanged", 1,
+                    "resources", "subscribe", 1, "listChanged", 1, "prompts", "listChanged", 0,
                     "logging", "completions", "serverInfo", "name", "postly-mcp", "title", "Postly",
                     "version", "0.1.0", "instructions",
                     "Postly publishes to social networks on the user's behalf. Every call acts "
@@ -254,6 +254,7 @@ pl_rc mcp_server_set_policy(mcp_server *srv, const struct pol_compiled *policy,
     srv->rate = rate;
     srv->deps.policy = policy;
     snprintf(srv->revision, sizeof srv->revision, "%s", revision ? revision : "");
+    mcp_stream_policy_changed(srv);
     return PL_OK;
 }
 

@@ -176,7 +176,9 @@ json_t *mcp_server_prm(const mcp_server *srv);
 /* Replaces the policy (the program does it on SIGHUP) and its revision (copied). The new
  * table is borrowed like the first: the caller frees the old one after this returns PL_OK.
  * PL_ERR_INVALID when the policy lacks a row for a tool of the table (nothing changes then).
- * Rate buckets start over (their rules may have changed). Sessions are kept. */
+ * Rate buckets start over (their rules may have changed). Sessions are kept. Open listening
+ * streams whose tools or resources listing changed for their token are sent
+ * notifications/tools/list_changed or notifications/resources/list_changed. */
 pl_rc mcp_server_set_policy(mcp_server *srv, const struct pol_compiled *policy,
                             const char *revision);
 

@@ -41,11 +41,17 @@ typedef struct sess_ext {
     char **subs;                /* subscribed URIs, limits.max_subscriptions slots once allocated */
     uint64_t last_id;           /* event ids given so far (1, 2, ...) */
     char *recent[RESUME_SLOTS]; /* the URI of each recent notification (owned) */
+    /* The listings the session's stream last reflected (mcp_tools_visible_fp,
+     * mcp_resources_visible_fp), once lists_known: set when its first stream opens, updated
+     * with every list_changed notification sent. */
+    int lists_known;
+    uint64_t lists[2];
 } sess_ext;
 
 typedef struct mcp_stream {
     struct mcp_stream *prev, *next;
     uint64_t replay_from; /* > 0: resend ids from this one at the next tick (Last-Event-ID) */
+    int check_lists;      /* 1: compare the listings at the next tick (a reopened stream) */
     mcp_server *srv;
     mcp_session *session; /* NULL once the session has ended (the stream closes right after) */
     key_verified who;     /* the token that opened it */
@@ -72,6 +78,7 @@ static sess_ext *ext_of(mcp_session *s)
 }
 
 static void replay(mcp_stream *st);
+static int send_list_changes(mcp_stream *st);
 
 static int64_t keepalive_ms(const mcp_server *srv)
 {
@@ -241,6 +248,10 @@ void mcp_stream_open(mcp_call *c, const mcp_request *req, const uint8_t owner[32
     srv->streams = st;
     srv->nstreams++;
     x->stream = st;
+    /* The first tick (the transport runs one right after starting the stream) records the
+     * listings, or, for a session whose earlier stream closed, sends list_changed for a
+     * reload that happened meanwhile. */
+    st->check_lists = 1;
     if (req->last_event_id) {
         /* basic/transports "Resumability and Redelivery": resend what followed that id on this
          * session's stream (the recent ones kept: RESUME_SLOTS), once the response has started
@@ -272,6 +283,11 @@ void mcp_server_stream_tick(mcp_server *srv)
         if (!st->sink.alive(st->sink.arg)) {
             stream_close(st, "the client went away");
             continue;
+        }
+        if (st->check_lists) {
+            st->check_lists = 0;
+            if (!send_list_changes(st))
+                continue; /* closed */
         }
         if (st->replay_from) {
             replay(st); /* may close st */
@@ -445,38 +461,25 @@ static size_t key_uris(ex_db db, const char *key, char *ws, size_t wssz, char ur
     return 0;
 }
 
-/* Sends notification `id` (uri) on st if its token may still read the resource (policy row
- * `row`): expiry and grant first (closing the stream when they fail), then the policy (a reload
- * may have changed it; nothing is sent then). Returns 0 when st was closed. */
-static int send_update(mcp_stream *st, uint64_t id, const char *uri, const char *row)
+/* The call context of st's token under the running policy (its workspace index looked up
+ * again: a SIGHUP reload renumbers them). */
+static void stream_call(const mcp_stream *st, mcp_call *c)
 {
-    mcp_server *srv = st->srv;
-    const char *why = stream_authz(st);
-    mcp_call c;
-    json_t *msg;
-    char *buf = NULL, head[32];
-    size_t hl, n = 0;
+    memset(c, 0, sizeof *c);
+    c->srv = st->srv;
+    c->who = &st->who;
+    c->cls = st->cls;
+    pol_workspace_index(st->srv->deps.policy, st->who.ws, strlen(st->who.ws), &c->ws_index, NULL);
+}
+
+/* Writes msg on st as one SSE event, after head (an "id:" line, or ""). Returns 0 when st was
+ * closed (the client went away). */
+static int stream_send(mcp_stream *st, const char *head, json_t *msg)
+{
+    size_t hl = strlen(head), n = msg ? mcp_sse_event_size(msg) : 0;
+    char *buf = NULL;
     int ok = 1;
-    if (why) {
-        stream_close(st, why);
-        return 0;
-    }
-    memset(&c, 0, sizeof c);
-    c.srv = srv;
-    c.who = &st->who;
-    c.cls = st->cls;
-    /* The policy's workspace index, looked up again: a SIGHUP reload renumbers them. */
-    pol_workspace_index(srv->deps.policy, st->who.ws, strlen(st->who.ws), &c.ws_index, NULL);
-    if (mcp_gate_peek(&c, row) != MCP_GATE_ALLOW)
-        return 1;
-    msg = json_pack("{s:s, s:s, s:{s:s}}", "jsonrpc", "2.0", "method",
-                    "notifications/resources/updated", "params", "uri", uri);
-    /* HTML §9.2.6: "id:" sets the stream's last event ID, which a reconnecting client sends
-     * back as Last-Event-ID. */
-    hl = (size_t)snprintf(head, sizeof head, "id: %llu\n", (unsigned long long)id);
-    n = msg ? mcp_sse_event_size(msg) : 0;
-    if (n && hl < sizeof head && (buf = malloc(hl + n)) != NULL &&
-        mcp_sse_event(msg, buf + hl, n) == n) {
+    if (n && (buf = malloc(hl + n)) != NULL && mcp_sse_event(msg, buf + hl, n) == n) {
         memcpy(buf, head, hl);
         if (st->sink.write(st->sink.arg, buf, hl + n) != PL_OK) {
             stream_close(st, "the client went away");
@@ -486,6 +489,76 @@ static int send_update(mcp_stream *st, uint64_t id, const char *uri, const char 
     free(buf);
     json_decref(msg);
     return ok;
+}
+
+/* Sends notification `id` (uri) on st if its token may still read the resource (policy row
+ * `row`): expiry and grant first (closing the stream when they fail), then the policy (a reload
+ * may have changed it; nothing is sent then). Returns 0 when st was closed. */
+static int send_update(mcp_stream *st, uint64_t id, const char *uri, const char *row)
+{
+    const char *why = stream_authz(st);
+    mcp_call c;
+    char head[32];
+    if (why) {
+        stream_close(st, why);
+        return 0;
+    }
+    stream_call(st, &c);
+    if (mcp_gate_peek(&c, row) != MCP_GATE_ALLOW)
+        return 1;
+    /* HTML §9.2.6: "id:" sets the stream's last event ID, which a reconnecting client sends
+     * back as Last-Event-ID. */
+    snprintf(head, sizeof head, "id: %llu\n", (unsigned long long)id);
+    return stream_send(st, head,
+                       json_pack("{s:s, s:s, s:{s:s}}", "jsonrpc", "2.0", "method",
+                                 "notifications/resources/updated", "params", "uri", uri));
+}
+
+/* The listings a list_changed notification stands for, in sess_ext.lists order. */
+static const struct {
+    uint64_t (*fp)(const mcp_call *c);
+    const char *method;
+} listings[2] = {
+    {mcp_tools_visible_fp, "notifications/tools/list_changed"},
+    {mcp_resources_visible_fp, "notifications/resources/list_changed"},
+};
+
+/* Compares what st's token would be listed now with what its session was last told, and sends
+ * list_changed for each listing that differs (no event id: they are not replayed, a reopened
+ * stream compares again instead). Checks expiry and grant first. Returns 0 when st was closed. */
+static int send_list_changes(mcp_stream *st)
+{
+    sess_ext *x = st->session ? st->session->ext : NULL;
+    const char *why = stream_authz(st);
+    mcp_call c;
+    size_t i;
+    if (why) {
+        stream_close(st, why);
+        return 0;
+    }
+    if (!x)
+        return 1;
+    stream_call(st, &c);
+    for (i = 0; i < sizeof listings / sizeof listings[0]; i++) {
+        uint64_t now = listings[i].fp(&c);
+        int changed = x->lists_known && now != x->lists[i];
+        x->lists[i] = now;
+        if (changed &&
+            !stream_send(st, "",
+                         json_pack("{s:s, s:s}", "jsonrpc", "2.0", "method", listings[i].method)))
+            return 0;
+    }
+    x->lists_known = 1;
+    return 1;
+}
+
+void mcp_stream_policy_changed(mcp_server *srv)
+{
+    mcp_stream *st, *next;
+    for (st = srv->streams; st; st = next) {
+        next = st->next;
+        (void)send_list_changes(st); /* may close st */
+    }
 }
 
 /* Gives the change of uri in workspace ws an event id in every session subscribed to it, keeps

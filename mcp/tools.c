@@ -609,6 +609,15 @@ static int tool_visible(const mcp_call *c, const mcp_tool *t)
     return 0;
 }
 
+uint64_t mcp_tools_visible_fp(const mcp_call *c)
+{
+    uint64_t fp = MCP_FP_INIT;
+    size_t i;
+    for (i = 0; i < mcp_tools_count; i++)
+        fp = mcp_fp_add(fp, (unsigned)tool_visible(c, &mcp_tools[i]));
+    return fp;
+}
+
 pl_rc mcp_tools_list(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err)
 {
     json_t *arr = json_array(), *res;

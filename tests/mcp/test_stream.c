@@ -952,6 +952,117 @@ static void test_resumption(void **state)
     sse_close(&c);
 }
 
+/* Loads the shipped policy with `extra` appended and makes it the server's, as SIGHUP does. */
+static void reload_policy(fx *f, const char *extra)
+{
+    char path[512];
+    pol_diags d;
+    pol_compiled *p = NULL;
+    FILE *fp;
+    long n;
+    char *buf;
+    size_t el = strlen(extra);
+    snprintf(path, sizeof path, "%s/policy/default.policy", POSTLY_SOURCE_DIR);
+    fp = fopen(path, "rb");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+    n = ftell(fp);
+    assert_true(n > 0);
+    rewind(fp);
+    buf = malloc((size_t)n + el + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+    memcpy(buf + n, extra, el + 1);
+    pol_diags_init(&d);
+    assert_int_equal(pol_load_buffer("reloaded.policy", buf, (size_t)n + el, 0, &d, &p), PL_OK);
+    pol_diags_free(&d);
+    free(buf);
+    assert_int_equal(mcp_server_set_policy(f->srv, p, "sha256:reloaded"), PL_OK);
+    pol_compiled_free(f->policy);
+    f->policy = p;
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+    size_t k = 0;
+    for (; (hay = strstr(hay, needle)) != NULL; hay++)
+        k++;
+    return k;
+}
+
+/* 1 when tools/list (as the session sees it now) names tool. */
+static int listed(fx *f, const char *sid, const char *tool_name)
+{
+    int st, found = 0;
+    size_t i;
+    json_t *j = rpc(f, f->tok, sid, "tools/list", "{}", &st, NULL), *t;
+    assert_int_equal(st, 200);
+    json_array_foreach(json_object_get(json_object_get(j, "result"), "tools"), i, t) found |=
+        strcmp(json_string_value(json_object_get(t, "name")), tool_name) == 0;
+    json_decref(j);
+    return found;
+}
+
+#define TOOLS_CHANGED "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}"
+#define RES_CHANGED                                                                                \
+    "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/resources/list_changed\"}"
+
+static void test_list_changed_on_policy_reload(void **state)
+{
+    fx *f = *state;
+    static const char forbid_delete[] =
+        "forbid f-test-delete class=preregistered scopes=posts:delete\n";
+    static const char forbid_x[] = "forbid f-test-x class=preregistered scopes=analytics:x:read\n";
+    char sid[64], both[256];
+    json_t *init;
+    sse c;
+
+    open_session(f, f->tok, sid, sizeof sid, &init);
+    assert_true(json_is_true(json_object_get(
+        json_object_get(json_object_get(init, "capabilities"), "tools"), "listChanged")));
+    assert_true(json_is_true(json_object_get(
+        json_object_get(json_object_get(init, "capabilities"), "resources"), "listChanged")));
+    json_decref(init);
+    assert_int_equal(sse_open(f, &c, f->tok, sid), 200);
+    pump_until_streams(f, 1);
+    assert_true(listed(f, sid, "postly_delete_post"));
+
+    /* a reload that changes nothing this client is listed: nothing is sent */
+    reload_policy(f, "rate r-test class=* tool=postly_get_workspace limit=1000/min per=client\n");
+    advance_and_tick(f, 15000);
+    assert_true(sse_wait(f, &c, ": keep-alive\n\n"));
+    assert_int_equal(count(c.buf, "list_changed"), 0);
+
+    /* posts:delete forbidden to this client's class: postly_delete_post is hidden, the
+     * resources are not affected */
+    reload_policy(f, forbid_delete);
+    assert_true(sse_wait(f, &c, TOOLS_CHANGED));
+    advance_and_tick(f, 15000);
+    assert_true(sse_wait(f, &c, ": keep-alive\n\n"));
+    assert_int_equal(count(c.buf, "list_changed"), 1);
+    assert_false(listed(f, sid, "postly_delete_post"));
+
+    /* analytics:x:read forbidden as well: postly://analytics/x leaves resources/list, the
+     * tools listing stays as it was */
+    snprintf(both, sizeof both, "%s%s", forbid_delete, forbid_x);
+    reload_policy(f, both);
+    assert_true(sse_wait(f, &c, RES_CHANGED));
+    advance_and_tick(f, 15000);
+    assert_true(sse_wait(f, &c, ": keep-alive\n\n"));
+    assert_int_equal(count(c.buf, "list_changed"), 2);
+
+    /* a reload while the stream is closed: the reopened stream is told of both listings */
+    sse_close(&c);
+    pump_until_streams(f, 0);
+    reload_policy(f, "");
+    assert_int_equal(sse_open(f, &c, f->tok, sid), 200);
+    assert_true(sse_wait(f, &c, TOOLS_CHANGED));
+    assert_true(sse_wait(f, &c, RES_CHANGED));
+    assert_true(listed(f, sid, "postly_delete_post"));
+    sse_close(&c);
+}
+
 /* The exec store's data file made read-only under LMDB: its next commit fails. */
 static int break_data_file(const char *dir)
 {
@@ -1101,6 +1212,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_revocation_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resumption, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_changed_on_policy_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_subscribe_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_updated_after_tool_write_and_publish, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_update_for_a_failed_batch, setup, teardown),
