@@ -4,7 +4,9 @@
 // text/event-stream) by itself; the client subscribes to post resources and receives
 // notifications/resources/updated (ResourceUpdatedNotificationSchema) when a tool publishes
 // one and when postly-mcp's scheduler publishes another at its time. Also: a second GET for the
-// same session is refused with 409, DELETE closes the stream.
+// same session is refused with 409, DELETE closes the stream. A policy reload (SIGHUP) that
+// hides a tool from this client sends notifications/tools/list_changed
+// (ToolListChangedNotificationSchema) and tools/list no longer shows it.
 //
 // usage: node sdk_subscribe.mjs --mcp BIN --fixture BIN --policy FILE --modules NODE_MODULES
 import { spawn, execFileSync } from 'node:child_process';
@@ -19,7 +21,7 @@ for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^
 const require = createRequire(path.join(args.modules, 'resolve-from-here.js'));
 const { Client } = require('@modelcontextprotocol/sdk/client/index.js');
 const { StreamableHTTPClientTransport } = require('@modelcontextprotocol/sdk/client/streamableHttp.js');
-const { ResourceUpdatedNotificationSchema } = require('@modelcontextprotocol/sdk/types.js');
+const { ResourceUpdatedNotificationSchema, ToolListChangedNotificationSchema } = require('@modelcontextprotocol/sdk/types.js');
 
 const ISSUER = 'http://127.0.0.1:1';
 let AUD = 'http://127.0.0.1:1/mcp';
@@ -64,8 +66,10 @@ async function main() {
   need(args.mcp);
   need(args.fixture);
   mint(['workspace:read']);
+  const policy = path.join(data, 'reloadable.policy'); // a copy this test edits, then SIGHUPs
+  fs.copyFileSync(args.policy, policy);
   mcp = spawn(args.mcp, ['--listen', '127.0.0.1:0', '--print-port', '--authz', ISSUER,
-    '--data', data, '--policy', args.policy, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    '--data', data, '--policy', policy, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
   track(mcp);
   const port = await new Promise((resolve, reject) => {
     readline.createInterface({ input: mcp.stdout }).once('line', (l) => resolve(Number(l)));
@@ -86,6 +90,8 @@ async function main() {
   const client = new Client({ name: 'postly-sdk-subscribe', version: '1.0.0' });
   const updates = waiter();
   client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => updates.push(n.params.uri));
+  const listChanges = waiter();
+  client.setNotificationHandler(ToolListChangedNotificationSchema, (n) => listChanges.push(n.method));
   const transport = new StreamableHTTPClientTransport(new URL(AUD), {
     requestInit: { headers: { Authorization: `Bearer ${token}` } },
     fetch: loggingFetch,
@@ -144,6 +150,16 @@ async function main() {
   const body = await second.json().catch(() => ({}));
   check(second.status === 409 && /one listening stream/.test(body?.error?.message || ''),
     `a second GET for the session: ${second.status} ${body?.error?.message}`);
+
+  // A policy reload that forbids posts:delete to this client's class hides postly_delete_post.
+  const toolNames = async () => (await client.listTools()).tools.map((t) => t.name);
+  check(client.getServerCapabilities()?.tools?.listChanged === true, 'initialize: tools.listChanged = true');
+  check((await toolNames()).includes('postly_delete_post'), 'tools/list shows postly_delete_post before the reload');
+  fs.appendFileSync(policy, 'forbid f-sdk-test class=preregistered scopes=posts:delete\n');
+  mcp.kill('SIGHUP');
+  await listChanges.wait(() => true, 5000, 'notifications/tools/list_changed after SIGHUP');
+  check(true, 'ToolListChangedNotification after the policy reload');
+  check(!(await toolNames()).includes('postly_delete_post'), 'tools/list hides postly_delete_post after the reload');
 
   await client.unsubscribeResource({ uri: uriNow });
   check(true, 'resources/unsubscribe');
