@@ -1,8 +1,13 @@
 /* authz/apps.c — the connected apps page: each grant with client, workspace, scopes, first
- * and last use, and a Disconnect button that revokes the grant (refresh family dead at once;
- * the resource server refuses its access tokens on the next request, directory.h). */
+ * use (the grant's creation), its last token issuance, its last MCP call (recorded by
+ * postly-mcp in <data>/seen, seen.h) and a Disconnect button that revokes the grant (refresh
+ * family dead at once; the resource server refuses its access tokens on the next request,
+ * directory.h). */
 #include "server_int.h"
 
+#include "authz/seen.h"
+
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +23,49 @@ static void fmt_time(int64_t ms, char out[32])
         snprintf(out, 32, "-");
 }
 
+/* How long ago, in words ("" when ms lies in the future: clocks of two processes). */
+static void fmt_ago(int64_t now_ms, int64_t ms, char out[48])
+{
+    /* Tables over branches: the largest unit that fits. */
+    static const struct {
+        int64_t s;
+        const char *one, *many;
+    } units[] = {{86400, "day", "days"}, {3600, "hour", "hours"}, {60, "minute", "minutes"}};
+    int64_t d = (now_ms - ms) / 1000;
+    out[0] = '\0';
+    if (d < 0)
+        return;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (d >= units[i].s) {
+            int64_t n = d / units[i].s;
+            snprintf(out, 48, "%" PRId64 " %s ago", n, n == 1 ? units[i].one : units[i].many);
+            return;
+        }
+    snprintf(out, 48, "less than a minute ago");
+}
+
+/* The "Last MCP call" cell. seen_rc: how reading <data>/seen went (PL_OK even when absent). */
+static pl_rc seen_cell(core_buf *b, pl_rc seen_rc, int64_t now_ms, int64_t ms)
+{
+    char when[32], ago[48], iso[32];
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (seen_rc != PL_OK)
+        return core_buf_adds(b, "<td class=\"seen\">unavailable</td>");
+    if (ms <= 0)
+        return core_buf_adds(b, "<td class=\"seen\" data-ms=\"0\">never</td>");
+    fmt_time(ms, when);
+    fmt_ago(now_ms, ms, ago);
+    if (!gmtime_r(&t, &tm) || strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        iso[0] = '\0';
+    /* Only digits, the formats above and fixed words: nothing here needs escaping. */
+    return core_buf_addf(b,
+                         "<td class=\"seen\" data-ms=\"%" PRId64 "\"><time datetime=\"%s\">%s"
+                         "</time>%s%s%s</td>",
+                         ms, iso, when, ago[0] ? "<br><span class=\"small\">" : "", ago,
+                         ago[0] ? "</span>" : "");
+}
+
 void az_h_apps(core_http_req *req, void *arg)
 {
     az_server *s = arg;
@@ -27,7 +75,10 @@ void az_h_apps(core_http_req *req, void *arg)
     size_t n = 0;
     core_buf rows;
     char csrf[AZ_SECRET_SIZE];
-    pl_rc rc = PL_OK;
+    const char *gids[APPS_MAX];
+    int64_t seen[APPS_MAX];
+    int64_t now = core_clock_now_ms(s->cfg.clock);
+    pl_rc rc = PL_OK, seen_rc;
 
     core_buf_init(&rows, AZ_PAGE_MAX);
     if (!g) {
@@ -44,6 +95,15 @@ void az_h_apps(core_http_req *req, void *arg)
         az_error_page(s, req, 500, "Something went wrong", "Your apps could not be listed.");
         goto done;
     }
+    /* The last MCP call of each grant, as postly-mcp recorded it (seen.h): an absent
+     * environment means "never"; one that cannot be read leaves the page working with
+     * "unavailable" in that column. */
+    for (size_t i = 0; i < n; i++)
+        gids[i] = g[i].gid;
+    seen_rc = az_seen_read(s->cfg.data_dir, gids, n, seen);
+    if (seen_rc != PL_OK)
+        core_log_warn(s->log, "authz: last-call times in %s/seen: %s", s->cfg.data_dir,
+                      pl_strerror(seen_rc));
     for (size_t i = 0; rc == PL_OK && i < n; i++) {
         az_client c;
         az_dir_workspace w;
@@ -66,16 +126,20 @@ void az_h_apps(core_http_req *req, void *arg)
         if (rc == PL_OK)
             rc = core_buf_add_html(&rows, sc, strlen(sc));
         if (rc == PL_OK)
+            rc = core_buf_addf(&rows, "</code></td><td>%s</td><td>%s</td>", first, last);
+        if (rc == PL_OK)
+            rc = seen_cell(&rows, seen_rc, now, seen[i]);
+        if (rc == PL_OK)
             rc = core_buf_addf(&rows,
-                               "</code></td><td>%s</td><td>%s</td><td><form method=\"post\" "
+                               "<td><form method=\"post\" "
                                "action=\"/apps/disconnect\"><input type=\"hidden\" name=\"csrf\" "
                                "value=\"%s\"><input type=\"hidden\" name=\"gid\" value=\"%s\">"
                                "<button class=\"danger\" type=\"submit\">Disconnect</button>"
                                "</form></td></tr>",
-                               first, last, csrf, g[i].gid);
+                               csrf, g[i].gid);
     }
     if (rc == PL_OK && n == 0)
-        rc = core_buf_adds(&rows, "<tr><td colspan=\"6\">No connected apps.</td></tr>");
+        rc = core_buf_adds(&rows, "<tr><td colspan=\"7\">No connected apps.</td></tr>");
     if (rc != PL_OK) {
         az_error_page(s, req, 500, "Something went wrong", "The page could not be built.");
     } else {

@@ -32,6 +32,7 @@ void mcp_config_defaults(mcp_config *cfg)
     cfg->limits.keepalive_s = 15;
     cfg->limits.max_subscriptions = 64;
     cfg->leeway_s = 30;
+    cfg->seen_interval_s = 60;
     cfg->log_level = CORE_LOG_INFO;
     cfg->run_scheduler = 1;
     cfg->run_webhooks = 1;
@@ -74,6 +75,9 @@ void mcp_config_usage(FILE *fp)
             "                         (POSTLY_MCP_MAX_SUBSCRIPTIONS, default 64)\n"
             "  --leeway SEC           clock skew allowed on a token's exp and nbf\n"
             "                         (POSTLY_MCP_LEEWAY, 0..300, default 30)\n"
+            "  --seen-interval SEC    write a grant's last-call time (connected-apps page)\n"
+            "                         at most every SEC (POSTLY_MCP_SEEN_INTERVAL, 1..3600,\n"
+            "                         default 60)\n"
             "  --log-level LEVEL      debug|info|warn|error|off (POSTLY_LOG_LEVEL, default info)\n"
             "  --no-scheduler         do not publish scheduled posts in this process\n"
             "                         (POSTLY_MCP_SCHEDULER=off)\n"
@@ -200,6 +204,7 @@ typedef enum opt_kind {
     OPT_KEEPALIVE,
     OPT_MAX_SUBS,
     OPT_LEEWAY,
+    OPT_SEEN_INTERVAL,
     OPT_LOG_LEVEL
 } opt_kind;
 
@@ -227,6 +232,7 @@ static const struct {
     {"--keepalive", "POSTLY_MCP_KEEPALIVE", OPT_KEEPALIVE},
     {"--max-subscriptions", "POSTLY_MCP_MAX_SUBSCRIPTIONS", OPT_MAX_SUBS},
     {"--leeway", "POSTLY_MCP_LEEWAY", OPT_LEEWAY},
+    {"--seen-interval", "POSTLY_MCP_SEEN_INTERVAL", OPT_SEEN_INTERVAL},
     {"--log-level", "POSTLY_LOG_LEVEL", OPT_LOG_LEVEL},
 };
 
@@ -313,6 +319,11 @@ static pl_rc apply(mcp_config *cfg, opt_kind k, const char *v, const char *what,
         rc = parse_long(v, 0, 300, &x, what, errbuf, errsz);
         if (rc == PL_OK)
             cfg->leeway_s = (int)x;
+        return rc;
+    case OPT_SEEN_INTERVAL:
+        rc = parse_long(v, 1, 3600, &x, what, errbuf, errsz);
+        if (rc == PL_OK)
+            cfg->seen_interval_s = (int)x;
         return rc;
     case OPT_LOG_LEVEL:
         x = core_log_level_parse(v);

@@ -75,6 +75,10 @@ typedef struct mcp_config {
     /* Clock skew allowed on a token's exp and nbf, seconds (--leeway, POSTLY_MCP_LEEWAY;
      * default 30, 0..300; keys/verify.h leeway_s). */
     int leeway_s;
+    /* A grant's last-call time (the connected-apps page, authz/seen.h) is written at most
+     * once per this many seconds (--seen-interval, POSTLY_MCP_SEEN_INTERVAL; 1..3600,
+     * default 60): the page may lag the true last call by about this much. */
+    int seen_interval_s;
 } mcp_config;
 
 /* Fills the documented defaults (canonical URL and allow-lists derived from the listen

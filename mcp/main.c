@@ -10,6 +10,7 @@
 #include <event2/event.h>
 
 #include "authz/directory.h"
+#include "authz/seen.h"
 #include "core/crypto.h"
 #include "core/http.h"
 #include "core/log.h"
@@ -34,6 +35,7 @@ typedef struct app {
     pol_compiled *policy; /* the table in use (owned) */
     key_keyset *keys;
     mcp_usage *usage;
+    az_seen *seen;
     const core_log *log;
 } app;
 
@@ -45,6 +47,16 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     mcp_server_stream_tick(a->srv); /* listening streams: keep-alives, token/grant re-checks */
     if (a->usage && mcp_usage_flush(a->usage) != PL_OK)
         core_log_error(a->log, "usage counters could not be written");
+    /* Grants' last-call times: handed to the seen writer thread, never written here. */
+    if (az_seen_flush(a->seen, core_clock_now_ms(core_clock_real())) == PL_ERR_STORE)
+        core_log_warn(a->log, "last-call times of grants could not be written (%s/seen)",
+                      a->cfg->data_dir);
+}
+
+/* The seen writer's purge asks the directory whether a grant is still alive (seen.h). */
+static pl_rc grant_alive(void *arg, const char *gid)
+{
+    return az_directory_grant_check(arg, gid);
 }
 
 /* `postly-mcp usage [--data DIR] [--period YYYY-MM] [--workspace WS]`: prints the counters. */
@@ -196,6 +208,8 @@ int main(int argc, char **argv)
     ex_connectors conns;
     ex_ctx ex;
     az_directory *dir = NULL;
+    az_seen *seen = NULL;
+    az_seen_cfg seen_cfg;
     FILE *audit = NULL;
     mcp_server *srv = NULL;
     mcp_deps deps;
@@ -300,6 +314,17 @@ int main(int argc, char **argv)
                 cfg.data_dir, pl_strerror(rc));
         goto out;
     }
+    /* Grants' last-call times for postly-authz's connected-apps page (authz/seen.h): display
+     * only, so a failure to open is a warning, not a reason to refuse to serve. */
+    memset(&seen_cfg, 0, sizeof seen_cfg);
+    seen_cfg.data_dir = cfg.data_dir;
+    seen_cfg.interval_ms = (int64_t)cfg.seen_interval_s * 1000;
+    seen_cfg.alive = grant_alive;
+    seen_cfg.alive_arg = dir;
+    rc = az_seen_open(&seen_cfg, &seen);
+    if (rc != PL_OK)
+        core_log_warn(&log, "last-call times of grants are not recorded: %s/seen: %s",
+                      cfg.data_dir, pl_strerror(rc));
     /* Group commit (docs/mcp.md "Group commit"): MDB_NOMETASYNC plus the batcher's syncer
      * thread, every write still acknowledged only once it is on disk. */
     rc = ex_store_open_data_dir(
@@ -354,6 +379,7 @@ int main(int argc, char **argv)
     deps.audit = audit;
     deps.directory = dir;
     deps.usage = usage;
+    deps.seen = seen;
     deps.batcher = batcher;
     if (mcp_server_new(&cfg, &deps, &srv) != PL_OK) {
         fprintf(stderr, "postly-mcp: the tool table and the policy disagree (see log)\n");
@@ -386,6 +412,7 @@ int main(int argc, char **argv)
     a.keys = keys;
     a.log = &log;
     a.usage = usage;
+    a.seen = seen;
     a.cfg = &cfg;
     a.policy = policy;
     policy = NULL; /* owned by a from here; SIGHUP may replace it */
@@ -436,6 +463,7 @@ out:
     core_http_free(http);
     mcp_server_free(srv);
     mcp_usage_free(usage); /* flushes the last counts */
+    az_seen_free(seen);    /* writes the pending last-call times; before the directory */
     if (audit)
         fclose(audit);
     ex_connectors_free(&conns);

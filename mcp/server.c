@@ -7,6 +7,7 @@
 #include "core/json_text.h"
 #include "core/crypto.h"
 #include "authz/directory.h"
+#include "authz/seen.h"
 #include "core/http.h"
 #include "mcp/mcp_int.h"
 
@@ -829,6 +830,9 @@ pl_rc mcp_server_handle(mcp_server *srv, const mcp_request *req, mcp_reply *repl
     call.who = &who;
     call.reply = reply;
     call.start_ms = core_clock_now_ms(srv->deps.clock);
+    /* The grant is alive (authenticate): its last call, for the connected-apps page
+     * (authz/seen.h: memory only here; written by another thread, at most once a minute). */
+    az_seen_touch(srv->deps.seen, who.gid, call.start_ms);
     pol_class_lookup(who.cls, strlen(who.cls), &call.cls);
     pol_workspace_index(srv->deps.policy, who.ws, strlen(who.ws), &call.ws_index, NULL);
 

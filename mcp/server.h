@@ -31,6 +31,7 @@ struct pol_compiled;
 struct ex_ctx;
 struct az_directory;
 struct mcp_usage;
+struct az_seen;
 
 /* Protocol revisions this server speaks, newest first (MCP 2025-11-25 basic/lifecycle
  * "Version Negotiation"). */
@@ -56,6 +57,9 @@ typedef struct mcp_deps {
     struct az_directory *directory;
     /* Usage metering and plan quotas (mcp/usage.h). NULL: not metered. */
     struct mcp_usage *usage;
+    /* Last-call times of grants for the connected-apps page (authz/seen.h): every request
+     * with a valid token of a live grant touches it (memory only). NULL: not recorded. */
+    struct az_seen *seen;
     /* Group commit (exec/batch.h): the writes of store-only write tools join the loop
      * iteration's batch and their replies are marked held. NULL: every write is its own
      * durable transaction and no reply is held (unit tests that call mcp_server_handle). */
