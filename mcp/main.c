@@ -323,8 +323,8 @@ int main(int argc, char **argv)
     seen_cfg.alive_arg = dir;
     rc = az_seen_open(&seen_cfg, &seen);
     if (rc != PL_OK)
-        core_log_warn(&log, "last-call times of grants are not recorded: %s/seen: %s",
-                      cfg.data_dir, pl_strerror(rc));
+        core_log_warn(&log, "last-call times of grants are not recorded: %s/seen: %s", cfg.data_dir,
+                      pl_strerror(rc));
     /* Group commit (docs/mcp.md "Group commit"): MDB_NOMETASYNC plus the batcher's syncer
      * thread, every write still acknowledged only once it is on disk. */
     rc = ex_store_open_data_dir(
