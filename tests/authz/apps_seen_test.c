@@ -216,6 +216,8 @@ static void test_apps_show_last_mcp_call(void **state)
     struct tm tm;
     (void)state;
 
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
     tsrv_start(&t, 1);
     t.clock.now_ms = core_clock_now_ms(core_clock_real());
     new_grant(&t, "acme", &a, cookie);
@@ -257,7 +259,7 @@ static void test_apps_show_last_mcp_call(void **state)
     t_free(&page);
 
     /* Three minutes later (the authz clock), the page says so. */
-    t.clock.now_ms = ms + 3 * 60000 + 5000;
+    t.clock.now_ms = ms + (int64_t)3 * 60000 + 5000;
     get_apps(&t, cookie, &page);
     row_of(&page, a.gid, row, sizeof row);
     assert_int_equal(row_seen_ms(row), ms);

@@ -155,7 +155,7 @@ static void test_throttle(void **state)
     az_seen_wait(f->s);
     /* Many calls within the interval: nothing more is written... */
     for (int i = 1; i <= 50; i++)
-        assert_int_equal(az_seen_touch(f->s, "g_t", T0 + i * 1000), PL_OK);
+        assert_int_equal(az_seen_touch(f->s, "g_t", T0 + (int64_t)i * 1000), PL_OK);
     assert_int_equal(az_seen_flush(f->s, T0 + 50000), PL_OK);
     az_seen_wait(f->s);
     assert_int_equal(az_seen_get(f->s, "g_t", &ms), PL_OK);
@@ -453,7 +453,7 @@ static void test_store_failure_reported(void **state)
     az_seen_cfg c = cfg_of(f);
     az_seen_stats st;
     char gid[64];
-    c.map_size = 64 * 1024;
+    c.map_size = (size_t)64 * 1024;
     c.batch_max = 4000;
     c.slots = 4096;
     assert_int_equal(az_seen_open(&c, &f->s), PL_OK);
