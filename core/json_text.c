@@ -52,17 +52,113 @@ static void put1(out *o, char c)
         o->p[o->len++] = c;
 }
 
-/* jansson dump.c dump_string without flags: the escapes it writes. */
-static void put_string(out *o, const char *s, size_t n)
+/* Byte classes for put_string: 0 written as it is, 1 escaped, 2 the first byte of a UTF-8
+ * sequence (checked as jansson's utf8_iterate checks it). */
+static const unsigned char cls[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2};
+
+/* The length of the UTF-8 sequence at s (at most n bytes) when jansson's utf8_iterate accepts
+ * it (no overlong form, no surrogate, at most U+10FFFF), else 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    size_t k, j;
+    uint32_t cp;
+    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
+        k = 1;
+        cp = s[0] & 0x1F;
+    } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
+        k = 2;
+        cp = s[0] & 0x0F;
+    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
+        k = 3;
+        cp = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (k >= n)
+        return 0;
+    for (j = 1; j <= k; j++) {
+        if ((s[j] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[j] & 0x3F);
+    }
+    if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return k + 1;
+}
+
+/* 1 when none of the 8 bytes at s needs a look (class 0 in cls): no control character, no
+ * '"', no '\\', no byte >= 0x80 (SWAR: a byte below 0x20 or equal to '"' or '\\' borrows
+ * into its high bit; a false alarm only sends the bytes to the byte-wise path). */
+static int plain8(const unsigned char *s)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t x, q, b;
+    memcpy(&x, s, 8);
+    q = x ^ (ones * '"');
+    b = x ^ (ones * '\\');
+    return ((((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b) | x) & high) == 0;
+}
+
+/* jansson dump.c dump_string without flags: the escapes it writes. 0 when s is not UTF-8
+ * that jansson would dump (the caller then leaves the whole value to jansson). Plain bytes
+ * are copied in runs found through the class table. */
+static int put_string(out *o, const char *str, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
-    size_t run = 0;
-    put1(o, '"');
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0, run = 0, q;
+    if (!grow(o, n + 2))
+        return 1; /* o->failed */
+    /* Most strings need no escape: find the first byte that does, checking UTF-8 on the way;
+     * none: one copy. */
+    while (i < n) {
+        if (n - i >= 8 && plain8(s + i))
+            i += 8;
+        else if (cls[s[i]] == 0)
+            i++;
+        else if (cls[s[i]] == 1)
+            break;
+        else if ((q = utf8_seq(s + i, n - i)) != 0)
+            i += q;
+        else
+            return 0;
+    }
+    if (i == n) {
+        char *w = o->p + o->len;
+        w[0] = '"';
+        memcpy(w + 1, s, n);
+        w[n + 1] = '"';
+        o->len += n + 2;
+        return 1;
+    }
+    o->p[o->len++] = '"'; /* the prefix before i is plain: copied with the first run below */
+    while (i < n) {
+        unsigned char c;
+        if (n - i >= 8 && plain8(s + i)) {
+            i += 8;
             continue;
-        put(o, s + run, i - run);
+        }
+        c = s[i];
+        if (cls[c] == 0) {
+            i++;
+            continue;
+        }
+        if (cls[c] == 2) {
+            if ((q = utf8_seq(s + i, n - i)) == 0)
+                return 0;
+            i += q;
+            continue;
+        }
+        put(o, str + run, i - run);
         run = i + 1;
         char e[6] = {'\\', 0, 0, 0, 0, 0};
         size_t el = 2;
@@ -97,9 +193,26 @@ static void put_string(out *o, const char *s, size_t n)
             el = 6;
         }
         put(o, e, el);
+        i++;
     }
-    put(o, s + run, n - run);
+    put(o, str + run, n - run);
     put1(o, '"');
+    return 1;
+}
+
+/* v in decimal (JSON_INTEGER_FORMAT, "%lld"). */
+static void put_int(out *o, json_int_t v)
+{
+    char t[24];
+    size_t n = sizeof t;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        t[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        t[--n] = '-';
+    put(o, t + n, sizeof t - n);
 }
 
 /* 1 when s (n bytes) is well-formed UTF-8 without surrogates or overlongs (what jansson's
@@ -143,8 +256,6 @@ static int utf8_ok(const unsigned char *s, size_t n)
 /* 0 when v needs jansson itself (a real, too deep, a string it would refuse). */
 static int put_value(out *o, const json_t *v, int depth)
 {
-    char num[32];
-    int n;
     if (depth > MAX_DEPTH)
         return 0;
     switch (json_typeof(v)) {
@@ -158,10 +269,8 @@ static int put_value(out *o, const json_t *v, int depth)
             if (!first)
                 put1(o, ',');
             first = 0;
-            size_t kl = strlen(k);
-            if (!utf8_ok((const unsigned char *)k, kl))
+            if (!put_string(o, k, strlen(k)))
                 return 0;
-            put_string(o, k, kl);
             put1(o, ':');
             if (!put_value(o, x, depth + 1))
                 return 0;
@@ -184,16 +293,10 @@ static int put_value(out *o, const json_t *v, int depth)
         return 1;
     }
     case JSON_STRING: {
-        const char *s = json_string_value(v);
-        size_t sl = json_string_length(v);
-        if (!utf8_ok((const unsigned char *)s, sl))
-            return 0;
-        put_string(o, s, sl);
-        return 1;
+        return put_string(o, json_string_value(v), json_string_length(v));
     }
     case JSON_INTEGER:
-        n = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        put(o, num, (size_t)n);
+        put_int(o, json_integer_value(v));
         return 1;
     case JSON_TRUE:
         put(o, "true", 4);
@@ -233,4 +336,240 @@ char *core_json_compact(const json_t *v, size_t *len)
     if (len)
         *len = o.len;
     return o.p;
+}
+
+/* ---- parsing: core_json_loadb ---- */
+
+typedef struct rd {
+    const unsigned char *p, *end;
+    size_t flags;
+} rd;
+
+static void skip_ws(rd *r)
+{
+    while (r->p < r->end && (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
+        r->p++;
+}
+
+/* A string token at r->p ('"'): its bytes in *s and *n, decoded into buf (bufsz bytes) when it
+ * has escapes, else borrowed from the input. 0 for anything jansson would refuse or that the
+ * fast path leaves to it (\u escapes, a control character, invalid UTF-8, too long for buf). */
+static int lex_string(rd *r, char *buf, size_t bufsz, const char **s, size_t *n)
+{
+    const unsigned char *start = ++r->p, *q = start;
+    int high = 0;
+    size_t w = 0;
+    while (q < r->end && *q != '"' && *q != '\\' && *q >= 0x20) {
+        high |= *q & 0x80;
+        q++;
+    }
+    if (q >= r->end || *q < 0x20)
+        return 0;
+    if (*q == '"') { /* no escapes: the input's bytes */
+        if (high && !utf8_ok(start, (size_t)(q - start)))
+            return 0;
+        *s = (const char *)start;
+        *n = (size_t)(q - start);
+        r->p = q + 1;
+        return 1;
+    }
+    if ((size_t)(q - start) > bufsz)
+        return 0;
+    memcpy(buf, start, (size_t)(q - start));
+    w = (size_t)(q - start);
+    while (q < r->end && *q != '"') {
+        unsigned char c = *q++;
+        if (c < 0x20)
+            return 0;
+        if (c == '\\') {
+            static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+            const char *k;
+            if (q >= r->end || *q == '\0' || !(k = strchr(from, *q)))
+                return 0; /* \u (and anything invalid): jansson */
+            c = (unsigned char)to[k - from];
+            q++;
+        }
+        high |= c & 0x80;
+        if (w >= bufsz)
+            return 0;
+        buf[w++] = (char)c;
+    }
+    if (q >= r->end || (high && !utf8_ok((const unsigned char *)buf, w)))
+        return 0;
+    *s = buf;
+    *n = w;
+    r->p = q + 1;
+    return 1;
+}
+
+static json_t *parse_value(rd *r, int depth);
+
+static json_t *parse_object(rd *r, int depth)
+{
+    json_t *o = json_object(), *v;
+    char kbuf[256];
+    const char *k;
+    size_t kn;
+    if (!o)
+        return NULL;
+    r->p++; /* '{' */
+    skip_ws(r);
+    if (r->p < r->end && *r->p == '}') {
+        r->p++;
+        return o;
+    }
+    for (;;) {
+        if (r->p >= r->end || *r->p != '"' || !lex_string(r, kbuf, sizeof kbuf, &k, &kn))
+            goto fail;
+        skip_ws(r);
+        if (r->p >= r->end || *r->p != ':')
+            goto fail;
+        r->p++;
+        /* A duplicate key is jansson's error (JSON_REJECT_DUPLICATES) or its replacement. */
+        if (json_object_getn(o, k, kn))
+            goto fail;
+        if (!(v = parse_value(r, depth + 1)))
+            goto fail;
+        if (json_object_setn_new_nocheck(o, k, kn, v) != 0)
+            goto fail;
+        skip_ws(r);
+        if (r->p < r->end && *r->p == ',') {
+            r->p++;
+            skip_ws(r);
+            continue;
+        }
+        if (r->p < r->end && *r->p == '}') {
+            r->p++;
+            return o;
+        }
+        goto fail;
+    }
+fail:
+    json_decref(o);
+    return NULL;
+}
+
+static json_t *parse_array(rd *r, int depth)
+{
+    json_t *a = json_array(), *v;
+    if (!a)
+        return NULL;
+    r->p++; /* '[' */
+    skip_ws(r);
+    if (r->p < r->end && *r->p == ']') {
+        r->p++;
+        return a;
+    }
+    for (;;) {
+        if (!(v = parse_value(r, depth + 1)) || json_array_append_new(a, v) != 0)
+            goto fail;
+        skip_ws(r);
+        if (r->p < r->end && *r->p == ',') {
+            r->p++;
+            continue;
+        }
+        if (r->p < r->end && *r->p == ']') {
+            r->p++;
+            return a;
+        }
+        goto fail;
+    }
+fail:
+    json_decref(a);
+    return NULL;
+}
+
+static int is_alpha(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* An integer as jansson's lexer takes it: -?(0|[1-9][0-9]*) not followed by '.', 'e' or 'E'
+ * (reals, and integers of more than 18 digits, are left to jansson). */
+static json_t *parse_number(rd *r)
+{
+    const unsigned char *q = r->p;
+    int neg = 0;
+    uint64_t x = 0;
+    size_t digits = 0;
+    if (*q == '-') {
+        neg = 1;
+        q++;
+    }
+    if (q >= r->end || *q < '0' || *q > '9')
+        return NULL;
+    if (*q == '0' && q + 1 < r->end && q[1] >= '0' && q[1] <= '9')
+        return NULL;
+    while (q < r->end && *q >= '0' && *q <= '9') {
+        x = x * 10 + (uint64_t)(*q - '0');
+        q++;
+        if (++digits > 18)
+            return NULL;
+    }
+    if (q < r->end && (*q == '.' || *q == 'e' || *q == 'E'))
+        return NULL;
+    r->p = q;
+    return json_integer(neg ? -(json_int_t)x : (json_int_t)x);
+}
+
+static json_t *parse_literal(rd *r, const char *word, size_t n, json_t *v)
+{
+    if ((size_t)(r->end - r->p) < n || memcmp(r->p, word, n) != 0 ||
+        (r->p + n < r->end && is_alpha(r->p[n])))
+        return NULL;
+    r->p += n;
+    return v;
+}
+
+static json_t *parse_value(rd *r, int depth)
+{
+    char sbuf[256];
+    const char *s;
+    size_t n;
+    skip_ws(r);
+    if (r->p >= r->end || depth > MAX_DEPTH)
+        return NULL;
+    switch (*r->p) {
+    case '{':
+        return parse_object(r, depth);
+    case '[':
+        return parse_array(r, depth);
+    case '"':
+        if (!lex_string(r, sbuf, sizeof sbuf, &s, &n))
+            return NULL;
+        return json_stringn_nocheck(s, n);
+    case 't':
+        return parse_literal(r, "true", 4, json_true());
+    case 'f':
+        return parse_literal(r, "false", 5, json_false());
+    case 'n':
+        return parse_literal(r, "null", 4, json_null());
+    default:
+        return parse_number(r);
+    }
+}
+
+json_t *core_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *error)
+{
+    rd r = {(const unsigned char *)buf, (const unsigned char *)buf + len, flags};
+    json_t *v = NULL;
+    if (buf && !(flags & ~(size_t)(JSON_REJECT_DUPLICATES | JSON_DECODE_ANY))) {
+        skip_ws(&r);
+        if (r.p < r.end && ((flags & JSON_DECODE_ANY) || *r.p == '{' || *r.p == '['))
+            v = parse_value(&r, 1);
+        skip_ws(&r);
+        if (v && r.p != r.end) {
+            json_decref(v);
+            v = NULL;
+        }
+    }
+    if (!v) /* an error, or what the fast path leaves to jansson: jansson's own answer */
+        return json_loadb(buf, len, flags, error);
+    if (error) {
+        memset(error, 0, sizeof *error);
+        error->line = -1;
+        error->column = -1;
+        snprintf(error->source, sizeof error->source, "%s", "<buffer>");
+    }
+    return v;
 }

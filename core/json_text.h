@@ -25,4 +25,15 @@
  * or when jansson itself cannot encode v (a NaN, invalid UTF-8). */
 char *core_json_compact(const json_t *v, size_t *len);
 
+/* json_loadb(buf, len, flags, error), the same tree (values, key order) for the same input,
+ * built without jansson's per-character lexer (≈ 200 instructions a byte): objects, arrays,
+ * strings (the escapes \" \\ \/ \b \f \n \r \t; valid UTF-8), integers of up to 18 digits,
+ * true, false, null, nesting up to 64. Everything else — reals, \u escapes, strings over 256
+ * bytes with escapes, a duplicate key, deeper nesting, flags other than JSON_REJECT_DUPLICATES
+ * and JSON_DECODE_ANY, and every error — is handed to json_loadb itself, so errors (text,
+ * line, column, position) are exactly jansson's. A duplicate key is always handed over: with
+ * JSON_REJECT_DUPLICATES jansson refuses it, without it jansson keeps the last value.
+ * On success *error (may be NULL) is reset as jansson resets it. New reference or NULL. */
+json_t *core_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *error);
+
 #endif

@@ -166,12 +166,53 @@ pl_rc ex_json_hash(const json_t *args, const char *skip, uint8_t out[32])
     return PL_OK;
 }
 
+/* Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant, "chrono-compatible
+ * low-level date algorithms", civil_from_days): what gmtime_r computes, without its locking
+ * and time-zone set-up. */
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+static void put_digits(char *p, unsigned v, int n)
+{
+    while (n-- > 0) {
+        p[n] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
 void ex_time_format(int64_t ms, char *buf, size_t bufsz)
 {
-    time_t s = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-    int frac = (int)(ms - (int64_t)s * 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    snprintf(buf, bufsz, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    int64_t s = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+    int frac = (int)(ms - s * 1000);
+    int64_t days = s >= 0 ? s / 86400 : (s - 86399) / 86400, y;
+    unsigned sod = (unsigned)(s - days * 86400), m, d;
+    civil_from_days(days, &y, &m, &d);
+    if (y < 0 || y > 9999 || bufsz < 25 || (time_t)s != s) {
+        /* years printf would write with other than four digits: the reference path */
+        time_t t = (time_t)s;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        snprintf(buf, bufsz, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+        return;
+    }
+    /* "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" */
+    memcpy(buf, "0000-00-00T00:00:00.000Z", 25);
+    put_digits(buf, (unsigned)y, 4);
+    put_digits(buf + 5, m, 2);
+    put_digits(buf + 8, d, 2);
+    put_digits(buf + 11, sod / 3600, 2);
+    put_digits(buf + 14, sod / 60 % 60, 2);
+    put_digits(buf + 17, sod % 60, 2);
+    put_digits(buf + 20, (unsigned)frac, 3);
 }

@@ -25,6 +25,12 @@ static pl_rc apply(json_t *d, const json_t *args, int creating, ex_err *err)
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         const json_t *v = json_object_get(args, fields[i].name);
         pl_rc rc;
+        if (!v) { /* absent: what the getters' PL_ERR_NOT_FOUND leads to, without them */
+            if (creating)
+                json_object_set_new_nocheck(d, fields[i].name,
+                                            fields[i].id_kind ? json_array() : json_null());
+            continue;
+        }
         if (fields[i].id_kind) {
             const json_t *arr = NULL;
             rc = ex_arg_id_array(args, fields[i].name, EX_ARG_OPTIONAL, fields[i].max,
@@ -38,8 +44,8 @@ static pl_rc apply(json_t *d, const json_t *args, int creating, ex_err *err)
         } else {
             const char *s = NULL;
             rc = ex_arg_str(args, fields[i].name, EX_ARG_OPTIONAL, fields[i].max, &s, err);
-            if (rc == PL_OK)
-                json_object_set_new(d, fields[i].name, json_string(s));
+            if (rc == PL_OK) /* v itself: a string of args, never changed in place */
+                json_object_set_nocheck(d, fields[i].name, (json_t *)v);
             else if (rc == PL_ERR_NOT_FOUND && (creating || (v && json_is_null(v))))
                 json_object_set_new(d, fields[i].name, json_null());
             else if (rc != PL_ERR_NOT_FOUND)

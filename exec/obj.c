@@ -68,12 +68,16 @@ void ex_obj_touch(json_t *obj, int64_t now_ms)
 void ex_obj_init(json_t *obj, const char *id, const char *ws, int64_t now_ms)
 {
     char t[40];
+    json_t *ts;
     ex_time_format(now_ms, t, sizeof t);
-    json_object_set_new(obj, "id", json_string(id));
-    json_object_set_new(obj, "workspace_id", json_string(ws));
-    json_object_set_new(obj, "version", json_integer(1));
-    json_object_set_new(obj, "created_at", json_string(t));
-    json_object_set_new(obj, "updated_at", json_string(t));
+    /* One string value for both times (nothing sets a string in place); the keys are
+     * literals, so jansson's UTF-8 check of them is skipped. */
+    ts = json_string(t);
+    json_object_set_new_nocheck(obj, "id", json_string(id));
+    json_object_set_new_nocheck(obj, "workspace_id", json_string(ws));
+    json_object_set_new_nocheck(obj, "version", json_integer(1));
+    json_object_set_nocheck(obj, "created_at", ts);
+    json_object_set_new_nocheck(obj, "updated_at", ts);
 }
 
 pl_rc ex_arg_id(const json_t *args, const char *field, const char *kind, const char **out,

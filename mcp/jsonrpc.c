@@ -1,5 +1,7 @@
 #include "mcp/jsonrpc.h"
 
+#include "core/json_text.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -84,7 +86,8 @@ pl_rc mcp_rpc_parse(const char *text, size_t len, const mcp_rpc_limits *lim, mcp
     rc = mcp_rpc_prescan(text, len, lim, err);
     if (rc != PL_OK)
         goto out;
-    root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    /* json_loadb's tree and errors, without its per-character lexer (core/json_text.h) */
+    root = core_json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!root) {
         char msg[160];
         snprintf(msg, sizeof msg, "parse error at line %d column %d: %.80s", jerr.line, jerr.column,

@@ -2,6 +2,7 @@
  * offending field. Supported keywords: type, properties, required, additionalProperties
  * (boolean), items, minItems, maxItems, minLength, maxLength, minimum, maximum, enum; and the
  * annotations $schema, title, description, default, format, examples. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,19 +140,71 @@ static const char *type_words(const char *type)
     return "has the wrong type";
 }
 
+/* The keywords validate() reads of one schema node, found in one pass over its keys instead
+ * of a hash lookup per keyword (this runs on every tools/call). */
+typedef struct kw {
+    const json_t *type, *enumv, *max_len, *min_len, *minimum, *maximum, *items, *max_items,
+        *min_items, *props, *required, *additional;
+} kw;
+
+static void keywords(const json_t *s, kw *k)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } table[] = {
+        {"type", offsetof(kw, type)},          {"enum", offsetof(kw, enumv)},
+        {"maxLength", offsetof(kw, max_len)},  {"minLength", offsetof(kw, min_len)},
+        {"minimum", offsetof(kw, minimum)},    {"maximum", offsetof(kw, maximum)},
+        {"items", offsetof(kw, items)},        {"maxItems", offsetof(kw, max_items)},
+        {"minItems", offsetof(kw, min_items)}, {"properties", offsetof(kw, props)},
+        {"required", offsetof(kw, required)},  {"additionalProperties", offsetof(kw, additional)},
+    };
+    const char *key;
+    json_t *val;
+    size_t i;
+    memset(k, 0, sizeof *k);
+    json_object_foreach((json_t *)s, key, val)
+    {
+        for (i = 0; i < sizeof table / sizeof table[0]; i++) {
+            if (strcmp(table[i].name, key) == 0) {
+                *(const json_t **)(void *)((char *)k + table[i].off) = val;
+                break;
+            }
+        }
+    }
+}
+
+/* snprintf(sub, subsz, "%s%s%s", path, *path ? "." : "", name), truncated the same way. */
+static void join_path(char *sub, size_t subsz, const char *path, const char *name)
+{
+    const char *parts[3] = {path, *path ? "." : "", name};
+    size_t len = 0, i, l;
+    for (i = 0; i < 3; i++) {
+        l = strlen(parts[i]);
+        if (l > subsz - 1 - len)
+            l = subsz - 1 - len;
+        memcpy(sub + len, parts[i], l);
+        len += l;
+    }
+    sub[len] = '\0';
+}
+
 static pl_rc validate(const json_t *s, const json_t *v, const char *path, ex_err *err)
 {
-    const char *type = json_string_value(json_object_get(s, "type"));
+    kw k;
+    const char *type;
     const json_t *e, *x;
     char sub[64];
     size_t i;
 
     char what[192];
 
-    const json_t *types = json_object_get(s, "type");
-    if (json_is_array(types)) {
+    keywords(s, &k);
+    type = json_string_value(k.type);
+    if (json_is_array(k.type)) {
         int any = 0;
-        json_array_foreach(types, i, x)
+        json_array_foreach(k.type, i, x)
         {
             if (json_is_string(x) && type_matches(json_string_value(x), v))
                 any = 1;
@@ -161,7 +214,7 @@ static pl_rc validate(const json_t *s, const json_t *v, const char *path, ex_err
     } else if (type && !type_matches(type, v)) {
         return fail(err, path, type_words(type));
     }
-    e = json_object_get(s, "enum");
+    e = k.enumv;
     if (json_is_array(e)) {
         int found = 0;
         json_array_foreach(e, i, x)
@@ -180,13 +233,13 @@ static pl_rc validate(const json_t *s, const json_t *v, const char *path, ex_err
     }
     if (json_is_string(v)) {
         size_t cp = utf8_codepoints(json_string_value(v), json_string_length(v));
-        x = json_object_get(s, "maxLength");
+        x = k.max_len;
         if (json_is_integer(x) && cp > (size_t)json_integer_value(x)) {
             snprintf(what, sizeof what, "longer than %lld characters",
                      (long long)json_integer_value(x));
             return fail(err, path, what);
         }
-        x = json_object_get(s, "minLength");
+        x = k.min_len;
         if (json_is_integer(x) && cp < (size_t)json_integer_value(x)) {
             snprintf(what, sizeof what, "shorter than %lld characters",
                      (long long)json_integer_value(x));
@@ -195,25 +248,25 @@ static pl_rc validate(const json_t *s, const json_t *v, const char *path, ex_err
     }
     if (json_is_number(v)) {
         double d = json_number_value(v);
-        x = json_object_get(s, "minimum");
+        x = k.minimum;
         if (json_is_number(x) && d < json_number_value(x)) {
             snprintf(what, sizeof what, "must be at least %lld", (long long)json_number_value(x));
             return fail(err, path, what);
         }
-        x = json_object_get(s, "maximum");
+        x = k.maximum;
         if (json_is_number(x) && d > json_number_value(x)) {
             snprintf(what, sizeof what, "must be at most %lld", (long long)json_number_value(x));
             return fail(err, path, what);
         }
     }
     if (json_is_array(v)) {
-        const json_t *items = json_object_get(s, "items");
-        x = json_object_get(s, "maxItems");
+        const json_t *items = k.items;
+        x = k.max_items;
         if (json_is_integer(x) && json_array_size(v) > (size_t)json_integer_value(x)) {
             snprintf(what, sizeof what, "more than %lld items", (long long)json_integer_value(x));
             return fail(err, path, what);
         }
-        x = json_object_get(s, "minItems");
+        x = k.min_items;
         if (json_is_integer(x) && json_array_size(v) < (size_t)json_integer_value(x)) {
             snprintf(what, sizeof what, "fewer than %lld items", (long long)json_integer_value(x));
             return fail(err, path, what);
@@ -230,24 +283,24 @@ static pl_rc validate(const json_t *s, const json_t *v, const char *path, ex_err
         }
     }
     if (json_is_object(v)) {
-        const json_t *props = json_object_get(s, "properties");
-        const json_t *req = json_object_get(s, "required");
-        const char *k;
+        const json_t *props = k.props;
+        const json_t *req = k.required;
+        const char *key;
         json_t *pv;
         json_array_foreach(req, i, x)
         {
             const char *name = json_string_value(x);
             if (name && !json_object_get(v, name)) {
-                snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", name);
+                join_path(sub, sizeof sub, path, name);
                 return fail(err, sub, "required");
             }
         }
-        json_object_foreach((json_t *)v, k, pv)
+        json_object_foreach((json_t *)v, key, pv)
         {
-            const json_t *ps = json_object_get(props, k);
-            snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", k);
+            const json_t *ps = json_object_get(props, key);
+            join_path(sub, sizeof sub, path, key);
             if (!ps) {
-                if (json_is_false(json_object_get(s, "additionalProperties")))
+                if (json_is_false(k.additional))
                     return fail(err, sub, "unknown argument");
                 continue;
             }
