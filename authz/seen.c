@@ -410,24 +410,39 @@ void az_seen_free(az_seen *s)
 
 /* ---- the owner's side -------------------------------------------------------------------- */
 
+/* FNV-1a over 8-byte words (a third of the byte-wise loop's instructions per request), then
+ * the high half folded into the low bits, which pick the slot: a word's high bytes only
+ * reach the product's high bits. */
+static size_t hash_id(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL, w;
+    size_t i;
+    for (i = 0; i + 8 <= len; i += 8) {
+        memcpy(&w, s + i, 8);
+        h = (h ^ w) * 1099511628211ULL;
+    }
+    if (i < len) {
+        w = 0;
+        memcpy(&w, s + i, len - i);
+        h = (h ^ w) * 1099511628211ULL;
+    }
+    h ^= h >> 32;
+    h *= 0x9e3779b97f4a7c15ULL;
+    return (size_t)(h ^ (h >> 29));
+}
+
 pl_rc az_seen_touch(az_seen *s, const char *gid, int64_t now_ms)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    size_t len = 0, i, idx;
+    size_t len, i, idx;
     seen_ent *e, *victim = NULL;
     if (!s)
         return PL_OK;
     if (!gid)
         goto invalid;
-    for (; gid[len]; len++) {
-        unsigned char c = (unsigned char)gid[len];
-        if (len == ID_MAX || !id_char[c])
-            goto invalid;
-        h = (h ^ c) * 1099511628211ULL;
-    }
-    if (len == 0)
+    len = strnlen(gid, ID_MAX + 1);
+    if (len == 0 || len > ID_MAX)
         goto invalid;
-    idx = (size_t)h;
+    idx = hash_id(gid, len);
     for (i = 0; i < PROBE; i++) {
         e = &s->tab[(idx + i) & s->mask];
         if (e->len == len && memcmp(e->gid, gid, len) == 0) {
@@ -449,6 +464,9 @@ pl_rc az_seen_touch(az_seen *s, const char *gid, int64_t now_ms)
             (victim->listed == e->listed && e->seen_ms < victim->seen_ms))
             victim = e;
     }
+    /* A new grant: its bytes are checked once, here (a hit above matched checked bytes). */
+    if (!id_ok(gid, len))
+        goto invalid;
     if (i == PROBE) {
         e = victim; /* a dirty victim's slot stays listed: the newcomer is dirty too */
         if (e->listed)
