@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,12 +17,14 @@
 
 #include <jansson.h>
 #include <openssl/bio.h>
+#include <openssl/bn.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
 #include "core/crypto.h"
 #include "keys/keyset.h"
+#include "keys/ecdsa_int.h"
 #include "keys/keyset_int.h"
 
 #define STATE_FILE     "keys.json"
@@ -45,11 +48,22 @@
  * key set's contract, so a slot never signs with a key that is no longer the active one. */
 struct key_sign_slot {
     atomic_int busy;
-    EVP_PKEY_CTX *pctx; /* EVP_PKEY_sign_init done for the active key; NULL until first use */
-    EVP_MD_CTX *md;     /* SHA-256 of the signing input */
+    EC_KEY *ec;     /* the active key's EC_KEY view (keys/ecdsa_int.h); NULL until first use */
+    BN_CTX *bn;     /* scratch numbers for key_keyset_presign */
+    EVP_MD_CTX *md; /* SHA-256 of the signing input */
     uint8_t pool[RANDOM_POOL]; /* RAND_bytes output; the last `avail` bytes not yet used */
     size_t avail;              /* used bytes are wiped as they are handed out */
 };
+
+/* Precomputed ECDSA nonces (key_keyset_presign; docs/keys.md "Precomputed nonces"): a stack
+ * under a mutex, each pair taken out (and so used) once. `count` mirrors n for lock-free
+ * reads. Emptied with the slots whenever the keys change. */
+typedef struct presign_pool {
+    pthread_mutex_t mu;
+    key_ecdsa_pair pairs[KEY_PRESIGN_MAX];
+    size_t n;            /* guarded by mu */
+    atomic_size_t count; /* == n, readable without mu */
+} presign_pool;
 
 typedef struct key_entry {
     key_info info;
@@ -72,6 +86,7 @@ struct key_keyset {
     uint64_t generation;
     EVP_MD *sha256;                        /* fetched once for every signature */
     key_sign_slot *slots;                  /* SIGN_SLOTS of them; NULL for a public-only key set */
+    presign_pool *pool;                    /* NULL for a public-only key set */
     uint8_t state_digest[CORE_SHA256_LEN]; /* of the keys.json last loaded or written */
     int public_only; /* opened with only the public halves: no signing, no changes */
 };
@@ -689,11 +704,17 @@ static int same_published(const key_entry *a, size_t na, const key_entry *b, siz
  * thread mints (the key set's contract for every mutating call). */
 static void slots_reset(key_keyset *ks)
 {
-    if (!ks->slots)
-        return;
-    for (size_t i = 0; i < SIGN_SLOTS; i++) {
-        EVP_PKEY_CTX_free(ks->slots[i].pctx);
-        ks->slots[i].pctx = NULL;
+    if (ks->slots)
+        for (size_t i = 0; i < SIGN_SLOTS; i++) {
+            key_ecdsa_key_free(ks->slots[i].ec);
+            ks->slots[i].ec = NULL;
+        }
+    if (ks->pool) {
+        /* Pairs are not tied to a key, but nothing made for the old keys outlives them. */
+        for (size_t i = 0; i < ks->pool->n; i++)
+            key_ecdsa_pair_free(&ks->pool->pairs[i]);
+        ks->pool->n = 0;
+        atomic_store(&ks->pool->count, 0);
     }
 }
 
@@ -702,8 +723,10 @@ static void slots_free(key_keyset *ks)
     if (!ks->slots)
         return;
     slots_reset(ks);
-    for (size_t i = 0; i < SIGN_SLOTS; i++)
+    for (size_t i = 0; i < SIGN_SLOTS; i++) {
         EVP_MD_CTX_free(ks->slots[i].md);
+        BN_CTX_free(ks->slots[i].bn);
+    }
     core_wipe(ks->slots, SIGN_SLOTS * sizeof *ks->slots);
     free(ks->slots);
     ks->slots = NULL;
@@ -793,10 +816,13 @@ pl_rc key_keyset_open(const key_keyset_cfg *cfg, key_keyset **out, key_error *er
     ks->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     ks->data_dir = str_dup(cfg->data_dir);
     ks->dir = path_join(cfg->data_dir, "keys");
-    if (!ks->public_only && !(ks->slots = calloc(SIGN_SLOTS, sizeof *ks->slots))) {
+    if (!ks->public_only && (!(ks->slots = calloc(SIGN_SLOTS, sizeof *ks->slots)) ||
+                             !(ks->pool = calloc(1, sizeof *ks->pool)))) {
         rc = PL_ERR_NOMEM;
         goto out;
     }
+    if (ks->pool)
+        pthread_mutex_init(&ks->pool->mu, NULL);
     if (!ks->data_dir || !ks->dir || !ks->sha256) {
         rc = PL_ERR_NOMEM;
         goto out;
@@ -843,6 +869,10 @@ void key_keyset_free(key_keyset *ks)
     if (!ks)
         return;
     slots_free(ks);
+    if (ks->pool) {
+        pthread_mutex_destroy(&ks->pool->mu);
+        free(ks->pool);
+    }
     entries_free(ks->keys, ks->n);
     EVP_MD_free(ks->sha256);
     free(ks->dir);
@@ -1127,6 +1157,7 @@ pl_rc key_signing_begin(const key_keyset *ks, key_signing *sg)
     sg->header_b64_len = e->header_b64_len;
     sg->pkey = e->pkey;
     sg->sha256 = ks->sha256;
+    sg->pool = ks->pool;
     for (size_t i = 0; ks->slots && i < SIGN_SLOTS; i++) {
         if (atomic_exchange_explicit(&ks->slots[i].busy, 1, memory_order_acquire) == 0) {
             sg->slot = &ks->slots[i];
@@ -1158,47 +1189,106 @@ pl_rc key_signing_random(key_signing *sg, uint8_t *buf, size_t n)
     return PL_OK;
 }
 
-/* SHA-256 of msg (FIPS 180-4), then ECDSA over the digest: what EVP_DigestSign does, with
- * contexts made once (RFC 7518 §3.4: ES256 is ECDSA P-256 with SHA-256). */
-static pl_rc slot_sign(key_sign_slot *sl, EVP_PKEY *pkey, const EVP_MD *sha256, const uint8_t *msg,
-                       size_t len, uint8_t *der, size_t *derlen)
+/* A precomputed pair from the pool, if it has one (0 otherwise). */
+static int pool_take(presign_pool *pool, key_ecdsa_pair *out)
+{
+    int got = 0;
+    if (!pool || atomic_load_explicit(&pool->count, memory_order_relaxed) == 0)
+        return 0;
+    pthread_mutex_lock(&pool->mu);
+    if (pool->n > 0) {
+        pool->n--;
+        *out = pool->pairs[pool->n];
+        pool->pairs[pool->n].kinv = pool->pairs[pool->n].r = NULL; /* no copy stays behind */
+        atomic_store_explicit(&pool->count, pool->n, memory_order_relaxed);
+        got = 1;
+    }
+    pthread_mutex_unlock(&pool->mu);
+    return got;
+}
+
+/* SHA-256 of msg (FIPS 180-4), then ECDSA over the digest (RFC 7518 §3.4: ES256 is ECDSA
+ * P-256 with SHA-256), with a precomputed nonce when the pool has one. */
+static pl_rc slot_sign(key_sign_slot *sl, presign_pool *pool, EVP_PKEY *pkey, const EVP_MD *sha256,
+                       const uint8_t *msg, size_t len, uint8_t rs[64])
 {
     uint8_t h[CORE_SHA256_LEN];
     unsigned int hlen = 0;
+    key_ecdsa_pair pair = {0};
+    pl_rc rc;
 
-    if (!sl->pctx) {
-        if (!(sl->pctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL)))
-            return PL_ERR_NOMEM;
-        if (EVP_PKEY_sign_init(sl->pctx) != 1 ||
-            EVP_PKEY_CTX_set_signature_md(sl->pctx, sha256) != 1) {
-            EVP_PKEY_CTX_free(sl->pctx);
-            sl->pctx = NULL;
-            return PL_ERR_CRYPTO;
-        }
-    }
+    if (!sl->ec && !(sl->ec = key_ecdsa_key(pkey)))
+        return PL_ERR_CRYPTO;
     if (!sl->md && !(sl->md = EVP_MD_CTX_new()))
         return PL_ERR_NOMEM;
     if (EVP_DigestInit_ex(sl->md, sha256, NULL) != 1 || EVP_DigestUpdate(sl->md, msg, len) != 1 ||
-        EVP_DigestFinal_ex(sl->md, h, &hlen) != 1 || hlen != sizeof h ||
-        EVP_PKEY_sign(sl->pctx, der, derlen, h, sizeof h) != 1)
+        EVP_DigestFinal_ex(sl->md, h, &hlen) != 1 || hlen != sizeof h)
         return PL_ERR_CRYPTO;
-    return PL_OK;
+    rc = key_ecdsa_sign(sl->ec, h, sizeof h, pool_take(pool, &pair) ? &pair : NULL, rs);
+    core_wipe(h, sizeof h);
+    return rc;
 }
 
-pl_rc key_signing_sign(key_signing *sg, const uint8_t *msg, size_t len, uint8_t *der,
-                       size_t *derlen)
+pl_rc key_signing_sign(key_signing *sg, const uint8_t *msg, size_t len, uint8_t rs[64])
 {
     key_sign_slot one = {0};
     pl_rc rc;
-    if (!sg || !sg->pkey || !msg || !der || !derlen)
+    if (!sg || !sg->pkey || !msg || !rs)
         return PL_ERR_INVALID;
     if (sg->slot)
-        return slot_sign(sg->slot, sg->pkey, sg->sha256, msg, len, der, derlen);
+        return slot_sign(sg->slot, sg->pool, sg->pkey, sg->sha256, msg, len, rs);
     /* every slot taken: one-off contexts */
-    rc = slot_sign(&one, sg->pkey, sg->sha256, msg, len, der, derlen);
-    EVP_PKEY_CTX_free(one.pctx);
+    rc = slot_sign(&one, sg->pool, sg->pkey, sg->sha256, msg, len, rs);
+    key_ecdsa_key_free(one.ec);
     EVP_MD_CTX_free(one.md);
     return rc;
+}
+
+pl_rc key_keyset_presign(const key_keyset *ks, size_t target, size_t *count)
+{
+    key_signing sg;
+    key_ecdsa_pair pair = {0};
+    presign_pool *pool = ks ? ks->pool : NULL;
+    key_sign_slot *sl;
+    pl_rc rc;
+    if (count)
+        *count = pool ? atomic_load(&pool->count) : 0;
+    if (!ks || target > KEY_PRESIGN_MAX)
+        return PL_ERR_INVALID;
+    if (!pool)
+        return PL_ERR_STATE; /* public-only: no private key */
+    if (atomic_load(&pool->count) >= target)
+        return PL_OK;
+    if ((rc = key_signing_begin(ks, &sg)) != PL_OK)
+        return rc;
+    if (!(sl = sg.slot)) {
+        rc = PL_ERR_BUSY; /* every slot is signing: nothing to spare */
+        goto out;
+    }
+    if ((!sl->ec && !(sl->ec = key_ecdsa_key(sg.pkey))) || (!sl->bn && !(sl->bn = BN_CTX_new()))) {
+        rc = PL_ERR_NOMEM;
+        goto out;
+    }
+    if ((rc = key_ecdsa_setup(sl->ec, sl->bn, &pair)) != PL_OK)
+        goto out;
+    pthread_mutex_lock(&pool->mu);
+    if (pool->n < target) {
+        pool->pairs[pool->n++] = pair;
+        pair.kinv = pair.r = NULL;
+        atomic_store(&pool->count, pool->n);
+    }
+    pthread_mutex_unlock(&pool->mu);
+    key_ecdsa_pair_free(&pair); /* filled meanwhile by another thread: not needed */
+out:
+    key_signing_end(&sg);
+    if (count)
+        *count = atomic_load(&pool->count);
+    return rc;
+}
+
+size_t key_keyset_presigned(const key_keyset *ks)
+{
+    return ks && ks->pool ? atomic_load(&ks->pool->count) : 0;
 }
 
 void key_signing_end(key_signing *sg)

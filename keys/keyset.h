@@ -149,4 +149,32 @@ uint64_t key_keyset_generation(const key_keyset *ks);
  * strlen. This is what postly-authz serves at its jwks_uri. */
 pl_rc key_keyset_jwks(const key_keyset *ks, char **json, size_t *len);
 
+/* ---- precomputed ECDSA nonces (docs/keys.md "Precomputed nonces") ----
+ * An ECDSA signature is two parts: k random, r = x(k·G) mod n and k⁻¹ mod n — about 97 % of
+ * the work, and independent of the message — then s = k⁻¹·(h + r·d) mod n. A server with a
+ * spare core computes the first part ahead (key_keyset_presign, on its own thread) and
+ * key_token_mint then takes one precomputed pair per token, so the signature on the request's
+ * path costs a few per cent of a full one. With the pool empty (or never filled: postly-keys,
+ * the tests, a server on one thread) a token is signed in full, as before.
+ *   - each pair is taken out of the pool under a lock and signs exactly one token, then is
+ *     wiped and freed (one k for two signatures would give the private key away);
+ *   - k comes from OpenSSL's private DRBG, uniform in [1, n-1] (ECDSA_sign_setup; a full
+ *     signature also mixes the key and digest into k, which a precomputed k cannot);
+ *   - the pool is emptied whenever the keys change (reload, rotate, prune, remove) and freed
+ *     with the key set; pairs live only in this process's memory, like the private keys.
+ *
+ * key_keyset_presign adds one pair unless the pool already holds `target` (<= KEY_PRESIGN_MAX)
+ * or more; *count (may be NULL) gets the pool's size afterwards. Threads: like key_token_mint
+ * (any thread, concurrently with minting and with other presign calls, never with a mutating
+ * call).
+ *  PL_OK
+ *  PL_ERR_INVALID  ks NULL or target > KEY_PRESIGN_MAX
+ *  PL_ERR_STATE    no active key, or a public-only key set
+ *  PL_ERR_BUSY     every signing slot is in use (try again later)
+ *  PL_ERR_CRYPTO, PL_ERR_NOMEM
+ * key_keyset_presigned: the pool's size (a snapshot; any thread). */
+#define KEY_PRESIGN_MAX 1024
+pl_rc key_keyset_presign(const key_keyset *ks, size_t target, size_t *count);
+size_t key_keyset_presigned(const key_keyset *ks);
+
 #endif

@@ -22,22 +22,23 @@
  *  key_signing_begin: PL_OK; PL_ERR_STATE when there is no active key (or sg is NULL).
  *  key_signing_random: n <= 256 random bytes (RAND_bytes output, pooled in the slot, each byte
  *    handed out once and wiped from the pool); PL_ERR_CRYPTO when the generator fails.
- *  key_signing_sign: the DER ECDSA signature of SHA-256(msg) into der (*derlen in: its size,
- *    out: the length; 72 bytes are always enough); PL_ERR_CRYPTO, PL_ERR_NOMEM. */
+ *  key_signing_sign: the ECDSA signature of SHA-256(msg), as the 64-byte R||S of RFC 7518
+ *    §3.4, with one of the key set's precomputed nonces when it has one (key_keyset_presign),
+ *    else with a nonce OpenSSL draws for this signature; PL_ERR_CRYPTO, PL_ERR_NOMEM. */
 typedef struct key_sign_slot key_sign_slot;
 typedef struct key_signing {
     const char *kid;
     const char *header_b64;
     size_t header_b64_len;
-    EVP_PKEY *pkey;       /* private to keyset.c */
-    const EVP_MD *sha256; /* private to keyset.c */
-    key_sign_slot *slot;  /* private to keyset.c; NULL: every slot was taken */
+    EVP_PKEY *pkey;            /* private to keyset.c */
+    const EVP_MD *sha256;      /* private to keyset.c */
+    key_sign_slot *slot;       /* private to keyset.c; NULL: every slot was taken */
+    struct presign_pool *pool; /* private to keyset.c */
 } key_signing;
 
 pl_rc key_signing_begin(const key_keyset *ks, key_signing *sg);
 pl_rc key_signing_random(key_signing *sg, uint8_t *buf, size_t n);
-pl_rc key_signing_sign(key_signing *sg, const uint8_t *msg, size_t len, uint8_t *der,
-                       size_t *derlen);
+pl_rc key_signing_sign(key_signing *sg, const uint8_t *msg, size_t len, uint8_t rs[64]);
 void key_signing_end(key_signing *sg);
 
 /* RFC 7638 thumbprint of a P-256 public key given as 32-byte big-endian coordinates. */

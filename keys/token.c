@@ -12,8 +12,6 @@
 #include "keys/keyset_int.h"
 #include "keys/token.h"
 
-#define DER_SIG_MAX 80 /* a DER P-256 ECDSA signature is at most 72 bytes */
-
 /* RFC 3629 §4: well-formed UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF). */
 static int utf8_ok(const unsigned char *p, size_t n)
 {
@@ -141,8 +139,7 @@ pl_rc key_token_mint(const key_keyset *ks, const core_clock *clock, const key_cl
     uint8_t jti_raw[16];
     const char *jti_use;
     char paytext[KEY_TOKEN_MAX];
-    uint8_t der[DER_SIG_MAX], rs[64];
-    size_t derlen = sizeof der;
+    uint8_t rs[64];
     int64_t now, exp, life;
     pl_rc rc;
 
@@ -215,10 +212,8 @@ pl_rc key_token_mint(const key_keyset *ks, const core_clock *clock, const key_cl
         goto out;
     pos += b64len;
 
-    if ((rc = key_signing_sign(&sg, (const uint8_t *)out, pos, der, &derlen)) != PL_OK)
-        goto out;
-    /* RFC 7518 §3.4: the JWS signature is R || S, 32 bytes each, not DER. */
-    if ((rc = key_sig_der_to_jose(der, derlen, rs)) != PL_OK)
+    /* RFC 7518 §3.4: the JWS signature is R || S, 32 bytes each (not DER). */
+    if ((rc = key_signing_sign(&sg, (const uint8_t *)out, pos, rs)) != PL_OK)
         goto out;
     out[pos++] = '.';
     if ((rc = core_b64url_encode(rs, sizeof rs, out + pos, outsz - pos, &b64len)) != PL_OK)
