@@ -235,17 +235,22 @@ static void conn_refuse(conn_ent *c)
         ssize_t w = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
         (void)w;
         shutdown(fd, SHUT_WR);
+        /* The linger takes the socket itself: detached from the bufferevent, which then
+         * neither watches nor closes it (the connection's own close below shuts its write side
+         * again, harmlessly). Not a dup(): a dup()ed descriptor is unsafe on a base with the
+         * epoll changelist (core_http_base_new). */
+        bufferevent_setfd(c->bev, -1);
         l = calloc(1, sizeof *l);
-        if (l) {
+        if (!l) {
+            close(fd);
+        } else {
             l->h = h;
-            l->fd = dup(fd);
-            l->ev =
-                l->fd >= 0 ? event_new(h->base, l->fd, EV_READ | EV_PERSIST, linger_cb, l) : NULL;
+            l->fd = fd;
+            l->ev = event_new(h->base, l->fd, EV_READ | EV_PERSIST, linger_cb, l);
             if (!l->ev || event_add(l->ev, &tv) != 0) {
                 if (l->ev)
                     event_free(l->ev);
-                if (l->fd >= 0)
-                    close(l->fd);
+                close(l->fd);
                 free(l);
             } else {
                 l->next = h->lingers;
@@ -970,6 +975,16 @@ done:
 }
 
 /* ---- server -------------------------------------------------------------------------- */
+
+struct event_base *core_http_base_new(void)
+{
+    struct event_config *ec = event_config_new();
+    struct event_base *base = NULL;
+    if (ec && event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) == 0)
+        base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    return base ? base : event_base_new();
+}
 
 pl_rc core_http_new(struct event_base *base, const core_http_config *cfg, core_http **out)
 {

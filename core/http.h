@@ -102,6 +102,17 @@ typedef struct core_http_config {
     const core_log *log;     /* borrowed for the server's lifetime; may be NULL */
 } core_http_config;
 
+/* An event base for a server of this module: libevent's default, with the epoll backend's
+ * changelist (EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST; plain event_base_new() if that cannot be
+ * had). evhttp drops a connection's read interest when a request has arrived, asks for write
+ * readiness when the reply is queued and drops it again once written, then re-adds the read
+ * interest: four epoll_ctl calls per request on a plain base. With the changelist, the
+ * changes made within one loop iteration are merged and applied once before epoll_wait, and
+ * changes that cancel out cost nothing. libevent's one caveat: no dup()ed descriptor may be
+ * registered on such a base (closing one copy leaves the other's registration behind); this
+ * module registers none. NULL only when out of memory. Free with event_base_free(). */
+struct event_base *core_http_base_new(void);
+
 /* Creates a server on base, binds host:port and starts accepting. *out owns the listener.
  * PL_ERR_IO when the bind fails (the message in the log names host and port),
  * PL_ERR_NOMEM. */

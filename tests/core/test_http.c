@@ -12,6 +12,7 @@
 #include <event2/http.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -165,13 +166,15 @@ static const core_http_route routes[] = {
     {CORE_HTTP_GET, "/stream-defer", h_stream_defer, 0},
 };
 
-static int setup(void **state)
+/* Every test runs twice: on a plain event base, and on core_http_base_new()'s (the epoll
+ * changelist postly-authz uses). */
+static int setup_base(void **state, int changelist)
 {
     fixture *fx = calloc(1, sizeof *fx);
     core_http_config cfg = {.host = "127.0.0.1", .port = 0, .log = &fx->log};
     fx->log.level = CORE_LOG_OFF;
     cfg.limits.max_body = 1024;
-    fx->base = event_base_new();
+    fx->base = changelist ? core_http_base_new() : event_base_new();
     assert_non_null(fx->base);
     assert_int_equal(core_http_new(fx->base, &cfg, &fx->http), PL_OK);
     assert_int_not_equal(core_http_port(fx->http), 0);
@@ -179,6 +182,16 @@ static int setup(void **state)
                      PL_OK);
     *state = fx;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_base(state, 0);
+}
+
+static int setup_changelist(void **state)
+{
+    return setup_base(state, 1);
 }
 
 static int teardown(void **state)
@@ -711,8 +724,82 @@ static void test_slow_headers_and_limit(void **state)
     core_http_free(h);
 }
 
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    assert_non_null(d);
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* Over max_connections the refused socket itself goes to the linger (no dup(): unsafe with
+ * the epoll changelist) and is closed exactly once, when the client has gone: the process's
+ * descriptors come back to their count (one more close, of a descriptor the linger does not
+ * own, or one fewer would both show). */
+static void test_refused_socket_closed_once(void **state)
+{
+    fixture *fx = *state;
+    core_http *h = NULL;
+    core_http_config cfg = {.host = "127.0.0.1", .log = &fx->log};
+    char buf[1024];
+    size_t have = 0;
+    int first, over, closed = 0, steps, before;
+    cfg.limits.max_connections = 1;
+    assert_int_equal(core_http_new(fx->base, &cfg, &h), PL_OK);
+    assert_int_equal(core_http_routes_add(h, routes, 1, fx), PL_OK);
+    first = raw_connect(core_http_port(h));
+    for (steps = 0; steps < 5; steps++)
+        loop_step(fx);
+    before = count_fds();
+    for (int round = 0; round < 3; round++) {
+        over = raw_connect(core_http_port(h));
+        have = 0;
+        closed = 0;
+        for (steps = 0; steps < 100 && !closed; steps++) {
+            loop_step(fx);
+            closed = raw_closed(over, buf, sizeof buf, &have);
+        }
+        assert_true(closed);
+        assert_non_null(strstr(buf, "HTTP/1.1 503 "));
+        /* the server's end stays open (draining) until the client closes */
+        assert_int_equal(count_fds(), before + 2);
+        close(over);
+        for (steps = 0; steps < 100 && count_fds() != before; steps++)
+            loop_step(fx);
+        assert_int_equal(count_fds(), before);
+    }
+    close(first);
+    core_http_free(h);
+}
+
+#define ON_CHANGELIST(fn) cmocka_unit_test_setup_teardown(fn, setup_changelist, teardown)
+
 int main(void)
 {
+    /* The same tests again on core_http_base_new()'s base. */
+    const struct CMUnitTest changelist_tests[] = {
+        ON_CHANGELIST(test_route_and_getters),
+        ON_CHANGELIST(test_404_405),
+        ON_CHANGELIST(test_form_body),
+        ON_CHANGELIST(test_body_limit),
+        ON_CHANGELIST(test_query_parse),
+        ON_CHANGELIST(test_security_headers),
+        ON_CHANGELIST(test_redirects),
+        ON_CHANGELIST(test_exactly_one_reply),
+        ON_CHANGELIST(test_defer),
+        ON_CHANGELIST(test_stream),
+        ON_CHANGELIST(test_stream_deferred),
+        ON_CHANGELIST(test_headers_in),
+        ON_CHANGELIST(test_route_conflict_and_bind),
+        ON_CHANGELIST(test_connection_limit),
+        ON_CHANGELIST(test_defer_client_gone),
+        ON_CHANGELIST(test_defer_server_freed),
+        ON_CHANGELIST(test_slow_headers_and_limit),
+        ON_CHANGELIST(test_refused_socket_closed_once),
+    };
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_route_and_getters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_404_405, setup, teardown),
@@ -731,6 +818,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_defer_client_gone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_defer_server_freed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_headers_and_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_socket_closed_once, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    return failed + cmocka_run_group_tests(changelist_tests, NULL, NULL);
 }
