@@ -9,6 +9,7 @@
 #include <event2/event.h>
 
 #include "authz/server.h"
+#include "core/http.h"
 #include "core/log.h"
 
 static const char usage[] =
@@ -33,8 +34,9 @@ static const char usage[] =
     "  --log-level LVL   debug, info, warn, error (default info)\n"
     "  --inline-fsync    complete each group commit on the event loop thread (default: the\n"
     "                    meta-page fsync runs on a second thread)\n"
-    "  --sign-on-loop    sign access tokens on the event loop thread (default: on a second\n"
-    "                    thread, while the loop handles the next requests)\n"
+    "  --sign-on-loop    no second thread for signatures: each access token is signed in\n"
+    "                    full on the event loop (default: a second thread precomputes the\n"
+    "                    ECDSA nonces, most of a signature's work, ahead of the requests)\n"
     "  --unsafe-no-fsync commit without fsync (benchmarks only: a crash loses or corrupts\n"
     "                    acknowledged data)\n";
 
@@ -171,7 +173,7 @@ int main(int argc, char **argv)
     /* Before any other thread exists (the syncer; curl fetches client metadata documents). */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         goto out;
-    base = event_base_new();
+    base = core_http_base_new(); /* epoll changelist: fewer epoll_ctl per request (core/http.h) */
     if (!base)
         goto out;
     rc = az_server_new(base, &cfg, &srv);

@@ -56,7 +56,8 @@ pl_rc az_server_keys_reload(az_server *s)
 {
     key_error ke = {{0}};
     pl_rc rc;
-    /* The signer thread reads the key set: no signature while it changes (signer.h). */
+    /* The signer thread reads the key set: no precomputation while it changes (signer.h);
+     * the change empties the pool of precomputed nonces (keys/keyset.h). */
     if (s->signer)
         az_signer_keys_lock(s->signer);
     rc = key_keyset_reload(s->keys, &ke);
@@ -215,7 +216,7 @@ pl_rc az_server_new(struct event_base *base, const az_config *cfg, az_server **o
     if (rc != PL_OK)
         goto out;
     if (!cfg->sign_on_loop) {
-        rc = az_signer_new(base, az_sign_job_sign, az_sign_job_done, s, &s->signer);
+        rc = az_signer_new(s->keys, &s->signer);
         if (rc != PL_OK)
             goto out;
     }
@@ -275,10 +276,8 @@ void az_server_free(az_server *s)
     if (!s)
         return;
     core_syncer_free(s->syncer); /* before anything it calls back into */
-    /* Before the deferred lists: a committed reply waiting for its signature belongs to its
-     * job and goes with it. */
-    az_signer_free(s->signer, az_sign_job_drop);
-    az_work_free(s); /* joins running work; their replies are dropped */
+    az_signer_free(s->signer);   /* before the key set it reads */
+    az_work_free(s);             /* joins running work; their replies are dropped */
     if (s->sweep)
         event_free(s->sweep);
     if (s->keys_reload)

@@ -47,7 +47,7 @@ typedef struct az_config {
     az_dcr_limits dcr;       /* zero fields: 10 per source / 200 total per hour, 10000 */
     int cimd_allow_loopback; /* tests only: CIMD documents from 127.0.0.1 over http */
     int inline_fsync; /* 1: group commits fsync data and meta on the loop thread (no syncer) */
-    int sign_on_loop; /* 1: sign access tokens on the loop thread (no signer thread) */
+    int sign_on_loop; /* 1: no signer thread (authz/signer.h): full signatures on the loop */
     /* Store options (tests): */
     int nosync;
     uint64_t scrypt_n;

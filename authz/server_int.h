@@ -31,26 +31,9 @@ typedef struct az_deferred {
     int basic;    /* add WWW-Authenticate: Basic */
     uint64_t seq; /* the commit it waits for (syncer) */
     struct az_deferred *next;
-    /* With the signer thread: the access token is still being signed (the body is written
-     * when it is); committed = its commit is done (commit_rc) and it left the lists, owned
-     * by its sign job until the signature comes back. */
-    int signing, committed;
-    pl_rc commit_rc;
     size_t len;
     char body[]; /* the JSON text (len bytes), wiped when freed: it may carry tokens */
 } az_deferred;
-
-/* An access token to sign on the signer thread (signer.h), and what its reply needs. */
-typedef struct az_sign_job {
-    az_grant g;              /* copied: the claims */
-    uint64_t scope;          /* the token's scope (<= g.scope) */
-    char rt[AZ_SECRET_SIZE]; /* the new refresh token, for the reply */
-    core_fake_clock clock;   /* the loop's time at submission */
-    az_deferred *d;          /* the reply slot */
-    char at[KEY_TOKEN_MAX];  /* out: the access token */
-    pl_rc rc;                /* out */
-    struct az_sign_job *next;
-} az_sign_job;
 
 struct az_server {
     az_config cfg;
@@ -78,9 +61,7 @@ struct az_server {
     az_deferred *syncing, **syncing_tail;
     uint64_t commit_seq;
     struct core_syncer *syncer; /* NULL with cfg.nosync */
-    struct az_signer *signer;   /* NULL with cfg.sign_on_loop */
-    /* Sign jobs of this loop iteration, handed to the signer at once by the commit event. */
-    struct az_sign_job *sign_first, *sign_last;
+    struct az_signer *signer;   /* nonce precomputation (signer.h); NULL with cfg.sign_on_loop */
     struct az_workers *workers; /* slow work off the loop (worker.h) */
     const core_log *log;
 };
@@ -203,15 +184,10 @@ void az_commit_cb(evutil_socket_t fd, short what, void *arg);
 void az_deferred_drop(az_server *s);
 /* The syncer's callback (token.c): sends the replies of commits <= seq. */
 void az_synced_cb(void *arg, uint64_t seq, pl_rc rc);
-/* Mints the access token of grant g with scope mask (<= g->scope), at the time of clock.
- * Reads only s's issuer, lifetime and key set: callable from the signer thread. */
+/* Mints the access token of grant g with scope mask (<= g->scope), at the time of clock
+ * (loop thread; with a precomputed nonce when the signer thread has one ready). */
 pl_rc az_mint_access(az_server *s, const az_grant *g, uint64_t scope, const core_clock *clock,
                      char *out, size_t outsz);
-/* The signer's callbacks (token.c): sign a job (signer thread), its signature is back (loop
- * thread), drop it at shutdown (loop thread). */
-void az_sign_job_sign(void *arg, az_sign_job *job);
-void az_sign_job_done(void *arg, az_sign_job *job);
-void az_sign_job_drop(void *arg, az_sign_job *job);
 
 /* Formats a scope mask (POL_SCOPE_FORMAT_MAX buffer). */
 void az_scope_str(uint64_t mask, char out[POL_SCOPE_FORMAT_MAX]);

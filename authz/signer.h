@@ -1,47 +1,45 @@
 /*
- * authz/signer.h — signs access tokens on a second thread.
+ * authz/signer.h — the second thread: precomputes ECDSA nonces for the access tokens.
  *
- * An ES256 signature is most of a /token request's CPU (docs/performance.md). The token
- * endpoint hands each access token to this thread and goes on with the next request; the
- * reply waits for both its group commit and its signature, whichever comes last (token.c).
- * The loop thread keeps everything else (HTTP, the store, the policy). The thread takes every
- * queued job at once, signs them, and wakes the loop once through a pipe for the lot.
+ * An ES256 signature is most of a /token request's CPU, and about 97 % of a signature does
+ * not depend on the message: drawing k and computing r = x(k·G) mod n and k⁻¹ mod n
+ * (keys/keyset.h, "precomputed ECDSA nonces"). This thread keeps the key set's pool of such
+ * pairs filled; the token endpoint mints each access token on the loop thread, inline, and
+ * key_token_mint takes one pair per token, so its signature costs a small part of a full one.
+ * When the pool is empty (the thread got no CPU, or a burst emptied it) a token is signed in
+ * full on the loop: the loop never waits for this thread, and nothing about a token depends
+ * on which way it was signed. (Before 2026-11-29 session 3 this thread signed whole tokens
+ * handed over in batches; docs/performance.md compares the two.)
  *
- * Jobs only read: the grant fields copied into the job, the server's issuer and lifetime, the
- * key set (key_token_mint may run concurrently with readers, keys/token.h), and a clock fixed
- * at submission (a test's fake clock is never read from the thread). The key set's mutating
- * calls (the 5-second reload) run on the loop between az_signer_keys_lock/unlock, which wait
- * for a signature in progress.
+ * The thread fills the pool up to AZ_PRESIGN_TARGET pairs and sleeps; the loop wakes it
+ * (az_signer_poke, once per loop iteration with token work) when the pool has fallen below
+ * AZ_PRESIGN_LOW. It reads the key set only between az_signer_keys_lock/unlock, which the
+ * loop takes around the key set's mutating calls (the 5-second reload): those wait for a
+ * precomputation in progress (tens of microseconds) and empty the pool.
  *
- * Threads: everything here on the loop thread; done() runs on the loop thread.
+ * Threads: every function on the loop thread.
  */
 #ifndef POSTLY_AUTHZ_SIGNER_H
 #define POSTLY_AUTHZ_SIGNER_H
 
-#include <event2/event.h>
-
 #include "core/err.h"
+#include "keys/keyset.h"
 
-struct az_server;
-struct az_sign_job;
+#define AZ_PRESIGN_TARGET 256 /* pairs kept ready: ~10 ms of tokens at 25 k/s */
+#define AZ_PRESIGN_LOW    192 /* below this, a poke wakes the thread */
+
 typedef struct az_signer az_signer;
 
-/* sign(arg, job) on the signer thread; done(arg, job) on the loop thread once signed. */
-typedef void (*az_sign_fn)(void *arg, struct az_sign_job *job);
-
-pl_rc az_signer_new(struct event_base *base, az_sign_fn sign, az_sign_fn done, void *arg,
-                    az_signer **out);
-/* Queues the jobs of the list first..last (linked by next) at once: one lock and at most one
- * wake-up for the lot. The signer owns them until done() hands each back. */
-void az_signer_submit(az_signer *sg, struct az_sign_job *first, struct az_sign_job *last);
-/* 1 when the thread has nothing queued and is not signing (the caller may then hand it the
- * next batch; otherwise signing that batch on the loop keeps both threads busy). */
-int az_signer_idle(az_signer *sg);
-/* Excludes signing while the key set changes (loop thread). */
+/* Starts the thread over ks (borrowed: it must outlive the signer); it fills the pool at
+ * once. PL_ERR_NOMEM, PL_ERR_INTERNAL (no thread). */
+pl_rc az_signer_new(const key_keyset *ks, az_signer **out);
+/* Wakes the thread if the pool is below AZ_PRESIGN_LOW and it sleeps (cheap otherwise: two
+ * atomic reads). */
+void az_signer_poke(az_signer *sg);
+/* Excludes the thread from the key set while it changes. NULL-safe. */
 void az_signer_keys_lock(az_signer *sg);
 void az_signer_keys_unlock(az_signer *sg);
-/* Stops and joins the thread, then gives every job not yet handed back to drop(arg, job)
- * (signed or not). NULL-safe. */
-void az_signer_free(az_signer *sg, az_sign_fn drop);
+/* Stops and joins the thread. NULL-safe. */
+void az_signer_free(az_signer *sg);
 
 #endif

@@ -46,8 +46,6 @@ static az_deferred *reply_slot(az_server *s, core_http_req *req, int status, siz
     d->basic = basic;
     d->seq = 0;
     d->next = NULL;
-    d->signing = d->committed = 0;
-    d->commit_rc = PL_OK;
     core_http_defer(req);
     *s->deferred_tail = d;
     s->deferred_tail = &d->next;
@@ -86,12 +84,6 @@ static void deferred_abandon(az_deferred *d)
 
 static void send_deferred(az_deferred *d, pl_rc rc)
 {
-    if (d->signing) {
-        /* Committed before its signature came back: az_sign_job_done sends it. */
-        d->committed = 1;
-        d->commit_rc = rc;
-        return;
-    }
     if (rc != PL_OK) {
         core_http_reply_error(d->req, 500, "server_error", "the change could not be stored");
     } else {
@@ -108,24 +100,9 @@ void az_commit_cb(evutil_socket_t fd, short what, void *arg)
     az_deferred *d = s->deferred, *next;
     int needs_sync = 0;
     pl_rc rc;
-    /* The signatures of this iteration first. To the signer thread when it is idle (it
-     * signs while the batch commits and the loop takes the next requests); when it is still
-     * busy with the previous batch (or not scheduled: a loaded machine), signed here, so the
-     * loop never waits behind it and the two threads share the work. */
-    if (s->sign_first) {
-        az_sign_job *j = s->sign_first, *last = s->sign_last, *jn;
-        s->sign_first = s->sign_last = NULL;
-        if (az_signer_idle(s->signer)) {
-            az_signer_submit(s->signer, j, last);
-        } else {
-            for (; j; j = jn) {
-                jn = j->next;
-                j->next = NULL;
-                az_sign_job_sign(s, j);
-                az_sign_job_done(s, j); /* not committed yet: the reply waits below */
-            }
-        }
-    }
+    /* Once per loop iteration with /token work: the signer thread refills the nonces this
+     * iteration used (signer.h). */
+    az_signer_poke(s->signer);
     rc = az_store_batch_commit(s->store, &needs_sync);
     (void)fd;
     (void)what;
@@ -173,13 +150,6 @@ void az_synced_cb(void *arg, uint64_t seq, pl_rc rc)
 void az_deferred_drop(az_server *s)
 {
     az_deferred *lists[2] = {s->deferred, s->syncing}, *d, *next;
-    az_sign_job *j, *jn;
-    /* Jobs never handed to the signer: their replies are still in the lists. */
-    for (j = s->sign_first; j; j = jn) {
-        jn = j->next;
-        az_sign_job_drop(s, j);
-    }
-    s->sign_first = s->sign_last = NULL;
     for (int i = 0; i < 2; i++)
         for (d = lists[i]; d; d = next) {
             next = d->next;
@@ -278,91 +248,26 @@ static int token_text(char *text, size_t cap, const char *at, int64_t ttl_s, con
     return b.full ? -1 : 0;
 }
 
-void az_sign_job_sign(void *arg, az_sign_job *job)
-{
-    job->rc = az_mint_access(arg, &job->g, job->scope, &job->clock.base, job->at, sizeof job->at);
-}
-
-static void job_free(az_sign_job *job)
-{
-    core_wipe(job->at, strnlen(job->at, sizeof job->at));
-    core_wipe(job->rt, sizeof job->rt);
-    free(job);
-}
-
-void az_sign_job_done(void *arg, az_sign_job *job)
-{
-    az_server *s = arg;
-    az_deferred *d = job->d;
-    if (job->rc != PL_OK || token_text(d->body, TOKEN_BODY_MAX, job->at, s->cfg.access_ttl_s,
-                                       job->rt, job->scope, &d->len) != 0) {
-        core_wipe(d->body, TOKEN_BODY_MAX);
-        d->status = 500;
-        d->len = error_text(d->body, TOKEN_BODY_MAX, "server_error",
-                            job->rc != PL_OK ? "the access token could not be signed"
-                                             : "the response could not be built");
-    }
-    d->signing = 0;
-    job_free(job);
-    if (d->committed)
-        send_deferred(d, d->commit_rc);
-}
-
-void az_sign_job_drop(void *arg, az_sign_job *job)
-{
-    (void)arg;
-    /* A committed reply is in no list any more: it goes with its job. */
-    if (job->d->committed)
-        deferred_abandon(job->d);
-    else
-        job->d->signing = 0;
-    job_free(job);
-}
-
 static void token_reply(az_server *s, core_http_req *req, const az_grant *g, uint64_t scope,
                         const char *rt)
 {
-    char at[KEY_TOKEN_MAX], text[TOKEN_BODY_MAX];
-    size_t len = 0;
-    core_fake_clock now;
-    core_fake_clock_init(&now, core_clock_now_ms(s->cfg.clock));
-    if (s->signer) {
-        /* Signed on the signer thread; the reply waits for the signature and the commit. */
-        az_sign_job *job = malloc(sizeof *job);
-        az_deferred *d = job ? reply_slot(s, req, 200, TOKEN_BODY_MAX, 0) : NULL;
-        if (!d) {
-            if (!job)
-                core_http_reply_error(req, 503, "temporarily_unavailable", NULL);
-            free(job);
-            return;
-        }
-        job->g = *g;
-        job->scope = scope;
-        memcpy(job->rt, rt, sizeof job->rt);
-        job->clock = now;
-        job->d = d;
-        job->at[0] = '\0';
-        job->rc = PL_ERR_INTERNAL;
-        job->next = NULL;
-        d->signing = 1;
-        /* Handed over with the others of this loop iteration (az_commit_cb). */
-        if (s->sign_last)
-            s->sign_last->next = job;
-        else
-            s->sign_first = job;
-        s->sign_last = job;
-        return;
-    }
-    if (az_mint_access(s, g, scope, &now.base, at, sizeof at) != PL_OK) {
+    char at[KEY_TOKEN_MAX];
+    az_deferred *d;
+    /* Signed here, on the loop: with a nonce the signer thread precomputed, the signature is
+     * a small part of the request (signer.h); the reply still waits for the group commit. */
+    if (az_mint_access(s, g, scope, s->cfg.clock, at, sizeof at) != PL_OK) {
         token_error(req, 500, "server_error", "the access token could not be signed", 0);
         return;
     }
-    if (token_text(text, sizeof text, at, s->cfg.access_ttl_s, rt, scope, &len) != 0)
-        token_error(req, 500, "server_error", "the response could not be built", 0);
-    else
-        reply_later(s, req, 200, text, len, 0);
+    /* The body written straight into its reply slot. */
+    if ((d = reply_slot(s, req, 200, TOKEN_BODY_MAX, 0)) != NULL &&
+        token_text(d->body, TOKEN_BODY_MAX, at, s->cfg.access_ttl_s, rt, scope, &d->len) != 0) {
+        core_wipe(d->body, TOKEN_BODY_MAX);
+        d->status = 500;
+        d->len =
+            error_text(d->body, TOKEN_BODY_MAX, "server_error", "the response could not be built");
+    }
     core_wipe(at, strlen(at));
-    core_wipe(text, len);
 }
 
 /* Current membership and policy still allow the grant? Returns what may be issued now. */

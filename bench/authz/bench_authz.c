@@ -40,6 +40,7 @@
 
 #include "authz/store.h"
 #include "core/crypto.h"
+#include "core/http.h"
 
 #define RESOURCE     "http://127.0.0.1:8081/mcp"
 #define REDIRECT_ENC "http%3A%2F%2F127.0.0.1%2Fcb"
@@ -67,6 +68,14 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The load generator's event base: with the epoll changelist, as postly-authz's
+ * (core_http_base_new: two epoll_ctl per request fewer for the generator too, which shares
+ * the two cores with the server under test); BENCH_GEN_PLAIN=1 for a plain event_base_new(). */
+static struct event_base *gen_base(void)
+{
+    return getenv("BENCH_GEN_PLAIN") ? event_base_new() : core_http_base_new();
 }
 
 static void send_next(load *l, struct evhttp_connection *c);
@@ -353,7 +362,7 @@ static int cmd_seed(const char *dir, size_t n, const char *file)
 static int cmd_drive(int port, const char *file, size_t warm, size_t n, const char *pid)
 {
     item *items = calloc(warm + n, sizeof *items);
-    struct event_base *base = event_base_new();
+    struct event_base *base = gen_base();
     FILE *fp = fopen(file, "r");
     int conc = (int)envn("BENCH_CONC", 32), ret = -1;
     size_t ok[4] = {0}, i = 0;
@@ -385,6 +394,76 @@ out:
     return ret;
 }
 
+/* bench_authz cpu PORT FILE WARM N PID: like drive without callgrind, for a server running
+ * natively: WARM exchanges and rotations, then N of each, printing for each phase the rate,
+ * the server's user and system CPU per request (from /proc, all threads) and the generator's.
+ * Used to compare variants of one binary on this shared machine (docs/performance.md). */
+static void cpu_split(pid_t pid, double *user, double *sys)
+{
+    char path[64], buf[1024];
+    FILE *fp;
+    const char *p;
+    *user = *sys = 0;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    if (!(fp = fopen(path, "r")))
+        return;
+    if (!fgets(buf, sizeof buf, fp))
+        buf[0] = '\0';
+    fclose(fp);
+    if (!(p = strrchr(buf, ')')))
+        return;
+    p += 2;
+    for (int i = 0; i < 11 && p; i++) {
+        p = strchr(p, ' ');
+        p = p ? p + 1 : NULL;
+    }
+    if (p) {
+        char *end;
+        *user = (double)strtoul(p, &end, 10) / (double)sysconf(_SC_CLK_TCK);
+        *sys = (double)strtoul(end, NULL, 10) / (double)sysconf(_SC_CLK_TCK);
+    }
+}
+
+static int cmd_cpu(int port, const char *file, size_t warm, size_t n, pid_t pid)
+{
+    item *items = calloc(warm + n, sizeof *items);
+    struct event_base *base = gen_base();
+    FILE *fp = fopen(file, "r");
+    int conc = (int)envn("BENCH_CONC", 32), ret = -1;
+    size_t ok[2] = {0}, i = 0;
+    if (!items || !base || !fp)
+        goto out;
+    for (; i < warm + n; i++)
+        if (fscanf(fp, "%63s %63s", items[i].code, items[i].verifier) != 2)
+            goto out;
+    run(base, port, conc, items, warm, 0, "bench", &ok[0]);
+    run(base, port, conc, items, warm, 1, "bench", &ok[1]);
+    ret = 0;
+    for (int phase = 0; phase < 2; phase++) {
+        double u0, s0, u1, s1, g0, g1, rate;
+        size_t good = 0;
+        cpu_split(pid, &u0, &s0);
+        g0 = cpu_of(getpid());
+        rate = run(base, port, conc, items + warm, n, phase, "bench", &good);
+        cpu_split(pid, &u1, &s1);
+        g1 = cpu_of(getpid());
+        printf("%-8s %8.0f/s  server %5.1f us/req (user %5.1f, sys %5.1f)  generator %5.1f "
+               "us/req  %zu/%zu ok\n",
+               phase ? "refresh" : "code", rate, (u1 - u0 + s1 - s0) * 1e6 / (double)n,
+               (u1 - u0) * 1e6 / (double)n, (s1 - s0) * 1e6 / (double)n,
+               (g1 - g0) * 1e6 / (double)n, good, n);
+        if (good != n)
+            ret = -1;
+    }
+out:
+    if (fp)
+        fclose(fp);
+    if (base)
+        event_base_free(base);
+    free(items);
+    return ret;
+}
+
 static int bench_main(void);
 
 int main(int argc, char **argv)
@@ -398,9 +477,14 @@ int main(int argc, char **argv)
                          argv[6]) == 0
                    ? 0
                    : 1;
+    if (argc == 7 && strcmp(argv[1], "cpu") == 0)
+        return cmd_cpu((int)strtol(argv[2], NULL, 10), argv[3], (size_t)strtoul(argv[4], NULL, 10),
+                       (size_t)strtoul(argv[5], NULL, 10), (pid_t)strtol(argv[6], NULL, 10)) == 0
+                   ? 0
+                   : 1;
     if (argc != 1) {
         fprintf(stderr, "usage: bench_authz | bench_authz seed DIR N FILE | bench_authz drive "
-                        "PORT FILE WARM N CALLGRIND_PID\n");
+                        "PORT FILE WARM N CALLGRIND_PID | bench_authz cpu PORT FILE WARM N PID\n");
         return 2;
     }
     return bench_main();
@@ -539,7 +623,7 @@ static int bench_main(void)
     e.n[S_AUTHZ_DURABLE] = e.n[S_AUTHZ_NOSYNC] = e.n[S_AUTHZ_NOSYNC_LOOP] = e.n[S_OIDC_MEMORY] = n;
     e.n[S_OIDC_SQLITE] = n_sqlite;
     e.items = calloc((n > n_sqlite ? n : n_sqlite) + e.warm, sizeof *e.items);
-    e.base = event_base_new();
+    e.base = gen_base();
     for (size_t p = 0; p < NPAIR; p++)
         for (int f = 0; f < 2; f++)
             for (int k = 0; k < 2; k++) {
