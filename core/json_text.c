@@ -108,6 +108,40 @@ static int plain8(const unsigned char *s)
     return ((((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b) | x) & high) == 0;
 }
 
+/* 1 when none of the 8 bytes at s is a control character, '"' or '\\' (bytes >= 0x80 pass). */
+static int plain8_ascii_or_high(const unsigned char *s)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t x, q, b;
+    memcpy(&x, s, 8);
+    q = x ^ (ones * '"');
+    b = x ^ (ones * '\\');
+    return ((((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high) == 0;
+}
+
+size_t core_json_escape_quotes(char *dst, const char *src, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)src;
+    size_t i = 0, w = 0;
+    while (i < n) {
+        size_t stop;
+        if (n - i >= 8 && plain8_ascii_or_high(s + i)) {
+            memcpy(dst + w, s + i, 8);
+            i += 8;
+            w += 8;
+            continue;
+        }
+        for (stop = n - i > 8 ? i + 8 : n; i < stop; i++) { /* this word byte by byte */
+            if (s[i] < 0x20)
+                return SIZE_MAX;
+            if (s[i] == '"' || s[i] == '\\')
+                dst[w++] = '\\';
+            dst[w++] = (char)s[i];
+        }
+    }
+    return w;
+}
+
 /* jansson dump.c dump_string without flags: the escapes it writes. 0 when s is not UTF-8
  * that jansson would dump (the caller then leaves the whole value to jansson). Plain bytes
  * are copied in runs found through the class table. */
@@ -116,21 +150,28 @@ static int put_string(out *o, const char *str, size_t n)
     static const char hex[] = "0123456789ABCDEF";
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0, run = 0, q;
+    int esc = 0;
     if (!grow(o, n + 2))
         return 1; /* o->failed */
     /* Most strings need no escape: find the first byte that does, checking UTF-8 on the way;
      * none: one copy. */
-    while (i < n) {
-        if (n - i >= 8 && plain8(s + i))
+    while (i < n && !esc) {
+        size_t stop;
+        if (n - i >= 8 && plain8(s + i)) {
             i += 8;
-        else if (cls[s[i]] == 0)
-            i++;
-        else if (cls[s[i]] == 1)
-            break;
-        else if ((q = utf8_seq(s + i, n - i)) != 0)
-            i += q;
-        else
-            return 0;
+            continue;
+        }
+        for (stop = n - i > 8 ? i + 8 : n; i < stop;) { /* this word byte by byte */
+            if (cls[s[i]] == 0)
+                i++;
+            else if (cls[s[i]] == 1) {
+                esc = 1;
+                break;
+            } else if ((q = utf8_seq(s + i, n - i)) != 0)
+                i += q;
+            else
+                return 0;
+        }
     }
     if (i == n) {
         char *w = o->p + o->len;
@@ -253,48 +294,102 @@ static int utf8_ok(const unsigned char *s, size_t n)
     return 1;
 }
 
-/* 0 when v needs jansson itself (a real, too deep, a string it would refuse). */
-static int put_value(out *o, const json_t *v, int depth)
+typedef struct member {
+    const char *key;
+    size_t len;
+    const json_t *value;
+} member;
+
+/* jansson dump.c compare_keys: bytes, then length. */
+static int member_cmp(const void *a, const void *b)
 {
-    if (depth > MAX_DEPTH)
-        return 0;
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-        const char *k;
-        json_t *x;
-        int first = 1;
-        put1(o, '{');
-        json_object_foreach((json_t *)v, k, x)
-        {
+    const member *x = a, *y = b;
+    int r = memcmp(x->key, y->key, x->len < y->len ? x->len : y->len);
+    return r ? r : (x->len > y->len) - (x->len < y->len);
+}
+
+static int put_value(out *o, const json_t *v, int depth, int sorted, const char *skip);
+
+/* An object's members: in insertion order, or (JSON_SORT_KEYS) sorted as jansson sorts them;
+ * skip (top level only, may be NULL) names a member left out. */
+static int put_object(out *o, const json_t *v, int depth, int sorted, const char *skip)
+{
+    member small[32], *m = small;
+    size_t n = 0, i, cap = sizeof small / sizeof small[0];
+    int ok = 1, first = 1;
+    void *it;
+    put1(o, '{');
+    if (!sorted) {
+        for (it = json_object_iter((json_t *)v); it; it = json_object_iter_next((json_t *)v, it)) {
+            const char *k = json_object_iter_key(it);
+            size_t kl = json_object_iter_key_len(it);
+            if (skip && strlen(skip) == kl && memcmp(skip, k, kl) == 0)
+                continue;
             if (!first)
                 put1(o, ',');
             first = 0;
-            if (!put_string(o, k, strlen(k)))
+            if (!put_string(o, k, kl))
                 return 0;
             put1(o, ':');
-            if (!put_value(o, x, depth + 1))
+            if (!put_value(o, json_object_iter_value(it), depth + 1, 0, NULL))
                 return 0;
         }
         put1(o, '}');
         return 1;
     }
+    if (json_object_size(v) > cap) {
+        cap = json_object_size(v);
+        if (!(m = malloc(cap * sizeof *m))) {
+            o->failed = 1;
+            return 1;
+        }
+    }
+    for (it = json_object_iter((json_t *)v); it && n < cap;
+         it = json_object_iter_next((json_t *)v, it)) {
+        m[n].key = json_object_iter_key(it);
+        m[n].len = json_object_iter_key_len(it);
+        m[n].value = json_object_iter_value(it);
+        if (skip && strlen(skip) == m[n].len && memcmp(skip, m[n].key, m[n].len) == 0)
+            continue;
+        n++;
+    }
+    if (n > 1)
+        qsort(m, n, sizeof *m, member_cmp);
+    for (i = 0; i < n && ok; i++) {
+        if (i)
+            put1(o, ',');
+        ok = put_string(o, m[i].key, m[i].len);
+        put1(o, ':');
+        ok = ok && put_value(o, m[i].value, depth + 1, 1, NULL);
+    }
+    put1(o, '}');
+    if (m != small)
+        free(m);
+    return ok;
+}
+
+/* 0 when v needs jansson itself (a real, too deep, a string it would refuse). */
+static int put_value(out *o, const json_t *v, int depth, int sorted, const char *skip)
+{
+    if (depth > MAX_DEPTH)
+        return 0;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return put_object(o, v, depth, sorted, skip);
     case JSON_ARRAY: {
-        size_t i;
-        json_t *x;
+        size_t i, n = json_array_size(v);
         put1(o, '[');
-        json_array_foreach((json_t *)v, i, x)
-        {
+        for (i = 0; i < n; i++) {
             if (i)
                 put1(o, ',');
-            if (!put_value(o, x, depth + 1))
+            if (!put_value(o, json_array_get(v, i), depth + 1, sorted, NULL))
                 return 0;
         }
         put1(o, ']');
         return 1;
     }
-    case JSON_STRING: {
+    case JSON_STRING:
         return put_string(o, json_string_value(v), json_string_length(v));
-    }
     case JSON_INTEGER:
         put_int(o, json_integer_value(v));
         return 1;
@@ -313,29 +408,48 @@ static int put_value(out *o, const json_t *v, int depth)
     }
 }
 
-char *core_json_compact(const json_t *v, size_t *len)
+/* The fast path's text, or jansson's for what it leaves to jansson (skip: on a copy). */
+static char *dump(const json_t *v, int sorted, const char *skip, size_t *len)
 {
     out o = {0};
+    char *s;
     if (len)
         *len = 0;
     if (!v)
         return NULL;
-    if (!put_value(&o, v, 0) || o.failed) {
-        free(o.p);
-        /* Exactly jansson's answer for what the fast path leaves to it. */
-        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (s && len)
-            *len = strlen(s);
-        return s;
+    if (put_value(&o, v, 0, sorted, skip) && !o.failed && grow(&o, 0)) {
+        o.p[o.len] = '\0';
+        if (len)
+            *len = o.len;
+        return o.p;
     }
-    if (!grow(&o, 0)) {
-        free(o.p);
-        return NULL;
+    free(o.p);
+    if (o.failed)
+        return NULL; /* out of memory */
+    /* Exactly jansson's answer for what the fast path leaves to it. */
+    if (skip && json_is_object(v)) {
+        json_t *copy = json_deep_copy(v);
+        if (!copy)
+            return NULL;
+        json_object_del(copy, skip);
+        s = json_dumps(copy, JSON_COMPACT | JSON_ENCODE_ANY | (sorted ? JSON_SORT_KEYS : 0));
+        json_decref(copy);
+    } else {
+        s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | (sorted ? JSON_SORT_KEYS : 0));
     }
-    o.p[o.len] = '\0';
-    if (len)
-        *len = o.len;
-    return o.p;
+    if (s && len)
+        *len = strlen(s);
+    return s;
+}
+
+char *core_json_compact(const json_t *v, size_t *len)
+{
+    return dump(v, 0, NULL, len);
+}
+
+char *core_json_compact_sorted(const json_t *v, const char *skip, size_t *len)
+{
+    return dump(v, 1, skip, len);
 }
 
 /* ---- parsing: core_json_loadb ---- */
@@ -351,14 +465,23 @@ static void skip_ws(rd *r)
         r->p++;
 }
 
-/* A string token at r->p ('"'): its bytes in *s and *n, decoded into buf (bufsz bytes) when it
- * has escapes, else borrowed from the input. 0 for anything jansson would refuse or that the
- * fast path leaves to it (\u escapes, a control character, invalid UTF-8, too long for buf). */
-static int lex_string(rd *r, char *buf, size_t bufsz, const char **s, size_t *n)
+/* A string token at r->p ('"'): its bytes in *s and *n — borrowed from the input when it has
+ * no escapes, else decoded into buf (bufsz bytes) or, when longer, into *heap (malloc'd; the
+ * caller frees it). 0 for anything jansson would refuse or that the fast path leaves to it
+ * (\u escapes, a control character, invalid UTF-8). */
+static int lex_string(rd *r, char *buf, size_t bufsz, const char **s, size_t *n, char **heap)
 {
     const unsigned char *start = ++r->p, *q = start;
     int high = 0;
     size_t w = 0;
+    char *d;
+    *heap = NULL;
+    while (r->end - q >= 8 && plain8_ascii_or_high(q)) { /* eight plain bytes at a time */
+        uint64_t x;
+        memcpy(&x, q, 8);
+        high |= (x & 0x8080808080808080ULL) != 0;
+        q += 8;
+    }
     while (q < r->end && *q != '"' && *q != '\\' && *q >= 0x20) {
         high |= *q & 0x80;
         q++;
@@ -373,9 +496,23 @@ static int lex_string(rd *r, char *buf, size_t bufsz, const char **s, size_t *n)
         r->p = q + 1;
         return 1;
     }
-    if ((size_t)(q - start) > bufsz)
-        return 0;
-    memcpy(buf, start, (size_t)(q - start));
+    { /* the decoded text is never longer than the raw one */
+        const unsigned char *e = q;
+        while (e < r->end && *e != '"') {
+            if (*e == '\\' && r->end - e < 2)
+                return 0;
+            e += *e == '\\' ? 2 : 1;
+        }
+        if (e >= r->end)
+            return 0;
+        if ((size_t)(e - start) > bufsz) {
+            if (!(*heap = malloc((size_t)(e - start))))
+                return 0;
+            buf = *heap;
+        }
+    }
+    d = buf;
+    memcpy(d, start, (size_t)(q - start));
     w = (size_t)(q - start);
     while (q < r->end && *q != '"') {
         unsigned char c = *q++;
@@ -390,13 +527,11 @@ static int lex_string(rd *r, char *buf, size_t bufsz, const char **s, size_t *n)
             q++;
         }
         high |= c & 0x80;
-        if (w >= bufsz)
-            return 0;
-        buf[w++] = (char)c;
+        d[w++] = (char)c;
     }
-    if (q >= r->end || (high && !utf8_ok((const unsigned char *)buf, w)))
+    if (q >= r->end || (high && !utf8_ok((const unsigned char *)d, w)))
         return 0;
-    *s = buf;
+    *s = d;
     *n = w;
     r->p = q + 1;
     return 1;
@@ -407,9 +542,9 @@ static json_t *parse_value(rd *r, int depth);
 static json_t *parse_object(rd *r, int depth)
 {
     json_t *o = json_object(), *v;
-    char kbuf[256];
+    char kbuf[256], *kheap = NULL;
     const char *k;
-    size_t kn;
+    size_t kn, n;
     if (!o)
         return NULL;
     r->p++; /* '{' */
@@ -419,19 +554,20 @@ static json_t *parse_object(rd *r, int depth)
         return o;
     }
     for (;;) {
-        if (r->p >= r->end || *r->p != '"' || !lex_string(r, kbuf, sizeof kbuf, &k, &kn))
+        if (r->p >= r->end || *r->p != '"' || !lex_string(r, kbuf, sizeof kbuf, &k, &kn, &kheap))
             goto fail;
         skip_ws(r);
         if (r->p >= r->end || *r->p != ':')
             goto fail;
         r->p++;
-        /* A duplicate key is jansson's error (JSON_REJECT_DUPLICATES) or its replacement. */
-        if (json_object_getn(o, k, kn))
+        /* A duplicate key is jansson's error (JSON_REJECT_DUPLICATES) or its replacement:
+         * seen as a set that does not grow the object (which is then dropped). */
+        n = json_object_size(o);
+        if (!(v = parse_value(r, depth + 1)) || json_object_setn_new_nocheck(o, k, kn, v) != 0 ||
+            json_object_size(o) == n)
             goto fail;
-        if (!(v = parse_value(r, depth + 1)))
-            goto fail;
-        if (json_object_setn_new_nocheck(o, k, kn, v) != 0)
-            goto fail;
+        free(kheap);
+        kheap = NULL;
         skip_ws(r);
         if (r->p < r->end && *r->p == ',') {
             r->p++;
@@ -445,6 +581,7 @@ static json_t *parse_object(rd *r, int depth)
         goto fail;
     }
 fail:
+    free(kheap);
     json_decref(o);
     return NULL;
 }
@@ -534,10 +671,14 @@ static json_t *parse_value(rd *r, int depth)
         return parse_object(r, depth);
     case '[':
         return parse_array(r, depth);
-    case '"':
-        if (!lex_string(r, sbuf, sizeof sbuf, &s, &n))
-            return NULL;
-        return json_stringn_nocheck(s, n);
+    case '"': {
+        char *heap = NULL;
+        json_t *v = NULL;
+        if (lex_string(r, sbuf, sizeof sbuf, &s, &n, &heap))
+            v = json_stringn_nocheck(s, n);
+        free(heap);
+        return v;
+    }
     case 't':
         return parse_literal(r, "true", 4, json_true());
     case 'f':
@@ -551,9 +692,10 @@ static json_t *parse_value(rd *r, int depth)
 
 json_t *core_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *error)
 {
-    rd r = {(const unsigned char *)buf, (const unsigned char *)buf + len, flags};
+    rd r = {(const unsigned char *)buf, NULL, flags};
     json_t *v = NULL;
     if (buf && !(flags & ~(size_t)(JSON_REJECT_DUPLICATES | JSON_DECODE_ANY))) {
+        r.end = r.p + len;
         skip_ws(&r);
         if (r.p < r.end && ((flags & JSON_DECODE_ANY) || *r.p == '{' || *r.p == '['))
             v = parse_value(&r, 1);

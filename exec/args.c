@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "core/crypto.h"
+#include "core/json_text.h"
 
 static pl_rc absent(int required, const char *name, ex_err *err)
 {
@@ -152,16 +153,12 @@ pl_rc ex_args_only(const json_t *args, const char *const *allowed, ex_err *err)
 
 pl_rc ex_json_hash(const json_t *args, const char *skip, uint8_t out[32])
 {
-    json_t *copy = json_deep_copy(args);
-    if (!copy)
-        return PL_ERR_NOMEM;
-    if (skip && json_is_object(copy))
-        json_object_del(copy, skip);
-    char *s = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-    json_decref(copy);
+    /* the bytes of json_dumps(a copy without skip, COMPACT | SORT_KEYS | ENCODE_ANY) */
+    size_t n = 0;
+    char *s = core_json_compact_sorted(args, skip, &n);
     if (!s)
         return PL_ERR_NOMEM;
-    core_sha256(s, strlen(s), out);
+    core_sha256(s, n, out);
     free(s);
     return PL_OK;
 }

@@ -4,6 +4,7 @@
 
 #include "core/crypto.h"
 #include "exec/args.h"
+#include "exec/obj.h"
 
 static int key_chars_ok(const char *s)
 {
@@ -40,7 +41,7 @@ pl_rc ex_idem_begin(const ex_ctx *ctx, ex_txn *txn, const char *ws, const char *
     idem->active = 1;
 
     json_t *rec = NULL;
-    rc = ex_txn_get_json(txn, EX_DB_IDEMPOTENCY, idem->key, &rec);
+    rc = ex_obj_get_json(txn, EX_DB_IDEMPOTENCY, idem->key, &rec);
     if (rc == PL_ERR_NOT_FOUND)
         return PL_OK;
     if (rc != PL_OK)

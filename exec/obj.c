@@ -2,8 +2,21 @@
 
 #include <string.h>
 
+#include "core/json_text.h"
 #include "exec/args.h"
 #include "exec/idempotency.h"
+
+pl_rc ex_obj_get_json(ex_txn *txn, ex_db db, const char *key, json_t **out)
+{
+    MDB_val v;
+    json_error_t je;
+    *out = NULL;
+    pl_rc rc = ex_txn_get_raw(txn, db, key, &v);
+    if (rc != PL_OK)
+        return rc;
+    *out = core_json_loadb(v.mv_data, v.mv_size, JSON_REJECT_DUPLICATES, &je);
+    return *out ? PL_OK : PL_ERR_STORE;
+}
 
 pl_rc ex_obj_load(ex_txn *txn, ex_db db, const char *ws, const char *kind, const char *id,
                   const char *field, const char *what, json_t **out, ex_err *err)
@@ -13,7 +26,7 @@ pl_rc ex_obj_load(ex_txn *txn, ex_db db, const char *ws, const char *kind, const
     if (ex_key_build(key, sizeof key, ws, kind, id) != PL_OK)
         return ex_err_set(err, PL_ERR_NOT_FOUND, field, "no %s %.48s in this workspace", what,
                           id ? id : "");
-    pl_rc rc = ex_txn_get_json(txn, db, key, out);
+    pl_rc rc = ex_obj_get_json(txn, db, key, out);
     if (rc == PL_ERR_NOT_FOUND)
         return ex_err_set(err, PL_ERR_NOT_FOUND, field, "no %s %.48s in this workspace", what, id);
     if (rc != PL_OK)

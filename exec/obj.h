@@ -23,6 +23,11 @@ typedef struct ex_obj_type {
     const char *what;  /* the noun in messages: "draft" */
 } ex_obj_type;
 
+/* ex_txn_get_json(txn, db, key, out) — the same tree, PL_ERR_NOT_FOUND, PL_ERR_STORE for a
+ * record that is not JSON — parsed by core_json_loadb (core/json_text.h) instead of
+ * json_loadb: records are read on most tool calls. */
+pl_rc ex_obj_get_json(ex_txn *txn, ex_db db, const char *key, json_t **out);
+
 /* Loads "<ws>|<kind>|<id>" from db into *out (new reference). field names the argument for
  * the error ("post_id: no post pst_... in this workspace"); what is "post", "draft", ... */
 pl_rc ex_obj_load(ex_txn *txn, ex_db db, const char *ws, const char *kind, const char *id,

@@ -70,7 +70,7 @@ pl_rc ex_workspace_ensure(const ex_ctx *ctx, const char *ws, const json_t *args,
     rc = ex_txn_begin(ctx->store, 1, &txn);
     if (rc != PL_OK)
         return rc;
-    rc = ex_txn_get_json(&txn, EX_DB_WORKSPACES, ws, &w);
+    rc = ex_obj_get_json(&txn, EX_DB_WORKSPACES, ws, &w);
     if (rc == PL_OK) {
         *out = w;
         ex_txn_abort(&txn);
@@ -99,10 +99,17 @@ pl_rc ex_workspace_get(const ex_ctx *ctx, const char *ws, json_t **out, ex_err *
     pl_rc rc = ex_txn_begin(ctx->store, 0, &txn);
     if (rc != PL_OK)
         return rc;
-    rc = ex_txn_get_json(&txn, EX_DB_WORKSPACES, ws, out);
+    rc = ex_obj_get_json(&txn, EX_DB_WORKSPACES, ws, out);
     ex_txn_abort(&txn);
-    if (rc == PL_ERR_NOT_FOUND)
-        return ex_err_set(err, rc, "workspace", "no such workspace");
+    if (rc == PL_ERR_NOT_FOUND && err) {
+        /* ex_err_set(err, rc, "workspace", "no such workspace") without printf: postly-mcp
+         * asks on every read of a workspace that has no record yet */
+        static const char field[] = "workspace", msg[] = "workspace: no such workspace";
+        _Static_assert(sizeof field <= sizeof err->field && sizeof msg <= sizeof err->msg,
+                       "ex_err holds the message");
+        memcpy(err->field, field, sizeof field);
+        memcpy(err->msg, msg, sizeof msg);
+    }
     return rc;
 }
 
@@ -122,7 +129,7 @@ pl_rc ex_workspace_update(const ex_ctx *ctx, const char *ws, const json_t *args,
     rc = ex_txn_begin(ctx->store, 1, &txn);
     if (rc != PL_OK)
         return rc;
-    rc = ex_txn_get_json(&txn, EX_DB_WORKSPACES, ws, &w);
+    rc = ex_obj_get_json(&txn, EX_DB_WORKSPACES, ws, &w);
     if (rc != PL_OK) {
         if (rc == PL_ERR_NOT_FOUND)
             ex_err_set(err, rc, "workspace", "no such workspace");
@@ -146,7 +153,7 @@ void ex_workspace_timezone(ex_txn *txn, const char *ws, char *buf, size_t bufsz)
 {
     json_t *w = NULL;
     const char *tz = NULL;
-    if (ex_txn_get_json(txn, EX_DB_WORKSPACES, ws, &w) == PL_OK)
+    if (ex_obj_get_json(txn, EX_DB_WORKSPACES, ws, &w) == PL_OK)
         tz = json_string_value(json_object_get(w, "timezone"));
     snprintf(buf, bufsz, "%s", tz ? tz : "UTC");
     json_decref(w);

@@ -22,6 +22,22 @@ pl_rc mcp_rpc_prescan(const char *text, size_t len, const mcp_rpc_limits *lim, m
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)text[i];
         if (in_str) {
+            if (!esc && c != '\\' && c != '"') {
+                /* a run of plain string bytes at once: counted, checked at its end (nothing
+                 * inside it can fail otherwise) */
+                size_t j = i + 1;
+                while (j < len && text[j] != '"' && text[j] != '\\')
+                    j++;
+                slen += j - i;
+                i = j - 1;
+                if (slen > lim->max_string) {
+                    snprintf(msg, sizeof msg, "a JSON string is longer than the limit of %zu bytes",
+                             lim->max_string);
+                    err_set(err, MCP_RPC_INVALID_REQUEST, msg);
+                    return PL_ERR_TOO_LARGE;
+                }
+                continue;
+            }
             if (esc) {
                 esc = 0;
             } else if (c == '\\') {

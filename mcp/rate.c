@@ -169,6 +169,21 @@ static bucket *lookup(mcp_rate *r, uint32_t rule, const char *key, int64_t now, 
 
 #define MAX_APPLY 32
 
+/* snprintf(key, cap, "%s|%s", per, v), truncated the same way (without printf: every call). */
+static void key_join(char *key, size_t cap, const char *per, const char *v)
+{
+    size_t len = strlen(per), lv = strlen(v);
+    if (len > cap - 1)
+        len = cap - 1;
+    memcpy(key, per, len);
+    if (len < cap - 1)
+        key[len++] = '|';
+    if (lv > cap - 1 - len)
+        lv = cap - 1 - len;
+    memcpy(key + len, v, lv);
+    key[len + lv] = '\0';
+}
+
 pl_rc mcp_rate_take(mcp_rate *r, const mcp_rate_who *who, uint32_t tool, mcp_rate_denial *denied)
 {
     bucket *hit[MAX_APPLY];
@@ -197,7 +212,7 @@ pl_rc mcp_rate_take(mcp_rate *r, const mcp_rate_who *who, uint32_t tool, mcp_rat
         }
         if (!applies)
             continue;
-        snprintf(key, sizeof key, "%s|%s", per, v ? v : "");
+        key_join(key, sizeof key, per, v ? v : "");
         b = lookup(r, i, key, now, 1);
         if (!b || nhit >= MAX_APPLY) {
             denied->rule_id = "table-full";

@@ -97,7 +97,9 @@ static void test_edge_cases(void **state)
     same_n(NULL, 0);
     /* long strings, with and without escapes (the fast path decodes at most 256 bytes) */
     char big[2100];
-    for (size_t n = 250; n < 262; n++) {
+    static const size_t lens[] = {0, 1, 7, 8, 9, 250, 254, 255, 256, 257, 258, 300, 1000, 2000};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        size_t n = lens[li];
         for (int esc = 0; esc < 2; esc++) {
             size_t w = 0;
             big[w++] = '[';
@@ -113,6 +115,18 @@ static void test_edge_cases(void **state)
             big[w] = '\0';
             same(big);
         }
+    }
+    /* long keys with an escape, in an object of several keys */
+    for (size_t n = 250; n < 262; n += 3) {
+        size_t w = 0;
+        memcpy(big + w, "{\"a\":1,\"\\t", 10);
+        w += 10;
+        for (size_t k = 0; k < n; k++)
+            big[w++] = (char)('a' + k % 26);
+        memcpy(big + w, "\":[\"x\\\"\"]}", 10);
+        w += 10;
+        big[w] = '\0';
+        same(big);
     }
     /* nesting around the fast path's limit (64) and jansson's (2048) */
     for (size_t d = 60; d < 70; d++) {

@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -153,6 +154,83 @@ static void test_builders(void **st)
     json_decref(id);
 }
 
+/* mcp_rpc_prescan before it counted plain string bytes in runs: the reference its answers
+ * (return code, message) must match. */
+static pl_rc ref_prescan(const char *text, size_t len, const mcp_rpc_limits *l, char *msg,
+                         size_t msgsz)
+{
+    size_t depth = 0, slen = 0, i;
+    int in_str = 0, esc = 0;
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (in_str) {
+            if (esc) {
+                esc = 0;
+            } else if (c == '\\') {
+                esc = 1;
+            } else if (c == '"') {
+                in_str = 0;
+                continue;
+            }
+            if (++slen > l->max_string) {
+                snprintf(msg, msgsz, "a JSON string is longer than the limit of %zu bytes",
+                         l->max_string);
+                return PL_ERR_TOO_LARGE;
+            }
+            continue;
+        }
+        if (c == '"') {
+            in_str = 1;
+            slen = 0;
+        } else if (c == '{' || c == '[') {
+            if (++depth > l->max_depth) {
+                snprintf(msg, msgsz, "JSON nesting is deeper than the limit of %zu levels",
+                         l->max_depth);
+                return PL_ERR_TOO_LARGE;
+            }
+        } else if ((c == '}' || c == ']') && depth > 0) {
+            depth--;
+        }
+    }
+    return PL_OK;
+}
+
+static void test_prescan_differential(void **st)
+{
+    static const char alphabet[] = "\"\\{}[]ab ,:";
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    size_t refused = 0;
+    (void)st;
+    for (int i = 0; i < 100000; i++) {
+        char text[64], msg[160];
+        mcp_rpc_error err;
+        size_t len;
+        mcp_rpc_limits lm;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        len = (size_t)(x % sizeof text);
+        lm.max_depth = 1 + (size_t)(x >> 8) % 5;
+        lm.max_string = (size_t)(x >> 16) % 12;
+        for (size_t k = 0; k < len; k++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            text[k] = alphabet[x % (sizeof alphabet - 1)];
+        }
+        memset(&err, 0, sizeof err);
+        pl_rc a = mcp_rpc_prescan(text, len, &lm, &err);
+        pl_rc b = ref_prescan(text, len, &lm, msg, sizeof msg);
+        assert_int_equal(a, b);
+        if (a != PL_OK) {
+            assert_int_equal(err.code, MCP_RPC_INVALID_REQUEST);
+            assert_string_equal(err.msg, msg);
+            refused++;
+        }
+    }
+    assert_true(refused > 10000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -160,6 +238,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_builders),
+        cmocka_unit_test(test_prescan_differential),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
