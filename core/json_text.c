@@ -149,39 +149,40 @@ static int put_string(out *o, const char *str, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
     const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0, run = 0, q;
-    int esc = 0;
+    size_t i = 0, run, q;
+    char *w;
     if (!grow(o, n + 2))
         return 1; /* o->failed */
-    /* Most strings need no escape: find the first byte that does, checking UTF-8 on the way;
-     * none: one copy. */
-    while (i < n && !esc) {
+    /* Most strings need no escape: copied as they are scanned (eight bytes at a time where
+     * none needs a look; UTF-8 checked on the way) into the n + 2 bytes just reserved. */
+    w = o->p + o->len;
+    *w++ = '"';
+    while (i < n) {
         size_t stop;
         if (n - i >= 8 && plain8(s + i)) {
+            memcpy(w, s + i, 8);
+            w += 8;
             i += 8;
             continue;
         }
-        for (stop = n - i > 8 ? i + 8 : n; i < stop;) { /* this word byte by byte */
-            if (cls[s[i]] == 0)
-                i++;
-            else if (cls[s[i]] == 1) {
-                esc = 1;
-                break;
-            } else if ((q = utf8_seq(s + i, n - i)) != 0)
-                i += q;
-            else
-                return 0;
-        }
+        for (stop = n - i > 8 ? i + 8 : n; i < stop && cls[s[i]] == 0; i++)
+            *w++ = (char)s[i];
+        if (i == stop)
+            continue;
+        if (cls[s[i]] == 1)
+            break; /* an escape: the rest below, growing as it goes */
+        if ((q = utf8_seq(s + i, n - i)) == 0)
+            return 0;
+        memcpy(w, s + i, q);
+        w += q;
+        i += q;
     }
+    o->len = (size_t)(w - o->p);
     if (i == n) {
-        char *w = o->p + o->len;
-        w[0] = '"';
-        memcpy(w + 1, s, n);
-        w[n + 1] = '"';
-        o->len += n + 2;
+        o->p[o->len++] = '"';
         return 1;
     }
-    o->p[o->len++] = '"'; /* the prefix before i is plain: copied with the first run below */
+    run = i;
     while (i < n) {
         unsigned char c;
         if (n - i >= 8 && plain8(s + i)) {
