@@ -1,7 +1,10 @@
 /* exec/batch.c — see batch.h. */
 #include "batch.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -18,20 +21,59 @@ typedef struct held {
     struct held *next;
 } held;
 
+/* A parked unit of work: run when the loop holds a batch transaction. */
+typedef struct parked {
+    ex_batch_run_fn run;
+    void *arg;
+    struct parked *next;
+} parked;
+
+typedef struct hlist {
+    held *head, **tail;
+} hlist;
+
 struct ex_batcher {
     ex_store *st;
     const core_log *log;
-    struct event *commit;
+    struct event *commit; /* the end of the iteration: submit the held batch */
+    struct event *wake;   /* the committer's notifications (pipe) */
+    int pipefd[2];
     int scheduled;
     uint64_t joins_at_enter;
-    held *pending, **pending_tail; /* replies of the open batch */
-    held *syncing, **syncing_tail; /* replies of committed batches, waiting for their sync */
-    uint64_t seq;                  /* commits handed to the syncer */
-    uint64_t marked;               /* the store's batch mark last given a marker */
-    int sync_failed;               /* a sync failed: fail-stop (on_synced) */
-    core_syncer *syncer;           /* NULL unless the store needs a second sync */
+    hlist pending;    /* replies of the batch the loop holds */
+    hlist committing; /* replies of the submitted batch */
+    hlist syncing;    /* replies of committed batches, waiting for their sync */
+    parked *parked, **parked_tail;
+    uint64_t seq;    /* commits handed to the syncer */
+    uint64_t marked; /* the store's batch mark last given a marker */
+    int sync_failed; /* a sync failed: fail-stop (on_synced) */
+    int freeing;
+    core_syncer *syncer; /* NULL unless the store needs a second sync */
     ex_batch_stats stats;
 };
+
+static void hl_init(hlist *l)
+{
+    l->head = NULL;
+    l->tail = &l->head;
+}
+
+static void hl_push(hlist *l, held *h)
+{
+    h->next = NULL;
+    *l->tail = h;
+    l->tail = &h->next;
+}
+
+/* Appends src to dst and empties src. */
+static void hl_splice(hlist *dst, hlist *src)
+{
+    if (!src->head)
+        return;
+    *dst->tail = src->head;
+    dst->tail = src->tail;
+    hl_init(src);
+}
 
 static void release(ex_batcher *b, held *h, pl_rc rc)
 {
@@ -46,29 +88,28 @@ static void release(ex_batcher *b, held *h, pl_rc rc)
     free(h);
 }
 
-/* After a commit: when it kept keys for the observer (a new batch mark), a marker goes after
- * the batch's held replies, so that the keys are reported exactly when the replies are
- * released, with the same outcome. Out of memory: the next marker settles them (the store
- * settles every mark up to the one given). */
-static void mark_batch(ex_batcher *b)
+/* After commits were collected: when they kept keys for the observer (a new batch mark), a
+ * marker goes after their held replies, so that the keys are reported exactly when the
+ * replies are released, with the same outcome. Out of memory: the next marker settles them
+ * (the store settles every mark up to the one given). */
+static void mark_batch(ex_batcher *b, hlist *l)
 {
     uint64_t mark = ex_store_batch_mark(b->st);
     held *h;
     if (mark == b->marked || !(h = calloc(1, sizeof *h)))
         return;
     h->mark = b->marked = mark;
-    *b->pending_tail = h;
-    b->pending_tail = &h->next;
+    hl_push(l, h);
 }
 
 /* Releases the held replies of every commit numbered <= seq. */
 static void release_upto(ex_batcher *b, uint64_t seq, pl_rc rc)
 {
-    while (b->syncing && b->syncing->seq <= seq) {
-        held *h = b->syncing;
-        b->syncing = h->next;
-        if (!b->syncing)
-            b->syncing_tail = &b->syncing;
+    while (b->syncing.head && b->syncing.head->seq <= seq) {
+        held *h = b->syncing.head;
+        b->syncing.head = h->next;
+        if (!b->syncing.head)
+            b->syncing.tail = &b->syncing.head;
         release(b, h, rc);
     }
 }
@@ -94,40 +135,46 @@ static pl_rc store_sync(void *st)
     return ex_store_sync(st);
 }
 
-/* The end of the iteration: commit once, then hand the replies held for this batch to the
- * syncer (or release them at once when the store needs no second sync). */
-static void on_commit(evutil_socket_t fd, short what, void *arg)
+static void schedule(ex_batcher *b)
 {
-    ex_batcher *b = arg;
-    int needs_sync = 0, data_synced = 0, had = ex_store_batch_pending(b->st);
-    pl_rc rc = ex_store_batch_commit(b->st, &needs_sync, &data_synced);
+    if (!b->scheduled && !b->freeing) {
+        b->scheduled = 1;
+        event_active(b->commit, 0, 0);
+    }
+}
+
+/* Commits finished (the committer's, or an early flush's): their replies go to the syncer, or
+ * are released at once when the store needs no second sync. */
+static void collect(ex_batcher *b)
+{
+    int needs_sync = 0, data_synced = 0;
+    pl_rc rc = PL_OK;
+    hlist l;
     held *h, *next;
-    mark_batch(b);
-    h = b->pending;
-    (void)fd;
-    (void)what;
-    b->scheduled = 0;
-    b->pending = NULL;
-    b->pending_tail = &b->pending;
-    b->stats.commits += had;
+    if (!ex_store_batch_collect(b->st, &rc, &needs_sync, &data_synced))
+        return;
+    hl_init(&l);
+    hl_splice(&l, &b->committing);
+    if (!ex_store_batch_held(b->st)) /* an early flush committed the held batch too */
+        hl_splice(&l, &b->pending);
+    mark_batch(b, &l);
     if (rc != PL_OK)
         core_log_error(b->log, "exec: batch commit failed (%s); held replies become errors",
                        pl_strerror(rc));
     if (data_synced) {
-        /* This commit synced the data file (its data pages) after every earlier commit had
-         * written its meta page: every earlier batch is durable now, whether or not its own
-         * sync has finished. Under load, batches are released one commit later instead of
-         * waiting for their sync. */
+        /* These commits synced the data file (their data pages) after every earlier commit
+         * had written its meta page: every earlier batch is durable now, whether or not its
+         * own sync has finished. Under load, batches are released one commit later instead
+         * of waiting for their sync. */
         release_upto(b, b->seq, PL_OK);
     }
+    h = l.head;
     if (needs_sync && b->syncer) {
         b->seq++;
         for (; h; h = next) {
             next = h->next;
-            h->next = NULL;
             h->seq = b->seq;
-            *b->syncing_tail = h;
-            b->syncing_tail = &h->next;
+            hl_push(&b->syncing, h);
         }
         core_syncer_request(b->syncer, b->seq);
         return;
@@ -140,6 +187,61 @@ static void on_commit(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Runs the parked units while the loop holds a batch transaction (each joins it); when none
+ * is held, asks for one (the committer's notification brings us back). */
+static void run_parked(ex_batcher *b)
+{
+    if (!b->parked || !ex_store_batch_ready(b->st))
+        return;
+    parked *p = b->parked, *next;
+    b->parked = NULL;
+    b->parked_tail = &b->parked;
+    schedule(b); /* the held batch is submitted at the end of this iteration */
+    for (; p; p = next) {
+        next = p->next;
+        p->run(p->arg);
+        free(p);
+    }
+}
+
+/* The end of the iteration (lowest priority): the held batch goes to the committer. */
+static void on_commit(evutil_socket_t fd, short what, void *arg)
+{
+    ex_batcher *b = arg;
+    (void)fd;
+    (void)what;
+    b->scheduled = 0;
+    if (ex_store_batch_submit(b->st)) {
+        b->stats.commits++;
+        hl_splice(&b->committing, &b->pending);
+        return;
+    }
+    collect(b); /* an early flush may have committed it already */
+}
+
+/* The committer offered a batch transaction or finished a commit. */
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    ex_batcher *b = arg;
+    char buf[64];
+    (void)what;
+    while (read(fd, buf, sizeof buf) > 0)
+        ;
+    collect(b);
+    run_parked(b);
+}
+
+static void notify(void *arg)
+{
+    ex_batcher *b = arg;
+    char c = 1;
+    ssize_t w;
+    do
+        w = write(b->pipefd[1], &c, 1);
+    while (w < 0 && errno == EINTR);
+    /* EAGAIN: a wake-up is already pending, which is enough. */
+}
+
 pl_rc ex_batcher_new(struct event_base *base, ex_store *st, const core_log *log, ex_batcher **out)
 {
     ex_batcher *b = calloc(1, sizeof *b);
@@ -149,8 +251,11 @@ pl_rc ex_batcher_new(struct event_base *base, ex_store *st, const core_log *log,
         return PL_ERR_NOMEM;
     b->st = st;
     b->log = log;
-    b->pending_tail = &b->pending;
-    b->syncing_tail = &b->syncing;
+    b->pipefd[0] = b->pipefd[1] = -1;
+    hl_init(&b->pending);
+    hl_init(&b->committing);
+    hl_init(&b->syncing);
+    b->parked_tail = &b->parked;
     rc = ex_store_batch_thread(st);
     if (rc != PL_OK)
         goto out;
@@ -163,7 +268,22 @@ pl_rc ex_batcher_new(struct event_base *base, ex_store *st, const core_log *log,
     int npri = event_base_get_npriorities(base);
     if (npri > 1)
         event_priority_set(b->commit, npri - 1);
+    if (pipe(b->pipefd) != 0 || fcntl(b->pipefd[0], F_SETFL, O_NONBLOCK) != 0 ||
+        fcntl(b->pipefd[1], F_SETFL, O_NONBLOCK) != 0 ||
+        fcntl(b->pipefd[0], F_SETFD, FD_CLOEXEC) != 0 ||
+        fcntl(b->pipefd[1], F_SETFD, FD_CLOEXEC) != 0) {
+        rc = PL_ERR_IO;
+        goto out;
+    }
+    b->wake = event_new(base, b->pipefd[0], EV_READ | EV_PERSIST, on_wake, b);
+    if (!b->wake || event_add(b->wake, NULL) != 0) {
+        rc = PL_ERR_NOMEM;
+        goto out;
+    }
     rc = core_syncer_new(base, store_sync, st, on_synced, b, &b->syncer);
+    if (rc != PL_OK)
+        goto out;
+    rc = ex_store_committer_start(st, notify, b);
     if (rc != PL_OK)
         goto out;
     *out = b;
@@ -177,16 +297,35 @@ void ex_batcher_free(ex_batcher *b)
 {
     if (!b)
         return;
+    /* Parked units run now, each in a batch transaction (their first write waits for one),
+     * and are answered below with everything else. */
+    while (b->parked) {
+        parked *p = b->parked, *next;
+        b->parked = NULL;
+        b->parked_tail = &b->parked;
+        for (; p; p = next) {
+            next = p->next;
+            p->run(p->arg);
+            free(p);
+        }
+    }
+    b->freeing = 1;
     core_syncer_free(b->syncer); /* joins: a sync in progress completes */
     b->syncer = NULL;
-    /* Whatever is left is made durable here, inline, and answered. */
+    /* Whatever is left is made durable here, inline, and answered: the held batch is
+     * committed with a full sync, the one in flight waited for. */
+    ex_store_committer_stop(b->st);
     int needs_sync = 0;
     pl_rc rc = ex_store_batch_commit(b->st, &needs_sync, NULL);
     pl_rc src = ex_store_sync(b->st);
-    mark_batch(b);
-    held *lists[2] = {b->syncing, b->pending};
+    hlist l;
+    hl_init(&l);
+    hl_splice(&l, &b->committing);
+    hl_splice(&l, &b->pending);
+    mark_batch(b, &l);
+    hlist *lists[2] = {&b->syncing, &l};
     for (int i = 0; i < 2; i++) {
-        held *h = lists[i], *next;
+        held *h = lists[i]->head, *next;
         for (; h; h = next) {
             next = h->next;
             release(b, h, i == 1 && rc != PL_OK ? rc : src);
@@ -194,6 +333,12 @@ void ex_batcher_free(ex_batcher *b)
     }
     if (b->commit)
         event_free(b->commit);
+    if (b->wake)
+        event_free(b->wake);
+    if (b->pipefd[0] >= 0)
+        close(b->pipefd[0]);
+    if (b->pipefd[1] >= 0)
+        close(b->pipefd[1]);
     free(b);
 }
 
@@ -203,21 +348,44 @@ void ex_batcher_enter(ex_batcher *b)
     ex_store_batch_enter(b->st);
 }
 
-static void schedule(ex_batcher *b)
-{
-    if (!b->scheduled) {
-        b->scheduled = 1;
-        event_active(b->commit, 0, 0);
-    }
-}
-
 int ex_batcher_leave(ex_batcher *b)
 {
     ex_store_batch_leave(b->st);
-    if (ex_store_batch_joins(b->st) == b->joins_at_enter)
-        return 0;
-    schedule(b); /* an open batch always has its commit coming, held replies or not */
-    return 1;
+    if (ex_store_batch_held(b->st))
+        schedule(b); /* a held batch always goes to the committer this iteration */
+    return ex_store_batch_joins(b->st) != b->joins_at_enter;
+}
+
+int ex_batcher_ready(ex_batcher *b)
+{
+    if (ex_store_batch_held(b->st)) {
+        schedule(b);
+        return 1;
+    }
+    if (b->parked)
+        return 0; /* the parked go first */
+    if (!ex_store_batch_inflight(b->st))
+        return 1; /* the committer is idle: the first write waits only for its begin */
+    if (ex_store_batch_ready(b->st)) {
+        schedule(b);
+        return 1;
+    }
+    return 0;
+}
+
+pl_rc ex_batcher_park(ex_batcher *b, ex_batch_run_fn run, void *arg)
+{
+    parked *p = calloc(1, sizeof *p);
+    if (!p)
+        return PL_ERR_NOMEM;
+    p->run = run;
+    p->arg = arg;
+    *b->parked_tail = p;
+    b->parked_tail = &p->next;
+    b->stats.parked++;
+    if (ex_store_batch_want(b->st) || ex_store_batch_held(b->st))
+        event_active(b->wake, EV_READ, 0); /* already offered: its wake-up may be consumed */
+    return PL_OK;
 }
 
 pl_rc ex_batcher_hold(ex_batcher *b, ex_batch_done_fn done, void *arg)
@@ -227,8 +395,7 @@ pl_rc ex_batcher_hold(ex_batcher *b, ex_batch_done_fn done, void *arg)
         return PL_ERR_NOMEM;
     h->done = done;
     h->arg = arg;
-    *b->pending_tail = h;
-    b->pending_tail = &h->next;
+    hl_push(&b->pending, h);
     b->stats.held++;
     schedule(b);
     return PL_OK;

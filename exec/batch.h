@@ -58,6 +58,7 @@ struct event_base;
 typedef struct ex_batcher ex_batcher;
 
 typedef void (*ex_batch_done_fn)(void *arg, pl_rc rc);
+typedef void (*ex_batch_run_fn)(void *arg);
 
 /* base, st and log (may be NULL) are borrowed and must outlive the batcher. Makes the calling
  * thread st's batch thread (PL_ERR_STATE when another thread is). PL_ERR_NOMEM, PL_ERR_IO,
@@ -79,8 +80,22 @@ int ex_batcher_leave(ex_batcher *b);
  * at once; the batch still commits). */
 pl_rc ex_batcher_hold(ex_batcher *b, ex_batch_done_fn done, void *arg);
 
+/* Whether a unit of work that writes may run now without blocking the loop: 1 when the loop
+ * holds a batch transaction, or when no commit is in flight (its first write then waits only
+ * for the committer to begin one, microseconds); 0 while a commit (its fsync) is in flight or
+ * units are parked: the caller parks the unit (ex_batcher_park) instead of running it. */
+int ex_batcher_ready(ex_batcher *b);
+
+/* Parks a unit of work: run(arg) is called later on the loop thread, exactly once, while
+ * the loop holds the next batch transaction (in the order parked), or from ex_batcher_free().
+ * run must do the unit as a ready one would (enter, the writes, leave, hold) and must not
+ * park again; if no batch transaction is held by then, its first write waits for one.
+ * PL_ERR_NOMEM: not parked (the caller may run the unit at once: its first write waits). */
+pl_rc ex_batcher_park(ex_batcher *b, ex_batch_run_fn run, void *arg);
+
 typedef struct ex_batch_stats {
     uint64_t commits; /* batches committed (non-empty) */
+    uint64_t parked;  /* units parked in total */
     uint64_t held;    /* replies held in total */
     uint64_t failed;  /* replies released with an error */
     uint64_t syncs;   /* syncs run by the syncer thread */

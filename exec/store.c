@@ -28,9 +28,36 @@ struct ex_store {
     MDB_txn *batch;    /* the open batch, or NULL */
     int batch_entered; /* between ex_store_batch_enter and _leave */
     uint64_t batch_joins;
-    int batch_dirty;   /* a child with a successful write was merged into the batch */
-    int batch_flushed; /* an early flush since the last ex_store_batch_commit */
-    pl_rc batch_flush_rc;
+    int batch_dirty; /* a child with a successful write was merged into the batch */
+    /* Commits since the last ex_store_batch_commit/_collect (store.h): their combined
+     * outcome, batch thread only. */
+    int acc_n;
+    pl_rc acc_rc;
+    int acc_synced; /* one of them fdatasynced the data file (a dirty batch, an early flush) */
+    int acc_needs;  /* one of them leaves its meta page to ex_store_sync (group commit) */
+    /* The committer (store.h "the committer"): a thread owning LMDB's writer for the batches.
+     * It begins each batch transaction (an offer), the batch thread takes it, uses it and
+     * hands it back (a submission), the committer commits it and reports (a result).
+     * cm_* fields are guarded by cm_mu; cm_inflight and cm_changes are the batch thread's. */
+    int cm_on;
+    pthread_t cm_thread;
+    pthread_mutex_t cm_mu;
+    pthread_cond_t cm_cv;      /* the committer waits for work */
+    pthread_cond_t cm_done_cv; /* the batch thread waits for an offer or a result */
+    int cm_stop, cm_want, cm_busy;
+    MDB_txn *cm_offer;
+    int cm_offer_failed;
+    MDB_txn *cm_submit;
+    int cm_submit_early, cm_submit_dirty;
+    int cm_done, cm_done_early, cm_done_dirty;
+    pl_rc cm_done_rc;
+    ex_store_notify_fn cm_notify;
+    void *cm_notify_arg;
+    ex_store_commit_hook_fn cm_hook;
+    void *cm_hook_arg;
+    int cm_inflight;               /* submitted, result not collected (batch thread) */
+    int cm_rewant;                 /* an early flush withdrew an ask: ask again after it */
+    struct ex_changes *cm_changes; /* the submitted batch's kept keys (batch thread) */
     MDB_dbi dbi[EX_DB__COUNT];
     char dir[1024];
     int schema_found;
@@ -170,10 +197,8 @@ static void kept_drain(ex_store *st)
 
 /* The batch just committed (rc): its keys wait in the FIFO for ex_store_batch_settle, or are
  * dropped with it when the commit failed. */
-static void changes_batch_done(ex_store *st, pl_rc rc)
+static void changes_batch_done(ex_store *st, struct ex_changes *c, pl_rc rc)
 {
-    struct ex_changes *c = st->batch_changes;
-    st->batch_changes = NULL;
     if (c && rc == PL_OK)
         kept_push(st, c, ++st->changes_seq, CHANGES_WAIT);
     else
@@ -396,6 +421,9 @@ pl_rc ex_store_open(const char *dir, size_t map_size, unsigned flags, ex_store *
     st->kept_tail = &st->kept;
     pthread_mutex_init(&st->gc_mu, NULL);
     pthread_cond_init(&st->gc_cv, NULL);
+    pthread_mutex_init(&st->cm_mu, NULL);
+    pthread_cond_init(&st->cm_cv, NULL);
+    pthread_cond_init(&st->cm_done_cv, NULL);
     snprintf(st->dir, sizeof st->dir, "%s", dir);
     if (mdb_env_create(&st->env) != 0) {
         rc = PL_ERR_STORE;
@@ -469,9 +497,11 @@ void ex_store_free(ex_store *st)
 {
     if (!st)
         return;
+    ex_store_committer_stop(st); /* the committer's transactions end on its own thread */
     if (st->batch)
         mdb_txn_abort(st->batch); /* never acknowledged: replies wait for its commit */
     changes_destroy(st->batch_changes);
+    changes_destroy(st->cm_changes);
     while (st->kept) { /* never settled: not reported */
         struct ex_changes *c = st->kept;
         st->kept = c->next;
@@ -482,6 +512,9 @@ void ex_store_free(ex_store *st)
     core_wipe(st->cursor_secret, sizeof st->cursor_secret);
     pthread_cond_destroy(&st->gc_cv);
     pthread_mutex_destroy(&st->gc_mu);
+    pthread_cond_destroy(&st->cm_done_cv);
+    pthread_cond_destroy(&st->cm_cv);
+    pthread_mutex_destroy(&st->cm_mu);
     free(st);
 }
 
@@ -517,24 +550,315 @@ static int on_batch_thread(const ex_store *st)
     return st->batch_thread_set && pthread_equal(st->batch_thread, pthread_self());
 }
 
-/* Commits the open batch. The regular commit (early = 0) leaves the meta sync to the caller
- * (ex_store_batch_commit's needs_sync); an early flush completes durability at once. */
+/* One batch commit finished with rc (batch thread): its keys wait for their verdict, and its
+ * outcome joins what the next ex_store_batch_commit/_collect reports. had: a transaction was
+ * committed; dirty: a child merged a successful write into it (LMDB then really committed,
+ * fdatasyncing the data file); early: a full sync followed (an early flush). */
+static void note_commit(ex_store *st, struct ex_changes *c, pl_rc rc, int had, int dirty, int early)
+{
+    changes_batch_done(st, c, rc);
+    st->acc_n++;
+    if (st->acc_rc == PL_OK)
+        st->acc_rc = rc;
+    if (rc == PL_OK && !st->nosync && ((had && dirty) || early))
+        st->acc_synced = 1;
+    if (rc == PL_OK && had && !early && st->group)
+        st->acc_needs = 1;
+}
+
+/* Hands what the commits since the last call came to, and starts over. 0: none happened. */
+static int take_result(ex_store *st, pl_rc *rc, int *needs_sync, int *data_synced)
+{
+    int n = st->acc_n;
+    pl_rc r = st->acc_rc;
+    if (rc)
+        *rc = r;
+    if (needs_sync)
+        *needs_sync = r == PL_OK && st->acc_needs;
+    if (data_synced)
+        *data_synced = r == PL_OK && st->acc_synced;
+    st->acc_n = st->acc_needs = st->acc_synced = 0;
+    st->acc_rc = PL_OK;
+    return n > 0;
+}
+
+/* Without a committer: commits the open batch on this thread. The regular commit (early = 0)
+ * leaves the meta sync to the caller (needs_sync); an early flush completes durability. */
 static pl_rc batch_flush(ex_store *st, int early)
 {
     if (!st->batch)
         return PL_OK;
-    pl_rc rc = mdb_rc(mdb_txn_commit(st->batch));
+    int dirty = st->batch_dirty;
+    struct ex_changes *c = st->batch_changes;
+    pl_rc rc = st->cm_hook ? st->cm_hook(st->cm_hook_arg) : PL_OK;
+    if (rc == PL_OK)
+        rc = mdb_rc(mdb_txn_commit(st->batch));
+    else
+        mdb_txn_abort(st->batch);
     st->batch = NULL;
     st->batch_dirty = 0;
+    st->batch_changes = NULL;
     if (rc == PL_OK && early && st->group)
         rc = ex_store_sync(st);
-    changes_batch_done(st, rc);
-    if (early) {
-        if (!st->batch_flushed || st->batch_flush_rc == PL_OK)
-            st->batch_flush_rc = rc;
-        st->batch_flushed = 1;
-    }
+    note_commit(st, c, rc, 1, dirty, early);
     return rc;
+}
+
+/* ---- the committer (store.h) ---- */
+
+/* The committer thread: commits what the batch thread submits (first), and begins a batch
+ * transaction when asked for one and none is offered. Every begin and commit of a batch
+ * happens here, so LMDB's writer lock is taken and released by this thread only. */
+static void *committer_main(void *arg)
+{
+    ex_store *st = arg;
+    pthread_mutex_lock(&st->cm_mu);
+    for (;;) {
+        if (st->cm_submit) {
+            MDB_txn *t = st->cm_submit;
+            int early = st->cm_submit_early, dirty = st->cm_submit_dirty;
+            ex_store_commit_hook_fn hook = st->cm_hook;
+            void *hook_arg = st->cm_hook_arg;
+            st->cm_submit = NULL;
+            st->cm_busy = 1;
+            pthread_mutex_unlock(&st->cm_mu);
+            pl_rc rc = hook ? hook(hook_arg) : PL_OK;
+            if (rc == PL_OK)
+                rc = mdb_rc(mdb_txn_commit(t)); /* the data pages' fdatasync happens here */
+            else
+                mdb_txn_abort(t);
+            if (rc == PL_OK && early && st->group)
+                rc = ex_store_sync(st);
+            pthread_mutex_lock(&st->cm_mu);
+            st->cm_busy = 0;
+            st->cm_done = 1;
+            st->cm_done_rc = rc;
+            st->cm_done_early = early;
+            st->cm_done_dirty = dirty;
+        } else if (st->cm_want && !st->cm_offer && !st->cm_offer_failed && !st->cm_stop) {
+            MDB_txn *t = NULL;
+            st->cm_want = 0;
+            st->cm_busy = 1;
+            pthread_mutex_unlock(&st->cm_mu);
+            int r = mdb_txn_begin(st->env, NULL, 0, &t);
+            pthread_mutex_lock(&st->cm_mu);
+            st->cm_busy = 0;
+            if (r == 0)
+                st->cm_offer = t;
+            else
+                st->cm_offer_failed = 1;
+        } else if (st->cm_stop) {
+            break;
+        } else {
+            pthread_cond_wait(&st->cm_cv, &st->cm_mu);
+            continue;
+        }
+        pthread_cond_broadcast(&st->cm_done_cv);
+        if (st->cm_notify)
+            st->cm_notify(st->cm_notify_arg);
+    }
+    if (st->cm_offer) { /* never taken: nothing in it */
+        mdb_txn_abort(st->cm_offer);
+        st->cm_offer = NULL;
+    }
+    pthread_mutex_unlock(&st->cm_mu);
+    return NULL;
+}
+
+/* Batch thread: asks again for what an early flush withdrew, once this thread no longer
+ * takes LMDB's writer lock itself (its own write transaction ended). */
+static void cm_reask(ex_store *st)
+{
+    if (!st->cm_on || !st->cm_rewant)
+        return;
+    st->cm_rewant = 0;
+    pthread_mutex_lock(&st->cm_mu);
+    st->cm_want = 1;
+    pthread_cond_signal(&st->cm_cv);
+    pthread_mutex_unlock(&st->cm_mu);
+}
+
+/* Batch thread, cm_mu held: takes the finished commit's result, in commit order. */
+static void cm_collect(ex_store *st)
+{
+    if (!st->cm_done)
+        return;
+    struct ex_changes *c = st->cm_changes;
+    st->cm_changes = NULL;
+    st->cm_done = 0;
+    st->cm_inflight = 0;
+    note_commit(st, c, st->cm_done_rc, 1, st->cm_done_dirty, st->cm_done_early);
+}
+
+/* Batch thread, cm_mu held: hands the held batch to the committer. */
+static void cm_submit(ex_store *st, int early)
+{
+    st->cm_submit = st->batch;
+    st->cm_submit_early = early;
+    st->cm_submit_dirty = st->batch_dirty;
+    st->cm_changes = st->batch_changes;
+    st->batch_changes = NULL;
+    st->batch = NULL;
+    st->batch_dirty = 0;
+    st->cm_inflight = 1;
+    pthread_cond_signal(&st->cm_cv);
+}
+
+/* Batch thread, cm_mu held: takes an offered batch (or a failed begin: PL_ERR_STORE).
+ * PL_ERR_BUSY: none yet (asked for one when ask). A result still uncollected is collected
+ * first, so that batches are accounted in commit order. */
+static pl_rc cm_take(ex_store *st, int ask)
+{
+    cm_collect(st);
+    if (st->cm_offer) {
+        st->batch = st->cm_offer;
+        st->cm_offer = NULL;
+        return PL_OK;
+    }
+    if (st->cm_offer_failed) {
+        st->cm_offer_failed = 0;
+        return PL_ERR_STORE;
+    }
+    if (ask && !st->cm_want) {
+        st->cm_want = 1;
+        pthread_cond_signal(&st->cm_cv);
+    }
+    return PL_ERR_BUSY;
+}
+
+/* Batch thread: until it holds a batch transaction (waits for the committer to begin one,
+ * and so for a commit in flight). PL_OK or PL_ERR_STORE. */
+static pl_rc cm_take_wait(ex_store *st)
+{
+    pl_rc rc;
+    pthread_mutex_lock(&st->cm_mu);
+    while ((rc = cm_take(st, 1)) == PL_ERR_BUSY)
+        pthread_cond_wait(&st->cm_done_cv, &st->cm_mu);
+    pthread_mutex_unlock(&st->cm_mu);
+    return rc;
+}
+
+/* Batch thread: commits the held batch (early: with a full sync) and waits until the
+ * committer is idle, holding no transaction and no uncollected result; results are
+ * collected. Nothing is begun afterwards until asked again. */
+static void cm_drain(ex_store *st, int early)
+{
+    pthread_mutex_lock(&st->cm_mu);
+    st->cm_rewant |= st->cm_want;
+    st->cm_want = 0;
+    for (;;) {
+        cm_collect(st);
+        if (st->cm_offer) { /* begun for an earlier ask: committed empty, asked again later */
+            st->batch = st->cm_offer;
+            st->cm_offer = NULL;
+            st->cm_rewant = 1;
+        }
+        st->cm_offer_failed = 0;
+        if (st->batch && !st->cm_inflight)
+            cm_submit(st, early);
+        if (!st->batch && !st->cm_inflight && !st->cm_busy && !st->cm_want)
+            break;
+        pthread_cond_wait(&st->cm_done_cv, &st->cm_mu);
+    }
+    pthread_mutex_unlock(&st->cm_mu);
+}
+
+pl_rc ex_store_committer_start(ex_store *st, ex_store_notify_fn notify, void *arg)
+{
+    if (!on_batch_thread(st))
+        return PL_ERR_STATE;
+    if (st->cm_on)
+        return PL_ERR_STATE;
+    batch_flush(st, 1); /* a batch begun on this thread is committed here */
+    st->cm_notify = notify;
+    st->cm_notify_arg = arg;
+    st->cm_stop = 0;
+    if (pthread_create(&st->cm_thread, NULL, committer_main, st) != 0)
+        return PL_ERR_INTERNAL;
+    st->cm_on = 1;
+    return PL_OK;
+}
+
+void ex_store_committer_stop(ex_store *st)
+{
+    if (!st || !st->cm_on)
+        return;
+    cm_drain(st, 1);
+    st->cm_rewant = 0;
+    pthread_mutex_lock(&st->cm_mu);
+    st->cm_stop = 1;
+    pthread_cond_signal(&st->cm_cv);
+    pthread_mutex_unlock(&st->cm_mu);
+    pthread_join(st->cm_thread, NULL);
+    st->cm_on = 0;
+    st->cm_notify = NULL;
+    st->cm_notify_arg = NULL;
+}
+
+void ex_store_set_commit_hook(ex_store *st, ex_store_commit_hook_fn fn, void *arg)
+{
+    pthread_mutex_lock(&st->cm_mu);
+    st->cm_hook = fn;
+    st->cm_hook_arg = fn ? arg : NULL;
+    pthread_mutex_unlock(&st->cm_mu);
+}
+
+int ex_store_batch_held(const ex_store *st)
+{
+    return st->batch != NULL;
+}
+
+int ex_store_batch_inflight(const ex_store *st)
+{
+    return st->cm_inflight;
+}
+
+int ex_store_batch_ready(ex_store *st)
+{
+    if (st->batch)
+        return 1;
+    if (!st->cm_on)
+        return 0;
+    pthread_mutex_lock(&st->cm_mu);
+    pl_rc rc = cm_take(st, 1);
+    pthread_mutex_unlock(&st->cm_mu);
+    return rc == PL_OK;
+}
+
+int ex_store_batch_want(ex_store *st)
+{
+    int offered = 0;
+    if (!st->cm_on)
+        return 0;
+    pthread_mutex_lock(&st->cm_mu);
+    if (st->cm_offer || st->cm_offer_failed || st->cm_done) {
+        offered = 1;
+    } else if (!st->cm_want) {
+        st->cm_want = 1;
+        pthread_cond_signal(&st->cm_cv);
+    }
+    pthread_mutex_unlock(&st->cm_mu);
+    return offered;
+}
+
+int ex_store_batch_submit(ex_store *st)
+{
+    if (!st->cm_on || !st->batch)
+        return 0;
+    pthread_mutex_lock(&st->cm_mu);
+    cm_submit(st, 0);
+    pthread_mutex_unlock(&st->cm_mu);
+    return 1;
+}
+
+int ex_store_batch_collect(ex_store *st, pl_rc *rc, int *needs_sync, int *data_synced)
+{
+    if (st->cm_on) {
+        pthread_mutex_lock(&st->cm_mu);
+        cm_collect(st);
+        pthread_mutex_unlock(&st->cm_mu);
+    }
+    return take_result(st, rc, needs_sync, data_synced);
 }
 
 pl_rc ex_txn_begin(ex_store *st, int write, ex_txn *txn)
@@ -544,13 +868,25 @@ pl_rc ex_txn_begin(ex_store *st, int write, ex_txn *txn)
     if (write && on_batch_thread(st)) {
         if (st->batch_entered) {
             if (!st->batch) {
-                int r = mdb_txn_begin(st->env, NULL, 0, &st->batch);
-                if (r != 0) {
-                    st->batch = NULL;
-                    return PL_ERR_STORE;
+                if (st->cm_on) {
+                    pl_rc rc = cm_take_wait(st);
+                    if (rc != PL_OK)
+                        return rc;
+                } else {
+                    int r = mdb_txn_begin(st->env, NULL, 0, &st->batch);
+                    if (r != 0) {
+                        st->batch = NULL;
+                        return PL_ERR_STORE;
+                    }
                 }
             }
             parent = st->batch;
+        } else if (st->cm_on) {
+            /* An early flush: the batch held or in flight is committed and synced in full,
+             * and the committer left idle, before this thread takes LMDB's writer lock. */
+            cm_drain(st, 1);
+            if (st->acc_rc != PL_OK)
+                return st->acc_rc;
         } else if (st->batch) {
             pl_rc rc = batch_flush(st, 1);
             if (rc != PL_OK)
@@ -596,24 +932,19 @@ uint64_t ex_store_batch_joins(const ex_store *st)
 
 int ex_store_batch_pending(const ex_store *st)
 {
-    return st->batch != NULL || st->batch_flushed;
+    return st->batch != NULL || st->cm_inflight || st->acc_n > 0;
 }
 
 pl_rc ex_store_batch_commit(ex_store *st, int *needs_sync, int *data_synced)
 {
-    /* LMDB commits (and syncs) nothing for a transaction without changes: only a batch into
-     * which a child merged a successful write counts as a synced commit. */
-    int had = st->batch != NULL, flushed = st->batch_flushed, dirty = st->batch_dirty;
-    pl_rc rc = batch_flush(st, 0);
-    int wrote = had && dirty && rc == PL_OK;
-    if (rc == PL_OK && flushed)
-        rc = st->batch_flush_rc;
-    st->batch_flushed = 0;
-    st->batch_flush_rc = PL_OK;
-    if (needs_sync)
-        *needs_sync = rc == PL_OK && had && st->group;
-    if (data_synced)
-        *data_synced = rc == PL_OK && !st->nosync && (wrote || flushed);
+    pl_rc rc = PL_OK;
+    if (st->cm_on) {
+        cm_drain(st, 0);
+        cm_reask(st);
+    } else {
+        batch_flush(st, 0);
+    }
+    take_result(st, &rc, needs_sync, data_synced);
     return rc;
 }
 
@@ -665,6 +996,8 @@ pl_rc ex_txn_commit(ex_txn *txn)
     }
     int r = mdb_txn_commit(txn->mdb);
     txn->mdb = NULL;
+    if (!txn->child && txn->write && on_batch_thread(txn->st))
+        cm_reask(txn->st); /* the writer lock is free again: the committer may begin */
     if (r == MDB_MAP_FULL)
         rc = PL_ERR_LIMIT;
     else if (r != 0)
@@ -697,6 +1030,8 @@ void ex_txn_abort(ex_txn *txn)
     if (txn && txn->mdb) {
         mdb_txn_abort(txn->mdb);
         txn->mdb = NULL;
+        if (!txn->child && txn->write && on_batch_thread(txn->st))
+            cm_reask(txn->st);
     }
     if (txn)
         changes_free(txn);

@@ -182,6 +182,61 @@ pl_rc ex_store_batch_commit(ex_store *st, int *needs_sync, int *data_synced);
  * PL_ERR_IO. */
 pl_rc ex_store_sync(ex_store *st);
 
+/* ---- the committer: a batch's commit (its data fdatasync) off the batch thread ----------
+ * LMDB's writer lock is a mutex owned by the thread that began the write transaction, and
+ * that thread must commit it. With a committer running, the batch transactions are begun and
+ * committed by the committer thread, while the batch thread USES them in between (child
+ * transactions, puts, gets: LMDB keeps no thread-local state for write transactions); every
+ * hand-over goes through the store's mutex (happens-before):
+ *   - an OFFER: the committer begins a batch transaction when asked (ex_store_batch_want, or
+ *     a write inside enter/leave that finds none held) and offers it; the batch thread takes
+ *     it (ex_store_batch_ready) and now HOLDS it: its writes join it as before;
+ *   - a SUBMISSION: the batch thread hands the held batch back (ex_store_batch_submit, at the
+ *     end of its iteration) and goes on at once; the committer commits it (the data pages'
+ *     fdatasync happens on the committer thread), then begins the next one if asked;
+ *   - a RESULT: ex_store_batch_collect() on the batch thread takes the outcome of the commits
+ *     that finished, in commit order (needs_sync and data_synced as for ex_store_batch_commit).
+ * At most one batch is in flight (submitted, not collected): LMDB's writer lock lets the next
+ * begin only after the commit. The committer calls notify(arg) (on its thread, briefly, with
+ * the store's mutex held: write a byte to a pipe) after every offer and every result.
+ * Blocking fallbacks keep every older caller correct: a write inside enter/leave with no
+ * batch held waits for an offer (and so for a commit in flight); a write on the batch thread
+ * outside enter/leave first commits the held batch with a full sync and waits until the
+ * committer is idle (an early flush: only then may this thread take LMDB's writer lock);
+ * ex_store_batch_commit() submits and waits. Without a committer, everything happens on the
+ * batch thread as described above. Batch thread only, except where said. */
+typedef void (*ex_store_notify_fn)(void *arg);
+/* Starts the committer (the batch thread must be set; PL_ERR_STATE otherwise or when one
+ * runs; PL_ERR_INTERNAL: no thread). A batch already open on this thread is committed first. */
+pl_rc ex_store_committer_start(ex_store *st, ex_store_notify_fn notify, void *arg);
+/* Commits the held batch with a full sync, waits for the commit in flight, collects into the
+ * next ex_store_batch_commit/_collect result, and joins the thread. NULL-safe; nothing when
+ * none runs. ex_store_free() calls it. */
+void ex_store_committer_stop(ex_store *st);
+/* 1 when the batch thread holds a batch transaction now (taking an offer when there is one);
+ * else asks the committer for one and returns 0 (always 0 without a committer and no batch
+ * open). A begin that failed counts as taken (1): the next write inside enter/leave then asks
+ * again and fails with PL_ERR_STORE if it fails again. */
+int ex_store_batch_ready(ex_store *st);
+/* Asks the committer for a batch transaction; 1 when an offer or a result is already waiting
+ * to be taken (its notification may have been consumed: look now). */
+int ex_store_batch_want(ex_store *st);
+/* 1 while the batch thread holds a batch transaction / while a submitted commit is not
+ * collected. */
+int ex_store_batch_held(const ex_store *st);
+int ex_store_batch_inflight(const ex_store *st);
+/* Hands the held batch to the committer (returns at once). 0: none held, or no committer. */
+int ex_store_batch_submit(ex_store *st);
+/* 1 when commits finished since the last ex_store_batch_commit/_collect: *rc (the first
+ * error, or PL_OK), *needs_sync, *data_synced as ex_store_batch_commit gives them; each
+ * pointer may be NULL. 0: none finished (the outputs say PL_OK, 0, 0). */
+int ex_store_batch_collect(ex_store *st, pl_rc *rc, int *needs_sync, int *data_synced);
+/* Tests: fn(arg) runs on the committing thread just before each batch commit (the committer
+ * thread, or the batch thread without one); a result other than PL_OK aborts the batch and
+ * becomes its commit's outcome (a failed commit). fn NULL removes it. */
+typedef pl_rc (*ex_store_commit_hook_fn)(void *arg);
+void ex_store_set_commit_hook(ex_store *st, ex_store_commit_hook_fn fn, void *arg);
+
 /* ---- the change observer ----------------------------------------------------------------
  * One callback per store that is told, after a write transaction commits, of every key of the
  * databases in its mask that the transaction put or deleted (ex_txn_put_raw/_json, ex_txn_del;
