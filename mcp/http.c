@@ -135,6 +135,24 @@ static void send_held(void *arg, pl_rc rc)
     free(h);
 }
 
+/* A request whose tool call is parked (mcp_reply.parked). */
+typedef struct parked_req {
+    core_http_req *req;
+    mcp_server *srv;
+    struct mcp_parked *p;
+} parked_req;
+
+static void finish(mcp_server *srv, core_http_req *req, mcp_reply *rp);
+
+static void run_parked(void *arg)
+{
+    parked_req *pr = arg;
+    mcp_reply rp;
+    mcp_server_resume(pr->srv, pr->p, &rp);
+    finish(pr->srv, pr->req, &rp);
+    free(pr);
+}
+
 static void on_mcp(core_http_req *req, void *arg)
 {
     mcp_server *srv = arg;
@@ -188,7 +206,33 @@ static void on_mcp(core_http_req *req, void *arg)
     rq.body = body;
     rq.body_len = len;
     rq.raw_ok = 1;
+    rq.park_ok = srv->deps.batcher != NULL;
     mcp_server_handle(srv, &rq, &rp);
+    if (rp.parked) {
+        /* A write parked while a batch commit is in flight (docs/mcp.md "Group commit"):
+         * answered when it has run in the next batch and that batch is durable. */
+        parked_req *pr = malloc(sizeof *pr);
+        struct mcp_parked *p = rp.parked;
+        rp.parked = NULL;
+        if (pr) {
+            pr->req = req;
+            pr->srv = srv;
+            pr->p = p;
+            if (ex_batcher_park(srv->deps.batcher, run_parked, pr) == PL_OK) {
+                core_http_defer(req);
+                return;
+            }
+            free(pr);
+        }
+        mcp_server_resume(srv, p, &rp); /* could not park: run now (its write waits) */
+    }
+    finish(srv, req, &rp);
+}
+
+/* The reply of a handled (or resumed) request: held until its batch is durable, or sent. */
+static void finish(mcp_server *srv, core_http_req *req, mcp_reply *rpp)
+{
+    mcp_reply rp = *rpp;
     if (rp.held && srv->deps.batcher) {
         held_reply *h = malloc(sizeof *h);
         if (h) {

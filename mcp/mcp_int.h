@@ -121,7 +121,19 @@ struct mcp_call {
      * handed to mcp_reply.audit and written by mcp_server_release(). */
     struct mcp_audit_line **audit_hold;
     struct mcp_audit_line *audit_kept;
+    /* Parking (docs/mcp.md "Group commit"): park_ok (a single request over a transport that
+     * can hold it, with deps.batcher) lets tools/call park an authorised store-only write
+     * while a batch commit is in flight (ex_batcher_ready() 0): it then returns with park set
+     * (owned) and no reply; mcp_tools_call_resume() runs the rest later. */
+    int park_ok;
+    struct tool_park *park;
 };
+
+/* Runs the rest of a parked tools/call (c->park, consumed): its writes, result and audit
+ * line, as mcp_tools_call would have. */
+pl_rc mcp_tools_call_resume(mcp_call *c, json_t **result, mcp_rpc_error *err);
+/* Frees a parked call's state without running it. NULL-safe. */
+void mcp_tools_park_free(struct tool_park *p);
 
 /* Appends a notifications/progress message (progress, total, message) to c->events when the
  * request asked for progress; nothing otherwise. progress must exceed the previous value. */

@@ -612,6 +612,9 @@ out:
     c->reply->status = r ? 200 : 0; /* 0: mcp_server_handle answers 500 */
 }
 
+static void dispatch_end(mcp_call *c, const mcp_rpc_msg *msg, pl_rc rc, json_t *result,
+                         mcp_rpc_error *e);
+
 /* Handles one parsed JSON-RPC request with a known session (or initialize). */
 static void dispatch(mcp_call *c, mcp_rpc_msg *msg)
 {
@@ -633,6 +636,16 @@ static void dispatch(mcp_call *c, mcp_rpc_msg *msg)
     c->id = msg->id;
     rc = fn(c, params, &result, &err);
     json_decref(empty);
+    if (c->park)
+        return; /* parked: mcp_server_resume() ends it */
+    dispatch_end(c, msg, rc, result, &err);
+}
+
+/* The JSON-RPC response of a dispatched request (rc, result taken, err). */
+static void dispatch_end(mcp_call *c, const mcp_rpc_msg *msg, pl_rc rc, json_t *result,
+                         mcp_rpc_error *e)
+{
+    mcp_rpc_error err = *e;
     if (c->http_done) {
         json_decref(result);
         return;
@@ -792,6 +805,39 @@ out:
     json_decref(arr);
 }
 
+/* A call parked by tools/call (mcp_reply.parked): what the rest of it needs. */
+struct mcp_parked {
+    mcp_call call;
+    key_verified who;
+    mcp_rpc_msg msg;
+};
+
+/* The end of every request: SSE events, a held reply's id and audit lines, cleanup. */
+static void handle_end(mcp_server *srv, mcp_call *call, mcp_rpc_msg *msg, mcp_reply *reply)
+{
+    if (call->events && reply->status == 200 && reply->body) {
+        reply->events = call->events; /* taken */
+        call->events = NULL;
+    }
+    if (call->held) {
+        reply->held = 1;
+        reply->held_id = msg->id ? json_incref(msg->id) : NULL;
+        reply->audit = call->audit_kept; /* written at release */
+    } else {
+        mcp_audit_lines_write(srv, call->audit_kept, NULL); /* none expected: never lost */
+    }
+    call->audit_kept = NULL;
+    json_decref(call->events);
+    call->events = NULL;
+    free(call->raw_result); /* NULL unless a method left one unsent */
+    call->raw_result = NULL;
+    mcp_tools_park_free(call->park);
+    call->park = NULL;
+    mcp_rpc_msg_clear(msg);
+    if (reply->status == 0)
+        reply_transport(reply, 500, MCP_RPC_INTERNAL_ERROR, "internal error");
+}
+
 pl_rc mcp_server_handle(mcp_server *srv, const mcp_request *req, mcp_reply *reply)
 {
     const mcp_config *cfg = srv->cfg;
@@ -937,24 +983,45 @@ pl_rc mcp_server_handle(mcp_server *srv, const mcp_request *req, mcp_reply *repl
         }
     }
     call.raw_ok = req->raw_ok && !call.events;
+    call.park_ok = req->park_ok && srv->deps.batcher;
     dispatch(&call, &msg);
-    if (call.events && reply->status == 200 && reply->body) {
-        reply->events = call.events; /* taken */
-        call.events = NULL;
+    if (call.park) {
+        struct mcp_parked *p = malloc(sizeof *p);
+        if (p) {
+            /* Everything the rest of the call needs moves with it: the parsed message (the
+             * arguments and id are borrowed from it), the verified token, the call. */
+            p->who = who;
+            p->call = call;
+            p->call.who = &p->who;
+            p->call.session = NULL; /* not used by tools/call; may end meanwhile */
+            p->call.reply = NULL;
+            p->msg = msg;
+            reply->parked = p;
+            return PL_OK;
+        }
+        /* Out of memory: run it now (its first write waits for the batch). */
+        json_t *result = NULL;
+        mcp_rpc_error err;
+        memset(&err, 0, sizeof err);
+        rc = mcp_tools_call_resume(&call, &result, &err);
+        dispatch_end(&call, &msg, rc, result, &err);
     }
 out:
-    if (call.held) {
-        reply->held = 1;
-        reply->held_id = msg.id ? json_incref(msg.id) : NULL;
-        reply->audit = call.audit_kept; /* written at release */
-    } else {
-        mcp_audit_lines_write(srv, call.audit_kept, NULL); /* none expected: never lost */
-    }
-    call.audit_kept = NULL;
-    json_decref(call.events);
-    free(call.raw_result); /* NULL unless a method left one unsent */
-    mcp_rpc_msg_clear(&msg);
-    if (reply->status == 0)
-        reply_transport(reply, 500, MCP_RPC_INTERNAL_ERROR, "internal error");
+    handle_end(srv, &call, &msg, reply);
+    return PL_OK;
+}
+
+pl_rc mcp_server_resume(mcp_server *srv, struct mcp_parked *p, mcp_reply *reply)
+{
+    json_t *result = NULL;
+    mcp_rpc_error err;
+    pl_rc rc;
+    memset(reply, 0, sizeof *reply);
+    memset(&err, 0, sizeof err);
+    p->call.reply = reply;
+    rc = mcp_tools_call_resume(&p->call, &result, &err);
+    dispatch_end(&p->call, &p->msg, rc, result, &err);
+    handle_end(srv, &p->call, &p->msg, reply);
+    free(p);
     return PL_OK;
 }

@@ -108,6 +108,9 @@ typedef struct mcp_request {
      * NULL: this transport cannot hold one open, and GET answers 405. */
     const mcp_stream_sink *stream_sink;
     const char *last_event_id; /* Last-Event-ID: resume a listening stream (docs/mcp.md) */
+    /* 1: the transport can hold this request while its tool call is parked (mcp_reply.parked,
+     * mcp_server_resume); needs deps.batcher. mcp/http.c sets it. */
+    int park_ok;
 } mcp_request;
 
 #define MCP_WWW_AUTH_MAX 2048
@@ -147,7 +150,18 @@ typedef struct mcp_reply {
      * open; the server writes through the sink and calls its close when the stream ends
      * (session ended or expired, token expired, grant revoked, client gone, shutdown). */
     int stream;
+    /* Non-NULL (owned; status 0, nothing else set): a store-only write tool call was parked
+     * because a group-commit batch is being committed (exec/batch.h ex_batcher_ready): the
+     * transport hands it to ex_batcher_park() and, when it runs, calls mcp_server_resume()
+     * for the reply. Only when the request had park_ok. */
+    struct mcp_parked *parked;
 } mcp_reply;
+
+/* Runs a parked call (consumed) and fills *reply as mcp_server_handle would have: the tool's
+ * writes join the batch the loop holds (or wait for one), the reply may be held. Loop
+ * thread; the server must be alive (postly-mcp frees the batcher, which runs what is still
+ * parked, before the server). */
+pl_rc mcp_server_resume(mcp_server *srv, struct mcp_parked *parked, mcp_reply *reply);
 
 /* Turns a held reply whose batch failed (rc) into the error to send instead: HTTP 500 with a
  * JSON-RPC error (-32603, the request's id or null for a JSON-RPC batch) saying that the

@@ -731,84 +731,45 @@ static pl_rc raw_result(mcp_call *c, const char *text)
     return PL_OK;
 }
 
-pl_rc mcp_tools_call(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err)
-{
-    const char *name = json_string_value(json_object_get(params, "name"));
-    const json_t *args = json_object_get(params, "arguments");
-    json_t *empty = NULL, *out = NULL, *res = NULL;
+/* A parked tools/call (mcp_int.h park): what its rest needs. */
+struct tool_park {
     const mcp_tool *t;
-    char pname[POL_NAME_MAX + 32], msg[400];
+    char pname[POL_NAME_MAX + 32];
     pol_decision d;
-    mcp_gate_result g;
+    json_t *args; /* a reference */
+};
+typedef struct tool_park tool_park;
+
+/* The end of a tools/call: *result from res (taken), or the raw result, or the HTTP-level
+ * reply already formed. */
+static pl_rc call_end(mcp_call *c, json_t *res, json_t **result)
+{
+    if (c->http_done) {
+        json_decref(res);
+        return PL_ERR_DENIED;
+    }
+    if (c->raw_result)
+        return PL_OK; /* *result stays NULL: the caller sends c->raw_result */
+    if (!res)
+        return PL_ERR_NOMEM;
+    *result = res;
+    return PL_OK;
+}
+
+/* The rest of an authorised tools/call: workspace record, quota, the tool (its writes join
+ * the batch when batchable), result, audit line. */
+static pl_rc run_tool(mcp_call *c, const mcp_tool *t, const char *pname, pol_decision *dp,
+                      const json_t *args, json_t **result)
+{
+    json_t *out = NULL, *res = NULL;
+    char msg[400];
+    pol_decision d = *dp;
     ex_err xe;
-    size_t idx = 0;
     int batched = 0, joined = 0;
     struct mcp_audit_line *lines = NULL;
     pl_rc rc;
 
-    memset(&d, 0, sizeof d);
     memset(&xe, 0, sizeof xe);
-    if (!name) {
-        err->code = MCP_RPC_INVALID_PARAMS;
-        snprintf(err->msg, sizeof err->msg, "params.name: required string");
-        return PL_ERR_INVALID;
-    }
-    t = tool_find(name, &idx);
-    if (!t) {
-        err->code = MCP_RPC_INVALID_PARAMS;
-        snprintf(err->msg, sizeof err->msg, "unknown tool: %.100s", name);
-        return PL_ERR_INVALID;
-    }
-    if (args && !json_is_object(args)) {
-        err->code = MCP_RPC_INVALID_PARAMS;
-        snprintf(err->msg, sizeof err->msg, "params.arguments: must be an object");
-        return PL_ERR_INVALID;
-    }
-    if (!args)
-        args = empty = json_object();
-    /* Arguments first when the policy row depends on one (the platform of analytics). */
-    if (t->policy_suffix_arg && mcp_schema_validate(c->srv->tool_in[idx], args, &xe) != PL_OK) {
-        res = tool_error("invalid", xe.field, xe.msg);
-        mcp_audit(c, "tool", t->name, "invalid_arguments", NULL, args);
-        goto out;
-    }
-    policy_name(t, args, pname, sizeof pname);
-    g = mcp_gate(c, pname, &d);
-    switch (g) {
-    case MCP_GATE_ALLOW:
-        break;
-    case MCP_GATE_STEP_UP:
-        mcp_audit(c, "tool", pname, "deny_scope", &d, args);
-        goto out; /* 403 insufficient_scope already formed */
-    case MCP_GATE_APPROVAL:
-        snprintf(msg, sizeof msg,
-                 "%s needs a person's approval before an AI client may run it here (policy rule "
-                 "%s); ask a workspace admin",
-                 t->name, rule_name(c, d.rule));
-        res = tool_error("needs_approval", "", msg);
-        mcp_audit(c, "tool", pname, "needs_approval", &d, args);
-        goto out;
-    case MCP_GATE_POLICY:
-    case MCP_GATE_NO_ROW:
-        /* Hidden from tools/list and refused: a plain protocol error, no step-up. */
-        mcp_audit(c, "tool", pname, "deny_policy", &d, args);
-        err->code = MCP_RPC_INVALID_PARAMS;
-        snprintf(err->msg, sizeof err->msg,
-                 "tool %.48s is not available to this client in this workspace (policy rule "
-                 "%.32s)",
-                 t->name, g == MCP_GATE_POLICY ? rule_name(c, d.rule) : "none");
-        json_decref(empty);
-        return PL_ERR_DENIED;
-    }
-    if (mcp_rate_charge(c, pname, c->id) != PL_OK) {
-        mcp_audit(c, "tool", pname, "rate_limited", &d, args);
-        goto out; /* 429 with Retry-After already formed */
-    }
-    if (mcp_schema_validate(c->srv->tool_in[idx], args, &xe) != PL_OK) {
-        res = tool_error("invalid", xe.field, xe.msg);
-        mcp_audit(c, "tool", pname, "invalid_arguments", &d, args);
-        goto out;
-    }
     /* Group commit (exec/batch.h, docs/mcp.md "Group commit"): the writes of a tool that
      * stays inside the store (not read-only, not open-world: no connector call or other
      * effect outside LMDB that must follow a durable write) join this loop iteration's batch;
@@ -896,15 +857,126 @@ out:
     else
         mcp_audit_lines_write(c->srv, lines, NULL);
     json_decref(out);
-    json_decref(empty);
-    if (c->http_done) {
-        json_decref(res);
+    return call_end(c, res, result);
+}
+
+pl_rc mcp_tools_call(mcp_call *c, const json_t *params, json_t **result, mcp_rpc_error *err)
+{
+    const char *name = json_string_value(json_object_get(params, "name"));
+    const json_t *args = json_object_get(params, "arguments");
+    json_t *empty = NULL, *res = NULL;
+    const mcp_tool *t;
+    char pname[POL_NAME_MAX + 32], msg[400];
+    pol_decision d;
+    mcp_gate_result g;
+    ex_err xe;
+    size_t idx = 0;
+    pl_rc rc;
+
+    memset(&d, 0, sizeof d);
+    memset(&xe, 0, sizeof xe);
+    if (!name) {
+        err->code = MCP_RPC_INVALID_PARAMS;
+        snprintf(err->msg, sizeof err->msg, "params.name: required string");
+        return PL_ERR_INVALID;
+    }
+    t = tool_find(name, &idx);
+    if (!t) {
+        err->code = MCP_RPC_INVALID_PARAMS;
+        snprintf(err->msg, sizeof err->msg, "unknown tool: %.100s", name);
+        return PL_ERR_INVALID;
+    }
+    if (args && !json_is_object(args)) {
+        err->code = MCP_RPC_INVALID_PARAMS;
+        snprintf(err->msg, sizeof err->msg, "params.arguments: must be an object");
+        return PL_ERR_INVALID;
+    }
+    if (!args)
+        args = empty = json_object();
+    /* Arguments first when the policy row depends on one (the platform of analytics). */
+    if (t->policy_suffix_arg && mcp_schema_validate(c->srv->tool_in[idx], args, &xe) != PL_OK) {
+        res = tool_error("invalid", xe.field, xe.msg);
+        mcp_audit(c, "tool", t->name, "invalid_arguments", NULL, args);
+        goto out;
+    }
+    policy_name(t, args, pname, sizeof pname);
+    g = mcp_gate(c, pname, &d);
+    switch (g) {
+    case MCP_GATE_ALLOW:
+        break;
+    case MCP_GATE_STEP_UP:
+        mcp_audit(c, "tool", pname, "deny_scope", &d, args);
+        goto out; /* 403 insufficient_scope already formed */
+    case MCP_GATE_APPROVAL:
+        snprintf(msg, sizeof msg,
+                 "%s needs a person's approval before an AI client may run it here (policy rule "
+                 "%s); ask a workspace admin",
+                 t->name, rule_name(c, d.rule));
+        res = tool_error("needs_approval", "", msg);
+        mcp_audit(c, "tool", pname, "needs_approval", &d, args);
+        goto out;
+    case MCP_GATE_POLICY:
+    case MCP_GATE_NO_ROW:
+        /* Hidden from tools/list and refused: a plain protocol error, no step-up. */
+        mcp_audit(c, "tool", pname, "deny_policy", &d, args);
+        err->code = MCP_RPC_INVALID_PARAMS;
+        snprintf(err->msg, sizeof err->msg,
+                 "tool %.48s is not available to this client in this workspace (policy rule "
+                 "%.32s)",
+                 t->name, g == MCP_GATE_POLICY ? rule_name(c, d.rule) : "none");
+        json_decref(empty);
         return PL_ERR_DENIED;
     }
-    if (c->raw_result)
-        return PL_OK; /* *result stays NULL: the caller sends c->raw_result */
-    if (!res)
-        return PL_ERR_NOMEM;
-    *result = res;
-    return PL_OK;
+    if (mcp_rate_charge(c, pname, c->id) != PL_OK) {
+        mcp_audit(c, "tool", pname, "rate_limited", &d, args);
+        goto out; /* 429 with Retry-After already formed */
+    }
+    if (mcp_schema_validate(c->srv->tool_in[idx], args, &xe) != PL_OK) {
+        res = tool_error("invalid", xe.field, xe.msg);
+        mcp_audit(c, "tool", pname, "invalid_arguments", &d, args);
+        goto out;
+    }
+    /* Group commit: while a batch commit (its fsync) is in flight, a store-only write is
+     * parked, authorised and charged, and its rest runs when the loop holds the next batch
+     * transaction (mcp_tools_call_resume); the loop serves other requests meanwhile. */
+    if (c->park_ok && batchable(t) && !ex_batcher_ready(c->srv->deps.batcher)) {
+        tool_park *p = calloc(1, sizeof *p);
+        if (p) {
+            p->t = t;
+            snprintf(p->pname, sizeof p->pname, "%s", pname);
+            p->d = d;
+            p->args = json_incref((json_t *)args);
+            c->park = p;
+            json_decref(empty);
+            return PL_ERR_BUSY;
+        }
+        /* Out of memory: run it now (its first write waits for the batch). */
+    }
+    rc = run_tool(c, t, pname, &d, args, result);
+    json_decref(empty);
+    return rc;
+out:
+    json_decref(empty);
+    return call_end(c, res, result);
+}
+
+pl_rc mcp_tools_call_resume(mcp_call *c, json_t **result, mcp_rpc_error *err)
+{
+    tool_park *p = c->park;
+    pl_rc rc;
+    (void)err;
+    c->park = NULL;
+    if (!p)
+        return PL_ERR_INTERNAL;
+    rc = run_tool(c, p->t, p->pname, &p->d, p->args, result);
+    mcp_tools_park_free(p);
+    return rc;
+}
+
+void mcp_tools_park_free(tool_park *p)
+{
+    if (p) {
+        json_decref(p->args);
+        free(p);
+    }
 }
