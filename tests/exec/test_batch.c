@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <pthread.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -649,6 +651,266 @@ static void test_no_batch_outside_enter(void **state)
     json_decref(a);
 }
 
+/* ---- the committer (exec/store.h "the committer"): the commit off the loop thread ----
+ * A commit hook stands in for the commit's fsync: it blocks on the committer thread until the
+ * test releases it, so the test can see what the loop does meanwhile. A bounded wait (30 s)
+ * turns a hook that never runs, or one run on the loop thread itself, into a failure instead
+ * of a hang; nothing here sleeps to synchronise. */
+typedef struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int entered;   /* commits that reached the hook */
+    int released;  /* commits the test let through */
+    pthread_t who; /* the thread of the last commit */
+    pl_rc fail;    /* returned by the next commit (then PL_OK again) */
+} gate;
+
+static void gate_init(gate *g)
+{
+    memset(g, 0, sizeof *g);
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+}
+
+static void gate_destroy(gate *g)
+{
+    pthread_cond_destroy(&g->cv);
+    pthread_mutex_destroy(&g->mu);
+}
+
+static int timed_wait(gate *g)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 30;
+    return pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+}
+
+static pl_rc gate_hook(void *arg)
+{
+    gate *g = arg;
+    pl_rc rc;
+    pthread_mutex_lock(&g->mu);
+    int mine = ++g->entered;
+    g->who = pthread_self();
+    pthread_cond_broadcast(&g->cv);
+    while (g->released < mine)
+        if (timed_wait(g) != 0)
+            break; /* the test failed to release: let it fail, not hang */
+    rc = g->fail;
+    g->fail = PL_OK;
+    pthread_mutex_unlock(&g->mu);
+    return rc;
+}
+
+/* Waits (bounded) until n commits have reached the hook. */
+static void gate_wait_entered(gate *g, int n)
+{
+    pthread_mutex_lock(&g->mu);
+    while (g->entered < n)
+        if (timed_wait(g) != 0)
+            break;
+    int got = g->entered;
+    pthread_mutex_unlock(&g->mu);
+    assert_true(got >= n);
+}
+
+static void gate_release(gate *g, int n)
+{
+    pthread_mutex_lock(&g->mu);
+    g->released = n;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* Runs the loop until the batcher has submitted n batches to the committer. */
+static void until_submitted(fx *f, uint64_t n)
+{
+    ex_batch_stats st;
+    for (;;) {
+        ex_batcher_stats(f->b, &st);
+        if (st.commits >= n)
+            return;
+        assert_int_equal(event_base_loop(f->base, EVLOOP_ONCE), 0);
+    }
+}
+
+/* A parked unit: a draft created when the batcher runs it. */
+typedef struct unit {
+    fx *f;
+    ack k;
+    int ran;
+    int joined_commit; /* the batches submitted before it ran */
+} unit;
+
+static void run_unit(void *arg)
+{
+    unit *u = arg;
+    ex_batch_stats st;
+    ex_batcher_stats(u->f->b, &st);
+    u->joined_commit = (int)st.commits;
+    u->ran++;
+    assert_int_equal(create(u->f, "{\"text\":\"parked\"}", &u->k, NULL), PL_OK);
+    assert_int_equal(u->k.called, 0); /* held: in the batch, not durable yet */
+}
+
+static void test_loop_serves_while_commit_in_flight(void **state)
+{
+    fx *f = *state;
+    gate g;
+    ack a;
+    unit u = {.f = f};
+    gate_init(&g);
+    ex_store_set_commit_hook(f->env.st, gate_hook, &g);
+    assert_true(ex_batcher_ready(f->b)); /* idle: a write may run at once */
+    assert_int_equal(create(f, "{\"text\":\"first\"}", &a, NULL), PL_OK);
+    until_submitted(f, 1);
+    gate_wait_entered(&g, 1);
+    /* The commit (its fsync) is in progress on the committer thread, not on this one... */
+    assert_false(pthread_equal(g.who, pthread_self()));
+    /* ...and this thread goes on: reads are served, a write is parked, not blocked. */
+    assert_int_equal(count_drafts(f), 0);
+    assert_false(ex_batcher_ready(f->b));
+    assert_int_equal(ex_batcher_park(f->b, run_unit, &u), PL_OK);
+    assert_int_equal(event_base_loop(f->base, EVLOOP_NONBLOCK), 0);
+    assert_int_equal(u.ran, 0);
+    assert_int_equal(a.called, 0); /* not durable: not answered */
+    gate_release(&g, 2);           /* this commit and the parked one's */
+    drain(f, &a, 1);
+    assert_int_equal(a.rc, PL_OK);
+    assert_true(a.visible);
+    while (!u.ran)
+        assert_int_equal(event_base_loop(f->base, EVLOOP_ONCE), 0);
+    assert_int_equal(u.joined_commit, 1); /* it ran in the next batch */
+    drain(f, &u.k, 1);
+    assert_int_equal(u.k.rc, PL_OK);
+    assert_true(u.k.visible); /* answered only once its batch was committed */
+    ex_batch_stats st;
+    ex_batcher_stats(f->b, &st);
+    assert_int_equal(st.commits, 2);
+    assert_int_equal(st.parked, 1);
+    assert_int_equal(g.entered, 2);
+    assert_int_equal(count_drafts(f), 2);
+    ex_store_set_commit_hook(f->env.st, NULL, NULL);
+    gate_destroy(&g);
+}
+
+/* A failed commit turns every reply of its batch into an error, parked units included when
+ * theirs fails; the next batch is unaffected. */
+static void test_failed_commit_errors_held_and_parked(void **state)
+{
+    fx *f = *state;
+    gate g;
+    ack a[2];
+    unit u = {.f = f};
+    gate_init(&g);
+    ex_store_set_commit_hook(f->env.st, gate_hook, &g);
+    assert_int_equal(create(f, "{\"text\":\"one\"}", &a[0], NULL), PL_OK);
+    assert_int_equal(create(f, "{\"text\":\"two\"}", &a[1], NULL), PL_OK);
+    until_submitted(f, 1);
+    gate_wait_entered(&g, 1);
+    assert_int_equal(ex_batcher_park(f->b, run_unit, &u), PL_OK);
+    pthread_mutex_lock(&g.mu);
+    g.fail = PL_ERR_IO; /* this commit fails */
+    pthread_mutex_unlock(&g.mu);
+    gate_release(&g, 1);
+    drain(f, a, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(a[i].called, 1);
+        assert_int_equal(a[i].rc, PL_ERR_IO);
+        assert_false(a[i].visible);
+    }
+    /* The parked unit ran in the next batch; make that one fail too. */
+    while (!u.ran)
+        assert_int_equal(event_base_loop(f->base, EVLOOP_ONCE), 0);
+    until_submitted(f, 2);
+    gate_wait_entered(&g, 2);
+    pthread_mutex_lock(&g.mu);
+    g.fail = PL_ERR_STORE;
+    pthread_mutex_unlock(&g.mu);
+    gate_release(&g, 2);
+    drain(f, &u.k, 1);
+    assert_int_not_equal(u.k.rc, PL_OK);
+    assert_false(u.k.visible);
+    ex_batch_stats st;
+    ex_batcher_stats(f->b, &st);
+    assert_int_equal(st.failed, 3);
+    assert_int_equal(count_drafts(f), 0);
+    /* Afterwards writes work again (a failed commit is not a failed sync: no fail-stop). */
+    ex_store_set_commit_hook(f->env.st, NULL, NULL);
+    ack b;
+    assert_int_equal(create(f, "{\"text\":\"after\"}", &b, NULL), PL_OK);
+    drain(f, &b, 1);
+    assert_int_equal(b.rc, PL_OK);
+    gate_destroy(&g);
+}
+
+/* Shutdown with a commit in flight and units parked: every one is answered — the parked run
+ * in a last batch, committed and synced — nothing is dropped. */
+static void test_shutdown_answers_parked(void **state)
+{
+    fx *f = *state;
+    gate g;
+    ack a;
+    unit u[3];
+    gate_init(&g);
+    ex_store_set_commit_hook(f->env.st, gate_hook, &g);
+    assert_int_equal(create(f, "{\"text\":\"in flight\"}", &a, NULL), PL_OK);
+    until_submitted(f, 1);
+    gate_wait_entered(&g, 1);
+    for (int i = 0; i < 3; i++) {
+        memset(&u[i], 0, sizeof u[i]);
+        u[i].f = f;
+        assert_int_equal(ex_batcher_park(f->b, run_unit, &u[i]), PL_OK);
+    }
+    gate_release(&g, 100);
+    ex_batcher_free(f->b); /* without running the loop again */
+    f->b = NULL;
+    assert_int_equal(a.called, 1);
+    assert_int_equal(a.rc, PL_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(u[i].ran, 1);
+        assert_int_equal(u[i].k.called, 1);
+        assert_int_equal(u[i].k.rc, PL_OK);
+    }
+    /* Reopened: all four are on disk. */
+    th_env_close(&f->env);
+    th_env_open_at(&f->env, f->env.dir);
+    assert_int_equal(count_drafts(f), 4);
+    gate_destroy(&g);
+}
+
+/* A write on the loop thread outside enter/leave (a timer) while a batch is in flight: it
+ * waits for that commit, then runs on its own; the parked unit still runs afterwards. */
+static void test_early_flush_with_commit_in_flight(void **state)
+{
+    fx *f = *state;
+    gate g;
+    ack a;
+    unit u = {.f = f};
+    gate_init(&g);
+    ex_store_set_commit_hook(f->env.st, gate_hook, &g);
+    assert_int_equal(create(f, "{\"text\":\"batched\"}", &a, NULL), PL_OK);
+    until_submitted(f, 1);
+    gate_wait_entered(&g, 1);
+    assert_int_equal(ex_batcher_park(f->b, run_unit, &u), PL_OK);
+    gate_release(&g, 100);
+    json_t *args = th_json("{\"text\":\"timer\"}"), *out = NULL;
+    assert_int_equal(ex_draft_create(&f->env.ctx, WS, args, &out, NULL), PL_OK);
+    assert_true(draft_visible(f, th_str(out, "id")));
+    json_decref(out);
+    json_decref(args);
+    drain(f, &a, 1);
+    assert_int_equal(a.rc, PL_OK);
+    while (!u.ran)
+        assert_int_equal(event_base_loop(f->base, EVLOOP_ONCE), 0);
+    drain(f, &u.k, 1);
+    assert_int_equal(u.k.rc, PL_OK);
+    assert_int_equal(count_drafts(f), 3);
+    ex_store_set_commit_hook(f->env.st, NULL, NULL);
+    gate_destroy(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -667,6 +929,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_observer_silent_for_failed_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_observer_keeps_commit_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_observer_mark_and_settle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_serves_while_commit_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_commit_errors_held_and_parked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shutdown_answers_parked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_early_flush_with_commit_in_flight, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
