@@ -325,8 +325,10 @@ int main(int argc, char **argv)
     if (rc != PL_OK)
         core_log_warn(&log, "last-call times of grants are not recorded: %s/seen: %s", cfg.data_dir,
                       pl_strerror(rc));
-    /* Group commit (docs/mcp.md "Group commit"): MDB_NOMETASYNC plus the batcher's syncer
-     * thread, every write still acknowledged only once it is on disk. */
+    /* Group commit (docs/mcp.md "Group commit"): MDB_NOMETASYNC, the batcher's committer
+     * thread (begins and commits each batch: the data fsync leaves this loop; writes arriving
+     * meanwhile are parked) and its syncer thread (the meta page), every write still
+     * acknowledged only once it is on disk. */
     rc = ex_store_open_data_dir(
         cfg.data_dir, cfg.unsafe_no_fsync ? EX_STORE_NOSYNC : EX_STORE_GROUP_COMMIT, &store);
     if (rc != PL_OK) {
@@ -455,11 +457,14 @@ out:
         ex_batch_stats bs;
         ex_batcher_stats(batcher, &bs);
         core_log_info(&log,
-                      "group commit: %llu batches, %llu replies held (%llu errors), %llu syncs",
+                      "group commit: %llu batches, %llu replies held (%llu errors), %llu syncs, "
+                      "%llu writes parked during a commit",
                       (unsigned long long)bs.commits, (unsigned long long)bs.held,
-                      (unsigned long long)bs.failed, (unsigned long long)bs.syncs);
+                      (unsigned long long)bs.failed, (unsigned long long)bs.syncs,
+                      (unsigned long long)bs.parked);
     }
-    ex_batcher_free(batcher); /* commits and syncs what is open, sends the held replies */
+    ex_batcher_free(batcher); /* runs the parked writes, commits and syncs what is open,
+                                 sends the held replies */
     core_http_free(http);
     mcp_server_free(srv);
     mcp_usage_free(usage); /* flushes the last counts */
