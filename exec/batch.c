@@ -214,9 +214,10 @@ static void on_commit(evutil_socket_t fd, short what, void *arg)
     if (ex_store_batch_submit(b->st)) {
         b->stats.commits++;
         hl_splice(&b->committing, &b->pending);
-        return;
     }
-    collect(b); /* an early flush may have committed it already */
+    /* Without a committer the commit is done; with one, an early flush may have committed
+     * the batch already (or the committer was quick). */
+    collect(b);
 }
 
 /* The committer offered a batch transaction or finished a commit. */

@@ -769,6 +769,8 @@ pl_rc ex_store_committer_start(ex_store *st, ex_store_notify_fn notify, void *ar
         return PL_ERR_STATE;
     if (st->cm_on)
         return PL_ERR_STATE;
+    if (st->nosync)
+        return PL_OK;   /* commits do not fsync: nothing to take off this thread */
     batch_flush(st, 1); /* a batch begun on this thread is committed here */
     st->cm_notify = notify;
     st->cm_notify_arg = arg;
@@ -843,8 +845,12 @@ int ex_store_batch_want(ex_store *st)
 
 int ex_store_batch_submit(ex_store *st)
 {
-    if (!st->cm_on || !st->batch)
+    if (!st->batch)
         return 0;
+    if (!st->cm_on) {
+        batch_flush(st, 0);
+        return 1;
+    }
     pthread_mutex_lock(&st->cm_mu);
     cm_submit(st, 0);
     pthread_mutex_unlock(&st->cm_mu);

@@ -207,7 +207,9 @@ pl_rc ex_store_sync(ex_store *st);
  * batch thread as described above. Batch thread only, except where said. */
 typedef void (*ex_store_notify_fn)(void *arg);
 /* Starts the committer (the batch thread must be set; PL_ERR_STATE otherwise or when one
- * runs; PL_ERR_INTERNAL: no thread). A batch already open on this thread is committed first. */
+ * runs; PL_ERR_INTERNAL: no thread). A batch already open on this thread is committed first.
+ * With EX_STORE_NOSYNC it starts nothing (PL_OK): commits do not fsync, so the batch thread
+ * commits itself, without the hand-overs' latency. */
 pl_rc ex_store_committer_start(ex_store *st, ex_store_notify_fn notify, void *arg);
 /* Commits the held batch with a full sync, waits for the commit in flight, collects into the
  * next ex_store_batch_commit/_collect result, and joins the thread. NULL-safe; nothing when
@@ -225,7 +227,8 @@ int ex_store_batch_want(ex_store *st);
  * collected. */
 int ex_store_batch_held(const ex_store *st);
 int ex_store_batch_inflight(const ex_store *st);
-/* Hands the held batch to the committer (returns at once). 0: none held, or no committer. */
+/* Hands the held batch to the committer (returns at once); without a committer, commits it
+ * now. Either way its result comes from ex_store_batch_collect(). 0: none held. */
 int ex_store_batch_submit(ex_store *st);
 /* 1 when commits finished since the last ex_store_batch_commit/_collect: *rc (the first
  * error, or PL_OK), *needs_sync, *data_synced as ex_store_batch_commit gives them; each
