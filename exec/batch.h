@@ -9,6 +9,8 @@
  * before it is on disk.
  *
  * Use, per request on the loop thread:
+ *     if (!ex_batcher_ready(b))             // a commit is in flight: do not block the loop
+ *         return ex_batcher_park(b, run_later, r); // run_later(r) does the rest later
  *     ex_batcher_enter(b);
  *     ... the handler's service calls (their write transactions join the batch) ...
  *     if (ex_batcher_leave(b))              // this request's work touched the batch
@@ -25,24 +27,31 @@
  * (a later fsync may succeed after the kernel dropped the pages that failed), reads go on,
  * and the log says to check the disk and restart.
  *
- * The commit runs from an event activated at the lowest priority when the first reply of the
- * batch is held: the callbacks already due in this iteration (the other ready connections)
- * run first and join the same batch. Writes on the loop thread outside enter/leave (the
- * scheduler's and the webhook dispatcher's timers) commit the open batch early, with a full
- * sync, and then run on their own (store.h); the held replies are released at the commit
- * event as usual.
+ * The batch goes to the store's committer thread (store.h "the committer", started here for
+ * every store that fsyncs) from an event activated at the lowest priority when the first
+ * reply of the batch is held: the callbacks already due in this iteration (the other ready
+ * connections) run first and join the same batch. The committer commits it — the data
+ * fdatasync happens on its thread, not the loop's — and notifies the loop through a pipe; the
+ * loop collects the result and hands the replies to the syncer. While a commit is in flight a
+ * unit that would write should be parked (ex_batcher_ready / ex_batcher_park), not run: its
+ * first write would wait for the commit on the loop thread. Parked units run, in order, as
+ * soon as the next batch transaction is offered. Writes on the loop thread outside
+ * enter/leave (the scheduler's and the webhook dispatcher's timers) commit the held batch
+ * early, with a full sync, wait for the committer to be idle and then run on their own
+ * (store.h); the held replies are released as usual.
  *
  * Durability modes follow the store's flags: EX_STORE_GROUP_COMMIT (MDB_NOMETASYNC): the
  * commit syncs the data pages on the loop thread, the syncer thread syncs the meta page;
- * flags 0: the commit syncs both on the loop thread; EX_STORE_NOSYNC (benchmarks only): no
- * sync at all, replies go out right after the commit.
+ * flags 0: the commit syncs both on the committer thread; EX_STORE_NOSYNC (benchmarks only):
+ * no sync at all and no committer (the loop commits), replies go out right after the commit.
  *
  * The store's change observer (exec/store.h) learns of a batch's keys when its replies are
  * released: a marker queued after the batch's held replies calls ex_store_batch_settle()
  * with the same outcome, so a change is reported only once it is durable, never for a batch
  * whose replies became errors, and in commit order.
  *
- * Threads: everything on the loop thread of base, which becomes the store's batch thread.
+ * Threads: everything on the loop thread of base, which becomes the store's batch thread
+ * (the committer and syncer threads are internal).
  */
 #ifndef POSTLY_EXEC_BATCH_H
 #define POSTLY_EXEC_BATCH_H
@@ -62,10 +71,11 @@ typedef void (*ex_batch_run_fn)(void *arg);
 
 /* base, st and log (may be NULL) are borrowed and must outlive the batcher. Makes the calling
  * thread st's batch thread (PL_ERR_STATE when another thread is). PL_ERR_NOMEM, PL_ERR_IO,
- * PL_ERR_INTERNAL (the syncer thread). */
+ * PL_ERR_INTERNAL (the syncer or committer thread). */
 pl_rc ex_batcher_new(struct event_base *base, ex_store *st, const core_log *log, ex_batcher **out);
 
-/* Commits an open batch (with a full sync), calls every held callback with the outcome, and
+/* Runs the parked units (their writes wait for a batch), commits what is held or in flight
+ * (with a full sync), stops the committer, calls every held callback with the outcome, and
  * frees b. NULL-safe. */
 void ex_batcher_free(ex_batcher *b);
 
