@@ -335,28 +335,50 @@ static void test_failed_commit_turns_replies_into_errors(void **state)
 }
 
 /* Crash safety: a child writes drafts in batches and reports each id only when its held
- * callback says it is durable; the parent SIGKILLs it mid-stream and reopens the store. */
+ * callback says it is durable; the parent SIGKILLs it mid-stream and reopens the store. The
+ * child keeps writes coming while commits are in flight, as postly-mcp does: a write that
+ * finds a commit in progress is parked and runs in the next batch. */
 typedef struct crash_ack {
     int fd;
+    int *outstanding;
+    ex_batcher *b;
+    const ex_ctx *ctx;
+    const json_t *args;
     char id[EX_ID_MAX];
-    int done;
 } crash_ack;
 
 static void crash_done(void *arg, pl_rc rc)
 {
     crash_ack *c = arg;
     char line[80];
-    c->done = 1;
-    if (rc != PL_OK)
-        return;
-    int n = snprintf(line, sizeof line, "%s\n", c->id);
-    if (write(c->fd, line, (size_t)n) != n)
-        _exit(9);
+    (*c->outstanding)--;
+    if (rc == PL_OK) {
+        int n = snprintf(line, sizeof line, "%s\n", c->id);
+        if (write(c->fd, line, (size_t)n) != n)
+            _exit(9);
+    }
+    free(c);
+}
+
+static void crash_unit(void *arg)
+{
+    crash_ack *c = arg;
+    json_t *out = NULL;
+    ex_batcher_enter(c->b);
+    pl_rc rc = ex_draft_create(c->ctx, WS, c->args, &out, NULL);
+    int held = ex_batcher_leave(c->b);
+    if (rc != PL_OK || !held)
+        _exit(4);
+    snprintf(c->id, sizeof c->id, "%s", th_str(out, "id"));
+    json_decref(out);
+    if (ex_batcher_hold(c->b, crash_done, c) != PL_OK)
+        _exit(5);
 }
 
 static void crash_child(const char *dir, int fd)
 {
     th_env e;
+    int outstanding = 0;
     memset(&e, 0, sizeof e);
     core_fake_clock_init(&e.clock, TH_T0);
     if (ex_store_open(dir, (size_t)1 << 30, EX_STORE_GROUP_COMMIT, &e.st) != PL_OK)
@@ -372,27 +394,22 @@ static void crash_child(const char *dir, int fd)
         _exit(3);
     json_t *a = json_pack("{s:s}", "text", "crash");
     for (;;) { /* until killed */
-        crash_ack acks[8];
-        for (int i = 0; i < 8; i++) {
-            json_t *out = NULL;
-            acks[i].fd = fd;
-            acks[i].done = 0;
-            ex_batcher_enter(b);
-            pl_rc rc = ex_draft_create(&e.ctx, WS, a, &out, NULL);
-            int held = ex_batcher_leave(b);
-            if (rc != PL_OK || !held)
-                _exit(4);
-            snprintf(acks[i].id, sizeof acks[i].id, "%s", th_str(out, "id"));
-            json_decref(out);
-            if (ex_batcher_hold(b, crash_done, &acks[i]) != PL_OK)
-                _exit(5);
+        for (int i = 0; i < 8 && outstanding < 32; i++) {
+            crash_ack *c = calloc(1, sizeof *c);
+            if (!c)
+                _exit(6);
+            c->fd = fd;
+            c->outstanding = &outstanding;
+            c->b = b;
+            c->ctx = &e.ctx;
+            c->args = a;
+            outstanding++;
+            if (ex_batcher_ready(b))
+                crash_unit(c);
+            else if (ex_batcher_park(b, crash_unit, c) != PL_OK)
+                _exit(7);
         }
-        for (int left = 8; left;) {
-            event_base_loop(base, EVLOOP_ONCE);
-            left = 0;
-            for (int i = 0; i < 8; i++)
-                left += !acks[i].done;
-        }
+        event_base_loop(base, EVLOOP_ONCE);
     }
 }
 
