@@ -23,7 +23,7 @@ typedef struct held {
 
 /* A parked unit of work: run when the loop holds a batch transaction. */
 typedef struct parked {
-    ex_batch_run_fn run;
+    ex_batch_run_fn run, finish;
     void *arg;
     struct parked *next;
 } parked;
@@ -187,21 +187,46 @@ static void collect(ex_batcher *b)
     }
 }
 
-/* Runs the parked units while the loop holds a batch transaction (each joins it); when none
- * is held, asks for one (the committer's notification brings us back). */
+/* Hands the held batch to the committer (without a committer: commits it). */
+static void submit(ex_batcher *b)
+{
+    if (ex_store_batch_submit(b->st)) {
+        b->stats.commits++;
+        hl_splice(&b->committing, &b->pending);
+    }
+}
+
+/* Runs a list of parked units: every write part, then (after submit when asked) every
+ * finish part. */
+static void run_list(ex_batcher *b, parked *list, int hand_over)
+{
+    parked *p, *next;
+    for (p = list; p; p = p->next)
+        p->run(p->arg);
+    if (hand_over)
+        submit(b);
+    for (p = list; p; p = next) {
+        next = p->next;
+        if (p->finish)
+            p->finish(p->arg);
+        free(p);
+    }
+}
+
+/* Runs the parked units while the loop holds a batch transaction (each joins it), hands the
+ * batch to the committer at once, and only then runs the units' finish parts (their replies'
+ * text): LMDB's writer lock is held for the write parts only, and what arrives later in this
+ * iteration parks for the next batch. The replies were held in this batch by the write parts;
+ * they are released by a later callback (collect), after the finish parts filled them. When
+ * no batch is held, asks for one (the committer's notification brings us back). */
 static void run_parked(ex_batcher *b)
 {
     if (!b->parked || !ex_store_batch_ready(b->st))
         return;
-    parked *p = b->parked, *next;
+    parked *p = b->parked;
     b->parked = NULL;
     b->parked_tail = &b->parked;
-    schedule(b); /* the held batch is submitted at the end of this iteration */
-    for (; p; p = next) {
-        next = p->next;
-        p->run(p->arg);
-        free(p);
-    }
+    run_list(b, p, 1);
 }
 
 /* The end of the iteration (lowest priority): the held batch goes to the committer. */
@@ -211,12 +236,9 @@ static void on_commit(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     b->scheduled = 0;
-    if (ex_store_batch_submit(b->st)) {
-        b->stats.commits++;
-        hl_splice(&b->committing, &b->pending);
-    }
+    submit(b);
     /* Without a committer the commit is done; with one, an early flush may have committed
-     * the batch already (or the committer was quick). */
+     * the batch already. */
     collect(b);
 }
 
@@ -301,14 +323,10 @@ void ex_batcher_free(ex_batcher *b)
     /* Parked units run now, each in a batch transaction (their first write waits for one),
      * and are answered below with everything else. */
     while (b->parked) {
-        parked *p = b->parked, *next;
+        parked *p = b->parked;
         b->parked = NULL;
         b->parked_tail = &b->parked;
-        for (; p; p = next) {
-            next = p->next;
-            p->run(p->arg);
-            free(p);
-        }
+        run_list(b, p, 0);
     }
     b->freeing = 1;
     core_syncer_free(b->syncer); /* joins: a sync in progress completes */
@@ -374,12 +392,13 @@ int ex_batcher_ready(ex_batcher *b)
     return 0;
 }
 
-pl_rc ex_batcher_park(ex_batcher *b, ex_batch_run_fn run, void *arg)
+pl_rc ex_batcher_park(ex_batcher *b, ex_batch_run_fn run, ex_batch_run_fn finish, void *arg)
 {
     parked *p = calloc(1, sizeof *p);
     if (!p)
         return PL_ERR_NOMEM;
     p->run = run;
+    p->finish = finish;
     p->arg = arg;
     *b->parked_tail = p;
     b->parked_tail = &p->next;

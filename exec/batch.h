@@ -98,10 +98,14 @@ int ex_batcher_ready(ex_batcher *b);
 
 /* Parks a unit of work: run(arg) is called later on the loop thread, exactly once, while
  * the loop holds the next batch transaction (in the order parked), or from ex_batcher_free().
- * run must do the unit as a ready one would (enter, the writes, leave, hold) and must not
- * park again; if no batch transaction is held by then, its first write waits for one.
+ * run must do the unit's writes as a ready one would (enter, the writes, leave, hold) and
+ * must not park again; if no batch transaction is held by then, its first write waits for
+ * one. finish(arg) (may be NULL) is called once after run, when the batch holding the run
+ * parts of the units run together has been handed to the committer: the part of the unit
+ * that needs no transaction (forming the reply it held), so that LMDB's writer lock is not
+ * held for it. A reply held by run is released only after finish has returned.
  * PL_ERR_NOMEM: not parked (the caller may run the unit at once: its first write waits). */
-pl_rc ex_batcher_park(ex_batcher *b, ex_batch_run_fn run, void *arg);
+pl_rc ex_batcher_park(ex_batcher *b, ex_batch_run_fn run, ex_batch_run_fn finish, void *arg);
 
 typedef struct ex_batch_stats {
     uint64_t commits; /* batches committed (non-empty) */

@@ -140,16 +140,47 @@ typedef struct parked_req {
     core_http_req *req;
     mcp_server *srv;
     struct mcp_parked *p;
+    held_reply *h;   /* held by run_parked_write: filled by run_parked_finish */
+    int hold_failed; /* its reply must be held but could not be (out of memory) */
 } parked_req;
 
 static void finish(mcp_server *srv, core_http_req *req, mcp_reply *rp);
 
-static void run_parked(void *arg)
+/* With the batch (ex_batcher_park's run): the call's writes; its reply is held now, in this
+ * batch, and formed by run_parked_finish after the batch went to the committer. */
+static void run_parked_write(void *arg)
+{
+    parked_req *pr = arg;
+    if (!mcp_server_resume_write(pr->srv, pr->p))
+        return;
+    held_reply *h = calloc(1, sizeof *h);
+    if (h) {
+        h->req = pr->req;
+        h->srv = pr->srv;
+        if (ex_batcher_hold(pr->srv->deps.batcher, send_held, h) == PL_OK) {
+            pr->h = h;
+            return;
+        }
+        free(h);
+    }
+    pr->hold_failed = 1;
+}
+
+/* After the batch was handed over (ex_batcher_park's finish): the reply. */
+static void run_parked_finish(void *arg)
 {
     parked_req *pr = arg;
     mcp_reply rp;
     mcp_server_resume(pr->srv, pr->p, &rp);
-    finish(pr->srv, pr->req, &rp);
+    if (pr->h) {
+        pr->h->rp = rp; /* moved: sent by send_held once the batch is durable */
+    } else if (pr->hold_failed && rp.held) {
+        /* Not held: the change is not known to be durable, so it is not acknowledged. */
+        mcp_server_release(pr->srv, &rp, PL_ERR_NOMEM);
+        send_reply(pr->req, &rp);
+    } else {
+        finish(pr->srv, pr->req, &rp);
+    }
     free(pr);
 }
 
@@ -218,7 +249,10 @@ static void on_mcp(core_http_req *req, void *arg)
             pr->req = req;
             pr->srv = srv;
             pr->p = p;
-            if (ex_batcher_park(srv->deps.batcher, run_parked, pr) == PL_OK) {
+            pr->h = NULL;
+            pr->hold_failed = 0;
+            if (ex_batcher_park(srv->deps.batcher, run_parked_write, run_parked_finish, pr) ==
+                PL_OK) {
                 core_http_defer(req);
                 return;
             }

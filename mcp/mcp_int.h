@@ -129,8 +129,11 @@ struct mcp_call {
     struct tool_park *park;
 };
 
-/* Runs the rest of a parked tools/call (c->park, consumed): its writes, result and audit
- * line, as mcp_tools_call would have. */
+/* Runs the write part of a parked tools/call (c->park, kept): workspace record, quota, the
+ * tool in the batch (sets c->held when it joined). Once only. */
+void mcp_tools_call_resume_write(mcp_call *c);
+/* Runs the rest of a parked tools/call (c->park, consumed): the write part if not done yet,
+ * then result and audit line, as mcp_tools_call would have. */
 pl_rc mcp_tools_call_resume(mcp_call *c, json_t **result, mcp_rpc_error *err);
 /* Frees a parked call's state without running it. NULL-safe. */
 void mcp_tools_park_free(struct tool_park *p);

@@ -1011,6 +1011,13 @@ out:
     return PL_OK;
 }
 
+int mcp_server_resume_write(mcp_server *srv, struct mcp_parked *p)
+{
+    (void)srv;
+    mcp_tools_call_resume_write(&p->call);
+    return p->call.held;
+}
+
 pl_rc mcp_server_resume(mcp_server *srv, struct mcp_parked *p, mcp_reply *reply)
 {
     json_t *result = NULL;

@@ -157,10 +157,16 @@ typedef struct mcp_reply {
     struct mcp_parked *parked;
 } mcp_reply;
 
-/* Runs a parked call (consumed) and fills *reply as mcp_server_handle would have: the tool's
- * writes join the batch the loop holds (or wait for one), the reply may be held. Loop
- * thread; the server must be alive (postly-mcp frees the batcher, which runs what is still
- * parked, before the server). */
+/* Runs a parked call's write part (kept): its writes join the batch the loop holds (or wait
+ * for one). Returns 1 when its reply will be held (mcp_reply.held): the transport holds a
+ * placeholder now (ex_batcher_hold), so that the reply belongs to this batch, and fills it
+ * with mcp_server_resume's reply. Optional; once at most. Loop thread. */
+int mcp_server_resume_write(mcp_server *srv, struct mcp_parked *parked);
+
+/* Runs a parked call (consumed) — its write part unless mcp_server_resume_write did, then the
+ * rest (result, audit line) — and fills *reply as mcp_server_handle would have; the reply
+ * may be held. Loop thread; the server must be alive (postly-mcp frees the batcher, which
+ * runs what is still parked, before the server). */
 pl_rc mcp_server_resume(mcp_server *srv, struct mcp_parked *parked, mcp_reply *reply);
 
 /* Turns a held reply whose batch failed (rc) into the error to send instead: HTTP 500 with a

@@ -732,12 +732,7 @@ static pl_rc raw_result(mcp_call *c, const char *text)
 }
 
 /* A parked tools/call (mcp_int.h park): what its rest needs. */
-struct tool_park {
-    const mcp_tool *t;
-    char pname[POL_NAME_MAX + 32];
-    pol_decision d;
-    json_t *args; /* a reference */
-};
+
 typedef struct tool_park tool_park;
 
 /* The end of a tools/call: *result from res (taken), or the raw result, or the HTTP-level
@@ -758,36 +753,57 @@ static pl_rc call_end(mcp_call *c, json_t *res, json_t **result)
 
 /* The rest of an authorised tools/call: workspace record, quota, the tool (its writes join
  * the batch when batchable), result, audit line. */
-static pl_rc run_tool(mcp_call *c, const mcp_tool *t, const char *pname, pol_decision *dp,
-                      const json_t *args, json_t **result)
-{
-    json_t *out = NULL, *res = NULL;
-    char msg[400];
-    pol_decision d = *dp;
+/* An authorised tools/call from its writes on: the write part runs with the batch, the rest
+ * (result text, audit line) needs no transaction and may run after the batch was handed to
+ * the committer (a parked call: mcp_server_resume_write, then mcp_server_resume). */
+typedef struct tool_run {
+    const mcp_tool *t;
+    const char *pname;
+    pol_decision d;
+    const json_t *args;
+    json_t *out, *res; /* the tool's output; res: an early error result */
     ex_err xe;
-    int batched = 0, joined = 0;
-    struct mcp_audit_line *lines = NULL;
     pl_rc rc;
+    int joined;
+    struct mcp_audit_line *lines; /* kept while the outcome waits for the batch's */
+} tool_run;
 
-    memset(&xe, 0, sizeof xe);
+/* A parked tools/call (mcp_int.h park): what its rest needs. */
+struct tool_park {
+    char pname[POL_NAME_MAX + 32];
+    json_t *args; /* a reference */
+    int wrote;    /* run_write done */
+    tool_run r;
+};
+typedef struct tool_park tool_park;
+
+/* The write part: workspace record, quota, the tool (its writes join the batch when
+ * batchable). */
+static void run_write(mcp_call *c, tool_run *r)
+{
+    char msg[400];
+    int batched;
+
+    memset(&r->xe, 0, sizeof r->xe);
     /* Group commit (exec/batch.h, docs/mcp.md "Group commit"): the writes of a tool that
      * stays inside the store (not read-only, not open-world: no connector call or other
      * effect outside LMDB that must follow a durable write) join this loop iteration's batch;
      * the reply is then held until the batch is committed and synced. */
-    batched = c->srv->deps.batcher && batchable(t);
+    batched = c->srv->deps.batcher && batchable(r->t);
     if (batched) {
         ex_batcher_enter(c->srv->deps.batcher);
-        c->audit_hold = &lines; /* the outcome is final only with the batch's */
+        c->audit_hold = &r->lines; /* the outcome is final only with the batch's */
     }
-    if (!t->read_only && mcp_workspace_ensure(c->srv->deps.ex, c->who->ws) != PL_OK) {
-        res = tool_error("unavailable", "", "the workspace record could not be created");
-        mcp_audit(c, "tool", pname, "store_failed", &d, args);
+    if (!r->t->read_only && mcp_workspace_ensure(c->srv->deps.ex, c->who->ws) != PL_OK) {
+        r->res = tool_error("unavailable", "", "the workspace record could not be created");
+        mcp_audit(c, "tool", r->pname, "store_failed", &r->d, r->args);
         goto out;
     }
     if (c->srv->deps.usage) {
         mcp_quota_denial qd;
         const mcp_plan *plan;
         json_t *w = NULL;
+        pl_rc rc;
         if (!c->plan[0] && ex_workspace_get(c->srv->deps.ex, c->who->ws, &w, NULL) == PL_OK)
             snprintf(c->plan, sizeof c->plan, "%s",
                      json_string_value(json_object_get(w, "plan"))
@@ -796,10 +812,10 @@ static pl_rc run_tool(mcp_call *c, const mcp_tool *t, const char *pname, pol_dec
         json_decref(w);
         plan = mcp_plan_get(c->plan);
         memset(&qd, 0, sizeof qd);
-        rc = mcp_usage_count(c->srv->deps.usage, c->who->ws, plan, c->who->client_id, t->name,
-                             t->counts_publish == MCP_PUBLISH_ALWAYS ||
-                                 (t->counts_publish == MCP_PUBLISH_IF_SCHEDULED &&
-                                  json_object_get(args, "scheduled_at")),
+        rc = mcp_usage_count(c->srv->deps.usage, c->who->ws, plan, c->who->client_id, r->t->name,
+                             r->t->counts_publish == MCP_PUBLISH_ALWAYS ||
+                                 (r->t->counts_publish == MCP_PUBLISH_IF_SCHEDULED &&
+                                  json_object_get(r->args, "scheduled_at")),
                              &qd);
         if (rc == PL_ERR_LIMIT) {
             snprintf(msg, sizeof msg,
@@ -807,56 +823,63 @@ static pl_rc run_tool(mcp_call *c, const mcp_tool *t, const char *pname, pol_dec
                      "has used %llu; the quota resets at %s",
                      qd.plan->name, (unsigned long long)qd.quota, qd.what,
                      (unsigned long long)qd.used, qd.resets_at);
-            res = tool_error("quota_exceeded", "", msg);
-            mcp_audit(c, "tool", pname, "quota_exceeded", &d, args);
+            r->res = tool_error("quota_exceeded", "", msg);
+            mcp_audit(c, "tool", r->pname, "quota_exceeded", &r->d, r->args);
             goto out;
         }
         if (rc != PL_OK) {
-            res = tool_error("unavailable", "", "usage metering is unavailable; try again later");
-            mcp_audit(c, "tool", pname, "metering_failed", &d, args);
+            r->res =
+                tool_error("unavailable", "", "usage metering is unavailable; try again later");
+            mcp_audit(c, "tool", r->pname, "metering_failed", &r->d, r->args);
             goto out;
         }
     }
     mcp_progress(c, 1, 3, "authorized: arguments valid, policy and quota allow the call");
     {
         char m[POL_NAME_MAX + 16];
-        snprintf(m, sizeof m, "running %s", t->name);
+        snprintf(m, sizeof m, "running %s", r->t->name);
         mcp_progress(c, 2, 3, m);
     }
-    rc = t->cfn ? t->cfn(c, &d, args, &out, &xe)
-                : t->fn(c->srv->deps.ex, c->who->ws, args, &out, &xe);
-    if (batched) {
-        joined = ex_batcher_leave(c->srv->deps.batcher);
-        batched = 0;
-    }
-    mcp_progress(c, 3, 3, rc == PL_OK ? "done" : "failed");
-    if (rc != PL_OK) {
-        res = tool_error(pl_errname(rc), xe.field, xe.msg[0] ? xe.msg : pl_strerror(rc));
-        mcp_audit(c, "tool", pname, pl_errname(rc), &d, args);
-        goto out;
-    }
-    {
-        char *text = core_json_compact(out, NULL); /* json_dumps(JSON_COMPACT)'s bytes */
-        if (!(c->raw_ok && text && raw_result(c, text) == PL_OK)) {
-            res = json_pack("{s:[{s:s}], s:O, s:b}", "content", "type", "text", "structuredContent",
-                            out, "isError", 0);
-            if (res && text)
-                json_object_set_new(json_array_get(json_object_get(res, "content"), 0), "text",
-                                    json_string(text));
-        }
-        free(text);
-    }
-    mcp_audit(c, "tool", pname, "ok", &d, args);
+    r->rc = r->t->cfn ? r->t->cfn(c, &r->d, r->args, &r->out, &r->xe)
+                      : r->t->fn(c->srv->deps.ex, c->who->ws, r->args, &r->out, &r->xe);
 out:
     if (batched)
-        joined = ex_batcher_leave(c->srv->deps.batcher);
-    c->held |= joined;
+        r->joined = ex_batcher_leave(c->srv->deps.batcher);
+    c->held |= r->joined;
+}
+
+/* The rest: result, audit line, the reply's shape. */
+static pl_rc run_finish(mcp_call *c, tool_run *r, json_t **result)
+{
+    json_t *res = r->res;
+    if (!res) {
+        mcp_progress(c, 3, 3, r->rc == PL_OK ? "done" : "failed");
+        if (r->rc != PL_OK) {
+            res = tool_error(pl_errname(r->rc), r->xe.field,
+                             r->xe.msg[0] ? r->xe.msg : pl_strerror(r->rc));
+            mcp_audit(c, "tool", r->pname, pl_errname(r->rc), &r->d, r->args);
+        } else {
+            char *text = core_json_compact(r->out, NULL); /* json_dumps(JSON_COMPACT)'s bytes */
+            if (!(c->raw_ok && text && raw_result(c, text) == PL_OK)) {
+                res = json_pack("{s:[{s:s}], s:O, s:b}", "content", "type", "text",
+                                "structuredContent", r->out, "isError", 0);
+                if (res && text)
+                    json_object_set_new(json_array_get(json_object_get(res, "content"), 0), "text",
+                                        json_string(text));
+            }
+            free(text);
+            mcp_audit(c, "tool", r->pname, "ok", &r->d, r->args);
+        }
+    }
+    r->res = NULL;
     c->audit_hold = NULL;
-    if (joined) /* written with the reply, when the batch is settled (mcp_server_release) */
-        mcp_audit_lines_move(&c->audit_kept, &lines);
+    if (r->joined) /* written with the reply, when the batch is settled (mcp_server_release) */
+        mcp_audit_lines_move(&c->audit_kept, &r->lines);
     else
-        mcp_audit_lines_write(c->srv, lines, NULL);
-    json_decref(out);
+        mcp_audit_lines_write(c->srv, r->lines, NULL);
+    r->lines = NULL;
+    json_decref(r->out);
+    r->out = NULL;
     return call_end(c, res, result);
 }
 
@@ -942,17 +965,28 @@ pl_rc mcp_tools_call(mcp_call *c, const json_t *params, json_t **result, mcp_rpc
     if (c->park_ok && batchable(t) && !ex_batcher_ready(c->srv->deps.batcher)) {
         tool_park *p = calloc(1, sizeof *p);
         if (p) {
-            p->t = t;
             snprintf(p->pname, sizeof p->pname, "%s", pname);
-            p->d = d;
             p->args = json_incref((json_t *)args);
+            p->r.t = t;
+            p->r.pname = p->pname;
+            p->r.d = d;
+            p->r.args = p->args;
             c->park = p;
             json_decref(empty);
             return PL_ERR_BUSY;
         }
         /* Out of memory: run it now (its first write waits for the batch). */
     }
-    rc = run_tool(c, t, pname, &d, args, result);
+    {
+        tool_run r;
+        memset(&r, 0, sizeof r);
+        r.t = t;
+        r.pname = pname;
+        r.d = d;
+        r.args = args;
+        run_write(c, &r);
+        rc = run_finish(c, &r, result);
+    }
     json_decref(empty);
     return rc;
 out:
@@ -960,15 +994,25 @@ out:
     return call_end(c, res, result);
 }
 
+void mcp_tools_call_resume_write(mcp_call *c)
+{
+    tool_park *p = c->park;
+    if (p && !p->wrote) {
+        run_write(c, &p->r);
+        p->wrote = 1;
+    }
+}
+
 pl_rc mcp_tools_call_resume(mcp_call *c, json_t **result, mcp_rpc_error *err)
 {
     tool_park *p = c->park;
     pl_rc rc;
     (void)err;
-    c->park = NULL;
     if (!p)
         return PL_ERR_INTERNAL;
-    rc = run_tool(c, p->t, p->pname, &p->d, p->args, result);
+    mcp_tools_call_resume_write(c);
+    c->park = NULL;
+    rc = run_finish(c, &p->r, result);
     mcp_tools_park_free(p);
     return rc;
 }
@@ -976,6 +1020,9 @@ pl_rc mcp_tools_call_resume(mcp_call *c, json_t **result, mcp_rpc_error *err)
 void mcp_tools_park_free(tool_park *p)
 {
     if (p) {
+        json_decref(p->r.out);
+        json_decref(p->r.res);
+        mcp_audit_lines_free(p->r.lines);
         json_decref(p->args);
         free(p);
     }

@@ -406,7 +406,7 @@ static void crash_child(const char *dir, int fd)
             outstanding++;
             if (ex_batcher_ready(b))
                 crash_unit(c);
-            else if (ex_batcher_park(b, crash_unit, c) != PL_OK)
+            else if (ex_batcher_park(b, crash_unit, NULL, c) != PL_OK)
                 _exit(7);
         }
         event_base_loop(base, EVLOOP_ONCE);
@@ -758,7 +758,20 @@ typedef struct unit {
     ack k;
     int ran;
     int joined_commit; /* the batches submitted before it ran */
+    int finished;
+    int finish_commit;    /* the batches submitted when its finish part ran */
+    int finish_saw_reply; /* its held reply had been released before finish: a bug */
 } unit;
+
+static void finish_unit(void *arg)
+{
+    unit *u = arg;
+    ex_batch_stats st;
+    ex_batcher_stats(u->f->b, &st);
+    u->finished++;
+    u->finish_commit = (int)st.commits;
+    u->finish_saw_reply = u->k.called != 0;
+}
 
 static void run_unit(void *arg)
 {
@@ -788,7 +801,7 @@ static void test_loop_serves_while_commit_in_flight(void **state)
     /* ...and this thread goes on: reads are served, a write is parked, not blocked. */
     assert_int_equal(count_drafts(f), 0);
     assert_false(ex_batcher_ready(f->b));
-    assert_int_equal(ex_batcher_park(f->b, run_unit, &u), PL_OK);
+    assert_int_equal(ex_batcher_park(f->b, run_unit, finish_unit, &u), PL_OK);
     assert_int_equal(event_base_loop(f->base, EVLOOP_NONBLOCK), 0);
     assert_int_equal(u.ran, 0);
     assert_int_equal(a.called, 0); /* not durable: not answered */
@@ -799,6 +812,10 @@ static void test_loop_serves_while_commit_in_flight(void **state)
     while (!u.ran)
         assert_int_equal(event_base_loop(f->base, EVLOOP_ONCE), 0);
     assert_int_equal(u.joined_commit, 1); /* it ran in the next batch */
+    /* Its finish part ran once that batch had gone to the committer, before its release. */
+    assert_int_equal(u.finished, 1);
+    assert_int_equal(u.finish_commit, 2);
+    assert_false(u.finish_saw_reply);
     drain(f, &u.k, 1);
     assert_int_equal(u.k.rc, PL_OK);
     assert_true(u.k.visible); /* answered only once its batch was committed */
@@ -826,7 +843,7 @@ static void test_failed_commit_errors_held_and_parked(void **state)
     assert_int_equal(create(f, "{\"text\":\"two\"}", &a[1], NULL), PL_OK);
     until_submitted(f, 1);
     gate_wait_entered(&g, 1);
-    assert_int_equal(ex_batcher_park(f->b, run_unit, &u), PL_OK);
+    assert_int_equal(ex_batcher_park(f->b, run_unit, NULL, &u), PL_OK);
     pthread_mutex_lock(&g.mu);
     g.fail = PL_ERR_IO; /* this commit fails */
     pthread_mutex_unlock(&g.mu);
@@ -878,7 +895,7 @@ static void test_shutdown_answers_parked(void **state)
     for (int i = 0; i < 3; i++) {
         memset(&u[i], 0, sizeof u[i]);
         u[i].f = f;
-        assert_int_equal(ex_batcher_park(f->b, run_unit, &u[i]), PL_OK);
+        assert_int_equal(ex_batcher_park(f->b, run_unit, finish_unit, &u[i]), PL_OK);
     }
     gate_release(&g, 100);
     ex_batcher_free(f->b); /* without running the loop again */
@@ -887,6 +904,8 @@ static void test_shutdown_answers_parked(void **state)
     assert_int_equal(a.rc, PL_OK);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(u[i].ran, 1);
+        assert_int_equal(u[i].finished, 1);
+        assert_false(u[i].finish_saw_reply);
         assert_int_equal(u[i].k.called, 1);
         assert_int_equal(u[i].k.rc, PL_OK);
     }
@@ -910,7 +929,7 @@ static void test_early_flush_with_commit_in_flight(void **state)
     assert_int_equal(create(f, "{\"text\":\"batched\"}", &a, NULL), PL_OK);
     until_submitted(f, 1);
     gate_wait_entered(&g, 1);
-    assert_int_equal(ex_batcher_park(f->b, run_unit, &u), PL_OK);
+    assert_int_equal(ex_batcher_park(f->b, run_unit, NULL, &u), PL_OK);
     gate_release(&g, 100);
     json_t *args = th_json("{\"text\":\"timer\"}"), *out = NULL;
     assert_int_equal(ex_draft_create(&f->env.ctx, WS, args, &out, NULL), PL_OK);
