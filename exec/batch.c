@@ -44,9 +44,10 @@ struct ex_batcher {
     hlist committing; /* replies of the submitted batch */
     hlist syncing;    /* replies of committed batches, waiting for their sync */
     parked *parked, **parked_tail;
-    uint64_t seq;    /* commits handed to the syncer */
-    uint64_t marked; /* the store's batch mark last given a marker */
-    int sync_failed; /* a sync failed: fail-stop (on_synced) */
+    uint64_t seq;      /* commits handed to the syncer */
+    uint64_t marked;   /* the store's batch mark last given a marker */
+    int sync_failed;   /* a sync failed: fail-stop (on_synced) */
+    uint64_t deferred; /* commits up to it wait for the next commit's data sync, not the syncer */
     int freeing;
     core_syncer *syncer; /* NULL unless the store needs a second sync */
     ex_batch_stats stats;
@@ -167,6 +168,16 @@ static void collect(ex_batcher *b)
          * own sync has finished. Under load, batches are released one commit later instead
          * of waiting for their sync. */
         release_upto(b, b->seq, PL_OK);
+        b->deferred = 0;
+    } else if (b->deferred) {
+        /* The commit counted on to sync the deferred batches did not: it failed (then what
+         * it may have dropped is unknown, so they fail too, the conservative side) or it had
+         * nothing to write (then the syncer does it). */
+        if (rc != PL_OK)
+            release_upto(b, b->deferred, rc);
+        else
+            core_syncer_request(b->syncer, b->deferred);
+        b->deferred = 0;
     }
     h = l.head;
     if (needs_sync && b->syncer) {
@@ -176,7 +187,13 @@ static void collect(ex_batcher *b)
             h->seq = b->seq;
             hl_push(&b->syncing, h);
         }
-        core_syncer_request(b->syncer, b->seq);
+        /* Another commit is coming (units parked for the next batch, or a batch held): its
+         * data sync will make this batch durable, so the syncer's fsync — a second one on the
+         * same file, competing with that commit's — is not asked for. */
+        if (b->parked || ex_store_batch_held(b->st))
+            b->deferred = b->seq;
+        else
+            core_syncer_request(b->syncer, b->seq);
         return;
     }
     if (needs_sync) /* no syncer (cannot happen after a successful new): sync inline */
@@ -193,6 +210,17 @@ static void submit(ex_batcher *b)
     if (ex_store_batch_submit(b->st)) {
         b->stats.commits++;
         hl_splice(&b->committing, &b->pending);
+    }
+}
+
+/* Deferred batches whose covering commit will not come (nothing in flight, nothing held,
+ * nothing parked): the syncer syncs them. */
+static void undefer(ex_batcher *b)
+{
+    if (b->deferred && !ex_store_batch_inflight(b->st) && !ex_store_batch_held(b->st) &&
+        !b->parked) {
+        core_syncer_request(b->syncer, b->deferred);
+        b->deferred = 0;
     }
 }
 
@@ -227,6 +255,7 @@ static void run_parked(ex_batcher *b)
     b->parked = NULL;
     b->parked_tail = &b->parked;
     run_list(b, p, 1);
+    undefer(b);
 }
 
 /* The end of the iteration (lowest priority): the held batch goes to the committer. */
@@ -240,6 +269,7 @@ static void on_commit(evutil_socket_t fd, short what, void *arg)
     /* Without a committer the commit is done; with one, an early flush may have committed
      * the batch already. */
     collect(b);
+    undefer(b);
 }
 
 /* The committer offered a batch transaction or finished a commit. */

@@ -824,7 +824,7 @@ int ex_store_batch_ready(ex_store *st)
     pthread_mutex_lock(&st->cm_mu);
     pl_rc rc = cm_take(st, 1);
     pthread_mutex_unlock(&st->cm_mu);
-    return rc == PL_OK;
+    return rc != PL_ERR_BUSY; /* a failed begin counts as taken: the writes then ask again */
 }
 
 int ex_store_batch_want(ex_store *st)

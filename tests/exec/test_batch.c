@@ -947,6 +947,66 @@ static void test_early_flush_with_commit_in_flight(void **state)
     gate_destroy(&g);
 }
 
+/* A batch committed while units are parked does not ask the syncer: the next batch's commit
+ * (its data fdatasync) makes it durable. When that commit fails, the earlier batch's replies
+ * become errors too (what the failed fsync dropped is unknown); when it has nothing to write,
+ * the syncer syncs the earlier batch after all. */
+static void bad_unit(void *arg)
+{
+    unit *u = arg;
+    u->ran++;
+    /* A unit that ends up writing nothing (refused before its first write). */
+    ex_batcher_enter(u->f->b);
+    u->k.called = ex_batcher_leave(u->f->b) ? 0 : -1;
+}
+
+static void test_deferred_sync_follows_the_next_commit(void **state)
+{
+    fx *f = *state;
+    gate g;
+    ack a, c;
+    unit u = {.f = f}, v = {.f = f};
+    ex_batch_stats st0, st1;
+    gate_init(&g);
+    ex_store_set_commit_hook(f->env.st, gate_hook, &g);
+    /* 1. The covering commit fails: the deferred batch fails with it. */
+    assert_int_equal(create(f, "{\"text\":\"deferred\"}", &a, NULL), PL_OK);
+    until_submitted(f, 1);
+    gate_wait_entered(&g, 1);
+    assert_int_equal(ex_batcher_park(f->b, run_unit, NULL, &u), PL_OK);
+    ex_batcher_stats(f->b, &st0);
+    gate_release(&g, 1);
+    while (!u.ran)
+        assert_int_equal(event_base_loop(f->base, EVLOOP_ONCE), 0);
+    assert_int_equal(a.called, 0); /* committed, but its meta page is not synced yet */
+    gate_wait_entered(&g, 2);
+    pthread_mutex_lock(&g.mu);
+    g.fail = PL_ERR_IO;
+    pthread_mutex_unlock(&g.mu);
+    gate_release(&g, 2);
+    drain(f, &a, 1);
+    drain(f, &u.k, 1);
+    assert_int_not_equal(a.rc, PL_OK);
+    assert_int_not_equal(u.k.rc, PL_OK);
+    ex_batcher_stats(f->b, &st1);
+    assert_int_equal(st1.syncs, st0.syncs); /* no syncer fsync was asked for */
+    /* 2. The covering batch writes nothing: the syncer makes the deferred one durable. */
+    assert_int_equal(create(f, "{\"text\":\"deferred 2\"}", &c, NULL), PL_OK);
+    until_submitted(f, 3);
+    gate_wait_entered(&g, 3);
+    assert_int_equal(ex_batcher_park(f->b, bad_unit, NULL, &v), PL_OK);
+    gate_release(&g, 100);
+    drain(f, &c, 1);
+    assert_int_equal(c.rc, PL_OK);
+    assert_true(c.visible);
+    assert_int_equal(v.ran, 1);
+    assert_int_equal(v.k.called, -1); /* it did not join */
+    ex_batcher_stats(f->b, &st1);
+    assert_true(st1.syncs > st0.syncs);
+    ex_store_set_commit_hook(f->env.st, NULL, NULL);
+    gate_destroy(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -969,6 +1029,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_commit_errors_held_and_parked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_answers_parked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_early_flush_with_commit_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deferred_sync_follows_the_next_commit, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
