@@ -731,10 +731,6 @@ static pl_rc raw_result(mcp_call *c, const char *text)
     return PL_OK;
 }
 
-/* A parked tools/call (mcp_int.h park): what its rest needs. */
-
-typedef struct tool_park tool_park;
-
 /* The end of a tools/call: *result from res (taken), or the raw result, or the HTTP-level
  * reply already formed. */
 static pl_rc call_end(mcp_call *c, json_t *res, json_t **result)
@@ -751,8 +747,6 @@ static pl_rc call_end(mcp_call *c, json_t *res, json_t **result)
     return PL_OK;
 }
 
-/* The rest of an authorised tools/call: workspace record, quota, the tool (its writes join
- * the batch when batchable), result, audit line. */
 /* An authorised tools/call from its writes on: the write part runs with the batch, the rest
  * (result text, audit line) needs no transaction and may run after the batch was handed to
  * the committer (a parked call: mcp_server_resume_write, then mcp_server_resume). */
