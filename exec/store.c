@@ -612,6 +612,7 @@ static pl_rc batch_flush(ex_store *st, int early)
 static void *committer_main(void *arg)
 {
     ex_store *st = arg;
+    int notify = 0;
     pthread_mutex_lock(&st->cm_mu);
     for (;;) {
         if (st->cm_submit) {
@@ -650,13 +651,20 @@ static void *committer_main(void *arg)
         } else if (st->cm_stop) {
             break;
         } else {
+            /* Idle: tell the batch thread now, once, of everything done since it was last
+             * told — a commit's result and the next batch begun right after it arrive with
+             * one wake-up. */
+            if (notify && st->cm_notify)
+                st->cm_notify(st->cm_notify_arg);
+            notify = 0;
             pthread_cond_wait(&st->cm_cv, &st->cm_mu);
             continue;
         }
         pthread_cond_broadcast(&st->cm_done_cv);
-        if (st->cm_notify)
-            st->cm_notify(st->cm_notify_arg);
+        notify = 1;
     }
+    if (notify && st->cm_notify)
+        st->cm_notify(st->cm_notify_arg);
     if (st->cm_offer) { /* never taken: nothing in it */
         mdb_txn_abort(st->cm_offer);
         st->cm_offer = NULL;
