@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "core/crypto.h"
 #include "core/json_text.h"
@@ -422,7 +423,13 @@ pl_rc ex_store_open(const char *dir, size_t map_size, unsigned flags, ex_store *
     pthread_mutex_init(&st->gc_mu, NULL);
     pthread_cond_init(&st->gc_cv, NULL);
     pthread_mutex_init(&st->cm_mu, NULL);
-    pthread_cond_init(&st->cm_cv, NULL);
+    {
+        pthread_condattr_t ca; /* the committer's idle-offer bound runs on the monotonic clock */
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&st->cm_cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
     pthread_cond_init(&st->cm_done_cv, NULL);
     snprintf(st->dir, sizeof st->dir, "%s", dir);
     if (mdb_env_create(&st->env) != 0) {
@@ -609,6 +616,10 @@ static pl_rc batch_flush(ex_store *st, int early)
 /* The committer thread: commits what the batch thread submits (first), and begins a batch
  * transaction when asked for one and none is offered. Every begin and commit of a batch
  * happens here, so LMDB's writer lock is taken and released by this thread only. */
+/* How long an offered batch transaction may wait to be taken before the committer gives
+ * LMDB's writer lock back (other threads and processes wait on it meanwhile). */
+#define CM_OFFER_IDLE_MS 10
+
 static void *committer_main(void *arg)
 {
     ex_store *st = arg;
@@ -636,6 +647,12 @@ static void *committer_main(void *arg)
             st->cm_done_rc = rc;
             st->cm_done_early = early;
             st->cm_done_dirty = dirty;
+            /* Writes are coming in: begin the next batch now rather than when the next write
+             * asks (a hand-over saved per batch at low concurrency). Not after an early flush
+             * (the batch thread wants the writer lock then). An offer nobody takes is given
+             * back after CM_OFFER_IDLE_MS, so other writers wait at most that long. */
+            if (rc == PL_OK && dirty && !early && !st->cm_offer && !st->cm_stop)
+                st->cm_want = 1;
         } else if (st->cm_want && !st->cm_offer && !st->cm_offer_failed && !st->cm_stop) {
             MDB_txn *t = NULL;
             st->cm_want = 0;
@@ -657,7 +674,20 @@ static void *committer_main(void *arg)
             if (notify && st->cm_notify)
                 st->cm_notify(st->cm_notify_arg);
             notify = 0;
-            pthread_cond_wait(&st->cm_cv, &st->cm_mu);
+            if (!st->cm_offer) {
+                pthread_cond_wait(&st->cm_cv, &st->cm_mu);
+                continue;
+            }
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts); /* a bound on an idle lock, not a time */
+            ts.tv_nsec += (long)CM_OFFER_IDLE_MS * 1000000L;
+            ts.tv_sec += ts.tv_nsec / 1000000000L;
+            ts.tv_nsec %= 1000000000L;
+            if (pthread_cond_timedwait(&st->cm_cv, &st->cm_mu, &ts) == ETIMEDOUT && st->cm_offer &&
+                !st->cm_submit) {
+                mdb_txn_abort(st->cm_offer); /* empty: releases LMDB's writer lock */
+                st->cm_offer = NULL;
+            }
             continue;
         }
         pthread_cond_broadcast(&st->cm_done_cv);
