@@ -23,7 +23,9 @@
  * A batch is durable once a sync that started after its commit has completed: the syncer's,
  * or the NEXT batch's commit, which fdatasyncs the data file after this batch's meta page was
  * written (under load a batch is released at the next commit, without waiting for its own
- * sync). After a failed sync the batcher fails stop: every later write reply is an error
+ * sync; when units are parked or a batch is held, the syncer is not even asked — if that next
+ * commit then fails, the waiting replies fail with it; if it writes nothing, the syncer is
+ * asked after all). After a failed sync the batcher fails stop: every later write reply is an error
  * (a later fsync may succeed after the kernel dropped the pages that failed), reads go on,
  * and the log says to check the disk and restart.
  *
