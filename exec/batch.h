@@ -10,7 +10,7 @@
  *
  * Use, per request on the loop thread:
  *     if (!ex_batcher_ready(b))             // a commit is in flight: do not block the loop
- *         return ex_batcher_park(b, run_later, r); // run_later(r) does the rest later
+ *         return ex_batcher_park(b, writes, finish, r); // both run later, in the next batch
  *     ex_batcher_enter(b);
  *     ... the handler's service calls (their write transactions join the batch) ...
  *     if (ex_batcher_leave(b))              // this request's work touched the batch
