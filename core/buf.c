@@ -51,6 +51,21 @@ pl_rc core_buf_adds(core_buf *b, const char *s)
     return core_buf_add(b, s, strlen(s));
 }
 
+size_t core_dec_i64(int64_t v, char out[CORE_DEC_I64_MAX])
+{
+    char t[CORE_DEC_I64_MAX];
+    size_t n = sizeof t;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        t[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        t[--n] = '-';
+    memcpy(out, t + n, sizeof t - n);
+    return sizeof t - n;
+}
+
 pl_rc core_buf_addf(core_buf *b, const char *fmt, ...)
 {
     va_list ap;

@@ -13,6 +13,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 
@@ -31,6 +32,11 @@ pl_rc core_buf_add(core_buf *b, const void *data, size_t len);
 
 /* Appends a NUL-terminated string. */
 pl_rc core_buf_adds(core_buf *b, const char *s);
+
+/* v in decimal (printf's "%lld": '-' first when negative) at the start of out, not
+ * NUL-terminated; returns the length (1..20). For hot paths that avoid printf. */
+#define CORE_DEC_I64_MAX 20
+size_t core_dec_i64(int64_t v, char out[CORE_DEC_I64_MAX]);
 
 /* Appends printf-formatted text. */
 pl_rc core_buf_addf(core_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

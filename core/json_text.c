@@ -1,5 +1,6 @@
 /* core/json_text.c — see json_text.h. */
 #include "json_text.h"
+#include "buf.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -245,16 +246,8 @@ static int put_string(out *o, const char *str, size_t n)
 /* v in decimal (JSON_INTEGER_FORMAT, "%lld"). */
 static void put_int(out *o, json_int_t v)
 {
-    char t[24];
-    size_t n = sizeof t;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        t[--n] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        t[--n] = '-';
-    put(o, t + n, sizeof t - n);
+    char t[CORE_DEC_I64_MAX];
+    put(o, t, core_dec_i64((int64_t)v, t));
 }
 
 /* 1 when s (n bytes) is well-formed UTF-8 without surrogates or overlongs (what jansson's

@@ -1118,7 +1118,7 @@ pl_rc ex_txn_get_json(ex_txn *txn, ex_db db, const char *key, json_t **out)
     if (rc != PL_OK)
         return rc;
     json_error_t je;
-    json_t *j = json_loadb(v.mv_data, v.mv_size, JSON_REJECT_DUPLICATES, &je);
+    json_t *j = core_json_loadb(v.mv_data, v.mv_size, JSON_REJECT_DUPLICATES, &je);
     if (!j)
         return PL_ERR_STORE;
     *out = j;

@@ -8,6 +8,7 @@
 
 #include <openssl/evp.h>
 
+#include "core/buf.h"
 #include "core/crypto.h"
 #include "keys/keyset_int.h"
 #include "keys/token.h"
@@ -107,16 +108,8 @@ static void jw_member(jw *w, const char *name, int first)
 /* A NumericDate (RFC 7519 §2): decimal digits, '-' first when negative (never in practice). */
 static void jw_int(jw *w, int64_t v)
 {
-    char buf[24];
-    size_t i = sizeof buf;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        buf[--i] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        buf[--i] = '-';
-    jw_raw(w, buf + i, sizeof buf - i);
+    char buf[CORE_DEC_I64_MAX];
+    jw_raw(w, buf, core_dec_i64(v, buf));
 }
 
 static int claims_valid(const key_claims *c)

@@ -6,6 +6,7 @@
 
 #include "core/buf.h"
 #include "core/crypto.h"
+#include "core/json_text.h"
 #include "exec/args.h"
 #include "mcp/mcp_int.h"
 
@@ -168,16 +169,8 @@ static void add_hex12(core_buf *b, uint64_t v)
 /* v in decimal (printf's %lld). */
 static void add_i64(core_buf *b, int64_t v)
 {
-    char t[24];
-    size_t n = sizeof t;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        t[--n] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        t[--n] = '-';
-    core_buf_add(b, t + n, sizeof t - n);
+    char t[CORE_DEC_I64_MAX];
+    core_buf_add(b, t, core_dec_i64(v, t));
 }
 
 /* name is a literal of this file (no escaping needed); appended piecewise rather than through
@@ -195,15 +188,16 @@ static void add_field(core_buf *b, const char *name, const char *value)
 static pl_rc args_hash(const mcp_server *srv, const json_t *args, uint8_t out[32])
 {
     char *s;
+    size_t n = 0;
     if (json_is_object(args) && json_object_size(args) == 0) {
         /* most read calls carry no arguments: SHA-256("{}"), computed at start */
         memcpy(out, srv->empty_args_sha256, 32);
         return PL_OK;
     }
-    s = json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    s = core_json_compact_sorted(args, NULL, &n); /* json_dumps(SORT_KEYS)'s bytes */
     if (!s)
         return PL_ERR_NOMEM;
-    core_sha256(s, strlen(s), out);
+    core_sha256(s, n, out);
     free(s);
     return PL_OK;
 }

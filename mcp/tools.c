@@ -829,7 +829,7 @@ static void run_write(mcp_call *c, tool_run *r)
         }
     }
     mcp_progress(c, 1, 3, "authorized: arguments valid, policy and quota allow the call");
-    {
+    if (c->progress_token) { /* the message only when a client asked for progress */
         char m[POL_NAME_MAX + 16];
         snprintf(m, sizeof m, "running %s", r->t->name);
         mcp_progress(c, 2, 3, m);
