@@ -355,7 +355,8 @@ static void test_two_processes_no_double_publish(void **state)
         json_t *p = get_post(&f->env, ids[i]);
         assert_string_equal(th_str(p, "status"), "published");
         char key[128];
-        snprintf(key, sizeof key, "%s:%s", ids[i], th_str(t0(p), "account_id"));
+        int kn = snprintf(key, sizeof key, "%s:%s", ids[i], th_str(t0(p), "account_id"));
+        assert_true(kn > 0 && (size_t)kn < sizeof key);
         uint32_t landings = 0;
         const ex_connector *c = f->env.ctx.connectors[i % 2 ? EX_PLATFORM_X : EX_PLATFORM_LINKEDIN];
         assert_int_equal(ex_sandbox_landings(c, key, &landings), PL_OK);

@@ -55,7 +55,7 @@ static void test_every_scope(void **state)
 {
     (void)state;
     for (unsigned bit = 0; bit < POL_SCOPE_COUNT; bit++) {
-        uint32_t t;
+        uint32_t t = 0;
         pol_decision d;
         const pol_scope_info *s;
         pol_scope_get(bit, &s);
@@ -92,7 +92,7 @@ static void test_ceiling(void **state)
     const pol_bundle_info *full;
     pol_bundle_get(POL_BUNDLE_ANALYTICS_FULL, &full);
     for (unsigned bit = 0; bit < POL_SCOPE_COUNT; bit++) {
-        uint32_t t, w;
+        uint32_t t = 0, w = 0;
         int named;
         pol_decision d;
         assert_true(tool_for_bit(bit, &t));
