@@ -64,8 +64,9 @@ struct az_seen {
     size_t n;
     az_seen_stats w_st;
     uint64_t failed_reported;
-    /* writer thread only */
-    char purge_key[ID_MAX + 1];
+    /* writer thread only; the resume key may be any key LMDB holds (an outside writer of the
+     * environment may have stored a malformed one: it is purged when reached) */
+    char purge_key[511]; /* LMDB's largest key (MDB_MAXKEYSIZE, mdb_env_get_maxkeysize) */
     size_t purge_key_len;
 };
 
@@ -114,7 +115,7 @@ static int purge_pass(az_seen *s, MDB_txn *txn, az_seen_stats *st)
         /* After a delete LMDB's cursor stands on the next record and MDB_NEXT yields it. */
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
-    if (rc == 0 && k.mv_size <= ID_MAX) { /* resume here next time */
+    if (rc == 0 && k.mv_size <= sizeof s->purge_key) { /* resume here next time */
         memcpy(s->purge_key, k.mv_data, k.mv_size);
         s->purge_key_len = k.mv_size;
     } else if (rc == 0 || rc == MDB_NOTFOUND) { /* the end: start over */
@@ -131,7 +132,13 @@ static pl_rc write_batch(az_seen *s, const seen_rec *r, size_t n, int purge, az_
     MDB_txn *txn = NULL;
     MDB_stat ms;
     size_t entries;
-    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    int rc, dead = 0;
+    /* A reader (postly-authz's /apps, postly-admin) killed inside its short read transaction
+     * leaves its slot behind, which would pin an old snapshot until the map is full: cleared
+     * before every purge pass. */
+    if (purge)
+        (void)mdb_reader_check(s->env, &dead);
+    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc != 0)
         goto out;
     rc = mdb_stat(txn, s->dbi, &ms);

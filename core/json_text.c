@@ -706,6 +706,7 @@ json_t *core_json_loadb(const char *buf, size_t len, size_t flags, json_error_t 
         error->line = -1;
         error->column = -1;
         snprintf(error->source, sizeof error->source, "%s", "<buffer>");
+        error->position = (int)len; /* jansson: the bytes read, the whole input on success */
     }
     return v;
 }

@@ -420,6 +420,64 @@ static void test_purge(void **state)
     assert_int_equal(st.batches, 4); /* the flush with nothing due wrote nothing */
 }
 
+/* A key longer than any grant id (planted by an outside writer of the environment) where a
+ * pass stops: the next pass resumes there and deletes it, instead of starting over at the first
+ * record forever (which would leave it and everything after it unpurged). */
+static void test_purge_resumes_at_a_long_key(void **state)
+{
+    fx *f = *state;
+    az_seen_cfg c = cfg_of(f);
+    az_seen_stats st;
+    int64_t ms;
+    char longkey[100];
+    assert_int_equal(az_seen_open(&c, &f->s), PL_OK); /* no alive callback: no purge */
+    assert_int_equal(az_seen_touch(f->s, "a_live", T0), PL_OK);
+    assert_int_equal(az_seen_touch(f->s, "z_dead", T0), PL_OK);
+    assert_int_equal(az_seen_flush(f->s, T0), PL_OK);
+    az_seen_wait(f->s);
+    az_seen_free(f->s);
+    f->s = NULL;
+    memset(longkey, 'b', sizeof longkey); /* sorts between a_live and z_dead */
+    {
+        MDB_env *env;
+        MDB_txn *txn;
+        MDB_dbi dbi;
+        int64_t t = T0;
+        MDB_val k = {sizeof longkey, longkey}, v = {sizeof t, &t};
+        char path[300];
+        snprintf(path, sizeof path, "%s/seen", f->dir);
+        assert_int_equal(mdb_env_create(&env), 0);
+        assert_int_equal(mdb_env_set_maxdbs(env, 2), 0);
+        assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
+        assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+        assert_int_equal(mdb_dbi_open(txn, "seen", 0, &dbi), 0);
+        assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+        assert_int_equal(mdb_txn_commit(txn), 0);
+        mdb_env_close(env);
+    }
+    c.alive = alive;
+    c.alive_arg = f;
+    c.purge_batch = 1;
+    c.purge_every_ms = 10000;
+    assert_int_equal(az_seen_open(&c, &f->s), PL_OK);
+    /* Pass 1: a_live (alive); it stops on the long key. */
+    assert_int_equal(az_seen_flush(f->s, T0), PL_OK);
+    az_seen_wait(f->s);
+    az_seen_stats_get(f->s, &st);
+    assert_int_equal(st.purged, 0);
+    /* Pass 2: the long key, deleted. Pass 3: z_dead. */
+    assert_int_equal(az_seen_flush(f->s, T0 + 10000), PL_OK);
+    az_seen_wait(f->s);
+    az_seen_stats_get(f->s, &st);
+    assert_int_equal(st.purged, 1);
+    assert_int_equal(az_seen_flush(f->s, T0 + 20000), PL_OK);
+    az_seen_wait(f->s);
+    az_seen_stats_get(f->s, &st);
+    assert_int_equal(st.purged, 2);
+    assert_int_equal(az_seen_get(f->s, "z_dead", &ms), PL_ERR_NOT_FOUND);
+    assert_int_equal(az_seen_get(f->s, "a_live", &ms), PL_OK);
+}
+
 /* The owner never waits for the writer: with the writer held inside its transaction, touches
  * still work and a flush answers PL_ERR_BUSY at once, losing nothing. */
 static void test_flush_never_waits(void **state)
@@ -543,6 +601,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_purge_resumes_at_a_long_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_never_waits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_failure_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema, setup, teardown),

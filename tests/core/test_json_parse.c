@@ -54,6 +54,7 @@ static void same_n(const char *text, size_t len)
         assert_string_equal(e1.source, e2.source);
         assert_int_equal(e1.line, e2.line);
         assert_int_equal(e1.column, e2.column);
+        assert_int_equal(e1.position, e2.position); /* the bytes read: all of them */
         free(a);
         free(b);
         json_decref(mine);
