@@ -204,9 +204,14 @@ static void collect(ex_batcher *b)
     }
 }
 
-/* Hands the held batch to the committer (without a committer: commits it). */
+/* Hands the held batch to the committer (without a committer: commits it). The results the
+ * loop already took (cm_take: taking this batch's transaction takes the previous commit's
+ * result with it) are collected first, for the replies already committing: appended behind
+ * them, this batch's replies would be released with the previous commit's result before their
+ * own commit had even run. */
 static void submit(ex_batcher *b)
 {
+    collect(b);
     if (ex_store_batch_submit(b->st)) {
         b->stats.commits++;
         hl_splice(&b->committing, &b->pending);

@@ -15,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1007,6 +1009,66 @@ static void test_deferred_sync_follows_the_next_commit(void **state)
     gate_destroy(&g);
 }
 
+/* The batcher's wake-up pipe: the lowest free descriptor when ex_batcher_new runs (its first
+ * allocation is that pipe; setup runs single-threaded). */
+static int g_wake_fd = -1;
+
+static int setup_wake_fd(void **state)
+{
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    close(p[0]);
+    close(p[1]);
+    g_wake_fd = p[0];
+    return setup(state);
+}
+
+/* A batch's reply is never released with the PREVIOUS commit's result. The loop takes batch B
+ * (ex_batcher_ready: a tools/call that found an offer) after A's commit finished but before
+ * the committer's wake-up was read (its pipe write landed after the loop polled: the test
+ * reads it away), and request C joins B. B is held in the commit hook: A's reply may go out,
+ * C's must not until B is committed and synced. Regression test: C was released with A. */
+static void test_reply_waits_for_its_own_commit(void **state)
+{
+    fx *f = *state;
+    gate g;
+    ack a, c;
+    int early;
+    struct pollfd pfd;
+    char buf[64];
+    time_t deadline = time(NULL) + 10;
+    gate_init(&g);
+    ex_store_set_commit_hook(f->env.st, gate_hook, &g);
+    assert_int_equal(create(f, "{\"text\":\"first\"}", &a, NULL), PL_OK);
+    until_submitted(f, 1);
+    gate_wait_entered(&g, 1);
+    gate_release(&g, 1); /* A commits; the committer begins B at once and offers it */
+    while (!ex_batcher_ready(f->b)) {
+        assert_true(time(NULL) < deadline); /* a failure, not a synchronisation */
+        sched_yield();
+    }
+    pfd.fd = g_wake_fd;
+    pfd.events = POLLIN;
+    assert_int_equal(poll(&pfd, 1, 10000), 1); /* the committer's wake-up */
+    while (read(g_wake_fd, buf, sizeof buf) > 0)
+        ;
+    assert_int_equal(create(f, "{\"text\":\"second\"}", &c, NULL), PL_OK);
+    drain(f, &a, 1);  /* A's reply: its commit and a sync after it */
+    early = c.called; /* B is still in the hook: nothing of C is durable yet */
+    /* Before any assertion: the committer must be out of the hook (joined) when g goes. */
+    gate_release(&g, 10);
+    drain(f, &c, 1);
+    ex_store_set_commit_hook(f->env.st, NULL, NULL);
+    ex_batcher_free(f->b);
+    f->b = NULL;
+    gate_destroy(&g);
+    assert_int_equal(early, 0);
+    assert_int_equal(a.rc, PL_OK);
+    assert_true(a.visible);
+    assert_int_equal(c.rc, PL_OK);
+    assert_true(c.visible);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1030,6 +1092,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shutdown_answers_parked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_early_flush_with_commit_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deferred_sync_follows_the_next_commit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_reply_waits_for_its_own_commit, setup_wake_fd,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
