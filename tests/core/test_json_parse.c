@@ -70,6 +70,10 @@ static void same(const char *text)
 static void test_edge_cases(void **state)
 {
     (void)state;
+    /* a benchmark request (bench/mcp), one literal split over lines */
+    static const char rpc_request[] =
+        "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"tools/call\",\"params\":{\"name\":\"x\","
+        "\"arguments\":{\"text\":\"benchmark draft\",\"notes\":\"n\"}}}";
     static const char *const cases[] = {
         /* accepted */
         "{}", "[]", " \t\r\n{ } \n", "{\"a\":1}", "{\"a\":-0}", "[0,-1,123456789012345678]",
@@ -78,9 +82,7 @@ static void test_edge_cases(void **state)
         "true", "null", "{\"a\":{\"b\":{\"c\":[[],{}]}}}", "{\"\":\"\"}",
         "{\"k\":\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\"}", "{\"k\\n\\\"\":1}",
         "[\"caf\xc3\xa9 \xe2\x82\xac\"]", "[\"\xf0\x9f\x98\x80\"]", "[\"\x7f\"]",
-        "{\"a\":1,\"b\":2,\"c\":3,\"a2\":[1,2,3]}",
-        "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"tools/call\",\"params\":{\"name\":\"x\","
-        "\"arguments\":{\"text\":\"benchmark draft\",\"notes\":\"n\"}}}",
+        "{\"a\":1,\"b\":2,\"c\":3,\"a2\":[1,2,3]}", rpc_request,
         /* left to jansson: reals, \u escapes, duplicates, odd tokens, errors */
         "[1.5]", "[1e3]", "[1E3]", "[-0.0]", "[\"\\u00e9\"]", "[\"\\u0000\"]", "{\"\\u0000\":1}",
         "[\"\\ud83d\\ude00\"]", "[\"\\ud83d\"]", "{\"a\":1,\"a\":2}", "{\"a\":1,\"b\":{},\"a\":[]}",

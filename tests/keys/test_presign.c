@@ -152,7 +152,7 @@ static void assert_distinct(uint8_t (*rs)[32], size_t n)
 static void test_differential_many_keys(void **state)
 {
     fx *f = *state;
-    uint8_t(*rs)[32] = calloc(NKEYS * PER_KEY, 32);
+    uint8_t(*rs)[32] = calloc((size_t)NKEYS * PER_KEY, 32);
     size_t nr = 0;
     assert_non_null(rs);
     for (int k = 0; k < NKEYS; k++) {

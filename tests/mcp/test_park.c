@@ -397,10 +397,9 @@ static void raw_finish(fx *f, raw *r)
 
 static int raw_status(const raw *r)
 {
-    int st = 0;
-    if (sscanf(r->buf, "HTTP/1.1 %d", &st) != 1)
+    if (strncmp(r->buf, "HTTP/1.1 ", 9) != 0)
         return 0;
-    return st;
+    return (int)strtol(r->buf + 9, NULL, 10);
 }
 
 static json_t *raw_json(const raw *r)
