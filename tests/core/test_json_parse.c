@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "core/json_text.h"
+#include "tests/common/json_random.h"
 
 static const size_t flag_sets[] = {0, JSON_REJECT_DUPLICATES, JSON_DECODE_ANY,
                                    JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
@@ -155,72 +156,7 @@ static void test_prefixes(void **state)
         same_n(msg, n);
 }
 
-/* xorshift64: reproducible random trees and mutations. */
-static uint64_t rnd(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
-static json_t *random_value(uint64_t *s, int depth)
-{
-    static const char *const pieces[] = {"a",
-                                         "\"",
-                                         "\\",
-                                         "/",
-                                         "\n",
-                                         "\x01",
-                                         "\xc3\xa9",
-                                         "\xe2\x82\xac",
-                                         " ",
-                                         "\x7f",
-                                         "\xf0\x9f\x98\x80",
-                                         "{}",
-                                         "true",
-                                         "tools/call"};
-    unsigned kind = (unsigned)(rnd(s) % (depth > 5 ? 5 : 8));
-    char str[128];
-    size_t n = 0;
-    switch (kind) {
-    case 0:
-        return json_integer((json_int_t)rnd(s) >> (rnd(s) % 64));
-    case 1:
-    case 2:
-        for (unsigned k = (unsigned)(rnd(s) % 12); k; k--) {
-            const char *p = pieces[rnd(s) % (sizeof pieces / sizeof pieces[0])];
-            size_t pl = strlen(p);
-            if (n + pl >= sizeof str)
-                break;
-            memcpy(str + n, p, pl);
-            n += pl;
-        }
-        str[n] = '\0';
-        return json_string(str);
-    case 3:
-        return rnd(s) & 1 ? json_true() : (rnd(s) & 1 ? json_false() : json_null());
-    case 4:
-        return rnd(s) & 3 ? json_integer(-(json_int_t)(rnd(s) % 1000)) : json_real(0.5);
-    case 5:
-    case 6: {
-        json_t *o = json_object();
-        for (unsigned k = (unsigned)(rnd(s) % 6); k; k--) {
-            char key[16];
-            snprintf(key, sizeof key, "k%u%s", (unsigned)(rnd(s) % 50), k & 1 ? "\t" : "");
-            json_object_set_new(o, key, random_value(s, depth + 1));
-        }
-        return o;
-    }
-    default: {
-        json_t *a = json_array();
-        for (unsigned k = (unsigned)(rnd(s) % 6); k; k--)
-            json_array_append_new(a, random_value(s, depth + 1));
-        return a;
-    }
-    }
-}
-
+/* Random trees (tests/common/json_random.h) dumped in several styles, and mutations of them. */
 static void test_random_texts(void **state)
 {
     (void)state;
@@ -229,7 +165,7 @@ static void test_random_texts(void **state)
     static const char mut[] = "{}[],:\"\\ 0-1eE.tfnu\x01\xc3\xa9\xff";
     uint64_t seed = 0x9e3779b97f4a7c15ULL;
     for (int i = 0; i < 2000; i++) {
-        json_t *v = random_value(&seed, 0);
+        json_t *v = tj_random_value(&seed, 0);
         char *text = json_dumps(v, dump_flags[i % 5] | JSON_ENCODE_ANY);
         assert_non_null(text);
         size_t len = strlen(text);
@@ -237,11 +173,11 @@ static void test_random_texts(void **state)
         /* mutations: a byte replaced, removed or duplicated */
         for (int m = 0; m < 4 && len > 0; m++) {
             char *t = malloc(len + 2);
-            size_t at = (size_t)(rnd(&seed) % len), tl = len;
+            size_t at = (size_t)(tj_rnd(&seed) % len), tl = len;
             memcpy(t, text, len + 1);
-            switch (rnd(&seed) % 3) {
+            switch (tj_rnd(&seed) % 3) {
             case 0:
-                t[at] = mut[rnd(&seed) % (sizeof mut - 1)];
+                t[at] = mut[tj_rnd(&seed) % (sizeof mut - 1)];
                 break;
             case 1:
                 memmove(t + at, t + at + 1, len - at);

@@ -14,6 +14,7 @@
 
 #include "core/json_text.h"
 #include "tests/exec/helpers.h"
+#include "tests/common/json_random.h"
 
 static void same(const json_t *v)
 {
@@ -134,71 +135,6 @@ static void test_edge_cases(void **state)
     json_decref(o);
 }
 
-/* xorshift64: reproducible random trees. */
-static uint64_t rnd(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
-static json_t *random_value(uint64_t *s, int depth)
-{
-    static const char *const pieces[] = {"a",
-                                         "\"",
-                                         "\\",
-                                         "/",
-                                         "\n",
-                                         "\x01",
-                                         "\x1f",
-                                         "\xc3\xa9",
-                                         "\xe2\x82\xac",
-                                         "\xf0\x9f\x98\x80",
-                                         " ",
-                                         "\x7f",
-                                         "{}"};
-    unsigned kind = (unsigned)(rnd(s) % (depth > 5 ? 5 : 8));
-    char str[128];
-    size_t n = 0;
-    switch (kind) {
-    case 0:
-        return json_integer((json_int_t)rnd(s));
-    case 1:
-    case 2:
-        for (unsigned k = (unsigned)(rnd(s) % 12); k; k--) {
-            const char *p = pieces[rnd(s) % (sizeof pieces / sizeof pieces[0])];
-            size_t pl = strlen(p);
-            if (n + pl >= sizeof str)
-                break;
-            memcpy(str + n, p, pl);
-            n += pl;
-        }
-        str[n] = '\0';
-        return json_string(str);
-    case 3:
-        return rnd(s) & 1 ? json_true() : json_null();
-    case 4:
-        return rnd(s) & 3 ? json_integer(-(json_int_t)(rnd(s) % 1000)) : json_real(0.5);
-    case 5:
-    case 6: {
-        json_t *o = json_object();
-        for (unsigned k = (unsigned)(rnd(s) % 6); k; k--) {
-            char key[16];
-            snprintf(key, sizeof key, "k%u\"%s", (unsigned)(rnd(s) % 50), k & 1 ? "\t" : "");
-            json_object_set_new(o, key, random_value(s, depth + 1));
-        }
-        return o;
-    }
-    default: {
-        json_t *a = json_array();
-        for (unsigned k = (unsigned)(rnd(s) % 6); k; k--)
-            json_array_append_new(a, random_value(s, depth + 1));
-        return a;
-    }
-    }
-}
-
 /* core_json_escape_quotes: the inside of json_dumps's string for texts without control
  * characters, SIZE_MAX for the others. */
 static void test_escape_quotes(void **state)
@@ -212,8 +148,8 @@ static void test_escape_quotes(void **state)
     for (int i = 0; i < 20000; i++) {
         char str[256], out[512 + 1];
         size_t n = 0;
-        for (unsigned k = (unsigned)(rnd(&seed) % 40); k; k--) {
-            const char *p = pieces[rnd(&seed) % (sizeof pieces / sizeof pieces[0])];
+        for (unsigned k = (unsigned)(tj_rnd(&seed) % 40); k; k--) {
+            const char *p = pieces[tj_rnd(&seed) % (sizeof pieces / sizeof pieces[0])];
             size_t pl = strlen(p);
             if (n + pl >= sizeof str)
                 break;
@@ -246,7 +182,7 @@ static void test_random_trees(void **state)
     (void)state;
     uint64_t seed = 0x9e3779b97f4a7c15ULL;
     for (int i = 0; i < 3000; i++) {
-        json_t *v = random_value(&seed, 0);
+        json_t *v = tj_random_value(&seed, 0);
         same(v);
         same_sorted(v, NULL);
         same_sorted(v, "k7\"");
