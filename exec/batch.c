@@ -159,9 +159,16 @@ static void collect(ex_batcher *b)
     if (!ex_store_batch_held(b->st)) /* an early flush committed the held batch too */
         hl_splice(&l, &b->pending);
     mark_batch(b, &l);
-    if (rc != PL_OK)
+    if (rc != PL_OK) {
         core_log_error(b->log, "exec: batch commit failed (%s); held replies become errors",
                        pl_strerror(rc));
+        /* The failed commit may have been a failed fdatasync of the data file, which the
+         * kernel reports once: the syncer's next fsync of the same file may then succeed
+         * although earlier batches' meta pages were dropped. The batches still waiting for
+         * their sync are not known durable: their replies become errors too (the safe side:
+         * an error for a write that may have landed, never a success for one that may not). */
+        release_upto(b, b->seq, rc);
+    }
     if (data_synced) {
         /* These commits synced the data file (their data pages) after every earlier commit
          * had written its meta page: every earlier batch is durable now, whether or not its
