@@ -119,6 +119,17 @@ void core_syncer_request(core_syncer *sy, uint64_t seq)
     pthread_mutex_unlock(&sy->mu);
 }
 
+void core_syncer_poll_failure(core_syncer *sy)
+{
+    pthread_mutex_lock(&sy->mu);
+    uint64_t synced = sy->synced;
+    pl_rc rc = sy->last_rc;
+    sy->last_rc = PL_OK;
+    pthread_mutex_unlock(&sy->mu);
+    if (rc != PL_OK)
+        sy->done(sy->arg, synced, rc);
+}
+
 uint64_t core_syncer_count(core_syncer *sy)
 {
     pthread_mutex_lock(&sy->mu);

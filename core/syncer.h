@@ -37,6 +37,16 @@ pl_rc core_syncer_new(struct event_base *base, core_sync_fn sync, void *sync_arg
 /* Commit number seq needs a sync. */
 void core_syncer_request(core_syncer *sy, uint64_t seq);
 
+/* Reports a failed sync now, if one is recorded and not yet reported: calls done(arg, synced,
+ * rc) at once (on the calling thread, which must be the loop thread) instead of waiting for
+ * the wake-up. A caller about to treat some other event as proof of durability (a later
+ * commit's successful fdatasync of the same file: after a failure the kernel reports the error
+ * once, so that success proves nothing) calls it first. Nothing happens when there is no
+ * failure to report. The failure is consumed: the wake-up that follows reports the same
+ * position with PL_OK, so a caller that polls must treat a reported failure as final (the
+ * batcher's fail-stop does). */
+void core_syncer_poll_failure(core_syncer *sy);
+
 /* Syncs run so far (benchmarks). */
 uint64_t core_syncer_count(core_syncer *sy);
 

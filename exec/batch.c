@@ -154,6 +154,11 @@ static void collect(ex_batcher *b)
     held *h, *next;
     if (!ex_store_batch_collect(b->st, &rc, &needs_sync, &data_synced))
         return;
+    /* A failed sync the loop has not heard of yet comes first: after it, a data_synced below
+     * proves nothing (the kernel reported the error once, to the syncer), and fail-stop must
+     * be in force before anything is released. */
+    if (b->syncer)
+        core_syncer_poll_failure(b->syncer);
     hl_init(&l);
     hl_splice(&l, &b->committing);
     if (!ex_store_batch_held(b->st)) /* an early flush committed the held batch too */

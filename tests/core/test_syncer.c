@@ -131,6 +131,34 @@ static void test_failure_reported_not_hidden(void **state)
     core_syncer_free(sy);
 }
 
+/* A recorded failure is reported by core_syncer_poll_failure at once, before the loop has
+ * run (the batcher calls it before trusting a later commit's fsync); a success is not, and a
+ * failure is reported once. */
+static void test_poll_reports_failure_first(void **state)
+{
+    fixture *f = *state;
+    core_syncer *sy = NULL;
+    f->script[1] = PL_ERR_IO; /* the first sync succeeds, the second fails */
+    assert_int_equal(core_syncer_new(f->base, fake_sync, f, on_synced, f, &sy), PL_OK);
+    core_syncer_request(sy, 1);
+    await_syncs(sy, 1);
+    core_syncer_poll_failure(sy);
+    assert_int_equal(f->calls, 0); /* a success waits for the loop */
+    core_syncer_request(sy, 2);
+    await_syncs(sy, 2);
+    core_syncer_poll_failure(sy);
+    assert_int_equal(f->calls, 1);
+    assert_int_equal(f->failed_to, 2);
+    assert_false(f->wrong_thread);
+    core_syncer_poll_failure(sy);
+    assert_int_equal(f->calls, 1); /* reported once */
+    /* the loop's later wake-up reports the position without the consumed failure */
+    run_until(f, 2);
+    assert_int_equal(f->covered, 2);
+    assert_int_equal(f->failed_to, 2);
+    core_syncer_free(sy);
+}
+
 /* Freeing with a request outstanding joins the thread without calling back. */
 static void test_free_joins(void **state)
 {
@@ -148,6 +176,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_covers_every_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_reported_not_hidden, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_poll_reports_failure_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_joins, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
