@@ -82,6 +82,27 @@ static int64_t read_one(const char *dir, const char *gid)
     return ms;
 }
 
+/* Writes n records into database db of <dir>/seen with LMDB directly, as an outside writer
+ * of the environment would (records this module never writes). */
+static void plant(const char *dir, const char *db, const MDB_val *keys, const MDB_val *vals,
+                  size_t n)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    char path[300];
+    snprintf(path, sizeof path, "%s/seen", dir);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 2), 0);
+    assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, db, MDB_CREATE, &dbi), 0);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(mdb_put(txn, dbi, (MDB_val *)&keys[i], (MDB_val *)&vals[i], 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
 /* A touch is written at the next flush; the reader (after the writer closed) sees it, and
  * "never" (0) for a grant without a call. */
 static void test_record_and_read_back(void **state)
@@ -333,24 +354,9 @@ static void test_hostile_ids(void **state)
     /* Malformed records planted with LMDB directly (a value of the wrong size, a key that
      * is not an id): the reader answers "never" for them, the next purge pass deletes them. */
     {
-        MDB_env *env;
-        MDB_txn *txn;
-        MDB_dbi dbi;
-        MDB_val k1 = {6, "g_bad1"}, v1 = {3, "abc"}, k2 = {5, "g bad"}, v2;
         int64_t t = T0;
-        char path[300];
-        snprintf(path, sizeof path, "%s/seen", f->dir);
-        v2.mv_size = 8;
-        v2.mv_data = &t;
-        assert_int_equal(mdb_env_create(&env), 0);
-        assert_int_equal(mdb_env_set_maxdbs(env, 2), 0);
-        assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
-        assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-        assert_int_equal(mdb_dbi_open(txn, "seen", 0, &dbi), 0);
-        assert_int_equal(mdb_put(txn, dbi, &k1, &v1, 0), 0);
-        assert_int_equal(mdb_put(txn, dbi, &k2, &v2, 0), 0);
-        assert_int_equal(mdb_txn_commit(txn), 0);
-        mdb_env_close(env);
+        MDB_val k[2] = {{6, "g_bad1"}, {5, "g bad"}}, v[2] = {{3, "abc"}, {sizeof t, &t}};
+        plant(f->dir, "seen", k, v, 2);
     }
     {
         const char *g[3] = {"g_bad1", "g bad", longid};
@@ -439,21 +445,9 @@ static void test_purge_resumes_at_a_long_key(void **state)
     f->s = NULL;
     memset(longkey, 'b', sizeof longkey); /* sorts between a_live and z_dead */
     {
-        MDB_env *env;
-        MDB_txn *txn;
-        MDB_dbi dbi;
         int64_t t = T0;
         MDB_val k = {sizeof longkey, longkey}, v = {sizeof t, &t};
-        char path[300];
-        snprintf(path, sizeof path, "%s/seen", f->dir);
-        assert_int_equal(mdb_env_create(&env), 0);
-        assert_int_equal(mdb_env_set_maxdbs(env, 2), 0);
-        assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
-        assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-        assert_int_equal(mdb_dbi_open(txn, "seen", 0, &dbi), 0);
-        assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-        assert_int_equal(mdb_txn_commit(txn), 0);
-        mdb_env_close(env);
+        plant(f->dir, "seen", &k, &v, 1);
     }
     c.alive = alive;
     c.alive_arg = f;
@@ -535,21 +529,11 @@ static void test_schema(void **state)
     az_seen_cfg c = cfg_of(f);
     const char *g[1] = {"g_a"};
     int64_t out[1];
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi meta;
     MDB_val k = {6, "schema"}, v = {1, "9"};
     char path[300];
     snprintf(path, sizeof path, "%s/seen", f->dir);
     assert_int_equal(mkdir(path, 0700), 0);
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 2), 0);
-    assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "meta", MDB_CREATE, &meta), 0);
-    assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    plant(f->dir, "meta", &k, &v, 1);
     assert_int_equal(az_seen_open(&c, &f->s), PL_ERR_UNSUPPORTED);
     assert_null(f->s);
     assert_int_equal(az_seen_read(f->dir, g, 1, out), PL_ERR_UNSUPPORTED);
