@@ -12,35 +12,9 @@
 # CALLGRIND_KEEP=DIR keeps the callgrind.out files there (callgrind_annotate them).
 # AUTHZ_BIN=path measures another postly-authz binary (before/after comparisons);
 # AUTHZ_ARGS adds options (e.g. --sign-on-loop).
-set -euo pipefail
-B=$(cd "$1" && pwd)
-N=${2:-2000}
-MODE=${3:-nosync}
-WARM=${WARM:-300}
-AUTHZ=${AUTHZ_BIN:-$B/authz/postly-authz}
-BENCH=$B/bench/authz/bench_authz
-RESOURCE=http://127.0.0.1:8081/mcp
-D=$(mktemp -d)
-pid=
-cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$D"
-}
-trap cleanup EXIT
-"$BENCH" seed "$D/data" $((WARM + N)) "$D/items"
-read -r -a extra <<< "${AUTHZ_ARGS:-}"
-[ "$MODE" = nosync ] && extra+=(--unsafe-no-fsync)
-valgrind --tool=callgrind --compress-strings=no --callgrind-out-file="$D/cg.%p" "$AUTHZ" --data "$D/data" --port 0 \
-  --resource "$RESOURCE" --log-level info "${extra[@]}" > "$D/out" 2> "$D/log" &
-pid=$!
-port=
-for _ in $(seq 600); do
-  port=$(sed -nE 's|.*listening on http://127\.0\.0\.1:([0-9]+).*|\1|p' "$D/out" | head -1)
-  [ -n "$port" ] && break
-  sleep 0.1
-done
-[ -n "$port" ] || { echo "callgrind_authz: postly-authz did not start"; cat "$D/log"; exit 1; }
+N_DEFAULT=2000 WARM_DEFAULT=300 NAME=callgrind_authz
+. "$(dirname "$0")/lib.sh"
+start_authz valgrind --tool=callgrind --compress-strings=no --callgrind-out-file="$D/cg.%p"
 "$BENCH" drive "$port" "$D/items" "$WARM" "$N" "$pid"
 for phase in 1 2; do
   f="$D/cg.$pid.$phase"
